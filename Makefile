@@ -1,0 +1,42 @@
+# Everything a fresh machine needs is installed by these targets themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 5001
+NAB ?= ../shared/nab
+
+.PHONY: run test bench evaluate deps dev-deps browser clean
+
+run: deps ## Run the server on the embedded defaults (SQLite under data/, port $$PORT or 5001).
+	PORT=$(PORT) $(PY) server.py
+
+test: dev-deps browser ## Run every test: detectors, generators, server, dashboard in headless Chromium.
+	$(PY) -m pytest
+
+bench: dev-deps ## Print the speed and memory figures of every benchmark under tests/benchmarks/.
+	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+evaluate: deps ## Score every detector on the NAB corpus and print the table.
+	$(PY) -m detectors evaluate --nab $(NAB) --detector all --out results
+
+$(VENV)/.deps: requirements.txt package.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+$(VENV)/.dev-deps: $(VENV)/.deps requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+deps: $(VENV)/.deps
+dev-deps: $(VENV)/.dev-deps
+
+browser: ## Debian's Chromium for the dashboard tests (Playwright drives it; no browser download).
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache results

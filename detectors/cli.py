@@ -1,0 +1,209 @@
+"""Command line of the detectors package: ``python -m detectors score|evaluate``.
+
+``score`` reads a CSV and writes it back to stdout with two more columns,
+``anomaly_score`` and ``is_anomaly``, scored causally row by row.
+``evaluate`` runs detectors over the NAB corpus, prints their NAB scores and
+writes per-row results in NAB's layout.
+
+A detector is named by its registry name or, for one outside the registry, as
+``module:Class`` (imported, then built with default parameters).  Bad input
+ends with a one-line ``error: ...`` on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base import Detector
+from .nab import DEFAULT_BATCH, evaluate_detector, load_corpus, write_results
+from .nab_scoring import PROFILES
+from .registry import REGISTRY, make
+
+__all__ = ["main", "build_parser", "load_detector", "DEFAULT_DETECTOR", "DEFAULT_NAB_DIR"]
+
+DEFAULT_DETECTOR = "ensemble"
+#: The shared NAB copy sits next to the repository: <repo>/../shared/nab.
+DEFAULT_NAB_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nab"
+#: Cell texts read as "no value on this row" (scored 0, not learned).
+MISSING_CELLS = frozenset({"", "nan", "na", "null", "none"})
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the same one-line error shape as the rest of the command line."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def load_detector(spec: str) -> Detector:
+    """Build a detector from a registry name or a ``module:Class`` path; ValueError otherwise."""
+    if ":" not in spec:
+        return make(spec)
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import detector module {module_name!r}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise ValueError(f"{spec!r} is not a Detector subclass")
+    return cls()
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV as text, so the columns are echoed back exactly as given."""
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise ValueError(f"{path} has no data rows")
+    return frame
+
+
+def _numeric_column(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    text = frame[column].str.strip()
+    missing = text.str.lower().isin(MISSING_CELLS)
+    numbers = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~missing.to_numpy() & ~np.isfinite(numbers))
+    if len(bad):
+        row = int(bad[0])
+        # +2: the header is line 1 and rows count from 0.
+        raise ValueError(f"{path}, line {row + 2}, column {column!r}: {text.iloc[row]!r} is not a number")
+    return numbers
+
+
+def _read_stream(path: Path, time_col: str, value_cols: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = _read_table(path)
+    for column in ([time_col] if time_col else []) + value_cols:
+        if column not in frame.columns:
+            raise ValueError(f"{path} has no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
+    values = np.column_stack([_numeric_column(path, frame, c) for c in value_cols])
+    return frame, values
+
+
+def _command_score(args) -> int:
+    value_cols = args.value_col or ["value"]
+    try:
+        detector = load_detector(args.detector)
+        if len(value_cols) > 1 and not detector.multivariate:
+            raise ValueError(f"detector {detector.name!r} scores one value column only, got {len(value_cols)}")
+        frame, values = _read_stream(Path(args.input), args.time_col, value_cols)
+    except ValueError as exc:
+        return _fail(exc)
+    scores = detector.score_series(values)
+    frame["anomaly_score"] = scores
+    frame["is_anomaly"] = (scores >= detector.threshold).astype(int)
+    frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _detector_names(requested: list[str]) -> list[str]:
+    names = []
+    for name in requested:
+        expanded = sorted(REGISTRY) if name == "all" else [name]
+        names += [n for n in expanded if n not in names]
+    if not names:
+        raise ValueError("no detectors registered")
+    return names
+
+
+def _print_table(evaluation, files) -> None:
+    n_rows = sum(f.n_rows for f in files)
+    n_windows = sum(len(f.windows) for f in files)
+    print(f"{evaluation.detector}: {len(files)} files, {n_rows} rows, {n_windows} windows; "
+          f"detector ran {evaluation.seconds:.1f} s")
+    print(f"  {'profile':<20} {'threshold':>10} {'raw':>10} {'NAB score':>10} {'windows found':>14} {'false alarms':>13}")
+    for name, result in evaluation.results.items():
+        print(f"  {name:<20} {result.threshold:>10.6f} {result.raw:>10.4f} {result.normalised:>10.2f} "
+              f"{f'{result.detected}/{result.n_windows}':>14} {result.false_alarms:>13}")
+    print()
+
+
+def _print_summary(evaluations, profiles) -> None:
+    print(f"{'detector':<20}" + "".join(f"{p:>20}" for p in profiles))
+    for evaluation in evaluations:
+        print(f"{evaluation.detector:<20}" + "".join(f"{evaluation.normalised[p]:>20.2f}" for p in profiles))
+
+
+def _command_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    profiles = list(dict.fromkeys(args.profile or PROFILES))
+    try:
+        if args.batch < 1:
+            raise ValueError("--batch must be at least 1")
+        detectors = [load_detector(name) for name in _detector_names(args.detector or [DEFAULT_DETECTOR])]
+        files = load_corpus(args.nab)
+    except (ValueError, OSError) as exc:
+        return _fail(exc)
+    evaluations = []
+    for detector in detectors:
+        with tqdm(total=len(files), desc=detector.name, unit="file", file=sys.stderr) as bar:
+            evaluation = evaluate_detector(detector, files, batch=args.batch, profiles=profiles, progress=bar.update)
+        write_results(args.out, evaluation.detector, files, evaluation.scores)
+        _print_table(evaluation, files)
+        evaluations.append(evaluation)
+    if len(evaluations) > 1:
+        _print_summary(evaluations, profiles)
+    print(f"results written under {Path(args.out) / '<detector>'}")
+    return 0
+
+
+def _fail(exc: Exception) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m detectors``."""
+    parser = _Parser(prog="python -m detectors", description="Online anomaly detectors: score a CSV or evaluate on NAB.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{score,evaluate}")
+
+    score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, is_anomaly")
+    score.add_argument("input", metavar="INPUT.csv", help="CSV with a header row")
+    score.add_argument("--detector", default=DEFAULT_DETECTOR,
+                       help=f"registry name or module:Class (default: {DEFAULT_DETECTOR})")
+    score.add_argument("--time-col", default="timestamp",
+                       help="column that must be present, echoed unchanged; '' for none (default: timestamp)")
+    score.add_argument("--value-col", action="append", metavar="NAME",
+                       help="numeric column to score; repeat for a multivariate stream (default: value)")
+    score.set_defaults(run=_command_score)
+
+    evaluate = commands.add_parser("evaluate", help="score detectors on the NAB corpus under NAB's rules")
+    evaluate.add_argument("--nab", type=Path, default=DEFAULT_NAB_DIR, help=f"NAB folder (default: {DEFAULT_NAB_DIR})")
+    evaluate.add_argument("--detector", action="append", metavar="NAME",
+                          help=f"registry name or module:Class, repeatable; 'all' for every registered one "
+                               f"(default: {DEFAULT_DETECTOR})")
+    evaluate.add_argument("--profile", action="append", choices=list(PROFILES),
+                          help="NAB profile, repeatable (default: all three)")
+    evaluate.add_argument("--out", type=Path, default=Path("results"),
+                          help="results folder, NAB layout <out>/<detector>/<category>/ (default: results)")
+    evaluate.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                          help=f"files scored together as one detector bank (default: {DEFAULT_BATCH})")
+    evaluate.set_defaults(run=_command_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, and keep Python's
+        # own flush at exit from failing on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

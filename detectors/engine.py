@@ -1,0 +1,481 @@
+"""The engine: many named streams, scored one tick at a time in a few vectorised steps.
+
+Streams with the same number of fields and the same detector parameters share
+a *bank*: one ensemble detector whose rows are the streams.  A tick fills one
+``(S, d)`` array per bank (NaN for streams without a point) and steps it once,
+so the cost of a tick grows with the number of banks, not of streams.
+
+Per-stream settings that do not change a detector's state (thresholds,
+member weights, on/off) live in the engine's arrays and apply at once; a
+new window moves the stream to a bank with that window and replays the
+stream's recent history into it, so it does not start cold.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .base import copy_stream_rows
+from .ensemble import DEFAULT_MEMBERS, EnsembleDetector
+from .registry import make
+
+__all__ = ["Engine", "Verdict", "SEVERITIES"]
+
+#: Severity names, from a score just past the threshold to one far beyond it.
+SEVERITIES = ("low", "medium", "high", "critical")
+#: How many times smaller than the threshold's tail probability a point's must be for each severity.
+_SEVERITY_STEPS = (1.5, 2.25, 3.5)
+#: Points of history kept per stream, replayed when its detector is rebuilt.
+HISTORY = 512
+#: Windows a user may choose.
+WINDOW_RANGE = (10, 2000)
+
+
+@dataclass
+class Verdict:
+    """The engine's answer for one point of one stream."""
+
+    stream: str
+    values: dict
+    score: float
+    is_anomaly: bool
+    severity: str | None
+    detectors: dict = field(default_factory=dict)
+    fired: list = field(default_factory=list)
+    expected: dict = field(default_factory=dict)
+    warming_up: bool = False
+
+    def to_dict(self) -> dict:
+        """Return the verdict as plain JSON-ready types."""
+        return asdict(self)
+
+
+def severity_of(score: float, threshold: float) -> str | None:
+    """Grade a flagged score by how far its tail probability lies below the threshold's.
+
+    >>> severity_of(0.99, 0.999) is None, severity_of(0.9999, 0.999), severity_of(1.0, 0.999)
+    (True, 'low', 'critical')
+    """
+    if score < threshold:
+        return None
+    p, p_threshold = max(1.0 - score, 1e-300), max(1.0 - threshold, 1e-300)
+    ratio = math.log(p) / math.log(p_threshold) if p_threshold < 1 else math.inf
+    return SEVERITIES[sum(ratio >= step for step in _SEVERITY_STEPS)]
+
+
+class _Bank:
+    """Streams of one field count and one parameter set, sharing one ensemble detector."""
+
+    def __init__(self, prototype: EnsembleDetector, n_features: int, capacity: int = 8):
+        self.prototype = prototype
+        self.n_features = n_features
+        self.detector = prototype.clone().reset(capacity, n_features)
+        self.history = np.full((capacity, HISTORY, n_features), np.nan)
+        self.history_next = np.zeros(capacity, dtype=np.int64)
+        self.history_count = np.zeros(capacity, dtype=np.int64)
+        self.free = list(range(capacity - 1, -1, -1))
+        #: Each row's ensemble threshold, so a tick's anomalies are found in one comparison.
+        self.thresholds = np.full(capacity, np.inf)
+
+    @property
+    def capacity(self) -> int:
+        return self.detector.n_streams_
+
+    def take_row(self) -> int:
+        """Claim a free row, doubling the bank when it is full."""
+        if not self.free:
+            self._grow(2 * self.capacity)
+        return self.free.pop()
+
+    def release_row(self, row: int) -> None:
+        """Forget a row's state and history and make it free for another stream."""
+        fresh = self.prototype.clone().reset(1, self.n_features)
+        copy_stream_rows(self.detector, fresh, [row], [0], self.capacity, 1)
+        self.history[row] = np.nan
+        self.history_count[row] = self.history_next[row] = 0
+        self.thresholds[row] = np.inf
+        self.free.append(row)
+
+    def _grow(self, capacity: int) -> None:
+        old, old_capacity = self.detector, self.capacity
+        self.detector = self.prototype.clone().reset(capacity, self.n_features)
+        rows = np.arange(old_capacity)
+        copy_stream_rows(self.detector, old, rows, rows, capacity, old_capacity)
+        history = np.full((capacity, HISTORY, self.n_features), np.nan)
+        history[:old_capacity] = self.history
+        self.history = history
+        self.history_next = np.concatenate([self.history_next, np.zeros(capacity - old_capacity, np.int64)])
+        self.history_count = np.concatenate([self.history_count, np.zeros(capacity - old_capacity, np.int64)])
+        self.thresholds = np.concatenate([self.thresholds, np.full(capacity - old_capacity, np.inf)])
+        self.free = list(range(capacity - 1, old_capacity - 1, -1)) + self.free
+
+    def remember(self, X: np.ndarray, present: np.ndarray) -> None:
+        rows = np.flatnonzero(present)
+        self.history[rows, self.history_next[rows]] = X[rows]
+        self.history_next[rows] = (self.history_next[rows] + 1) % HISTORY
+        self.history_count[rows] = np.minimum(self.history_count[rows] + 1, HISTORY)
+
+    def recent(self, row: int) -> np.ndarray:
+        """Return the row's remembered points, oldest first."""
+        n = self.history_count[row]
+        idx = (self.history_next[row] - n + np.arange(n)) % HISTORY
+        return self.history[row, idx]
+
+
+class Engine:
+    """Score many named streams tick by tick with one ensemble per bank of alike streams.
+
+    Parameters
+    ----------
+    members : sequence of str
+        Member detectors of every stream's ensemble.
+    member_params : dict, optional
+        Constructor parameters per member name.
+    ensemble_params : dict, optional
+        Other parameters of the ensemble (fusion, weights, warmup, threshold).
+
+    Examples
+    --------
+    >>> engine = Engine(members=("zscore", "mad"))
+    >>> engine.add_stream("cpu", ("cpu",))
+    >>> rng = np.random.default_rng(0)
+    >>> for v in rng.normal(50, 2, 100):
+    ...     _ = engine.step({"cpu": {"cpu": float(v)}})
+    >>> v = engine.step({"cpu": {"cpu": 95.0}})["cpu"]
+    >>> v.is_anomaly, v.severity, v.fired
+    (True, 'critical', ['zscore', 'mad'])
+    """
+
+    def __init__(self, members: Sequence[str] = DEFAULT_MEMBERS, member_params=None, ensemble_params=None):
+        self.members = tuple(members)
+        self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
+        self.ensemble_params = dict(ensemble_params or {})
+        self._prototype_cache: dict = {}
+        self._banks: dict = {}
+        self._streams: dict[str, dict] = {}
+        #: Bumped whenever a stream changes bank, so stream groups know to resolve again.
+        self.layout_version = 0
+
+    # -- streams ----------------------------------------------------------
+    @property
+    def detector_names(self) -> list[str]:
+        """Return the member detector names, in explanation order."""
+        return list(self.members)
+
+    def streams(self) -> dict[str, tuple]:
+        """Return ``{name: fields}`` in the order streams were added."""
+        return {name: s["fields"] for name, s in self._streams.items()}
+
+    def has_stream(self, name: str) -> bool:
+        """Return whether ``name`` is a known stream."""
+        return name in self._streams
+
+    def add_stream(self, name: str, fields: Sequence[str]) -> None:
+        """Add a stream with the given field names; re-adding with the same fields is a no-op."""
+        fields = tuple(fields)
+        if not fields or len(set(fields)) != len(fields):
+            raise ValueError(f"stream {name!r} needs one or more distinct field names")
+        if name in self._streams:
+            if self._streams[name]["fields"] != fields:
+                raise ValueError(f"stream {name!r} exists with fields {list(self._streams[name]['fields'])}")
+            return
+        prototype = self._ensemble()
+        stream = {
+            "fields": fields,
+            "windows": {},
+            "threshold": prototype.threshold,
+            "thresholds": np.array([self._member_default(m, "threshold") for m in self.members]),
+            "weights": np.array([float(prototype.weights.get(m, 1.0)) for m in self.members]),
+            "enabled": np.ones(len(self.members), dtype=bool),
+        }
+        self._streams[name] = stream
+        self._place(name)
+
+    # -- scoring ----------------------------------------------------------
+    def step(self, points: Mapping[str, Mapping[str, float]]) -> "TickResult":
+        """Score one tick: one point per named stream, scored together, then learned.
+
+        Returns a read-only mapping ``{stream: Verdict}`` whose verdicts are
+        built only when read, so a tick of many streams costs no Python work
+        per stream beyond filling its row.
+        """
+        by_bank: dict = {}
+        for name, values in points.items():
+            stream = self._streams.get(name)
+            if stream is None:
+                raise ValueError(f"unknown stream {name!r}")
+            if len(values) != len(stream["fields"]) or not all(f in values for f in stream["fields"]):
+                raise ValueError(f"stream {name!r} takes fields {list(stream['fields'])}, got {sorted(values)}")
+            by_bank.setdefault(stream["bank"], []).append(name)
+        result = TickResult(self)
+        for key, names in by_bank.items():
+            rows = np.fromiter((self._streams[n]["row"] for n in names), dtype=np.int64, count=len(names))
+            values = np.array([[points[n][f] for f in self._streams[n]["fields"]] for n in names], dtype=float)
+            result._add(names, values, *self._step_bank(self._banks[key], rows, values))
+        return result
+
+    def group(self, names: Sequence[str]) -> "StreamGroup":
+        """Resolve a fixed list of streams once, for ticks given as one ``(n, d)`` array with no per-stream work."""
+        return StreamGroup(self, names)
+
+    def _step_bank(self, bank: _Bank, rows: np.ndarray, values: np.ndarray):
+        det = bank.detector
+        X = np.full((bank.capacity, bank.n_features), np.nan)
+        X[rows] = values
+        present = np.zeros(bank.capacity, dtype=bool)
+        present[rows] = True
+        expected = det.expected_range()
+        warming = det.seen_[rows] < det.warmup
+        fused = det.step(X)
+        bank.remember(X, present)
+        flagged = (fused[rows] >= bank.thresholds[rows]) & ~warming
+        low, high = expected if expected is not None else (None, None)
+        return (fused[rows], det.member_scores_[rows], flagged, warming,
+                None if low is None else low[rows], None if high is None else high[rows])
+
+    def _verdict(self, name, values: np.ndarray, fused, member_scores, warming, low, high) -> Verdict:
+        stream = self._streams[name]
+        on = stream["enabled"] & (stream["weights"] > 0)
+        score = float(fused)
+        threshold = stream["threshold"]
+        ranges = {}
+        if low is not None:
+            for i, f in enumerate(stream["fields"]):
+                if np.isfinite(low[i]) and np.isfinite(high[i]):
+                    ranges[f] = [float(low[i]), float(high[i])]
+        return Verdict(
+            stream=name,
+            values={f: float(v) for f, v in zip(stream["fields"], values)},
+            score=score,
+            is_anomaly=bool(score >= threshold and not warming),
+            severity=None if warming else severity_of(score, threshold),
+            detectors={m: float(s) for m, s, o in zip(self.members, member_scores, on) if o},
+            fired=[m for m, s, t, o in zip(self.members, member_scores, stream["thresholds"], on) if o and s >= t],
+            expected=ranges,
+            warming_up=bool(warming),
+        )
+
+    # -- configuration ----------------------------------------------------
+    def configure(self, stream: str, *, detector: str | None = None, threshold=None, window=None,
+                  enabled=None, weight=None) -> dict:
+        """Change one stream's threshold, window, on/off or weight for one detector (or the ensemble)."""
+        s = self._streams.get(stream)
+        if s is None:
+            raise ValueError(f"unknown stream {stream!r}")
+        fused = detector in (None, "ensemble")
+        if not fused and detector not in self.members:
+            raise ValueError(f"unknown detector {detector!r}; choose 'ensemble' or one of {list(self.members)}")
+        if threshold is not None:
+            threshold = _number(threshold, "threshold", 0.0, 1.0)
+        if window is not None:
+            window = int(_number(window, "window", *WINDOW_RANGE, integer=True))
+        if weight is not None:
+            weight = _number(weight, "weight", 0.0, 100.0)
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ValueError("enabled must be true or false")
+        if fused and (window is not None or weight is not None or enabled is not None):
+            raise ValueError("the ensemble takes a threshold only; set window, weight and enabled per detector")
+        if fused:
+            if threshold is not None:
+                s["threshold"] = threshold
+                self._banks[s["bank"]].thresholds[s["row"]] = threshold
+            return self.config(stream)
+        i = self.members.index(detector)
+        if enabled is False and int(np.sum(s["enabled"] & (s["weights"] > 0))) <= 1 and s["enabled"][i]:
+            raise ValueError("at least one detector must stay enabled")
+        if threshold is not None:
+            s["thresholds"][i] = threshold
+        if weight is not None:
+            s["weights"][i] = weight
+        if enabled is not None:
+            s["enabled"][i] = enabled
+        self._apply_weights(stream)
+        if window is not None and window != self._window_of(stream, detector):
+            s["windows"][detector] = window
+            self._move(stream)
+        return self.config(stream)
+
+    def config(self, stream: str | None = None) -> dict:
+        """Return one stream's settings, or ``{stream: settings}`` for all."""
+        if stream is None:
+            return {name: self.config(name) for name in self._streams}
+        s = self._streams.get(stream)
+        if s is None:
+            raise ValueError(f"unknown stream {stream!r}")
+        return {
+            "threshold": float(s["threshold"]),
+            "detectors": {
+                m: {
+                    "threshold": float(s["thresholds"][i]),
+                    "window": self._window_of(stream, m),
+                    "enabled": bool(s["enabled"][i]),
+                    "weight": float(s["weights"][i]),
+                }
+                for i, m in enumerate(self.members)
+            },
+        }
+
+    def load_config(self, saved: Mapping) -> None:
+        """Re-apply settings saved from :meth:`config` (unknown streams and detectors are skipped)."""
+        for name, cfg in saved.items():
+            if name not in self._streams:
+                continue
+            if "threshold" in cfg:
+                self.configure(name, threshold=cfg["threshold"])
+            for det, dcfg in cfg.get("detectors", {}).items():
+                if det in self.members:
+                    self.configure(name, detector=det, **{k: dcfg[k] for k in ("threshold", "window", "enabled", "weight") if k in dcfg})
+
+    # -- banks ------------------------------------------------------------
+    def _member_default(self, member: str, param: str):
+        return getattr(make(member, **self.member_params.get(member, {})), param, None)
+
+    def _window_of(self, stream: str, member: str):
+        s = self._streams[stream]
+        return s["windows"].get(member, self._member_default(member, "window"))
+
+    def _ensemble(self, windows: Mapping[str, int] | None = None) -> EnsembleDetector:
+        key = tuple(sorted((windows or {}).items()))
+        if key not in self._prototype_cache:
+            params = {m: dict(self.member_params.get(m, {})) for m in self.members}
+            for m, w in (windows or {}).items():
+                params[m]["window"] = w
+            self._prototype_cache[key] = EnsembleDetector(members=self.members, member_params=params, **self.ensemble_params)
+        return self._prototype_cache[key]
+
+    def _place(self, name: str) -> None:
+        s = self._streams[name]
+        key = (len(s["fields"]), tuple(sorted(s["windows"].items())))
+        if key not in self._banks:
+            self._banks[key] = _Bank(self._ensemble(s["windows"]), len(s["fields"]))
+        bank = self._banks[key]
+        s["bank"], s["row"] = key, bank.take_row()
+        bank.thresholds[s["row"]] = s["threshold"]
+        self._apply_weights(name)
+
+    def _apply_weights(self, name: str) -> None:
+        s = self._streams[name]
+        bank = self._banks[s["bank"]]
+        bank.detector.stream_weights_[s["row"]] = np.where(s["enabled"], s["weights"], 0.0)
+
+    def _move(self, name: str) -> None:
+        """Rebuild a stream's detector with its new parameters, warmed on its recent history."""
+        s = self._streams[name]
+        old = self._banks[s["bank"]]
+        history = old.recent(s["row"])
+        old.release_row(s["row"])
+        self._place(name)
+        self.layout_version += 1
+        bank = self._banks[s["bank"]]
+        X = np.full((bank.capacity, bank.n_features), np.nan)
+        present = np.zeros(bank.capacity, dtype=bool)
+        present[s["row"]] = True
+        for point in history:
+            X[s["row"]] = point
+            bank.detector.step(X)
+            bank.remember(X, present)
+
+
+def _number(value, name: str, low: float, high: float, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number")
+    if integer and float(value) != int(value):
+        raise ValueError(f"{name} must be a whole number")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}")
+    return float(value)
+
+
+class TickResult(Mapping):
+    """The verdicts of one tick, as a mapping ``{stream: Verdict}`` built lazily.
+
+    ``anomalies()`` lists only the flagged streams, found with one array
+    comparison per bank.
+    """
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._where: dict[str, tuple] = {}
+        self._parts: list = []
+        self._cache: dict[str, Verdict] = {}
+
+    def _add(self, names, values, fused, members, flagged, warming, low, high) -> None:
+        part = len(self._parts)
+        self._parts.append((names, fused, members, flagged, warming, low, high, values))
+        self._where.update((n, (part, i)) for i, n in enumerate(names))
+
+    def __getitem__(self, name: str) -> Verdict:
+        if name not in self._cache:
+            part, i = self._where[name]
+            names, fused, members, _, warming, low, high, values = self._parts[part]
+            self._cache[name] = self._engine._verdict(
+                name, values[i], fused[i], members[i], warming[i],
+                None if low is None else low[i], None if high is None else high[i])
+        return self._cache[name]
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def scores(self) -> dict[str, float]:
+        """Return ``{stream: fused score}`` for every stream of the tick."""
+        return {n: float(p[1][i]) for p in self._parts for i, n in enumerate(p[0])}
+
+    def anomalies(self) -> list[Verdict]:
+        """Return the verdicts of the flagged streams only."""
+        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3])]
+
+
+class StreamGroup:
+    """A fixed list of streams resolved to bank rows once, stepped from one ``(n, d)`` array.
+
+    >>> engine = Engine(members=("zscore",))
+    >>> for i in range(3):
+    ...     engine.add_stream(f"s{i}", ("x",))
+    >>> group = engine.group(["s0", "s1", "s2"])
+    >>> result = group.step(np.array([[1.0], [2.0], [3.0]]))
+    >>> sorted(result), result["s2"].values
+    (['s0', 's1', 's2'], {'x': 3.0})
+    """
+
+    def __init__(self, engine: Engine, names: Sequence[str]):
+        self.engine = engine
+        self.names = list(names)
+        self._resolve()
+
+    def _resolve(self) -> None:
+        engine = self.engine
+        self._version = engine.layout_version
+        by_bank: dict = {}
+        for position, name in enumerate(self.names):
+            stream = engine._streams.get(name)
+            if stream is None:
+                raise ValueError(f"unknown stream {name!r}")
+            by_bank.setdefault(stream["bank"], []).append(position)
+        widths = {len(engine._streams[n]["fields"]) for n in self.names}
+        if len(widths) > 1:
+            raise ValueError("a group's streams must all have the same number of fields")
+        self._parts = [
+            (key, np.array(positions), np.array([engine._streams[self.names[p]]["row"] for p in positions]))
+            for key, positions in by_bank.items()
+        ]
+
+    def step(self, values) -> TickResult:
+        """Score one tick of ``values`` (row i is stream ``names[i]``; a NaN row skips that stream)."""
+        values = np.asarray(values, dtype=float)
+        values = values[:, None] if values.ndim == 1 else values
+        if values.shape[0] != len(self.names):
+            raise ValueError(f"expected {len(self.names)} rows, got {values.shape[0]}")
+        if self._version != self.engine.layout_version:
+            self._resolve()
+        result = TickResult(self.engine)
+        for key, positions, rows in self._parts:
+            part = values[positions]
+            names = [self.names[p] for p in positions] if len(self._parts) > 1 else self.names
+            result._add(names, part, *self.engine._step_bank(self.engine._banks[key], rows, part))
+        return result

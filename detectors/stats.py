@@ -1,0 +1,66 @@
+"""The one score scale every detector shares, and the statistics the simple detectors need.
+
+A detector finds the tail probability ``p`` of a point under its model of
+normal behaviour and reports ``score = 1 - p ** (1/10)``: a score ``s`` means
+``p = (1 - s) ** 10``.  So 0.5 is about one in a thousand, 0.75 one in a
+million and 0.9 one in ten billion, and scores keep their order far into the
+tail (to about 25 standard deviations) instead of all rounding to 1.0
+(``1 - p`` does past ``p < 1e-16``, about 8 standard deviations).
+
+Squared standardised distances over ``d`` fields are read against a
+chi-square law with ``d`` degrees of freedom (the two-sided Gaussian tail for
+one field).
+
+>>> round(float(score_from_logp(np.log(1e-3))), 3)
+0.499
+>>> round(float(chi2_score(np.array([9.0]), 1)[0]), 3)    # |z| = 3: p = 0.0027
+0.446
+>>> round(z_multiplier(float(chi2_score(np.array([9.0]), 1)[0])), 6)
+3.0
+>>> bool(chi2_score(np.array([100.0]), 1)[0] < chi2_score(np.array([400.0]), 1)[0] < 1.0)
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+#: Scores are ``1 - p ** (1 / SCORE_POWER)``.
+SCORE_POWER = 10.0
+#: Relative floor on a spread estimate, so a flat window does not divide by zero.
+SPREAD_FLOOR = 1e-9
+_LOG2 = float(np.log(2.0))
+
+
+def score_from_logp(logp) -> np.ndarray:
+    """Map natural-log tail probabilities to scores in [0, 1]."""
+    return -np.expm1(np.minimum(logp, 0.0) / SCORE_POWER)
+
+
+def logp_from_score(score) -> np.ndarray:
+    """Map scores back to natural-log tail probabilities (the inverse of :func:`score_from_logp`)."""
+    return SCORE_POWER * np.log1p(-np.clip(score, 0.0, 1.0 - 1e-16))
+
+
+def chi2_logp(z2: np.ndarray, d: int) -> np.ndarray:
+    """Return ``log P(chi2_d >= z2)`` without underflow far into the tail."""
+    z2 = np.maximum(np.nan_to_num(z2, nan=0.0, posinf=1e300), 0.0)
+    if d == 1:
+        return _LOG2 + special.log_ndtr(-np.sqrt(z2))
+    return stats.chi2.logsf(z2, d)
+
+
+def chi2_score(z2: np.ndarray, d: int) -> np.ndarray:
+    """Return the score of a squared standardised distance over ``d`` fields."""
+    return score_from_logp(chi2_logp(z2, d))
+
+
+def z_multiplier(threshold: float, d: int = 1) -> float:
+    """Return the distance (in spreads) at which a point of ``d`` fields reaches ``threshold``."""
+    p = (1.0 - min(max(threshold, 0.0), 1.0 - 1e-15)) ** SCORE_POWER
+    return float(np.sqrt(stats.chi2.isf(max(p, 1e-300), d)))
+
+
+def floored(spread: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Return ``spread`` raised to a tiny floor relative to the centre's magnitude."""
+    return np.maximum(spread, SPREAD_FLOOR * (np.abs(centre) + 1.0))

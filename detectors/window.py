@@ -1,0 +1,123 @@
+"""Per-stream sliding windows for a whole bank: a chronological ring buffer and a sorted twin.
+
+Both keep the last ``size`` points of each of ``S`` streams and are updated
+for every stream of a tick at once, with a fixed number of numpy operations.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class RollingWindow:
+    """The last ``size`` points of each stream, in arrival order, as a ring buffer ``(S, W, d)``.
+
+    Unfilled slots hold NaN.
+
+    >>> w = RollingWindow(n_streams=2, size=3)
+    >>> for t in range(4):
+    ...     _ = w.push(np.array([[t], [10.0 * t]]), np.array([True, t % 2 == 0]))
+    >>> np.sort(w.buffer[0, :, 0]).tolist()
+    [1.0, 2.0, 3.0]
+    >>> w.count.tolist(), w.last()[:, 0].tolist()
+    ([3, 2], [3.0, 20.0])
+    """
+
+    def __init__(self, n_streams: int, size: int, n_features: int = 1, dtype=np.float64):
+        if size < 1:
+            raise ValueError("window size must be at least 1")
+        self.size = int(size)
+        self.buffer = np.full((n_streams, self.size, n_features), np.nan, dtype=dtype)
+        self.count = np.zeros(n_streams, dtype=np.int64)
+        self.next_slot = np.zeros(n_streams, dtype=np.int64)
+
+    def push(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Append ``X[i]`` for every present stream ``i``; return the evicted points ``(S, d)`` (NaN if none)."""
+        rows = np.flatnonzero(present)
+        slots = self.next_slot[rows]
+        evicted = np.full((len(self.count), self.buffer.shape[2]), np.nan)
+        evicted[rows] = self.buffer[rows, slots]
+        self.buffer[rows, slots] = X[rows]
+        self.next_slot[rows] = (slots + 1) % self.size
+        self.count[rows] = np.minimum(self.count[rows] + 1, self.size)
+        return evicted
+
+    def last(self) -> np.ndarray:
+        """Return ``(S, d)``: each stream's most recent point (NaN if none)."""
+        return self.buffer[np.arange(len(self.count)), (self.next_slot - 1) % self.size]
+
+    def mean(self, power: int = 1) -> np.ndarray:
+        """Return ``(S, d)``: the mean of each stream's filled slots raised to ``power`` (NaN if empty)."""
+        values = self.buffer if power == 1 else self.buffer**power
+        if (self.count == self.size).all():
+            return values.mean(axis=1)
+        filled = ~np.isnan(values)
+        with np.errstate(all="ignore"):
+            return np.where(filled, values, 0.0).sum(axis=1) / filled.sum(axis=1)
+
+    def ordered(self) -> np.ndarray:
+        """Return ``(S, W, d)``: each window from oldest to newest (NaN slots first while filling)."""
+        idx = (self.next_slot[:, None] + np.arange(self.size)) % self.size
+        return np.take_along_axis(self.buffer, idx[:, :, None], axis=1)
+
+
+class SortedWindow:
+    """The last ``size`` values of each of ``R`` rows, kept sorted, so rolling quantiles cost O(R).
+
+    Each push removes the value leaving the window and inserts the new one
+    with a handful of ``(R, W)`` array operations; unfilled slots hold +inf
+    at the end of each row.
+
+    >>> s = SortedWindow(n_rows=1, size=4)
+    >>> ring = RollingWindow(n_streams=1, size=4)
+    >>> for v in [5.0, 1.0, 3.0, 2.0, 4.0]:
+    ...     leaving = ring.push(np.array([[v]]), np.array([True]))
+    ...     s.push(np.array([v]), leaving[:, 0], np.array([True]))
+    >>> s.values[0].tolist()
+    [1.0, 2.0, 3.0, 4.0]
+    >>> float(s.quantile(0.5)[0])
+    2.5
+    """
+
+    def __init__(self, n_rows: int, size: int):
+        if size < 2:
+            raise ValueError("a sorted window needs at least 2 slots")
+        self.size = int(size)
+        self.values = np.full((n_rows, self.size), np.inf)
+        self.count = np.zeros(n_rows, dtype=np.int64)
+
+    def push(self, new: np.ndarray, leaving: np.ndarray, present: np.ndarray) -> None:
+        """Insert ``new[r]`` and drop ``leaving[r]`` (NaN when nothing leaves) for every present row."""
+        rows = np.flatnonzero(present)
+        if rows.size == 0:
+            return
+        every = rows.size == len(self.count)
+        srt = self.values if every else self.values[rows]
+        x = (new if every else new[rows])[:, None]
+        old = leaving if every else leaving[rows]
+        old = np.where(np.isnan(old), np.inf, old)[:, None]
+        remove_at = np.count_nonzero(srt < old, axis=1)[:, None]
+        insert_at = np.count_nonzero(srt < x, axis=1)[:, None] - (old < x)
+        j = np.arange(self.size)[None, :]
+        merged = srt.copy()
+        # Values between the removed and the inserted slot move one place towards the gap.
+        np.copyto(merged[:, 1:], srt[:, :-1], where=(j[:, 1:] > insert_at) & (j[:, 1:] <= remove_at))
+        np.copyto(merged[:, :-1], srt[:, 1:], where=(j[:, :-1] >= remove_at) & (j[:, :-1] < insert_at))
+        np.copyto(merged, x, where=j == insert_at)
+        if every:
+            self.values = merged
+        else:
+            self.values[rows] = merged
+        self.count[rows] = np.minimum(self.count[rows] + 1, self.size)
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Return the q-quantile (linear interpolation) of each row's filled values (NaN if empty)."""
+        n = self.count
+        last = np.maximum(n - 1, 0)
+        pos = q * last
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, last)
+        r = np.arange(len(n))
+        a, b = self.values[r, lo], self.values[r, hi]
+        with np.errstate(invalid="ignore"):
+            gap = np.where(np.isfinite(b - a), b - a, 0.0)
+        return np.where(n > 0, a + (pos - lo) * gap, np.nan)

@@ -1,0 +1,123 @@
+"""The engine: named streams in banks, one vectorised step per bank, live configuration."""
+import numpy as np
+import pytest
+
+from detectors.engine import Engine, severity_of
+
+MEMBERS = ("zscore", "mad", "moving_average")
+
+
+def warm(engine, streams, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        engine.step({name: {f: float(rng.normal(10, 1)) for f in fields} for name, fields in streams.items()})
+
+
+@pytest.fixture
+def engine():
+    e = Engine(members=MEMBERS)
+    e.add_stream("cpu", ("cpu",))
+    e.add_stream("machine", ("temperature", "vibration"))
+    return e
+
+
+def test_a_spike_is_flagged_and_explained(engine):
+    warm(engine, engine.streams())
+    verdicts = engine.step({"cpu": {"cpu": 60.0}, "machine": {"temperature": 10.0, "vibration": 10.0}})
+    cpu = verdicts["cpu"]
+    assert cpu.is_anomaly and cpu.severity == "critical"
+    assert set(cpu.detectors) == set(MEMBERS) and "zscore" in cpu.fired
+    low, high = cpu.expected["cpu"]
+    assert low < 10 < high < 60
+    assert not verdicts["machine"].is_anomaly
+    assert [v.stream for v in verdicts.anomalies()] == ["cpu"]
+    assert cpu.to_dict()["values"] == {"cpu": 60.0}
+
+
+def test_streams_not_named_in_a_tick_do_not_advance(engine):
+    warm(engine, {"cpu": ("cpu",)}, n=50)
+    verdict = engine.step({"machine": {"temperature": 10.0, "vibration": 10.0}})["machine"]
+    assert verdict.warming_up and not verdict.is_anomaly
+
+
+def test_bad_points_are_refused(engine):
+    with pytest.raises(ValueError, match="unknown stream"):
+        engine.step({"nope": {"x": 1.0}})
+    with pytest.raises(ValueError, match="takes fields"):
+        engine.step({"machine": {"temperature": 1.0}})
+    with pytest.raises(ValueError, match="exists with fields"):
+        engine.add_stream("cpu", ("load",))
+    with pytest.raises(ValueError, match="distinct"):
+        engine.add_stream("twice", ("a", "a"))
+
+
+def test_many_streams_grow_the_bank_without_changing_scores():
+    """Streams added after the bank filled up score exactly as in an engine built with all of them."""
+    names = [f"s{i}" for i in range(20)]
+    grown, upfront = Engine(members=MEMBERS), Engine(members=MEMBERS)
+    for n in names:
+        upfront.add_stream(n, ("x",))
+    rng = np.random.default_rng(3)
+    data = rng.normal(0, 1, (120, len(names)))
+    for n in names[:5]:
+        grown.add_stream(n, ("x",))
+    for t in range(120):
+        if t == 40:
+            for n in names[5:]:
+                grown.add_stream(n, ("x",))
+        live = names if t >= 40 else names[:5]
+        a = grown.step({n: {"x": data[t, i]} for i, n in enumerate(names) if n in live}).scores()
+        b = upfront.step({n: {"x": data[t, i]} for i, n in enumerate(names) if n in live}).scores()
+        assert a == b
+
+
+def test_thresholds_apply_at_once_and_validate(engine):
+    warm(engine, engine.streams())
+    engine.configure("cpu", threshold=1.0)
+    assert not engine.step({"cpu": {"cpu": 60.0}})["cpu"].is_anomaly
+    engine.configure("cpu", threshold=0.1)
+    assert engine.step({"cpu": {"cpu": 60.0}})["cpu"].is_anomaly
+    for bad in (-0.1, 1.5, "0.5", float("nan"), True):
+        with pytest.raises(ValueError, match="threshold"):
+            engine.configure("cpu", threshold=bad)
+    with pytest.raises(ValueError, match="unknown detector"):
+        engine.configure("cpu", detector="magic", threshold=0.5)
+    with pytest.raises(ValueError, match="ensemble takes a threshold only"):
+        engine.configure("cpu", detector="ensemble", window=50)
+
+
+def test_disabling_a_detector_removes_it_from_the_verdict(engine):
+    warm(engine, engine.streams())
+    engine.configure("cpu", detector="zscore", enabled=False)
+    verdict = engine.step({"cpu": {"cpu": 60.0}})["cpu"]
+    assert "zscore" not in verdict.detectors and "zscore" not in verdict.fired
+    engine.configure("cpu", detector="mad", weight=0.0)
+    with pytest.raises(ValueError, match="at least one detector"):
+        engine.configure("cpu", detector="moving_average", enabled=False)
+
+
+def test_a_new_window_rebuilds_the_detector_warm(engine):
+    warm(engine, engine.streams())
+    config = engine.configure("cpu", detector="zscore", window=40)
+    assert config["detectors"]["zscore"]["window"] == 40
+    verdict = engine.step({"cpu": {"cpu": 10.0}})["cpu"]
+    assert not verdict.warming_up
+    assert engine.step({"cpu": {"cpu": 60.0}})["cpu"].is_anomaly
+    with pytest.raises(ValueError, match="window"):
+        engine.configure("cpu", detector="zscore", window=3)
+
+
+def test_saved_configuration_reloads(engine):
+    engine.configure("cpu", threshold=0.7)
+    engine.configure("machine", detector="mad", window=60, weight=2.0)
+    saved = engine.config()
+    fresh = Engine(members=MEMBERS)
+    fresh.add_stream("cpu", ("cpu",))
+    fresh.add_stream("machine", ("temperature", "vibration"))
+    fresh.load_config(saved)
+    assert fresh.config() == saved
+
+
+def test_severity_grows_with_improbability():
+    grades = [severity_of(s, 0.5) for s in (0.4, 0.55, 0.7, 0.8, 0.95)]
+    assert grades == [None, "low", "medium", "high", "critical"]
