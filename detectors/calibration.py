@@ -13,9 +13,10 @@ of every stream and, when asked to refit a stream, summarises them as
   ``p(r) = tail * exp(-(r - u) / beta)`` and the score is ``1 - p(r)``.
 
 For a fixed state the map is continuous and non-decreasing in the raw score.
-The state changes only in :meth:`TailCalibrator.fit`, from scores pushed
-before, so a detector that transforms a raw score before pushing it stays
-causal.
+The state changes only in :meth:`TailCalibrator.fit` (which
+:meth:`TailCalibrator.update` calls every ``every`` pushed scores of a
+stream), from scores pushed before, so a detector that transforms a raw
+score before pushing it stays causal.
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class TailCalibrator:
     min_scores : int
         A stream is calibrated (scores above 0) once a refit saw at least this
         many remembered scores.
+    every : int
+        :meth:`update` refits a stream each time its count of pushed scores
+        reaches a multiple of ``every``.
 
     Examples
     --------
@@ -58,18 +62,19 @@ class TailCalibrator:
     (True, 0.0, 1.0)
     """
 
-    def __init__(self, tail: float = 0.1, memory: int = 256, n_knots: int = 5, min_scores: int = 8):
+    def __init__(self, tail: float = 0.1, memory: int = 256, n_knots: int = 5, min_scores: int = 8, every: int = 32):
         self.tail = tail
         self.memory = memory
         self.n_knots = n_knots
         self.min_scores = min_scores
+        self.every = every
 
     def reset(self, n_streams: int) -> "TailCalibrator":
         """Forget all streams and allocate state for ``n_streams`` streams."""
         if not 0.0 < self.tail <= 0.5:
             raise ValueError("tail must lie in (0, 0.5]")
-        if self.n_knots < 2 or self.memory < self.n_knots or self.min_scores < 2:
-            raise ValueError("need n_knots >= 2, memory >= n_knots and min_scores >= 2")
+        if self.n_knots < 2 or self.memory < self.n_knots or self.min_scores < 2 or self.every < 1:
+            raise ValueError("need n_knots >= 2, memory >= n_knots, min_scores >= 2 and every >= 1")
         self.levels_ = np.linspace(0.0, 1.0 - self.tail, self.n_knots)
         self.history_ = np.full((n_streams, self.memory), np.nan, dtype=np.float32)
         self.count_ = np.zeros(n_streams, dtype=np.int64)
@@ -91,6 +96,12 @@ class TailCalibrator:
         target = rows[hit_row]
         self.history_[target, (self.count_[target] + offset) % self.memory] = raw[hit_row, hit_col]
         self.count_[rows] += keep.sum(axis=1)
+
+    def update(self, rows: np.ndarray, raw: np.ndarray) -> None:
+        """Push one raw score per row, then refit the rows whose count of scores reached a multiple of ``every``."""
+        rows = np.asarray(rows)
+        self.push(rows, raw)
+        self.fit(rows[self.count_[rows] % self.every == 0])
 
     def fit(self, rows: np.ndarray) -> None:
         """Refit the knots and tail of ``rows`` from their remembered scores."""

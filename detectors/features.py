@@ -93,13 +93,19 @@ class CausalEmbedding:
         # On a stream's first point there is no past: its change and deviation are 0.
         previous = np.where(started, self.previous_, X)
         average = np.where(started, self.average_, X)
-        blocks = {"value": X, "diff": X - previous, "dev": X - average}
-        features = np.concatenate([blocks[p] for p in self.parts_], axis=1).astype(np.float32)
+        features = np.empty((len(X), self.width_), dtype=np.float32)
+        d = self.n_features_
+        for i, part in enumerate(self.parts_):
+            block = features[:, i * d : (i + 1) * d]
+            if part == "value":
+                block[:] = X
+            else:
+                np.subtract(X, previous if part == "diff" else average, out=block, casting="same_kind")
         alpha = 2.0 / (self.span + 1.0)
-        rows = np.flatnonzero(present)
-        self.previous_[rows] = X[rows]
-        self.average_[rows] = average[rows] + alpha * (X[rows] - average[rows])
-        self.started_[rows] = True
+        keep = present[:, None]
+        self.previous_ = np.where(keep, X, self.previous_)
+        self.average_ = np.where(keep, average + alpha * (X - average), self.average_)
+        self.started_ |= present
         return features
 
 
@@ -171,8 +177,10 @@ def robust_center_scale(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     median = np.median if full else np.nanmedian
     center = median(points, axis=1)
     scale = 1.4826 * median(np.abs(points - center[:, None, :]), axis=1)
-    spread = (np.std if full else np.nanstd)(points, axis=1)
     tiny = 1e-9 * (1.0 + np.abs(center))
-    scale = np.where(scale > tiny, scale, spread)
-    scale = np.where(scale > tiny, scale, 1.0)
+    flat = scale <= tiny
+    if flat.any():  # rare: only then pay for the standard deviations
+        spread = (np.std if full else np.nanstd)(points, axis=1)
+        scale = np.where(flat, spread, scale)
+        scale = np.where(scale > tiny, scale, 1.0)
     return center.astype(np.float32), scale.astype(np.float32)

@@ -6,6 +6,7 @@ import numpy as np
 from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
+from .mad import deviation_floor
 from .window import RollingWindow, SortedWindow
 
 #: Upper quartile of a standard Gaussian: Q3 - median = 0.6745 sigma.
@@ -59,7 +60,9 @@ class IQRDetector(Detector):
         # A half with no spread (many equal values) borrows the other half's.
         lower = floored(np.where(med - q1 > 0, med - q1, both), med)
         upper = floored(np.where(q3 - med > 0, q3 - med, both), med)
-        return med, lower / QUARTILE_Z, upper / QUARTILE_Z
+        # Both halves empty (most values equal): fall back on the mean absolute deviation.
+        floor = deviation_floor(self.sorted_.values, med.ravel()).reshape(shape)
+        return med, np.maximum(lower / QUARTILE_Z, floor), np.maximum(upper / QUARTILE_Z, floor)
 
     def _score_and_learn(self, X, present):
         med, sigma_low, sigma_high = self._quartiles()

@@ -1,15 +1,20 @@
 """Local Outlier Factor against each stream's recent window, scored for all streams in one step.
 
-At a refit a stream copies its sliding window of causal feature vectors (see
-:mod:`detectors.features`) into a *reference set* of ``window`` points,
-standardised per feature with the window's median and robust scale, and
-precomputes each reference point's k-distance and local reachability density
-(lrd).  Scoring a new point of every stream is then a few array operations:
-distances to the stream's reference points ``(S, W)``, the k nearest by
-``np.argpartition``, their reachability distances, the new point's lrd and
-``LOF = mean(lrd of neighbours) / lrd(new point)``, exactly as scikit-learn's
-``LocalOutlierFactor(novelty=True)`` defines it.  The raw score is
-``log(LOF)``; a :class:`~detectors.calibration.TailCalibrator` maps it to ``1 - p``.
+At a refit a stream copies its sliding window of causal feature vectors
+(:class:`~detectors.features.CausalEmbedding`, by default the change since
+the previous point and the deviation from a moving average) into a
+*reference set* of ``window`` points, standardised per feature with the
+window's median and robust scale, and precomputes each reference point's
+k-distance and local reachability density (lrd).  A
+:class:`~detectors.features.RefitSchedule` lets only a slice of the streams
+refit on any one tick.  Scoring a new point of every stream is then a few
+array operations: squared distances to the stream's reference points
+``(S, W)``, the k-th smallest by ``np.partition``, the reachability
+distances of the k nearest, the new point's lrd and
+``LOF = mean(lrd of neighbours) / lrd(new point)``, exactly as
+scikit-learn's ``LocalOutlierFactor(novelty=True)`` defines it.  The raw
+score is ``log(LOF)``; a :class:`~detectors.calibration.TailCalibrator`
+maps it to ``1 - p``.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ __all__ = ["LocalOutlierFactorDetector", "lof_fit", "lof_score"]
 
 _LRD_EPSILON = 1e-10  # as scikit-learn: duplicates give a huge, not infinite, density
 _SCORE_CHUNK = 1024  # streams per scoring chunk: the (chunk, W) temporaries stay in cache
-_FIT_CHUNK = 16  # streams per refit chunk: bounds the (chunk, W, W) distance tensor
+_FIT_PAIRS = 1 << 17  # point pairs per refit chunk: bounds the (chunk, W, W) distance tensor
 
 
 def lof_fit(reference: np.ndarray, n_neighbors: int):
@@ -136,12 +141,16 @@ class LocalOutlierFactorDetector(Detector):
         (a few streams per tick; see :class:`~detectors.features.RefitSchedule`).
     embed : str
         Feature parts per point, see :class:`~detectors.features.CausalEmbedding`.
+        The default leaves out the raw value: between refits a drifting
+        level (trend, daily cycle) leaves the window's range and would be
+        flagged on every point, while changes and deviations stay comparable.
     scale : bool
         Standardise each feature by the reference window's median and robust
         scale (otherwise raw features, as scikit-learn would see them).
     warmup : int
         Points before a stream may score above 0; the first reference set is
-        taken once a stream has ``max(warmup, 2 * n_neighbors)`` points.
+        taken once a stream has ``max(warmup, 2 * n_neighbors)`` points (a few
+        ticks later when more streams are due than one tick may refit).
     threshold : float
         Default flag threshold on the calibrated score.
 
@@ -169,7 +178,7 @@ class LocalOutlierFactorDetector(Detector):
         *,
         n_neighbors: int = 10,
         window: int = 64,
-        refit_every: int = 64,
+        refit_every: int = 128,
         embed: str = "diff+dev",
         scale: bool = True,
         warmup: int = 64,
@@ -207,11 +216,12 @@ class LocalOutlierFactorDetector(Detector):
         if rows.size:
             raw = self.raw_scores(rows, features[rows])
             scores[rows] = self.calibrator_.transform(rows, raw)
-            self.calibrator_.push(rows, raw)
+            self.calibrator_.update(rows, raw)
         self.window_.push(features, present)
         due = self.schedule_.advance(present)
-        for a in range(0, due.size, _FIT_CHUNK):
-            self._refit(due[a : a + _FIT_CHUNK])
+        chunk = max(1, _FIT_PAIRS // self.window**2)
+        for a in range(0, due.size, chunk):
+            self._refit(due[a : a + chunk])
         return scores
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -225,7 +235,7 @@ class LocalOutlierFactorDetector(Detector):
         return np.log(np.maximum(lof, 1e-30))
 
     def _refit(self, rows: np.ndarray) -> None:
-        values, n_valid = self.window_.buffer[rows], self.window_.count[rows]
+        values = self.window_.buffer[rows]  # unused slots are NaN: they become unused reference slots
         if self.scale:
             center, scale = robust_center_scale(values)
         else:

@@ -10,6 +10,26 @@ from .window import RollingWindow, SortedWindow
 
 #: MAD of a standard Gaussian; dividing by it makes the MAD estimate sigma.
 MAD_TO_SIGMA = 0.6744897501960817
+#: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
+MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
+#: Share of the mean-absolute-deviation estimate of sigma that a spread may not fall below.
+#: A window with more than half its values equal (counts, idle CPU, quantised sensors) has
+#: MAD = 0, and every other value would be infinitely far out; the mean absolute deviation
+#: is 0 only when the window is constant.  On Gaussian data the floor (0.5 sigma) stays
+#: below the MAD estimate, so the MAD decides.
+DEVIATION_FLOOR_SHARE = 0.5
+
+
+def deviation_floor(values: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Return the spread floor ``(R,)`` of rows of ``values`` (+inf marks unused slots) around ``centre``.
+
+    >>> deviation_floor(np.array([[0.0, 0.0, 0.0, 4.0, np.inf]]), np.array([0.0])).round(3).tolist()
+    [0.627]
+    """
+    dev = np.abs(values - centre[:, None])
+    finite = np.isfinite(dev)
+    mean = np.where(finite, dev, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+    return DEVIATION_FLOOR_SHARE * mean / MEAN_DEVIATION_TO_SIGMA
 
 
 @register
@@ -63,7 +83,8 @@ class MADDetector(Detector):
         else:
             dev.sort(axis=2)
             mad = np.take_along_axis(dev, (np.maximum(n - 1, 0) // 2)[:, :, None], 2)[:, :, 0]
-        return median, floored(mad / MAD_TO_SIGMA, median)
+        floor = deviation_floor(self.sorted_.values, median.ravel()).reshape(S, d)
+        return median, floored(np.maximum(mad / MAD_TO_SIGMA, floor), median)
 
     def _score_and_learn(self, X, present):
         median, sigma = self._centre_spread()

@@ -1,0 +1,123 @@
+"""The real-time anomaly detection server: a Flask app factory.
+
+``create_app(test_config=None)`` resolves the settings (defaults, then
+``ANOMALY_*`` environment variables, then ``test_config``), migrates the
+database, starts the single writer thread, restores user streams and their
+configuration into the engine and, unless ``SCHEDULER`` is off, starts the
+background jobs (one tick every ``TICK_INTERVAL`` seconds, retention).
+
+Run it with gunicorn and the repository's configuration (one gevent worker)::
+
+    .venv/bin/gunicorn -c server/gunicorn_conf.py "server:create_app()"
+
+or ``python server.py``, which runs exactly that.  ``python -m server.settings``
+prints the settings table.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Mapping
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; ``test_config`` overrides settings by name (e.g. ``{"SCHEDULER": False}``)."""
+    # Imported here so that importing the package (e.g. for its settings) stays light.
+    from detectors.engine import Engine
+    from generators import STREAMS, make_stream
+
+    from . import api, pages, push
+    from .concurrency import cooperative
+    from .errors import register_error_handlers
+    from .hub import Hub
+    from .logs import configure_logging
+    from .monitor import Monitor, build_generators
+    from .scheduler import BackgroundJobs, SchedulerLock
+    from .services import EXTENSION, Services
+    from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
+    from .storage import migrate, open_reader, open_writer
+    from .writer import Writer
+
+    settings = load_settings(test_config)
+    engine = _build_engine(Engine, settings["DETECTORS"])
+    app = Flask(__name__, template_folder=str(REPO_ROOT / "web"),
+                static_folder=str(REPO_ROOT / "static"), static_url_path="/static")
+    app.config.update(settings)
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings["WS_PING_INTERVAL"],
+                                         "max_message_size": 65536}
+    app.json.sort_keys = False
+    log_path = configure_logging(resolve_path(settings["LOG_DIR"]), settings["LOG_LEVEL"])
+    for name in unknown_variables():
+        log.warning("environment variable %s names no setting; see python -m server.settings", name)
+
+    db_path = resolve_path(settings["DATABASE"])
+    db = open_writer(db_path, settings["SYNCHRONOUS"])
+    try:
+        applied = migrate(db)
+    finally:
+        db.close()
+    if applied:
+        log.info("database %s: applied migrations %s", db_path, applied)
+
+    reader = open_reader(db_path)
+    try:
+        last_event_id = reader.last_event_id()
+    finally:
+        reader.close()
+    hub = Hub(settings["CLIENT_QUEUE_SIZE"], last_id=last_event_id)
+    writer = Writer(db_path, settings["SYNCHRONOUS"], settings["WRITE_QUEUE_SIZE"],
+                    on_commit=hub.publish).start()
+    generators = build_generators(make_stream, list(STREAMS), settings["SEED"],
+                                  settings["INJECTION_RATE"])
+    monitor = Monitor(engine, generators, writer, db_path, settings)
+    try:
+        monitor.bootstrap()
+    except BaseException:
+        writer.stop()
+        monitor.close()
+        raise
+    jobs = BackgroundJobs(
+        {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
+         "retention": (monitor.prune, settings["RETENTION_INTERVAL"])},
+        SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
+    svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
+                   monitor=monitor, jobs=jobs, started_at=time.time())
+    app.extensions[EXTENSION] = svc
+
+    register_error_handlers(app)
+    api.init_app(app)
+    push.init_app(app)
+    app.register_blueprint(pages.bp)
+    if cooperative():
+        # The event loop shares the GIL with the engine and writer threads; a short switch
+        # interval bounds how long it waits for the GIL after each socket call.
+        sys.setswitchinterval(settings["THREAD_SWITCH_INTERVAL"])
+    if settings["SCHEDULER"]:
+        jobs.start()
+    log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
+             settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
+    return app
+
+
+def _build_engine(engine_class, detectors: str):
+    """The engine with the members named by the DETECTORS setting (checked against the registry)."""
+    from detectors import REGISTRY
+
+    from .settings import SettingsError
+
+    members = [m.strip() for m in detectors.split(",") if m.strip()]
+    if members == ["default"]:
+        return engine_class()
+    unknown = [m for m in members if m not in REGISTRY or m == "ensemble"]
+    if not members or unknown:
+        choices = sorted(set(REGISTRY) - {"ensemble"})
+        raise SettingsError(f"ANOMALY_DETECTORS={detectors!r}: unknown detector(s) {unknown}; "
+                            f"choose from {choices} or 'default'")
+    return engine_class(members=members)

@@ -1,0 +1,159 @@
+"""The JSON API under /api (see /api/openapi.json for the full description)."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, g, jsonify, request
+
+from .errors import ApiError
+from .monitor import UnknownSource
+from .services import services
+from .storage import Reader
+from .validation import (parse_configure, parse_json, parse_limit, parse_since, parse_submit,
+                         check_name)
+
+__all__ = ["bp", "init_app", "reader"]
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def reader() -> Reader:
+    """This request's read-only connection, opened on first use and closed at teardown."""
+    if "reader" not in g:
+        g.reader = services().reader()
+    return g.reader
+
+
+def _close_reader(exc: BaseException | None = None) -> None:
+    conn = g.pop("reader", None)
+    if conn is not None:
+        conn.close()
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(_close_reader)
+    app.register_blueprint(bp)
+
+
+def _known_source(name: str) -> str:
+    check_name(name, "source")
+    if name not in services().monitor.streams:
+        raise ApiError(404, f"unknown source {name!r}")
+    return name
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None
+
+
+@bp.get("/status")
+def status():
+    """Uptime, tick interval, streams with their counts, and connected push clients."""
+    svc = services()
+    counts = reader().stream_stats()
+    streams = []
+    for name, meta in svc.monitor.streams.items():
+        c = counts.get(name, {})
+        streams.append({"name": name, "fields": list(meta["fields"]),
+                        "description": meta.get("description") or "", "units": meta.get("units") or {},
+                        "kind": meta["kind"], "points": c.get("points", 0),
+                        "anomalies": c.get("anomalies", 0)})
+    return jsonify({
+        "status": "ok", "uptime_s": round(time.time() - svc.started_at, 3),
+        "tick_interval_s": svc.settings["TICK_INTERVAL"], "streams": streams,
+        "points": sum(c["points"] for c in counts.values()),
+        "anomalies": sum(c["anomalies"] for c in counts.values()),
+        "clients": svc.hub.counts(),
+    })
+
+
+@bp.get("/stats")
+def stats():
+    """Counts since the database was created, per-detector firings, tick timings, truth scores."""
+    svc = services()
+    counts = reader().stream_stats()
+    points = sum(c["points"] for c in counts.values())
+    anomalies = sum(c["anomalies"] for c in counts.values())
+    builtin = [c for name, c in counts.items()
+               if svc.monitor.streams.get(name, {}).get("kind") == "builtin"]
+    tp, fp, fn = (sum(c[k] for c in builtin) for k in ("tp", "fp", "fn"))
+    fired = reader().detector_stats()
+    return jsonify({
+        "points": points, "anomalies": anomalies, "anomaly_rate": _ratio(anomalies, points),
+        "per_detector": {name: fired.get(name, 0) for name in svc.monitor.detector_names},
+        "tick": svc.monitor.tick_stats(),
+        "truth": {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp),
+                  "recall": _ratio(tp, tp + fn)},
+        "writer": svc.writer.stats(),
+        "push": {"clients": svc.hub.counts(), "published": svc.hub.published,
+                 "dropped": svc.hub.dropped},
+    })
+
+
+@bp.get("/data/<source>")
+def data(source: str):
+    """The latest points of one stream, oldest first."""
+    _known_source(source)
+    limit = parse_limit(request.args.get("limit"), default=60, maximum=1000)
+    return jsonify({"source": source, "fields": list(services().monitor.streams[source]["fields"]),
+                    "points": reader().latest_points(source, limit)})
+
+
+@bp.get("/anomalies")
+def anomalies():
+    """Stored anomalies newest first, optionally of one source and since a time."""
+    source = request.args.get("source") or None
+    if source is not None:
+        _known_source(source)
+    since = parse_since(request.args.get("since"))
+    limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
+    return jsonify({"anomalies": reader().anomalies(source, since, limit)})
+
+
+@bp.get("/alerts")
+def alerts():
+    """The 20 most recent anomalies, newest first."""
+    return jsonify({"alerts": reader().anomalies(limit=20)})
+
+
+@bp.post("/submit")
+def submit():
+    """Score and store one point or a batch; answer once they are committed to disk."""
+    payload = parse_json(request.get_data(cache=False))
+    items = parse_submit(payload, services().settings["MAX_BATCH_POINTS"])
+    return jsonify({"results": services().monitor.submit(items)})
+
+
+@bp.get("/configure")
+def get_configure():
+    """Every stream's detector configuration, or one stream's with ?source=."""
+    monitor = services().monitor
+    source = request.args.get("source")
+    if source:
+        _known_source(source)
+        return jsonify({"source": source, "config": monitor.config(source)})
+    return jsonify({"streams": monitor.config()})
+
+
+@bp.post("/configure")
+def post_configure():
+    """Change a stream's threshold, window, on/off or weight for one detector or the ensemble."""
+    change = parse_configure(parse_json(request.get_data(cache=False)))
+    monitor = services().monitor
+    detectors = ["ensemble", *monitor.detector_names]
+    if change.detector is not None and change.detector not in detectors:
+        raise ApiError(400, f"unknown detector {change.detector!r}; choose one of {', '.join(detectors)}")
+    try:
+        config = monitor.configure(change.source, change.detector, change.params)
+    except UnknownSource:
+        raise ApiError(404, f"unknown source {change.source!r}") from None
+    except ValueError as exc:  # the engine's range checks
+        raise ApiError(400, str(exc)) from None
+    return jsonify({"source": change.source, "config": config})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This API's OpenAPI 3.1 description."""
+    from .openapi import spec
+    return jsonify(spec())

@@ -1,0 +1,67 @@
+"""gunicorn configuration: ONE gevent worker that owns the scheduler, the hub and the engine.
+
+Why one worker: the hub is in memory (clients of another worker would never
+see this worker's events) and each worker would run every scheduled job.
+One gevent worker holds thousands of streaming clients: each is a greenlet,
+and the CPU-heavy work (scoring, SQLite commits) runs on dedicated OS threads.
+
+Guarantees: ``on_starting`` refuses to start with more than one worker or
+with ``preload_app`` (the scheduler's threads would be started in the master
+and lost at fork); inside the app, a file lock next to the database keeps a
+second process on the same data from ticking (see server/scheduler.py).
+
+This file is executed by gunicorn's master; it imports nothing from the app
+so that gevent patches the worker before Flask and friends are imported.
+"""
+import os
+import resource
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5001')}"
+workers = 1
+worker_class = "gevent"
+# Streaming clients + ordinary requests the single worker may hold at once.
+worker_connections = int(os.environ.get("ANOMALY_WORKER_CONNECTIONS", "4000"))
+backlog = 2048
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Each streaming client holds a socket: lift the soft descriptor limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+_raise_open_file_limit(worker_connections + 256)
+# SSE/WebSocket clients never finish by themselves: do not wait long for them at shutdown.
+graceful_timeout = 5
+timeout = 30
+keepalive = 5
+preload_app = False
+max_requests = 0
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("ANOMALY_GUNICORN_LOGLEVEL", "info")
+proc_name = "anomaly-server"
+# No control socket: several servers (tests, benchmarks) may run side by side.
+control_socket_disable = True
+
+
+def on_starting(server):
+    """Refuse configurations that would split the state over processes."""
+    if server.cfg.workers != 1:
+        raise SystemExit(f"anomaly server: workers must be 1 (got {server.cfg.workers}); the "
+                         "scheduler and the push hub live in one process")
+    if server.cfg.preload_app:
+        raise SystemExit("anomaly server: preload_app must be off (the scheduler starts in the worker)")
+    if "gevent" not in str(server.cfg.worker_class_str).lower():
+        server.log.warning("anomaly server: worker class %s is not gevent; streaming clients will "
+                           "each hold a thread", server.cfg.worker_class_str)
+
+
+def worker_exit(server, worker):
+    """Stop the jobs, cut push clients and commit queued writes before the worker exits."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("anomaly_server") if app is not None else None
+    if services is not None:
+        services.shutdown()

@@ -1,0 +1,291 @@
+"""The OpenAPI 3.1 description of every route, served at /api/openapi.json.
+
+Kept true by tests/server/test_openapi.py: every Flask URL rule (and method)
+is described here and vice versa, and real responses validate against the
+schemas below (JSON Schema 2020-12, as OpenAPI 3.1 uses).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import SETTINGS_BY_NAME
+from .validation import MAX_NAME_LENGTH
+
+__all__ = ["spec"]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(code): {"$ref": f"#/components/responses/{_ERROR_NAMES[code]}"} for code in codes}
+
+
+_ERROR_NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge",
+                500: "InternalError", 503: "Unavailable"}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_COUNT = {"type": "integer", "minimum": 0}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+
+
+def _schemas() -> dict[str, Any]:
+    point_props = {
+        "id": {"type": "integer", "description": "Row id of the point."},
+        "source": _NAME,
+        "timestamp": {"type": "number", "description": "Epoch seconds (wall clock when produced, "
+                                                       "or the submitted timestamp)."},
+        "values": {"type": "object", "additionalProperties": {"type": "number"}},
+        "score": {"type": "number", "minimum": 0, "maximum": 1,
+                  "description": "Ensemble score; higher is more anomalous."},
+        "is_anomaly": {"type": "boolean"},
+        "severity": {"enum": [None, "low", "medium", "high", "critical"]},
+        "explanation": {"type": ["string", "null"], "description": "Why the point was (not) flagged."},
+        "detectors": {"type": "object", "additionalProperties": {"type": "number"},
+                      "description": "Each enabled member detector's calibrated score."},
+        "fired": {"type": "array", "items": {"type": "string"}},
+        "expected": {"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
+        "truth": {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["is_anomaly", "kind"],
+            "properties": {"is_anomaly": {"type": "boolean"}, "kind": {"type": ["string", "null"]}}}],
+            "description": "Injected ground truth (built-in streams only)."},
+        "warming_up": {"type": "boolean"},
+    }
+    detector_config = {
+        "type": "object", "required": ["threshold", "window", "enabled", "weight"],
+        "properties": {"threshold": {"type": "number"}, "window": {"type": ["integer", "null"]},
+                       "enabled": {"type": "boolean"}, "weight": {"type": "number"}}}
+    stream_config = {
+        "type": "object", "required": ["threshold", "detectors"],
+        "properties": {"threshold": {"type": "number"},
+                       "detectors": {"type": "object", "additionalProperties": _ref("DetectorConfig")}}}
+    event_base = {"id": {"type": "integer"},
+                  "published_at": {"type": "integer", "description": "Epoch milliseconds."}}
+    single = {"type": "object", "required": ["source"], "additionalProperties": False,
+              "properties": {"source": _NAME, "value": {"type": "number"},
+                             "values": {"type": "object", "minProperties": 1,
+                                        "additionalProperties": {"type": "number"}},
+                             "timestamp": {"type": ["number", "string"],
+                                           "description": "Epoch seconds or ISO-8601; default now."}},
+              "oneOf": [{"required": ["value"]}, {"required": ["values"]}]}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Point": {"type": "object", "required": list(point_props), "properties": point_props},
+        "Anomaly": {"allOf": [_ref("Point"), {
+            "type": "object", "required": ["anomaly_id", "detected_at"],
+            "properties": {"anomaly_id": {"type": "integer"}, "detected_at": {"type": "number"}}}]},
+        "Stream": {"type": "object",
+                   "required": ["name", "fields", "description", "units", "kind", "points", "anomalies"],
+                   "properties": {"name": _NAME, "fields": {"type": "array", "items": {"type": "string"}},
+                                  "description": {"type": "string"}, "units": {"type": "object"},
+                                  "kind": {"enum": ["builtin", "user"]}, "points": _COUNT,
+                                  "anomalies": _COUNT}},
+        "Status": {"type": "object",
+                   "required": ["status", "uptime_s", "tick_interval_s", "streams", "points",
+                                "anomalies", "clients"],
+                   "properties": {"status": {"type": "string"}, "uptime_s": {"type": "number"},
+                                  "tick_interval_s": {"type": "number"},
+                                  "streams": {"type": "array", "items": _ref("Stream")},
+                                  "points": _COUNT, "anomalies": _COUNT,
+                                  "clients": {"type": "object", "required": ["sse", "ws"],
+                                              "properties": {"sse": _COUNT, "ws": _COUNT}}}},
+        "Stats": {"type": "object",
+                  "required": ["points", "anomalies", "anomaly_rate", "per_detector", "tick", "truth"],
+                  "properties": {
+                      "points": _COUNT, "anomalies": _COUNT, "anomaly_rate": _NULLABLE_NUMBER,
+                      "per_detector": {"type": "object", "additionalProperties": _COUNT},
+                      "tick": {"type": "object", "required": ["count", "last_ms", "p50_ms", "p99_ms"],
+                               "properties": {"count": _COUNT, "last_ms": _NULLABLE_NUMBER,
+                                              "p50_ms": _NULLABLE_NUMBER, "p99_ms": _NULLABLE_NUMBER}},
+                      "truth": {"type": "object",
+                                "required": ["tp", "fp", "fn", "precision", "recall"],
+                                "properties": {"tp": _COUNT, "fp": _COUNT, "fn": _COUNT,
+                                               "precision": _NULLABLE_NUMBER,
+                                               "recall": _NULLABLE_NUMBER}},
+                      "writer": {"type": "object", "description": "The database writer: commits "
+                                 "(batches), jobs committed, jobs waiting.",
+                                 "required": ["batches", "jobs", "queued", "synchronous"],
+                                 "properties": {"batches": _COUNT, "jobs": _COUNT, "queued": _COUNT,
+                                                "last_batch_size": _COUNT,
+                                                "last_commit_ms": _NULLABLE_NUMBER,
+                                                "synchronous": {"enum": ["FULL", "NORMAL"]},
+                                                "last_error": {"type": ["string", "null"]}}},
+                      "push": {"type": "object", "required": ["clients", "published", "dropped"],
+                               "properties": {"clients": {"type": "object"}, "published": _COUNT,
+                                              "dropped": _COUNT}}}},
+        "Health": {"type": "object", "required": ["status", "scheduler", "database"],
+                   "properties": {"status": {"enum": ["ok", "degraded"]},
+                                  "scheduler": {"type": "boolean"}, "database": {"type": "boolean"},
+                                  "scheduler_enabled": {"type": "boolean"}}},
+        "Data": {"type": "object", "required": ["source", "fields", "points"],
+                 "properties": {"source": _NAME, "fields": {"type": "array", "items": {"type": "string"}},
+                                "points": {"type": "array", "items": _ref("Point")}}},
+        "AnomalyList": {"type": "object", "required": ["anomalies"],
+                        "properties": {"anomalies": {"type": "array", "items": _ref("Anomaly")}}},
+        "AlertList": {"type": "object", "required": ["alerts"],
+                      "properties": {"alerts": {"type": "array", "items": _ref("Anomaly"),
+                                                "maxItems": 20}}},
+        "SubmitPoint": single,
+        "SubmitRequest": {"oneOf": [
+            _ref("SubmitPoint"),
+            {"type": "object", "required": ["points"], "additionalProperties": False,
+             "properties": {"points": {"type": "array", "minItems": 1,
+                                       "maxItems": SETTINGS_BY_NAME["MAX_BATCH_POINTS"].default,
+                                       "items": _ref("SubmitPoint")}}}]},
+        "SubmitResponse": {"type": "object", "required": ["results"],
+                           "properties": {"results": {"type": "array", "items": _ref("Point")}}},
+        "DetectorConfig": detector_config,
+        "StreamConfig": stream_config,
+        "ConfigureRequest": {
+            "type": "object", "required": ["source"], "additionalProperties": False,
+            "minProperties": 2,
+            "properties": {"source": _NAME,
+                           "detector": {"type": "string", "description": "A member detector or "
+                                        "\"ensemble\" (the default)."},
+                           "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                           "window": {"type": "integer"}, "enabled": {"type": "boolean"},
+                           "weight": {"type": "number", "minimum": 0}}},
+        "StreamConfigResponse": {"type": "object", "required": ["source", "config"],
+                                 "properties": {"source": _NAME, "config": _ref("StreamConfig")}},
+        "AllConfigResponse": {"type": "object", "required": ["streams"],
+                              "properties": {"streams": {"type": "object",
+                                                         "additionalProperties": _ref("StreamConfig")}}},
+        "TickEvent": {"type": "object", "required": ["type", "id", "published_at", "tick", "points"],
+                      "properties": {**event_base, "type": {"const": "tick"},
+                                     "tick": {"type": ["integer", "null"],
+                                              "description": "Scheduler tick number; null for a submit."},
+                                     "origin": {"enum": ["scheduler", "submit"]},
+                                     "points": {"type": "array", "items": _ref("Point")}}},
+        "AnomalyEvent": {"type": "object", "required": ["type", "id", "published_at", "anomaly"],
+                         "properties": {**event_base, "type": {"const": "anomaly"},
+                                        "anomaly": _ref("Anomaly")}},
+        "HelloEvent": {"type": "object", "required": ["type", "id", "published_at", "sources"],
+                       "properties": {**event_base, "type": {"const": "hello"},
+                                      "sources": {"type": "array", "items": {"type": "string"}},
+                                      "subscribed": {"oneOf": [{"const": "*"}, {
+                                          "type": "array", "items": {"type": "string"}}]}}},
+        "PongEvent": {"type": "object", "required": ["type", "id", "published_at"],
+                      "properties": {**event_base, "type": {"const": "pong"}}},
+        "ErrorEvent": {"type": "object", "required": ["type", "published_at", "error"],
+                       "properties": {**event_base, "type": {"const": "error"},
+                                      "error": {"type": "string"}}},
+        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("HelloEvent"),
+                            _ref("PongEvent"), _ref("ErrorEvent")]},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    source_path = {"name": "source", "in": "path", "required": True, "schema": _NAME}
+    limit = lambda default, maximum: {  # noqa: E731
+        "name": "limit", "in": "query", "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
+    source_filter = {"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "Comma-separated source names (absent or * for all)."}
+    last_event_id = {"name": "last_event_id", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0},
+                     "description": "Replay stored events with a larger id first."}
+    return {
+        "/": {"get": {"summary": "The live dashboard (HTML).", "responses": {
+            "200": {"description": "web/index.html", "content": {"text/html": {"schema": {"type": "string"}}}},
+            **_errors(404)}}},
+        "/health": {"get": {"summary": "Liveness and readiness.", "responses": {
+            "200": _json(_ref("Health"), "Scheduler running (or disabled) and database writable."),
+            "503": _json(_ref("Health"), "Degraded: the scheduler is stalled or the database is not writable.")}}},
+        "/vendor/chart.umd.js": {"get": {"summary": "Chart.js from node_modules.", "responses": {
+            "200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}},
+            **_errors(404)}}},
+        "/static/{filename}": {"get": {
+            "summary": "Dashboard assets from static/.",
+            "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The file."}, **_errors(404)}}},
+        "/api/status": {"get": {"summary": "Uptime, streams, counts and connected clients.", "responses": {
+            "200": _json(_ref("Status"), "Server status.")}}},
+        "/api/stats": {"get": {"summary": "Detection counts, per-detector firings, tick timings, truth.",
+                               "responses": {"200": _json(_ref("Stats"), "Statistics.")}}},
+        "/api/data/{source}": {"get": {
+            "summary": "Latest points of one stream, oldest first.",
+            "parameters": [source_path, limit(60, 1000)],
+            "responses": {"200": _json(_ref("Data"), "Points."), **_errors(400, 404)}}},
+        "/api/anomalies": {"get": {
+            "summary": "Stored anomalies, newest first.",
+            "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME},
+                           {"name": "since", "in": "query", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "Detected at or after: epoch seconds or ISO-8601."},
+                           limit(100, 1000)],
+            "responses": {"200": _json(_ref("AnomalyList"), "Anomalies."), **_errors(400, 404)}}},
+        "/api/alerts": {"get": {"summary": "The 20 most recent anomalies, newest first.",
+                                "responses": {"200": _json(_ref("AlertList"), "Alerts.")}}},
+        "/api/submit": {"post": {
+            "summary": "Score and store one point or a batch (a new source creates a user stream).",
+            "description": "Answers 200 only once the points and their verdicts are committed "
+                           "(synchronous=FULL by default: they survive a crash or power cut).",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SubmitRequest")}}},
+            "responses": {"200": _json(_ref("SubmitResponse"), "Scored points, in request order."),
+                          **_errors(400, 413, 503)}}},
+        "/api/configure": {
+            "get": {"summary": "Detector configuration of every stream, or of one with ?source=.",
+                    "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME}],
+                    "responses": {"200": _json({"oneOf": [_ref("AllConfigResponse"),
+                                                          _ref("StreamConfigResponse")]}, "Configuration."),
+                                  **_errors(404)}},
+            "post": {"summary": "Change a stream's threshold/window/enabled/weight; applied at once and persisted.",
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("ConfigureRequest")}}},
+                     "responses": {"200": _json(_ref("StreamConfigResponse"), "The stream's new configuration."),
+                                   **_errors(400, 404, 413, 503)}}},
+        "/api/openapi.json": {"get": {"summary": "This description.", "responses": {
+            "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/api/stream/anomalies": {"get": {
+            "summary": "Server-Sent Events: tick and anomaly events.",
+            "description": "Frames `id: <id>\\nevent: <type>\\ndata: <json>\\n\\n`, `retry: 2000` first, "
+                           "`: ping` heartbeat comments. `Last-Event-ID` (header) or ?last_event_id= "
+                           "replays stored events with a larger id (at most REPLAY_LIMIT, the newest), "
+                           "in order, before live ones. Each data object is a TickEvent or AnomalyEvent.",
+            "parameters": [source_filter, last_event_id,
+                           {"name": "Last-Event-ID", "in": "header", "required": False,
+                            "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": {"description": "An endless event stream.",
+                                  "content": {"text/event-stream": {"schema": {"type": "string"},
+                                                                    "x-event-schema": _ref("Event")}}},
+                          **_errors(400)}}},
+        "/ws": {"get": {
+            "summary": "WebSocket with the same events as SSE.",
+            "description": "First message: a HelloEvent. Then TickEvent and AnomalyEvent objects. "
+                           "Send {\"subscribe\": [sources]} (empty or \"*\" = all) or {\"type\": \"ping\"} "
+                           "(answered by a PongEvent); a bad message is answered by an ErrorEvent. The "
+                           "server pings every WS_PING_INTERVAL seconds.",
+            "parameters": [source_filter, last_event_id],
+            "responses": {"101": {"description": "Switching protocols; messages are Event objects.",
+                                  "content": {"application/json": {"schema": _ref("Event")}}},
+                          **_errors(400)}}},
+    }
+
+
+def spec() -> dict[str, Any]:
+    """The OpenAPI document."""
+    error = lambda text: _json(_ref("Error"), text)  # noqa: E731
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Real-time anomaly detection server", "version": "1.0.0",
+                 "description": "Nine built-in synthetic streams scored every tick, user streams "
+                                "through /api/submit, anomalies pushed over SSE and WebSocket. "
+                                "Every error is {\"error\": \"...\"}."},
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "responses": {
+                "BadRequest": error("The request is malformed or breaks a rule."),
+                "NotFound": error("No such route or source."),
+                "MethodNotAllowed": error("The route does not take this method."),
+                "TooLarge": error("The body is over MAX_CONTENT_LENGTH."),
+                "InternalError": error("An unexpected failure (logged)."),
+                "Unavailable": error("The writer is busy or the database did not confirm in time."),
+            },
+        },
+    }

@@ -1,0 +1,47 @@
+"""The dashboard page, the vendored Chart.js, and the health check."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template, send_file
+from jinja2 import TemplateNotFound
+
+from .errors import ApiError
+from .services import services
+from .settings import REPO_ROOT
+
+__all__ = ["CHART_JS", "bp"]
+
+bp = Blueprint("pages", __name__)
+
+#: Installed by ``npm install`` in the repository root.
+CHART_JS = REPO_ROOT / "node_modules" / "chart.js" / "dist" / "chart.umd.js"
+
+
+@bp.get("/")
+def index():
+    """The live dashboard (web/index.html)."""
+    svc = services()
+    try:
+        return render_template("index.html", tick_interval=svc.settings["TICK_INTERVAL"],
+                               streams=list(svc.monitor.streams))
+    except TemplateNotFound:
+        raise ApiError(404, "the dashboard template web/index.html is missing") from None
+
+
+@bp.get("/vendor/chart.umd.js")
+def chart_js():
+    """Chart.js, served from node_modules."""
+    if not CHART_JS.is_file():
+        raise ApiError(404, "Chart.js is not installed: run `npm install` in the repository root")
+    return send_file(CHART_JS, mimetype="text/javascript", max_age=86400)
+
+
+@bp.get("/health")
+def health():
+    """Liveness and readiness: the scheduler ticks here and the database takes writes."""
+    svc = services()
+    scheduler = svc.scheduler_healthy()
+    database = svc.database_writable()
+    ok = database and (scheduler or not svc.settings["SCHEDULER"])
+    body = {"status": "ok" if ok else "degraded", "scheduler": scheduler, "database": database,
+            "scheduler_enabled": svc.settings["SCHEDULER"]}
+    return jsonify(body), 200 if ok else 503

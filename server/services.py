@@ -1,0 +1,74 @@
+"""The long-lived objects of one app (engine monitor, writer, hub, jobs), kept in ``app.extensions``."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from .hub import Hub
+from .monitor import Monitor
+from .scheduler import BackgroundJobs
+from .storage import Reader, open_reader
+from .writer import Writer
+from .writes import ProbeJob
+
+__all__ = ["EXTENSION", "Services", "services"]
+
+EXTENSION = "anomaly_server"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: dict[str, Any]
+    db_path: Path
+    log_path: Path
+    hub: Hub
+    writer: Writer
+    monitor: Monitor
+    jobs: BackgroundJobs
+    started_at: float = field(default_factory=time.time)
+    stopped: bool = False
+
+    def reader(self) -> Reader:
+        """A fresh read-only connection (close it when done)."""
+        return open_reader(self.db_path)
+
+    def scheduler_healthy(self) -> bool:
+        """The jobs run in this process and the last tick is recent."""
+        if not self.jobs.running:
+            return False
+        interval = self.settings["TICK_INTERVAL"]
+        last = self.monitor.last_tick_at or self.jobs.started_at or self.started_at
+        # A tick may be late by a few intervals under load; ten means it is stuck.
+        return time.time() - last < max(10 * interval, 10.0)
+
+    def database_writable(self, timeout: float = 2.0) -> bool:
+        """A tiny write through the writer commits within ``timeout`` seconds."""
+        try:
+            self.writer.write(ProbeJob(), timeout)
+            return True
+        except Exception as exc:
+            log.error("health: database write probe failed: %s", exc)
+            return False
+
+    def shutdown(self) -> None:
+        """Stop the jobs, cut the push clients, commit what is queued and close."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.jobs.stop()
+        self.monitor.quiesce()  # a tick still scoring finishes and queues its write first
+        self.hub.close_all()
+        self.writer.stop()
+        self.monitor.close()
+        log.info("server stopped")
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions[EXTENSION]

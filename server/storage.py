@@ -1,0 +1,241 @@
+"""The SQLite database: schema and its migrations, connections, and the read queries.
+
+Writes never happen here: they go through :class:`server.writer.Writer`, the
+one thread that owns the write connection.  Readers open their own read-only
+connections (:func:`open_reader`); in WAL mode a reader sees the last committed
+state and neither blocks the writer nor waits for it.
+
+Tables
+------
+``streams``          every stream: fields, kind (builtin/user), description, units
+``points``           every scored data point (per-detector scores, severity, explanation, truth)
+``anomalies``        the flagged points, kept with their own retention, plus ``detected_at``
+``config``           each stream's detector configuration, as set through /api/configure
+``events``           the push-event sequence (ids for SSE/WebSocket, replay after Last-Event-ID)
+``stream_stats``     running counts per stream (points, anomalies, tp, fp, fn), never pruned
+``detector_stats``   running count of points each detector fired on
+``meta``             small key/value facts (the health probe writes here)
+``schema_migrations`` which migrations have been applied
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import sqlite_utils
+
+__all__ = ["MIGRATIONS", "Reader", "anomaly_from_row", "migrate", "open_reader", "open_writer",
+           "point_from_row", "schema_version"]
+
+#: Columns shared by ``points`` and ``anomalies`` (JSON text for the nested ones).
+POINT_COLUMNS = {
+    "source": str, "tick": int, "timestamp": float, "field_values": str, "score": float,
+    "is_anomaly": int, "severity": str, "explanation": str, "detector_scores": str,
+    "fired": str, "expected": str, "truth_anomaly": int, "truth_kind": str, "warming_up": int,
+}
+
+
+def _migration_initial(db: sqlite_utils.Database) -> None:
+    db["streams"].create({"name": str, "fields": str, "kind": str, "description": str,
+                          "units": str, "created_at": float}, pk="name",
+                         not_null={"fields", "kind"})
+    db["points"].create({"id": int, **POINT_COLUMNS, "received_at": float}, pk="id",
+                        not_null={"source", "timestamp", "field_values", "score", "received_at"})
+    db["points"].create_index(["source", "id"])
+    db["points"].create_index(["received_at"])
+    db["anomalies"].create({"id": int, "point_id": int, **POINT_COLUMNS, "detected_at": float},
+                           pk="id", not_null={"source", "point_id", "detected_at"})
+    db["anomalies"].create_index(["source", "id"])
+    db["anomalies"].create_index(["detected_at"])
+    db["config"].create({"source": str, "config": str, "updated_at": float}, pk="source",
+                        not_null={"config"})
+    db["events"].create({"id": int, "type": str, "created_ms": int, "tick": int,
+                         "first_point_id": int, "last_point_id": int, "anomaly_id": int},
+                        pk="id", not_null={"type", "created_ms"})
+    db["events"].create_index(["created_ms"])
+    db["stream_stats"].create({"source": str, "points": int, "anomalies": int, "tp": int,
+                               "fp": int, "fn": int}, pk="source")
+    db["detector_stats"].create({"detector": str, "fired": int}, pk="detector")
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+#: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+    (1, "initial schema", _migration_initial),
+]
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
+    """The write connection: WAL journal, the given ``synchronous`` level.
+
+    In WAL mode with ``synchronous=FULL`` SQLite fsyncs the write-ahead log at
+    every COMMIT, so a transaction that has committed survives a crash of the
+    process, of the OS, or a power cut.  With ``NORMAL`` it survives a crash of
+    the process only (the WAL is fsynced at checkpoints).
+    """
+    if synchronous not in {"FULL", "NORMAL"}:
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(_connect(path, read_only=False))
+    db.enable_wal()
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    return db
+
+
+def open_reader(path: Path) -> "Reader":
+    """A read-only connection of its own (one per request or push client)."""
+    return Reader(_connect(path, read_only=True))
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    if "schema_migrations" not in db.table_names():
+        return 0
+    return db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database,
+            migrations: Sequence[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = MIGRATIONS
+            ) -> list[int]:
+    """Apply, each in its own transaction, the migrations not yet recorded; return their versions.
+
+    ``BEGIN IMMEDIATE`` takes the write lock before looking, so two processes
+    starting at once cannot both apply the same migration.
+    """
+    versions = [v for v, _, _ in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"migration versions must be unique and increasing, got {versions}")
+    applied = []
+    for version, name, apply in migrations:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if "schema_migrations" not in db.table_names():
+                db["schema_migrations"].create({"version": int, "name": str, "applied_at": float},
+                                               pk="version")
+            done = db.execute("SELECT 1 FROM schema_migrations WHERE version = ?",
+                              [version]).fetchone()
+            if not done:
+                apply(db)
+                db["schema_migrations"].insert({"version": version, "name": name,
+                                                "applied_at": time.time()})
+                applied.append(version)
+            db.execute("COMMIT")
+        except BaseException:
+            db.rollback()
+            raise
+    return applied
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def point_from_row(row: sqlite3.Row) -> dict:
+    """A ``points`` row as the API's point object."""
+    truth = None
+    if row["truth_anomaly"] is not None:
+        truth = {"is_anomaly": bool(row["truth_anomaly"]), "kind": row["truth_kind"]}
+    return {
+        "id": row["id"], "source": row["source"], "timestamp": row["timestamp"],
+        "values": _loads(row["field_values"], {}), "score": row["score"],
+        "is_anomaly": bool(row["is_anomaly"]), "severity": row["severity"],
+        "explanation": row["explanation"], "detectors": _loads(row["detector_scores"], {}),
+        "fired": _loads(row["fired"], []), "expected": _loads(row["expected"], {}),
+        "truth": truth, "warming_up": bool(row["warming_up"]),
+    }
+
+
+def anomaly_from_row(row: sqlite3.Row) -> dict:
+    """An ``anomalies`` row as the API's anomaly object (a point plus anomaly_id, detected_at)."""
+    anomaly = point_from_row(row)
+    anomaly.update(id=row["point_id"], anomaly_id=row["id"], detected_at=row["detected_at"])
+    return anomaly
+
+
+class Reader:
+    """Read queries on one read-only connection."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, list(params)).fetchall()
+
+    def streams(self) -> list[dict]:
+        """Stored streams in creation order, fields and units decoded."""
+        rows = self._rows("SELECT * FROM streams ORDER BY rowid")
+        return [{"name": r["name"], "fields": tuple(json.loads(r["fields"])), "kind": r["kind"],
+                 "description": r["description"], "units": _loads(r["units"], {})} for r in rows]
+
+    def configs(self) -> dict[str, dict]:
+        return {r["source"]: json.loads(r["config"])
+                for r in self._rows("SELECT source, config FROM config")}
+
+    def latest_points(self, source: str, limit: int) -> list[dict]:
+        """The ``limit`` newest points of ``source``, oldest first."""
+        rows = self._rows("SELECT * FROM points WHERE source = ? ORDER BY id DESC LIMIT ?",
+                          [source, limit])
+        return [point_from_row(r) for r in reversed(rows)]
+
+    def points_between(self, first_id: int, last_id: int) -> list[dict]:
+        rows = self._rows("SELECT * FROM points WHERE id BETWEEN ? AND ? ORDER BY id",
+                          [first_id, last_id])
+        return [point_from_row(r) for r in rows]
+
+    def anomalies(self, source: str | None = None, since: float | None = None,
+                  limit: int = 100) -> list[dict]:
+        """Anomalies newest first, optionally of one source and detected at or after ``since``."""
+        where, params = [], []
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        if since is not None:
+            where.append("detected_at >= ?")
+            params.append(since)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(f"SELECT * FROM anomalies {clause} ORDER BY id DESC LIMIT ?",
+                          [*params, limit])
+        return [anomaly_from_row(r) for r in rows]
+
+    def anomalies_by_id(self, ids: Sequence[int]) -> dict[int, dict]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT * FROM anomalies WHERE id IN ({marks})", ids)
+        return {r["id"]: anomaly_from_row(r) for r in rows}
+
+    def events_after(self, last_id: int, limit: int) -> list[sqlite3.Row]:
+        """Events with id > ``last_id`` in id order; the newest ``limit`` of them if more."""
+        rows = self._rows("SELECT * FROM events WHERE id > ? ORDER BY id DESC LIMIT ?",
+                          [last_id, limit])
+        return rows[::-1]
+
+    def last_event_id(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def stream_stats(self) -> dict[str, dict]:
+        return {r["source"]: dict(r) for r in self._rows("SELECT * FROM stream_stats")}
+
+    def detector_stats(self) -> dict[str, int]:
+        return {r["detector"]: r["fired"] for r in self._rows("SELECT * FROM detector_stats")}
+
+    def count(self, table: str) -> int:
+        if table not in {"points", "anomalies", "events", "streams", "config"}:
+            raise ValueError(f"not a countable table: {table!r}")
+        return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

@@ -1,0 +1,206 @@
+"""Checking what clients send: JSON bodies of /api/submit and /api/configure, query parameters.
+
+Every check raises :class:`InvalidRequest` with a message that names the
+offending part (``points[3].values.temp: ...``); the API turns it into a 400.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["InvalidRequest", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
+           "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
+           "parse_sources", "check_name"]
+
+MAX_NAME_LENGTH = 64
+MAX_FIELDS = 32
+CONFIGURE_PARAMS = ("threshold", "window", "enabled", "weight")
+
+
+class InvalidRequest(ValueError):
+    """The request is malformed or breaks a rule; the message says which part and why."""
+
+
+@dataclass
+class SubmittedPoint:
+    """One point of a submit call, checked but not yet matched against the stream's fields."""
+
+    index: int
+    source: str
+    values: dict[str, float] | None
+    value: float | None
+    timestamp: float | None
+
+
+@dataclass
+class ConfigureRequest:
+    source: str
+    detector: str | None
+    params: dict[str, Any]
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidRequest(f"malformed JSON: {name} is not a valid JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body; NaN and Infinity literals (which Python would accept) are refused."""
+    if not body:
+        raise InvalidRequest("malformed JSON: the request body is empty")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except InvalidRequest:
+        raise
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+
+
+def check_name(name: Any, where: str) -> str:
+    """A source or field name: a non-empty string of at most 64 printable characters."""
+    if not isinstance(name, str):
+        raise InvalidRequest(f"{where} must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise InvalidRequest(f"{where} must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"{where} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if not name.isprintable():
+        raise InvalidRequest(f"{where} contains control characters")
+    return name
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"{where} must be a number, got {json.dumps(value)[:40]}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidRequest(f"{where} must be a finite number")
+    return number
+
+
+def _timestamp(value: Any, where: str) -> float:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(f"{where} must be epoch seconds or an ISO-8601 date-time, "
+                                 f"got {value[:40]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    return _number(value, where)
+
+
+def _point(item: Any, index: int, where: str) -> SubmittedPoint:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object")
+    unknown = sorted(set(item) - {"source", "value", "values", "timestamp"})
+    if unknown:
+        raise InvalidRequest(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                             "expected source, value or values, and optional timestamp")
+    if "source" not in item:
+        raise InvalidRequest(f"{where}.source is missing")
+    source = check_name(item["source"], f"{where}.source")
+    has_value, has_values = "value" in item, "values" in item
+    if has_value == has_values:
+        raise InvalidRequest(f"{where} needs exactly one of 'value' (a number) or 'values' "
+                             "(an object of field: number)")
+    value = values = None
+    if has_value:
+        value = _number(item["value"], f"{where}.value")
+    else:
+        raw = item["values"]
+        if not isinstance(raw, dict) or not raw:
+            raise InvalidRequest(f"{where}.values must be a non-empty object of field: number")
+        if len(raw) > MAX_FIELDS:
+            raise InvalidRequest(f"{where}.values has {len(raw)} fields; the limit is {MAX_FIELDS}")
+        values = {check_name(f, f"{where}.values field name"): _number(v, f"{where}.values.{f}")
+                  for f, v in raw.items()}
+    timestamp = None
+    if item.get("timestamp") is not None:
+        timestamp = _timestamp(item["timestamp"], f"{where}.timestamp")
+    return SubmittedPoint(index, source, values, value, timestamp)
+
+
+def parse_submit(payload: Any, max_points: int) -> list[SubmittedPoint]:
+    """The points of a submit body: one point object, or ``{"points": [...]}``."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    if "points" not in payload:
+        return [_point(payload, 0, "body")]
+    if set(payload) != {"points"}:
+        raise InvalidRequest("a batch body holds only 'points'")
+    items = payload["points"]
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("points must be a non-empty list")
+    if len(items) > max_points:
+        raise InvalidRequest(f"too many points in one batch: {len(items)}; the limit is {max_points}")
+    return [_point(item, i, f"points[{i}]") for i, item in enumerate(items)]
+
+
+def parse_configure(payload: Any) -> ConfigureRequest:
+    """A configure body: source, optional detector, and one or more of threshold/window/enabled/weight."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    unknown = sorted(set(payload) - {"source", "detector", *CONFIGURE_PARAMS})
+    if unknown:
+        raise InvalidRequest(f"unknown key(s) {', '.join(map(repr, unknown))}; expected source, "
+                             f"detector, {', '.join(CONFIGURE_PARAMS)}")
+    if "source" not in payload:
+        raise InvalidRequest("source is missing")
+    source = check_name(payload["source"], "source")
+    detector = payload.get("detector")
+    if detector is not None and not isinstance(detector, str):
+        raise InvalidRequest("detector must be a string")
+    params: dict[str, Any] = {}
+    for name in ("threshold", "weight"):
+        if payload.get(name) is not None:
+            params[name] = _number(payload[name], name)
+    if payload.get("window") is not None:
+        window = payload["window"]
+        if isinstance(window, bool) or not isinstance(window, int):
+            raise InvalidRequest(f"window must be an integer, got {json.dumps(window)[:40]}")
+        params["window"] = window
+    if payload.get("enabled") is not None:
+        if not isinstance(payload["enabled"], bool):
+            raise InvalidRequest("enabled must be true or false")
+        params["enabled"] = payload["enabled"]
+    if not params:
+        raise InvalidRequest(f"nothing to configure: give one or more of {', '.join(CONFIGURE_PARAMS)}")
+    return ConfigureRequest(source, detector, params)
+
+
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
+    """A ``limit`` query parameter: an integer in [1, maximum]."""
+    if raw is None or raw == "":
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"limit must be an integer, got {raw[:40]!r}") from None
+    if not 1 <= limit <= maximum:
+        raise InvalidRequest(f"limit must be between 1 and {maximum}, got {limit}")
+    return limit
+
+
+def parse_since(raw: str | None) -> float | None:
+    """A ``since`` query parameter: epoch seconds or an ISO-8601 date-time."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return _number(float(raw), "since")
+    except ValueError:
+        return _timestamp(raw, "since")
+
+
+def parse_sources(raw: str | None) -> frozenset[str] | None:
+    """A ``source=a,b`` filter; None (all) when absent, empty or ``*``."""
+    if raw is None or raw.strip() in {"", "*"}:
+        return None
+    names = [s.strip() for s in raw.split(",") if s.strip()]
+    return frozenset(check_name(n, "source") for n in names) or None

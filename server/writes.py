@@ -1,0 +1,222 @@
+"""The write jobs: what the writer thread does to the database, one class per kind of write."""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Iterable
+
+from .events import anomaly_event, dumps, tick_event
+from .writer import Transaction, WriteJob
+
+__all__ = ["ConfigJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
+
+_POINT_INSERT_COLUMNS = (
+    "id", "source", "tick", "timestamp", "field_values", "score", "is_anomaly", "severity",
+    "explanation", "detector_scores", "fired", "expected", "truth_anomaly", "truth_kind",
+    "warming_up",
+)
+
+
+def _point_row(point: dict) -> tuple:
+    truth = point.get("truth")
+    return (
+        point["id"], point["source"], point.get("tick"), point["timestamp"],
+        dumps(point["values"]), point["score"], int(point["is_anomaly"]), point["severity"],
+        point.get("explanation"), dumps(point["detectors"]), dumps(point["fired"]),
+        dumps(point["expected"]), None if truth is None else int(truth["is_anomaly"]),
+        None if truth is None else truth.get("kind"), int(point["warming_up"]),
+    )
+
+
+def _insert_sql(table: str, columns: Iterable[str]) -> str:
+    columns = tuple(columns)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})")
+
+
+_INSERT_POINT = _insert_sql("points", (*_POINT_INSERT_COLUMNS, "received_at"))
+_INSERT_ANOMALY = _insert_sql("anomalies", (*_POINT_INSERT_COLUMNS[1:], "id", "point_id",
+                                            "detected_at"))
+_INSERT_EVENT = _insert_sql("events", ("id", "type", "created_ms", "tick", "first_point_id",
+                                       "last_point_id", "anomaly_id"))
+_BUMP_STREAM_STATS = (
+    "INSERT INTO stream_stats (source, points, anomalies, tp, fp, fn) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(source) DO UPDATE SET points = points + excluded.points, "
+    "anomalies = anomalies + excluded.anomalies, tp = tp + excluded.tp, "
+    "fp = fp + excluded.fp, fn = fn + excluded.fn")
+_BUMP_DETECTOR_STATS = (
+    "INSERT INTO detector_stats (detector, fired) VALUES (?, ?) "
+    "ON CONFLICT(detector) DO UPDATE SET fired = fired + excluded.fired")
+
+
+class PointsJob(WriteJob):
+    """Store one tick's (or one submit call's) scored points, their anomalies and push events.
+
+    Parameters
+    ----------
+    points : list of dict
+        Point objects without ``id`` (jsonable), in the order they were scored.
+    tick : int or None
+        The scheduler tick that produced them (None for a submit).
+    origin : {"scheduler", "submit"}
+        Who produced them; carried by the tick event.
+    new_streams : list of dict
+        User streams created by this submit, stored in the same transaction.
+
+    The result is the list of point objects with their ``id`` set.  Events: one
+    tick event, then one anomaly event per flagged point, with consecutive ids.
+    """
+
+    def __init__(self, points: list[dict], tick: int | None, origin: str,
+                 new_streams: Iterable[dict] = ()):
+        super().__init__()
+        if not points:
+            raise ValueError("a PointsJob needs at least one point")
+        self.points = points
+        self.tick = tick
+        self.origin = origin
+        self.new_streams = list(new_streams)
+
+    def apply(self, tx: Transaction) -> list[dict]:
+        conn = tx.db.conn
+        if self.new_streams:
+            StreamsJob(self.new_streams, replace=False).apply(tx)
+        first_id = tx.allocate("points", len(self.points))
+        points = [{"id": first_id + i, **p, "tick": self.tick} for i, p in enumerate(self.points)]
+        conn.executemany(_INSERT_POINT, [(*_point_row(p), tx.now) for p in points])
+
+        flagged = [p for p in points if p["is_anomaly"]]
+        first_anomaly = tx.allocate("anomalies", len(flagged))
+        anomalies = [dict(p, anomaly_id=first_anomaly + i, detected_at=tx.now)
+                     for i, p in enumerate(flagged)]
+        conn.executemany(_INSERT_ANOMALY, [(*_point_row(a)[1:], a["anomaly_id"], a["id"],
+                                            a["detected_at"]) for a in anomalies])
+
+        created_ms = int(tx.now * 1000)
+        first_event = tx.allocate("events", 1 + len(anomalies))
+        event_rows = [(first_event, "tick", created_ms, self.tick, points[0]["id"],
+                       points[-1]["id"], None)]
+        event_rows += [(first_event + 1 + i, "anomaly", created_ms, self.tick, a["id"], a["id"],
+                        a["anomaly_id"]) for i, a in enumerate(anomalies)]
+        conn.executemany(_INSERT_EVENT, event_rows)
+        self._bump_stats(conn, points)
+
+        # Encoded here, on the writer thread, so the event loop only splices strings.
+        wire_points = [{k: v for k, v in p.items() if k != "tick"} for p in points]
+        self.events = [tick_event(first_event, self.tick, self.origin, wire_points)]
+        self.events += [anomaly_event(first_event + 1 + i,
+                                      {k: v for k, v in a.items() if k != "tick"})
+                        for i, a in enumerate(anomalies)]
+        return wire_points
+
+    @staticmethod
+    def _bump_stats(conn, points: list[dict]) -> None:
+        per_source: dict[str, list[int]] = {}
+        fired: Counter = Counter()
+        for p in points:
+            counts = per_source.setdefault(p["source"], [0, 0, 0, 0, 0])
+            flagged, truth = p["is_anomaly"], p.get("truth")
+            counts[0] += 1
+            counts[1] += int(flagged)
+            if truth is not None:
+                counts[2] += int(flagged and truth["is_anomaly"])
+                counts[3] += int(flagged and not truth["is_anomaly"])
+                counts[4] += int(not flagged and truth["is_anomaly"])
+            fired.update(p["fired"])
+        conn.executemany(_BUMP_STREAM_STATS, [(s, *c) for s, c in per_source.items()])
+        if fired:
+            conn.executemany(_BUMP_DETECTOR_STATS, list(fired.items()))
+
+
+class StreamsJob(WriteJob):
+    """Record streams (name, fields, kind, description, units).
+
+    ``replace=True`` refreshes descriptions of existing rows (built-in streams
+    at start-up); ``replace=False`` leaves existing rows alone (user streams).
+    """
+
+    def __init__(self, streams: Iterable[dict], replace: bool):
+        super().__init__()
+        self.streams = list(streams)
+        self.replace = replace
+
+    def apply(self, tx: Transaction) -> int:
+        rows = [{"name": s["name"], "fields": json.dumps(list(s["fields"])), "kind": s["kind"],
+                 "description": s.get("description") or "", "units": dumps(s.get("units") or {}),
+                 "created_at": tx.now} for s in self.streams]
+        verb = "INSERT OR IGNORE"
+        if self.replace:
+            verb = "INSERT"
+        sql = (f"{verb} INTO streams (name, fields, kind, description, units, created_at) "
+               "VALUES (:name, :fields, :kind, :description, :units, :created_at)")
+        if self.replace:
+            sql += (" ON CONFLICT(name) DO UPDATE SET fields = excluded.fields, kind = excluded.kind,"
+                    " description = excluded.description, units = excluded.units")
+        tx.db.conn.executemany(sql, rows)
+        return len(rows)
+
+
+class ConfigJob(WriteJob):
+    """Persist one stream's detector configuration (the engine's ``config(source)``)."""
+
+    def __init__(self, source: str, config: dict):
+        super().__init__()
+        self.source = source
+        self.config = config
+
+    def apply(self, tx: Transaction) -> None:
+        tx.db["config"].upsert({"source": self.source, "config": dumps(self.config),
+                                "updated_at": tx.now}, pk="source")
+
+
+class ProbeJob(WriteJob):
+    """A tiny write that proves the database takes writes (for /health)."""
+
+    def apply(self, tx: Transaction) -> float:
+        tx.db.conn.execute("INSERT INTO meta (key, value) VALUES ('last_probe', ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [str(tx.now)])
+        return tx.now
+
+
+class PruneJob(WriteJob):
+    """Apply retention: keep ``keep_points`` points and anomalies per stream, ``keep_events``
+    events, and nothing older than ``max_age_s`` seconds (0: no age limit).
+
+    The result maps table name to the number of rows deleted.
+    """
+
+    def __init__(self, keep_points: int, keep_events: int, max_age_s: float,
+                 now: float | None = None):
+        super().__init__()
+        if keep_points < 1 or keep_events < 1 or max_age_s < 0:
+            raise ValueError("keep_points and keep_events must be >= 1 and max_age_s >= 0")
+        self.keep_points = keep_points
+        self.keep_events = keep_events
+        self.max_age_s = max_age_s
+        self.now = now
+
+    def apply(self, tx: Transaction) -> dict[str, int]:
+        conn = tx.db.conn
+        deleted = {"points": 0, "anomalies": 0, "events": 0}
+        sources = [r[0] for r in conn.execute("SELECT name FROM streams")]
+        for table in ("points", "anomalies"):
+            for source in sources:
+                # The id of the oldest row to keep; NULL (nothing deleted) when fewer rows exist.
+                cur = conn.execute(
+                    f"DELETE FROM {table} WHERE source = ? AND id < (SELECT id FROM {table} "
+                    f"WHERE source = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    [source, source, self.keep_points - 1])
+                deleted[table] += cur.rowcount
+        cur = conn.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?",
+                           [self.keep_events])
+        deleted["events"] += cur.rowcount
+        if self.max_age_s > 0:
+            cutoff = (self.now if self.now is not None else time.time()) - self.max_age_s
+            deleted["points"] += conn.execute("DELETE FROM points WHERE received_at < ?",
+                                              [cutoff]).rowcount
+            deleted["anomalies"] += conn.execute("DELETE FROM anomalies WHERE detected_at < ?",
+                                                 [cutoff]).rowcount
+            deleted["events"] += conn.execute("DELETE FROM events WHERE created_ms < ?",
+                                              [int(cutoff * 1000)]).rowcount
+        return deleted

@@ -1,0 +1,49 @@
+"""Helpers shared by the server tests (imported by name: tests/server is on sys.path)."""
+from __future__ import annotations
+
+import time
+
+from server import create_app
+from server.services import EXTENSION
+
+
+def build_app(tmp_path, **overrides):
+    """An app on ``tmp_path/test.db`` with the scheduler off; call ``shutdown_app`` when done."""
+    config = {
+        "DATABASE": str(tmp_path / "test.db"),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "SCHEDULER": False,
+        # The durability tests use FULL; NORMAL keeps the many small commits here quick.
+        "SYNCHRONOUS": "NORMAL",
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def services_of(app):
+    return app.extensions[EXTENSION]
+
+
+def shutdown_app(app) -> None:
+    services_of(app).shutdown()
+
+
+def run_ticks(app, count: int) -> list[dict]:
+    """Drive ``count`` scheduler ticks by hand; return the points of the last one."""
+    monitor = services_of(app).monitor
+    points = []
+    for _ in range(count):
+        points = monitor.tick()
+    return points
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -1,0 +1,138 @@
+"""The single writer: group commit, one transaction per batch, bounded queue, isolation of failures."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from server.storage import migrate, open_reader, open_writer
+from server.writer import WriteJob, Writer, WriterBusy, WriterStopped
+from server.writes import PointsJob, PruneJob
+
+
+class Note(WriteJob):
+    """Writes one row into meta."""
+
+    def __init__(self, key: str, fail: bool = False):
+        super().__init__()
+        self.key, self.fail = key, fail
+
+    def apply(self, tx):
+        tx.db.conn.execute("INSERT INTO meta (key, value) VALUES (?, 'v')", [self.key])
+        tx.allocate("events", 3)
+        if self.fail:
+            raise ValueError(f"{self.key} refuses")
+        return self.key
+
+
+class Gate(WriteJob):
+    """Holds the writer thread inside its batch until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def apply(self, tx):
+        self.entered.set()
+        assert self.release.wait(10)
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    path = tmp_path / "w.db"
+    db = open_writer(path)
+    migrate(db)
+    db.close()
+    return path
+
+
+@pytest.fixture
+def writer(db_path):
+    published = []
+    writer = Writer(db_path, "NORMAL", queue_size=8, on_commit=published.extend).start()
+    writer.published = published
+    yield writer
+    writer.stop()
+
+
+def keys(db_path):
+    reader = open_reader(db_path)
+    try:
+        return {r[0] for r in reader.conn.execute("SELECT key FROM meta")}
+    finally:
+        reader.close()
+
+
+def test_jobs_waiting_together_commit_in_one_batch(writer, db_path):
+    gate = writer.submit(Gate())
+    assert gate.entered.wait(5)
+    jobs = [writer.submit(Note(f"k{i}")) for i in range(5)]
+    batches_before = writer.batches
+    gate.release.set()
+    assert [job.wait(5) for job in jobs] == [f"k{i}" for i in range(5)]
+    assert writer.batches == batches_before + 2  # the gate's batch, then the five together
+    assert writer.last_batch_size == 5
+    assert keys(db_path) == {f"k{i}" for i in range(5)}
+
+
+def test_a_failing_job_is_rolled_back_alone(writer, db_path):
+    gate = writer.submit(Gate())
+    assert gate.entered.wait(5)
+    good, bad, other = (writer.submit(Note("good")), writer.submit(Note("bad", fail=True)),
+                        writer.submit(Note("other")))
+    gate.release.set()
+    assert good.wait(5) == "good" and other.wait(5) == "other"
+    with pytest.raises(ValueError, match="bad refuses"):
+        bad.wait(5)
+    assert keys(db_path) == {"good", "other"}
+    # The failed job's reserved ids were given back: the ids stay consecutive.
+    assert writer._next_ids["events"] == 1 + 3 + 3
+
+
+def test_a_tick_is_one_transaction(writer):
+    statements = []
+    writer._db.conn.set_trace_callback(statements.append)
+    points = [{"source": f"s{i}", "timestamp": 1.0, "values": {"x": float(i)}, "score": 0.5,
+               "is_anomaly": i == 3, "severity": "high" if i == 3 else None, "explanation": "",
+               "detectors": {"zscore": 0.5}, "fired": [], "expected": {}, "truth": None,
+               "warming_up": False} for i in range(9)]
+    stored = writer.write(PointsJob(points, tick=1, origin="scheduler"), 5)
+    writer._db.conn.set_trace_callback(None)
+    assert [p["id"] for p in stored] == list(range(1, 10))
+    assert sum(s.strip().upper() == "BEGIN" for s in statements) == 1
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+    # One tick event, then one anomaly event, published in id order after the commit.
+    assert [(e.type, e.id) for e in writer.published] == [("tick", 1), ("anomaly", 2)]
+
+
+def test_the_queue_is_bounded(db_path):
+    writer = Writer(db_path, "NORMAL", queue_size=2).start()
+    try:
+        gate = writer.submit(Gate())
+        assert gate.entered.wait(5)
+        queued = [writer.submit(Note("a")), writer.submit(Note("b"))]
+        with pytest.raises(WriterBusy, match="queue full"):
+            writer.submit(Note("c"))
+        gate.release.set()
+        assert [job.wait(5) for job in queued] == ["a", "b"]
+    finally:
+        writer.stop()
+
+
+def test_stop_commits_what_is_queued_then_refuses(db_path):
+    writer = Writer(db_path, "NORMAL").start()
+    gate = writer.submit(Gate())
+    assert gate.entered.wait(5)
+    late = writer.submit(Note("late"))
+    stopper = threading.Thread(target=writer.stop)
+    stopper.start()
+    gate.release.set()
+    stopper.join(10)
+    assert late.wait(0) == "late" and "late" in keys(db_path)
+    with pytest.raises(WriterStopped):
+        writer.submit(Note("after"))
+
+
+def test_prune_rejects_nonsense():
+    with pytest.raises(ValueError):
+        PruneJob(keep_points=0, keep_events=10, max_age_s=0)

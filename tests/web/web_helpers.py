@@ -1,0 +1,202 @@
+"""Shared parts of the dashboard's browser tests: the live server, page probes, JavaScript probes
+and recipes that make anomalies happen deterministically."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TICK_INTERVAL = 0.5
+LAPTOP = {"width": 1366, "height": 768}
+TABLET = {"width": 820, "height": 1180}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The real server in a gunicorn subprocess; can be killed and started again on the same port and database."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.database = workdir / "anomaly.db"
+        self.log_path = workdir / "gunicorn.log"
+        self.process: subprocess.Popen | None = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self, timeout: float = 40.0) -> None:
+        env = dict(os.environ)
+        env.update({
+            "ANOMALY_DATABASE": str(self.database),
+            "ANOMALY_LOG_DIR": str(self.workdir / "logs"),
+            "ANOMALY_TICK_INTERVAL": str(TICK_INTERVAL),
+            "ANOMALY_INJECTION_RATE": "0.05",
+            "ANOMALY_SEED": "7",
+            "ANOMALY_SYNCHRONOUS": "NORMAL",
+        })
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        conf = REPO / "server" / "gunicorn_conf.py"
+        # The repository's gunicorn configuration (one gevent worker), with our port on top.
+        command = [str(gunicorn)] + (["-c", str(conf)] if conf.is_file() else
+                                     ["--workers", "1", "--worker-class", "gevent"])
+        command += ["--bind", f"127.0.0.1:{self.port}", "server:create_app()"]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url("/health"), timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """Stop the server abruptly, the way a crash or an OOM kill would."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)  # the arbiter and its worker
+        self.process.wait(timeout=10)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    # Small API helpers used by several tests -------------------------------------------------
+
+    def get(self, path: str, **params):
+        response = requests.get(self.url(path), params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def submit(self, payload: dict) -> requests.Response:
+        return requests.post(self.url("/api/submit"), json=payload, timeout=15)
+
+
+class PageProbe:
+    """What a page did that a test must know about: JavaScript dialogs and errors."""
+
+    def __init__(self, page):
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._on_dialog)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _on_dialog(self, dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+
+def open_dashboard(browser, server: LiveServer, viewport=LAPTOP, **context_options):
+    context = browser.new_context(viewport=viewport, **context_options)
+    page = context.new_page()
+    probe = PageProbe(page)
+    page.goto(server.url("/"))
+    page.wait_for_function("() => window.dashboard && window.dashboard.connection === 'live'", timeout=15000)
+    return context, page, probe
+
+
+# Reads a chart back through the hook the page exposes (window.dashboard.charts[name]).
+CHART_SNAPSHOT_JS = """(name) => {
+  const chart = window.dashboard.charts[name];
+  if (!chart) return null;
+  return chart.data.datasets.map(d => ({
+    role: d.role, label: d.label, n: d.data.length,
+    ids: d.role === 'marker' ? d.data.map(p => p.id) : [],
+    lastX: d.data.length ? d.data[d.data.length - 1].x : null,
+  }));
+}"""
+
+LINE_POINTS_JS = """(name) => {
+  const chart = window.dashboard.charts[name];
+  if (!chart) return 0;
+  const line = chart.data.datasets.find(d => d.role === 'line');
+  return line ? line.data.length : 0;
+}"""
+
+LAST_X_JS = """(name) => {
+  const line = window.dashboard.charts[name].data.datasets.find(d => d.role === 'line');
+  return line.data.length ? line.data[line.data.length - 1].x : 0;
+}"""
+
+MARKER_IDS_JS = """(name) => {
+  const chart = window.dashboard.charts[name];
+  if (!chart) return [];
+  return chart.data.datasets.filter(d => d.role === 'marker').flatMap(d => d.data.map(p => p.id));
+}"""
+
+
+def stream_config(body: dict, source: str) -> dict:
+    """The config of ``source`` from a GET /api/configure answer ({source, config} or {streams})."""
+    if "config" in body:
+        return body["config"]
+    return body["streams"][source]
+
+
+def warm_up(server, source: str, seed: int, field_values=None, batch: int = 40, rounds: int = 8) -> list[dict]:
+    """Feed ``source`` normal points (around 10, or around ``field_values``) until it stops warming up."""
+    rng = np.random.default_rng(seed)
+    results: list[dict] = []
+    for _ in range(rounds):
+        points = []
+        for _ in range(batch):
+            if field_values is None:
+                points.append({"source": source, "value": float(10 + rng.normal(0, 0.5))})
+            else:
+                points.append({"source": source, "values": {
+                    field: float(centre + rng.normal(0, 0.5)) for field, centre in field_values.items()}})
+        response = server.submit({"points": points})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        if not results[-1]["warming_up"]:
+            return results
+    raise AssertionError(f"{source} still warming up after {batch * rounds} points")
+
+
+def spike(server, source: str, values=None) -> dict:
+    """Submit a far-out point to ``source`` and return the server's verdict, which is an anomaly.
+
+    Should the engine score the spike under the stream's ensemble threshold, the test lowers that
+    test stream's threshold just under the score (through POST /api/configure, as a user would)
+    and submits the same spike again: the page is under test here, not the engine's calibration.
+    """
+    payload = {"source": source, "value": 1000.0} if values is None else {"source": source, "values": values}
+    for _ in range(3):
+        response = server.submit(payload)
+        assert response.status_code == 200, response.text
+        verdict = response.json()["results"][0]
+        if verdict["is_anomaly"]:
+            return verdict
+        assert verdict["score"] > 0.05, f"the engine does not see the spike at all: {verdict}"
+        configured = requests.post(server.url("/api/configure"), timeout=10, json={
+            "source": source, "detector": "ensemble", "threshold": round(verdict["score"] * 0.9, 4)})
+        assert configured.status_code == 200, configured.text
+    raise AssertionError(f"{source}: the spike is never flagged: {verdict}")
