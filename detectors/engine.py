@@ -85,10 +85,19 @@ class _Bank:
         return self.detector.n_streams_
 
     def take_row(self) -> int:
-        """Claim a free row, doubling the bank when it is full."""
+        """Claim a free row, growing the bank by a quarter when it is full.
+
+        Every row is scored on every tick (absent ones masked), so spare rows
+        cost time: a modest growth factor keeps at most a fifth of them idle.
+        """
         if not self.free:
-            self._grow(2 * self.capacity)
+            self.reserve(self.capacity + max(8, self.capacity // 4))
         return self.free.pop()
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for ``capacity`` rows in all (no-op if the bank is that large already)."""
+        if capacity > self.capacity:
+            self._grow(capacity)
 
     def release_row(self, row: int) -> None:
         """Forget a row's state and history and make it free for another stream."""
@@ -193,6 +202,17 @@ class Engine:
         }
         self._streams[name] = stream
         self._place(name)
+
+    def add_streams(self, names: Sequence[str], fields: Sequence[str]) -> None:
+        """Add many streams with the same fields, growing their bank once to fit them exactly."""
+        names = [n for n in names if n not in self._streams]
+        if not names:
+            return
+        self.add_stream(names[0], fields)
+        bank = self._banks[self._streams[names[0]]["bank"]]
+        bank.reserve(bank.capacity - len(bank.free) + len(names) - 1)
+        for name in names[1:]:
+            self.add_stream(name, fields)
 
     # -- scoring ----------------------------------------------------------
     def step(self, points: Mapping[str, Mapping[str, float]]) -> "TickResult":

@@ -76,14 +76,16 @@ def stats():
     anomalies = sum(c["anomalies"] for c in counts.values())
     builtin = [c for name, c in counts.items()
                if svc.monitor.streams.get(name, {}).get("kind") == "builtin"]
-    tp, fp, fn = (sum(c[k] for c in builtin) for k in ("tp", "fp", "fn"))
+    tp, fp, fn, caught, missed = (sum(c.get(k, 0) for c in builtin)
+                                  for k in ("tp", "fp", "fn", "episodes_caught", "episodes_missed"))
     fired = reader().detector_stats()
     return jsonify({
         "points": points, "anomalies": anomalies, "anomaly_rate": _ratio(anomalies, points),
         "per_detector": {name: fired.get(name, 0) for name in svc.monitor.detector_names},
         "tick": svc.monitor.tick_stats(),
-        "truth": {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp),
-                  "recall": _ratio(tp, tp + fn)},
+        # Precision per flag; recall per injected anomaly (server/episodes.py).
+        "truth": {"tp": tp, "fp": fp, "fn": fn, "episodes_caught": caught, "episodes_missed": missed,
+                  "precision": _ratio(tp, tp + fp), "recall": _ratio(caught, caught + missed)},
         "writer": svc.writer.stats(),
         "push": {"clients": svc.hub.counts(), "published": svc.hub.published,
                  "dropped": svc.hub.dropped},

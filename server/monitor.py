@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .concurrency import DedicatedThread
+from .episodes import EpisodeTracker
 from .events import jsonable
 from .explain import explain
 from .storage import open_reader
@@ -86,6 +87,7 @@ class Monitor:
                  settings: Mapping[str, Any]):
         self.engine = engine
         self.generators = dict(generators)
+        self.episodes = EpisodeTracker()
         self.writer = writer
         self.db_path = db_path
         self.settings = settings
@@ -191,11 +193,13 @@ class Monitor:
             return [], problems
         now = time.time()
         verdicts = self.engine.step({name: values for name, (_, values) in drawn.items()})
-        points = [
-            _point(verdicts[name], name, now,
-                   {"is_anomaly": bool(p.is_anomaly), "kind": p.kind})
-            for name, (p, _) in drawn.items()
-        ]
+        points = []
+        for name, (p, _) in drawn.items():
+            verdict = verdicts[name]
+            episode = self.episodes.outcome(name, bool(p.is_anomaly), verdict.is_anomaly)
+            point = _point(verdict, name, now, {"is_anomaly": bool(p.is_anomaly), "kind": p.kind})
+            point["_episode"] = episode  # counted by the writer, never stored or sent
+            points.append(point)
         return points, problems
 
     # -- submits ----------------------------------------------------------------------------

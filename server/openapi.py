@@ -103,8 +103,14 @@ def _schemas() -> dict[str, Any]:
                                "properties": {"count": _COUNT, "last_ms": _NULLABLE_NUMBER,
                                               "p50_ms": _NULLABLE_NUMBER, "p99_ms": _NULLABLE_NUMBER}},
                       "truth": {"type": "object",
-                                "required": ["tp", "fp", "fn", "precision", "recall"],
+                                "description": "Flags on built-in streams against injected ground "
+                                "truth: tp/fp/fn count points; precision = tp/(tp+fp) per flag; "
+                                "recall = episodes_caught/(episodes_caught+episodes_missed) per "
+                                "injected anomaly (caught once any of its points is flagged).",
+                                "required": ["tp", "fp", "fn", "episodes_caught", "episodes_missed",
+                                             "precision", "recall"],
                                 "properties": {"tp": _COUNT, "fp": _COUNT, "fn": _COUNT,
+                                               "episodes_caught": _COUNT, "episodes_missed": _COUNT,
                                                "precision": _NULLABLE_NUMBER,
                                                "recall": _NULLABLE_NUMBER}},
                       "writer": {"type": "object", "description": "The database writer: commits "

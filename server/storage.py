@@ -62,9 +62,16 @@ def _migration_initial(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+def _migration_episode_counts(db: sqlite_utils.Database) -> None:
+    # Live recall counts injected anomalies (episodes), not their points: see server/episodes.py.
+    db["stream_stats"].add_column("episodes_caught", int, not_null_default=0)
+    db["stream_stats"].add_column("episodes_missed", int, not_null_default=0)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
+    (2, "episode counts in stream_stats", _migration_episode_counts),
 ]
 
 

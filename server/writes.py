@@ -41,10 +41,13 @@ _INSERT_ANOMALY = _insert_sql("anomalies", (*_POINT_INSERT_COLUMNS[1:], "id", "p
 _INSERT_EVENT = _insert_sql("events", ("id", "type", "created_ms", "tick", "first_point_id",
                                        "last_point_id", "anomaly_id"))
 _BUMP_STREAM_STATS = (
-    "INSERT INTO stream_stats (source, points, anomalies, tp, fp, fn) VALUES (?, ?, ?, ?, ?, ?) "
+    "INSERT INTO stream_stats (source, points, anomalies, tp, fp, fn, episodes_caught, episodes_missed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(source) DO UPDATE SET points = points + excluded.points, "
     "anomalies = anomalies + excluded.anomalies, tp = tp + excluded.tp, "
-    "fp = fp + excluded.fp, fn = fn + excluded.fn")
+    "fp = fp + excluded.fp, fn = fn + excluded.fn, "
+    "episodes_caught = episodes_caught + excluded.episodes_caught, "
+    "episodes_missed = episodes_missed + excluded.episodes_missed")
 _BUMP_DETECTOR_STATS = (
     "INSERT INTO detector_stats (detector, fired) VALUES (?, ?) "
     "ON CONFLICT(detector) DO UPDATE SET fired = fired + excluded.fired")
@@ -103,7 +106,7 @@ class PointsJob(WriteJob):
         self._bump_stats(conn, points)
 
         # Encoded here, on the writer thread, so the event loop only splices strings.
-        wire_points = [{k: v for k, v in p.items() if k != "tick"} for p in points]
+        wire_points = [{k: v for k, v in p.items() if k not in ("tick", "_episode")} for p in points]
         self.events = [tick_event(first_event, self.tick, self.origin, wire_points)]
         self.events += [anomaly_event(first_event + 1 + i,
                                       {k: v for k, v in a.items() if k != "tick"})
@@ -115,7 +118,7 @@ class PointsJob(WriteJob):
         per_source: dict[str, list[int]] = {}
         fired: Counter = Counter()
         for p in points:
-            counts = per_source.setdefault(p["source"], [0, 0, 0, 0, 0])
+            counts = per_source.setdefault(p["source"], [0, 0, 0, 0, 0, 0, 0])
             flagged, truth = p["is_anomaly"], p.get("truth")
             counts[0] += 1
             counts[1] += int(flagged)
@@ -123,6 +126,8 @@ class PointsJob(WriteJob):
                 counts[2] += int(flagged and truth["is_anomaly"])
                 counts[3] += int(flagged and not truth["is_anomaly"])
                 counts[4] += int(not flagged and truth["is_anomaly"])
+                counts[5] += int(p.get("_episode") == "caught")
+                counts[6] += int(p.get("_episode") == "missed")
             fired.update(p["fired"])
         conn.executemany(_BUMP_STREAM_STATS, [(s, *c) for s, c in per_source.items()])
         if fired:

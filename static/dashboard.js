@@ -601,8 +601,9 @@
       var t = s.truth || {};
       renderStat('stat-precision', fmtPercent(t.precision), isNum(t.tp)
         ? 'TP ' + fmtCount(t.tp) + ' · FP ' + fmtCount(t.fp) : 'flags that were injected');
-      renderStat('stat-recall', fmtPercent(t.recall), isNum(t.tp)
-        ? 'TP ' + fmtCount(t.tp) + ' · FN ' + fmtCount(t.fn) : 'injected that were flagged');
+      renderStat('stat-recall', fmtPercent(t.recall), isNum(t.episodes_caught)
+        ? fmtCount(t.episodes_caught) + ' caught · ' + fmtCount(t.episodes_missed) + ' missed'
+        : 'injected anomalies flagged');
     }).catch(function () { /* the server card says why */ });
 
     fetch('/health', { cache: 'no-store' }).then(function (res) {

@@ -36,8 +36,7 @@ def measure(n_streams: int, warm_ticks: int, ticks: int) -> dict:
     engine = Engine()
     before = rss_bytes()
     names = [f"stream{i}" for i in range(n_streams)]
-    for name in names:
-        engine.add_stream(name, ("value",))
+    engine.add_streams(names, ("value",))
     group = engine.group(names)
     level = rng.normal(50, 10, n_streams)
     for _ in range(warm_ticks):

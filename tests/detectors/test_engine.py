@@ -121,3 +121,12 @@ def test_saved_configuration_reloads(engine):
 def test_severity_grows_with_improbability():
     grades = [severity_of(s, 0.5) for s in (0.4, 0.55, 0.7, 0.8, 0.95)]
     assert grades == [None, "low", "medium", "high", "critical"]
+
+
+def test_bulk_added_streams_fill_their_bank_exactly():
+    engine = Engine(members=MEMBERS)
+    engine.add_streams([f"s{i}" for i in range(1000)], ("x",))
+    (bank,) = engine._banks.values()
+    assert bank.capacity == 1000 and not bank.free
+    result = engine.group([f"s{i}" for i in range(1000)]).step(np.ones(1000))
+    assert len(result) == 1000
