@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
 from .mad import deviation_floor
-from .window import RollingWindow, SortedWindow
+from .robust_window import SortedWindowDetector
 
 #: Upper quartile of a standard Gaussian: Q3 - median = 0.6745 sigma.
 QUARTILE_Z = 0.6744897501960817
 
 
 @register
-class IQRDetector(Detector):
+class IQRDetector(SortedWindowDetector):
     """Quartile-based robust z-score per field over the last ``window`` points.
 
     Above the median a point is measured against the upper quartile and
@@ -42,14 +41,6 @@ class IQRDetector(Detector):
 
     name = "iqr"
 
-    def __init__(self, *, window: int = 100, warmup: int = 30, threshold: float = 0.5):
-        super().__init__(warmup=warmup, threshold=threshold)
-        self.window = int(window)
-
-    def _allocate(self, n_streams, n_features):
-        self.ring_ = RollingWindow(n_streams, self.window, n_features)
-        self.sorted_ = SortedWindow(n_streams * n_features, self.window)
-
     def _quartiles(self):
         return self._per_tick("_quartiles", self._compute_quartiles)
 
@@ -68,8 +59,7 @@ class IQRDetector(Detector):
         med, sigma_low, sigma_high = self._quartiles()
         z = np.where(X >= med, (X - med) / sigma_high, (med - X) / sigma_low)
         z2 = np.nansum(z**2, axis=1)
-        leaving = self.ring_.push(X, present)
-        self.sorted_.push(X.ravel(), leaving.ravel(), np.repeat(present, self.n_features_))
+        self._learn(X, present)
         return chi2_score(z2, self.n_features_)
 
     def expected_range(self):

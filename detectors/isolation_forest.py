@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from .base import Detector
+from .refitted import RefittedModelDetector
 from .calibration import TailCalibrator
 from .features import CausalEmbedding, RefitSchedule, robust_center_scale
 from .registry import register
@@ -311,7 +311,7 @@ def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int) -> np.ndarra
 
 
 @register
-class IsolationForestDetector(Detector):
+class IsolationForestDetector(RefittedModelDetector):
     """Isolation Forest on each stream's sliding window of causal features, refit on a schedule.
 
     Parameters
@@ -408,19 +408,8 @@ class IsolationForestDetector(Detector):
         self.fitted_ = np.zeros(n_streams, dtype=bool)
 
     # -- scoring --------------------------------------------------------------
-    def _score_and_learn(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
-        features = self.embedding_.transform(X, present)
-        scores = np.zeros(self.n_streams_)
-        rows = np.flatnonzero(present & self.fitted_)
-        if rows.size:
-            raw = self.raw_scores(rows, features[rows])
-            scores[rows] = self.calibrator_.transform(rows, raw)
-            self.calibrator_.update(rows, raw)
-        self.window_.push(features, present)
-        due = self.schedule_.advance(present)
-        for a in range(0, due.size, _FIT_CHUNK):
-            self._refit(due[a : a + _FIT_CHUNK])
-        return scores
+    def _refit_chunk(self) -> int:
+        return _FIT_CHUNK
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Uncalibrated isolation scores ``2 ** (-E[h] / c(psi))`` of ``features`` under the forests of ``rows``."""

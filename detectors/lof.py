@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
+from .refitted import RefittedModelDetector
 from .calibration import TailCalibrator
 from .features import CausalEmbedding, RefitSchedule, robust_center_scale
 from .registry import register
@@ -127,7 +127,7 @@ def lof_score(reference_t, k_distance, lrd, x, n_neighbors: int) -> np.ndarray:
 
 
 @register
-class LocalOutlierFactorDetector(Detector):
+class LocalOutlierFactorDetector(RefittedModelDetector):
     """Local Outlier Factor of each new point against its stream's recent window, refit on a schedule.
 
     Parameters
@@ -209,20 +209,8 @@ class LocalOutlierFactorDetector(Detector):
         self.scale_ = np.ones((n_streams, width), dtype=np.float32)
         self.fitted_ = np.zeros(n_streams, dtype=bool)
 
-    def _score_and_learn(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
-        features = self.embedding_.transform(X, present)
-        scores = np.zeros(self.n_streams_)
-        rows = np.flatnonzero(present & self.fitted_)
-        if rows.size:
-            raw = self.raw_scores(rows, features[rows])
-            scores[rows] = self.calibrator_.transform(rows, raw)
-            self.calibrator_.update(rows, raw)
-        self.window_.push(features, present)
-        due = self.schedule_.advance(present)
-        chunk = max(1, _FIT_PAIRS // self.window**2)
-        for a in range(0, due.size, chunk):
-            self._refit(due[a : a + chunk])
-        return scores
+    def _refit_chunk(self) -> int:
+        return max(1, _FIT_PAIRS // self.window**2)
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Uncalibrated scores ``log(LOF)`` of ``features`` against the reference sets of ``rows``."""

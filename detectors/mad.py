@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
-from .window import RollingWindow, SortedWindow
+from .robust_window import SortedWindowDetector
 
 #: MAD of a standard Gaussian; dividing by it makes the MAD estimate sigma.
 MAD_TO_SIGMA = 0.6744897501960817
@@ -33,7 +32,7 @@ def deviation_floor(values: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 
 @register
-class MADDetector(Detector):
+class MADDetector(SortedWindowDetector):
     """Robust z-score ``(x - median) / (1.4826 * MAD)`` per field over the last ``window`` points.
 
     Several fields are combined as a sum of squared robust z-scores, read
@@ -59,14 +58,6 @@ class MADDetector(Detector):
 
     name = "mad"
 
-    def __init__(self, *, window: int = 100, warmup: int = 30, threshold: float = 0.5):
-        super().__init__(warmup=warmup, threshold=threshold)
-        self.window = int(window)
-
-    def _allocate(self, n_streams, n_features):
-        self.ring_ = RollingWindow(n_streams, self.window, n_features)
-        self.sorted_ = SortedWindow(n_streams * n_features, self.window)
-
     def _centre_spread(self):
         return self._per_tick("_centre_spread", self._compute_centre_spread)
 
@@ -89,8 +80,7 @@ class MADDetector(Detector):
     def _score_and_learn(self, X, present):
         median, sigma = self._centre_spread()
         z2 = np.nansum(((X - median) / sigma) ** 2, axis=1)
-        leaving = self.ring_.push(X, present)
-        self.sorted_.push(X.ravel(), leaving.ravel(), np.repeat(present, self.n_features_))
+        self._learn(X, present)
         return chi2_score(z2, self.n_features_)
 
     def expected_range(self):
