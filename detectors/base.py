@@ -90,6 +90,10 @@ class Detector:
         self.ticks_ += 1
         return scores
 
+    def state_bytes(self) -> int:
+        """Return the bytes of every numpy array of learned state this detector holds (members included)."""
+        return _array_bytes(self, set())
+
     def expected_range(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Return ``(lower, upper)``, each ``(S, d)``: the range the *next* point is expected in.
 
@@ -181,3 +185,16 @@ def copy_stream_rows(dst, src, dst_rows, src_rows, dst_streams: int, src_streams
         elif isinstance(dst_value, (list, tuple)) or (hasattr(dst_value, "__dict__") and not isinstance(dst_value, type)):
             if type(dst_value) is type(src_value) and not callable(dst_value):
                 copy_stream_rows(dst_value, src_value, dst_rows, src_rows, dst_streams, src_streams)
+
+
+def _array_bytes(obj, seen: set) -> int:
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (list, tuple)):
+        return sum(_array_bytes(item, seen) for item in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return sum(_array_bytes(value, seen) for value in vars(obj).values())
+    return 0

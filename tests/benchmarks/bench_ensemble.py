@@ -27,21 +27,6 @@ import detectors  # noqa: E402
 from detectors.base import Detector  # noqa: E402
 
 
-def state_bytes(obj, seen=None) -> int:
-    """Bytes of every numpy array reachable from ``obj``'s attributes (lists, tuples and helpers included)."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (list, tuple)):
-        return sum(state_bytes(o, seen) for o in obj)
-    if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return sum(state_bytes(v, seen) for v in vars(obj).values())
-    return 0
-
-
 class Timed:
     """Wrap a member's ``step`` to record its wall time per tick."""
 
@@ -84,11 +69,11 @@ def main() -> None:
         total.append(time.perf_counter() - start)
     total = np.array(total)
     members = np.sum([np.array(tm.times) for tm in timers], axis=0)
-    rows = [(name, np.array(tm.times), state_bytes(d))
+    rows = [(name, np.array(tm.times), d.state_bytes())
             for name, tm, d in zip(ensemble.members, timers, ensemble.detectors_)]
-    own = state_bytes(ensemble) - sum(b for _, _, b in rows)
+    own = ensemble.state_bytes() - sum(b for _, _, b in rows)
     rows.append(("(fusion + novelty)", total - members, own))
-    rows.append(("ensemble", total, state_bytes(ensemble)))
+    rows.append(("ensemble", total, ensemble.state_bytes()))
     print(f"{S} streams, {args.ticks} ticks after {args.warm} warm-up ticks")
     print(f"{'part':20s} {'p50 ms':>8s} {'p99 ms':>8s} {'KB/stream':>10s}")
     for name, times, nbytes in rows:

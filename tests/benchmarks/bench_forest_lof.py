@@ -26,21 +26,6 @@ from detectors.lof import LocalOutlierFactorDetector  # noqa: E402
 DETECTORS = {"isolation_forest": IsolationForestDetector, "lof": LocalOutlierFactorDetector}
 
 
-def state_bytes(obj, seen=None) -> int:
-    """Sum the nbytes of every ndarray reachable through ``obj``'s attributes."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (list, tuple)):
-        return sum(state_bytes(item, seen) for item in obj)
-    if hasattr(obj, "__dict__"):
-        return sum(state_bytes(value, seen) for value in vars(obj).values())
-    return 0
-
-
 def ticks(n_streams: int, n_fields: int, seed: int = 0):
     """Endless ticks of noisy sines, one random phase and period per stream and field."""
     rng = np.random.default_rng(seed)
@@ -74,7 +59,7 @@ def bench(name: str, n_streams: int, n_fields: int, n_ticks: int) -> dict:
         "max_ms": 1e3 * wall.max(),
         "cpu_p50_ms": 1e3 * np.percentile(cpu, 50),
         "cpu_p99_ms": 1e3 * np.percentile(cpu, 99),
-        "bytes_per_stream": state_bytes(det) / n_streams,
+        "bytes_per_stream": det.state_bytes() / n_streams,
     }
 
 
