@@ -1,4 +1,4 @@
-"""Turn raw anomaly scores into calibrated scores ~ ``1 - p``, per stream, from each stream's past raw scores.
+"""Turn raw anomaly scores into calibrated scores, per stream, from each stream's past raw scores.
 
 Raw scores of model-based detectors (isolation-forest path lengths, local
 outlier factors) are not probabilities, and their scale differs from stream
@@ -10,7 +10,11 @@ of every stream and, when asked to refit a stream, summarises them as
   linearly between knots (so it stays at or below ``1 - tail``);
 * an exponential tail above ``u`` (peaks over threshold): with ``beta`` the
   mean excess of the remembered scores above ``u``,
-  ``p(r) = tail * exp(-(r - u) / beta)`` and the score is ``1 - p(r)``.
+  ``p(r) = tail * exp(-(r - u) / beta)``.
+
+:meth:`TailCalibrator.level` gives ``1 - p``; :meth:`TailCalibrator.transform`
+gives the score every detector reports, ``1 - p ** (1/10)``
+(:mod:`detectors.stats`), computed from ``log p`` so far tails keep their order.
 
 For a fixed state the map is continuous and non-decreasing in the raw score.
 The state changes only in :meth:`TailCalibrator.fit` (which
@@ -21,6 +25,8 @@ score before pushing it stays causal.
 from __future__ import annotations
 
 import numpy as np
+
+from .stats import score_from_logp
 
 __all__ = ["TailCalibrator"]
 
@@ -54,12 +60,14 @@ class TailCalibrator:
     ...     cal.push(np.arange(2), raw)
     >>> cal.fit(np.arange(2))
     >>> # The same raw score is rarer on the stream whose raw scores are small.
-    >>> np.round(cal.transform(np.arange(2), np.array([5.0, 5.0])), 3).tolist()
+    >>> np.round(cal.level(np.arange(2), np.array([5.0, 5.0])), 3).tolist()
     [0.995, 0.349]
+    >>> np.round(cal.transform(np.arange(2), np.array([5.0, 5.0])), 3).tolist()
+    [0.406, 0.042]
     >>> # Monotone: a larger raw score never gets a smaller calibrated score.
     >>> scores = cal.transform(np.zeros(5, dtype=int), np.array([0.0, 0.5, 2.0, 5.0, 20.0]))
-    >>> bool(np.all(np.diff(scores) >= 0)), float(scores[0]), round(float(scores[-1]), 6)
-    (True, 0.0, 1.0)
+    >>> bool(np.all(np.diff(scores) >= 0)), bool(scores[0] == 0), round(float(scores[-1]), 3)
+    (True, True, 0.905)
     """
 
     def __init__(self, tail: float = 0.1, memory: int = 256, n_knots: int = 5, min_scores: int = 8, every: int = 32):
@@ -131,8 +139,8 @@ class TailCalibrator:
         self.beta_[rows] = beta
         self.fitted_[rows] = True
 
-    def transform(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        """Map the raw scores of ``rows`` to calibrated scores in [0, 1]; 0 for uncalibrated rows."""
+    def log_tail_probability(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Return ``log p`` of the raw scores of ``rows`` (0, i.e. p = 1, for uncalibrated rows)."""
         rows = np.asarray(rows)
         raw = np.asarray(raw, dtype=np.float64)
         knots = self.knots_[rows].astype(np.float64)
@@ -147,6 +155,14 @@ class TailCalibrator:
             fraction = np.clip((raw - low) / (high - low), 0.0, 1.0)
         body = levels[inner - 1] + fraction * (levels[inner] - levels[inner - 1])
         body = np.where(j == 0, 0.0, body)
-        tail = 1.0 - self.tail * np.exp(-np.maximum(raw - u, 0.0) / self.beta_[rows])
-        scores = np.where(j >= self.n_knots, tail, body)
-        return np.where(self.fitted_[rows], scores, 0.0)
+        log_tail = np.log(self.tail) - np.maximum(raw - u, 0.0) / self.beta_[rows]
+        logp = np.where(j >= self.n_knots, log_tail, np.log1p(-np.minimum(body, 1.0 - self.tail)))
+        return np.where(self.fitted_[rows], logp, 0.0)
+
+    def level(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Map the raw scores of ``rows`` to ``1 - p``: the calibrated quantile level; 0 for uncalibrated rows."""
+        return -np.expm1(self.log_tail_probability(rows, raw))
+
+    def transform(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Map the raw scores of ``rows`` to scores on the shared scale ``1 - p ** (1/10)``; 0 for uncalibrated rows."""
+        return score_from_logp(self.log_tail_probability(rows, raw))

@@ -298,6 +298,8 @@ class Engine:
             raise ValueError("enabled must be true or false")
         if fused and (window is not None or weight is not None or enabled is not None):
             raise ValueError("the ensemble takes a threshold only; set window, weight and enabled per detector")
+        if window is not None and not fused and self._window_of(stream, detector) is None:
+            raise ValueError(f"{detector} has no window to set")
         if fused:
             if threshold is not None:
                 s["threshold"] = threshold
@@ -314,8 +316,7 @@ class Engine:
             s["enabled"][i] = enabled
         self._apply_weights(stream)
         if window is not None and window != self._window_of(stream, detector):
-            s["windows"][detector] = window
-            self._move(stream)
+            self._move(stream, {**s["windows"], detector: window})
         return self.config(stream)
 
     def config(self, stream: str | None = None) -> dict:
@@ -366,13 +367,17 @@ class Engine:
             self._prototype_cache[key] = EnsembleDetector(members=self.members, member_params=params, **self.ensemble_params)
         return self._prototype_cache[key]
 
+    def _bank_for(self, n_features: int, windows: Mapping[str, int]) -> _Bank:
+        """Return the bank of streams with this field count and these windows, creating it if needed."""
+        key = (n_features, tuple(sorted(windows.items())))
+        if key not in self._banks:
+            self._banks[key] = _Bank(self._ensemble(windows), n_features)
+        return self._banks[key]
+
     def _place(self, name: str) -> None:
         s = self._streams[name]
-        key = (len(s["fields"]), tuple(sorted(s["windows"].items())))
-        if key not in self._banks:
-            self._banks[key] = _Bank(self._ensemble(s["windows"]), len(s["fields"]))
-        bank = self._banks[key]
-        s["bank"], s["row"] = key, bank.take_row()
+        bank = self._bank_for(len(s["fields"]), s["windows"])
+        s["bank"], s["row"] = (len(s["fields"]), tuple(sorted(s["windows"].items()))), bank.take_row()
         bank.thresholds[s["row"]] = s["threshold"]
         self._apply_weights(name)
 
@@ -381,12 +386,14 @@ class Engine:
         bank = self._banks[s["bank"]]
         bank.detector.stream_weights_[s["row"]] = np.where(s["enabled"], s["weights"], 0.0)
 
-    def _move(self, name: str) -> None:
-        """Rebuild a stream's detector with its new parameters, warmed on its recent history."""
+    def _move(self, name: str, windows: dict) -> None:
+        """Rebuild a stream's detector with new windows, warmed on its recent history."""
         s = self._streams[name]
+        self._bank_for(len(s["fields"]), windows)  # first: a bad parameter must leave the stream as it was
         old = self._banks[s["bank"]]
         history = old.recent(s["row"])
         old.release_row(s["row"])
+        s["windows"] = windows
         self._place(name)
         self.layout_version += 1
         bank = self._banks[s["bank"]]

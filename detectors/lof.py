@@ -166,7 +166,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
     >>> series = np.sin(2 * np.pi * t / 50) + 0.1 * rng.standard_normal(600)
     >>> series[500] += 3.0
     >>> scores = LocalOutlierFactorDetector().score_series(series)
-    >>> int(np.argmax(scores)), bool(scores[500] > 0.99), bool(np.median(scores[300:]) < 0.7)
+    >>> int(np.argmax(scores)), bool(scores[500] > 0.75), bool(np.median(scores[300:]) < 0.1)
     (500, True, True)
     """
 
@@ -182,7 +182,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
         embed: str = "diff+dev",
         scale: bool = True,
         warmup: int = 64,
-        threshold: float = 0.995,
+        threshold: float = 0.5,
     ):
         super().__init__(warmup=warmup, threshold=threshold)
         self.n_neighbors = n_neighbors

@@ -22,7 +22,7 @@ def test_scores_read_as_one_minus_tail_probability():
     draws = rng.gamma(2.0, 1.0, (4000, 3)) * np.array([1.0, 10.0, 0.01])  # three scales
     cal = fitted(draws[:2000])
     fresh = draws[2000:]
-    scores = np.stack([cal.transform(np.full(2000, i), fresh[:, i]) for i in range(3)], axis=1)
+    scores = np.stack([cal.level(np.full(2000, i), fresh[:, i]) for i in range(3)], axis=1)
     for level, tolerance in ((0.5, 0.04), (0.9, 0.02), (0.99, 0.006)):
         np.testing.assert_allclose((scores > level).mean(axis=0), 1 - level, atol=tolerance)
 
@@ -32,7 +32,7 @@ def test_monotone_in_the_raw_score_for_a_fixed_state():
     cal = fitted(rng.lognormal(0, 1, (300, 5)))
     raw = np.sort(np.r_[rng.uniform(-1, 30, 2000), cal.knots_.ravel()])
     for row in range(5):
-        scores = cal.transform(np.full(raw.size, row), raw)
+        scores = cal.level(np.full(raw.size, row), raw)
         assert (np.diff(scores) >= 0).all()
         assert scores[0] == 0.0 and scores[-1] > 0.999
         assert ((scores >= 0) & (scores <= 1)).all()
@@ -42,7 +42,7 @@ def test_continuous_at_the_tail_threshold():
     rng = np.random.default_rng(2)
     cal = fitted(rng.exponential(1.0, (500, 1)), tail=0.1)
     u = float(cal.knots_[0, -1])
-    below, at, above = cal.transform(np.zeros(3, dtype=int), np.array([u - 1e-6, u, u + 1e-6]))
+    below, at, above = cal.level(np.zeros(3, dtype=int), np.array([u - 1e-6, u, u + 1e-6]))
     assert below == pytest.approx(0.9, abs=1e-4) and at == pytest.approx(0.9) and above == pytest.approx(0.9, abs=1e-4)
 
 
@@ -50,21 +50,21 @@ def test_state_changes_only_when_fitted():
     rng = np.random.default_rng(3)
     cal = fitted(rng.normal(0, 1, (200, 2)))
     probe = np.array([0.5, 2.5])
-    before = cal.transform(np.array([0, 1]), probe)
+    before = cal.level(np.array([0, 1]), probe)
     cal.push(np.array([0, 1]), np.array([100.0, 100.0]))
-    np.testing.assert_array_equal(cal.transform(np.array([0, 1]), probe), before)
+    np.testing.assert_array_equal(cal.level(np.array([0, 1]), probe), before)
     cal.fit(np.array([1]))  # only row 1 learns from the pushed score
-    after = cal.transform(np.array([0, 1]), probe)
+    after = cal.level(np.array([0, 1]), probe)
     assert after[0] == before[0] and after[1] != before[1]
 
 
 def test_rows_are_calibrated_only_after_enough_scores():
     cal = TailCalibrator(memory=64, min_scores=10).reset(2)
-    assert (cal.transform(np.array([0, 1]), np.array([5.0, 5.0])) == 0).all()
+    assert (cal.level(np.array([0, 1]), np.array([5.0, 5.0])) == 0).all()
     cal.push(np.array([0, 1]), np.tile(np.arange(12.0), (2, 1)) * np.array([[1.0], [np.nan]]))
     cal.fit(np.array([0, 1]))
     assert cal.fitted_.tolist() == [True, False]  # row 1 pushed only NaN: nothing remembered
-    assert cal.transform(np.array([0]), np.array([20.0]))[0] > 0.99
+    assert cal.level(np.array([0]), np.array([20.0]))[0] > 0.99
 
 
 def test_memory_keeps_the_most_recent_scores():
@@ -77,7 +77,7 @@ def test_memory_keeps_the_most_recent_scores():
 
 def test_constant_history_flags_any_larger_score():
     cal = fitted(np.full((100, 1), 0.25))
-    scores = cal.transform(np.zeros(3, dtype=int), np.array([0.2, 0.25, 0.26]))
+    scores = cal.level(np.zeros(3, dtype=int), np.array([0.2, 0.25, 0.26]))
     assert scores[0] == 0.0 and scores[1] == pytest.approx(0.9) and scores[2] > 0.999
 
 

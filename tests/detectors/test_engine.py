@@ -107,6 +107,17 @@ def test_a_new_window_rebuilds_the_detector_warm(engine):
         engine.configure("cpu", detector="zscore", window=3)
 
 
+def test_a_window_for_a_detector_without_one_is_refused_and_changes_nothing():
+    engine = Engine()
+    engine.add_stream("cpu", ("cpu",))
+    warm(engine, engine.streams())
+    before = engine.config("cpu")
+    with pytest.raises(ValueError, match="pattern has no window"):
+        engine.configure("cpu", detector="pattern", window=50)
+    assert engine.config("cpu") == before
+    assert not engine.step({"cpu": {"cpu": 10.0}})["cpu"].warming_up
+
+
 def test_saved_configuration_reloads(engine):
     engine.configure("cpu", threshold=0.7)
     engine.configure("machine", detector="mad", window=60, weight=2.0)

@@ -1,5 +1,10 @@
 """Tests of the batched, per-stream Local Outlier Factor detector."""
 import numpy as np
+
+from detectors.stats import score_from_logp
+
+#: The score of a tail probability of 0.5 %.
+P_0_005 = float(score_from_logp(np.log(0.005)))
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
@@ -89,7 +94,7 @@ def test_injected_outliers_in_a_noisy_sine_score_higher():
     scores = LocalOutlierFactorDetector().score_series(x)
     scored = slice(300, None)
     assert roc_auc_score(truth[scored], scores[scored]) >= 0.9
-    assert (scores[scored][~truth[scored]] > 0.995).mean() < 0.03
+    assert (scores[scored][~truth[scored]] > P_0_005).mean() < 0.03
 
 
 def test_every_field_of_a_vector_is_scored():
