@@ -1,9 +1,11 @@
-"""Command line of the detectors package: ``python -m detectors score|evaluate``.
+"""Command line of the detectors package: ``python -m detectors score|evaluate|generators``.
 
 ``score`` reads a CSV and writes it back to stdout with two more columns,
 ``anomaly_score`` and ``is_anomaly``, scored causally row by row.
 ``evaluate`` runs detectors over the NAB corpus, prints their NAB scores and
-writes per-row results in NAB's layout.
+writes per-row results in NAB's layout.  ``generators`` runs the default
+engine over the nine synthetic streams and prints its precision per flag and
+its recall per injected anomaly.
 
 A detector is named by its registry name or, for one outside the registry, as
 ``module:Class`` (imported, then built with default parameters).  Bad input
@@ -161,6 +163,19 @@ def _command_evaluate(args) -> int:
     return 0
 
 
+def _command_generators(args) -> int:
+    from .generator_eval import evaluate_on_generators, format_report
+
+    try:
+        rows = evaluate_on_generators(points=args.points, seed=args.seed, anomaly_rate=args.rate)
+    except ValueError as exc:
+        return _fail(exc)
+    print(f"default engine on the nine generators: {args.points} points each (first 300 not judged), "
+          f"seed {args.seed}, anomaly rate {args.rate}")
+    print(format_report(rows))
+    return 0
+
+
 def _fail(exc: Exception) -> int:
     message = " ".join(str(exc).split()) or type(exc).__name__
     print(f"error: {message}", file=sys.stderr)
@@ -170,7 +185,7 @@ def _fail(exc: Exception) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m detectors``."""
     parser = _Parser(prog="python -m detectors", description="Online anomaly detectors: score a CSV or evaluate on NAB.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{score,evaluate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{score,evaluate,generators}")
 
     score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, is_anomaly")
     score.add_argument("input", metavar="INPUT.csv", help="CSV with a header row")
@@ -194,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                           help=f"files scored together as one detector bank (default: {DEFAULT_BATCH})")
     evaluate.set_defaults(run=_command_evaluate)
+
+    live = commands.add_parser("generators", help="precision and recall of the default engine on the nine generators")
+    live.add_argument("--points", type=int, default=3000, help="points drawn from each generator (default: 3000)")
+    live.add_argument("--seed", type=int, default=42, help="seed of the first generator; stream i uses seed + i (default: 42)")
+    live.add_argument("--rate", type=float, default=0.02, help="anomaly rate of every generator (default: 0.02)")
+    live.set_defaults(run=_command_generators)
     return parser
 
 
