@@ -2,10 +2,6 @@
 and recipes that make anomalies happen deterministically."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +10,9 @@ import numpy as np
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "server"))
+
+from live_server import LiveServer as ServerProcess  # noqa: E402
 SCREENSHOTS = REPO / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -25,70 +24,32 @@ LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 820, "height": 1180}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LiveServer:
-    """The real server in a gunicorn subprocess; can be killed and started again on the same port and database."""
+    """The real server (tests/server/live_server.py) with a fast tick and frequent anomalies.
+
+    It can be killed and started again on the same port and database; it
+    counts as up once /health says 200, i.e. the scheduler is ticking.
+    """
 
     def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.port = free_port()
-        self.database = workdir / "anomaly.db"
-        self.log_path = workdir / "gunicorn.log"
-        self.process: subprocess.Popen | None = None
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = ServerProcess(workdir, database=workdir / "anomaly.db", settings={
+            "TICK_INTERVAL": TICK_INTERVAL, "INJECTION_RATE": 0.05, "SEED": 7, "SYNCHRONOUS": "NORMAL"})
+        self.base_url = f"http://127.0.0.1:{self.process.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
     def start(self, timeout: float = 40.0) -> None:
-        env = dict(os.environ)
-        env.update({
-            "ANOMALY_DATABASE": str(self.database),
-            "ANOMALY_LOG_DIR": str(self.workdir / "logs"),
-            "ANOMALY_TICK_INTERVAL": str(TICK_INTERVAL),
-            "ANOMALY_INJECTION_RATE": "0.05",
-            "ANOMALY_SEED": "7",
-            "ANOMALY_SYNCHRONOUS": "NORMAL",
-        })
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        conf = REPO / "server" / "gunicorn_conf.py"
-        # The repository's gunicorn configuration (one gevent worker), with our port on top.
-        command = [str(gunicorn)] + (["-c", str(conf)] if conf.is_file() else
-                                     ["--workers", "1", "--worker-class", "gevent"])
-        command += ["--bind", f"127.0.0.1:{self.port}", "server:create_app()"]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
+        self.process.start(timeout=timeout)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url("/health"), timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+        while self.process.get("/health")[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.process.log()}")
             time.sleep(0.2)
-        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """Stop the server abruptly, the way a crash or an OOM kill would."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGKILL)  # the arbiter and its worker
-        self.process.wait(timeout=10)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        self.process.kill()
 
     # Small API helpers used by several tests -------------------------------------------------
 
