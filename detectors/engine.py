@@ -367,17 +367,17 @@ class Engine:
             self._prototype_cache[key] = EnsembleDetector(members=self.members, member_params=params, **self.ensemble_params)
         return self._prototype_cache[key]
 
-    def _bank_for(self, n_features: int, windows: Mapping[str, int]) -> _Bank:
-        """Return the bank of streams with this field count and these windows, creating it if needed."""
+    def _bank_for(self, n_features: int, windows: Mapping[str, int]) -> tuple[tuple, _Bank]:
+        """Return the key and the bank of streams with this field count and these windows, creating it if needed."""
         key = (n_features, tuple(sorted(windows.items())))
         if key not in self._banks:
             self._banks[key] = _Bank(self._ensemble(windows), n_features)
-        return self._banks[key]
+        return key, self._banks[key]
 
     def _place(self, name: str) -> None:
         s = self._streams[name]
-        bank = self._bank_for(len(s["fields"]), s["windows"])
-        s["bank"], s["row"] = (len(s["fields"]), tuple(sorted(s["windows"].items()))), bank.take_row()
+        s["bank"], bank = self._bank_for(len(s["fields"]), s["windows"])
+        s["row"] = bank.take_row()
         bank.thresholds[s["row"]] = s["threshold"]
         self._apply_weights(name)
 
