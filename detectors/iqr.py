@@ -5,8 +5,7 @@ import numpy as np
 
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
-from .mad import deviation_floor
-from .robust_window import SortedWindowDetector
+from .robust_window import SortedWindowDetector, deviation_floor
 
 #: Upper quartile of a standard Gaussian: Q3 - median = 0.6745 sigma.
 QUARTILE_Z = 0.6744897501960817
