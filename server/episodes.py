@@ -36,5 +36,4 @@ class EpisodeTracker:
             return None
         if inside and not self._open.pop(stream):
             return "missed"
-        self._open.pop(stream, None)
         return None
