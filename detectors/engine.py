@@ -203,6 +203,21 @@ class Engine:
         self._streams[name] = stream
         self._place(name)
 
+    def remove_stream(self, name: str) -> None:
+        """Forget a stream: its bank row is cleared and reused by the next stream added.
+
+        >>> engine = Engine(members=("zscore",))
+        >>> engine.add_stream("tmp", ("x",))
+        >>> engine.remove_stream("tmp")
+        >>> engine.has_stream("tmp")
+        False
+        """
+        stream = self._streams.pop(name, None)
+        if stream is None:
+            raise ValueError(f"unknown stream {name!r}")
+        self._banks[stream["bank"]].release_row(stream["row"])
+        self.layout_version += 1  # stream groups holding it must resolve again (and fail)
+
     def add_streams(self, names: Sequence[str], fields: Sequence[str]) -> None:
         """Add many streams with the same fields, growing their bank once to fit them exactly."""
         names = [n for n in names if n not in self._streams]

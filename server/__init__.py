@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
+if TYPE_CHECKING:  # Flask is imported by create_app: gunicorn's master imports this package
+    from flask import Flask  # (for server.gunicorn_limits) and must not load Flask before gevent
 
 __all__ = ["create_app"]
 
@@ -30,10 +31,12 @@ log = logging.getLogger(__name__)
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``test_config`` overrides settings by name (e.g. ``{"SCHEDULER": False}``)."""
     # Imported here so that importing the package (e.g. for its settings) stays light.
+    from flask import Flask
+
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
 
-    from . import api, pages, push
+    from . import api, pages, push, security
     from .concurrency import cooperative
     from .errors import register_error_handlers
     from .hub import Hub
@@ -92,6 +95,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app)
+    guard = security.init_app(app, hub)
     api.init_app(app)
     push.init_app(app)
     app.register_blueprint(pages.bp)
@@ -103,6 +107,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         jobs.start()
     log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
              settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
+    log.info("security: %s; reading %s; hosts %s; rate limit %s",
+             "API token set" if guard.token else "no API token (loopback only)",
+             "needs the token" if guard.read_needs_token else "is public",
+             "any" if guard.any_host else ", ".join(sorted(guard.allowed_hosts)),
+             settings["RATE_LIMIT"])
     return app
 
 
