@@ -45,8 +45,12 @@ if not os.environ.get("ANOMALY_API_TOKEN", "").strip():
     print(_TOKENLESS_NOTICE, file=sys.stderr, flush=True)
 bind = f"{_host}:{os.environ.get('PORT', '5001')}"
 workers = 1
-# gunicorn's gevent worker plus a cap on connections per client address (server/gunicorn_limits.py).
+# gunicorn's gevent worker plus a cap on connections per client address (server/gunicorn_limits.py,
+# which reads ANOMALY_MAX_CONNECTIONS_PER_CLIENT; checked here so a bad value stops the start).
 worker_class = "server.gunicorn_limits.ClientCapGeventWorker"
+_max_per_client = os.environ.get("ANOMALY_MAX_CONNECTIONS_PER_CLIENT", "100")
+if not _max_per_client.strip().isdigit() or int(_max_per_client) < 1:
+    raise SystemExit(f"ANOMALY_MAX_CONNECTIONS_PER_CLIENT={_max_per_client!r}: expected an integer >= 1")
 # Streaming clients + ordinary requests the single worker may hold at once.
 worker_connections = int(os.environ.get("ANOMALY_WORKER_CONNECTIONS", "4000"))
 backlog = 2048

@@ -262,3 +262,54 @@ def test_with_a_token_the_server_binds_where_host_asks():
     conf, stderr = _gunicorn_conf({"HOST": "0.0.0.0", "PORT": "5999", "ANOMALY_API_TOKEN": TOKEN})
     assert conf["bind"] == "0.0.0.0:5999" and stderr == ""
     assert conf["worker_class"] == "server.gunicorn_limits.ClientCapGeventWorker"
+
+
+def test_migration_3_adds_owners_to_an_existing_database(tmp_path):
+    from server.storage import MIGRATIONS, migrate, open_reader, open_writer
+
+    path = tmp_path / "old.db"
+    db = open_writer(path, "NORMAL")
+    migrate(db, MIGRATIONS[:2])
+    db["streams"].insert({"name": "old_user", "fields": '["value"]', "kind": "user",
+                          "description": "", "units": "{}", "created_at": 1.0})
+    assert migrate(db) == [3]
+    db.close()
+    reader = open_reader(path)
+    try:
+        (old,) = reader.streams()
+    finally:
+        reader.close()
+    assert old["owner"] == {"address": None, "token": None} and old["created_at"] == 1.0
+
+
+@pytest.mark.parametrize("method, url, kwargs, spec_path, status", [
+    ("post", "/api/submit", {"json": POINT}, "/api/submit", 401),
+    ("post", "/api/configure", {"json": {"source": "cpu_usage", "threshold": 0.5},
+                                "headers": {**AUTH, "Origin": "http://evil.example"}}, "/api/configure", 403),
+    ("post", "/api/submit", {"data": "{}", "headers": {**AUTH, "Content-Type": "text/plain"}},
+     "/api/submit", 415),
+    ("delete", "/api/streams/cpu_usage", {"headers": AUTH}, "/api/streams/{name}", 409),
+    ("get", "/api/streams", {"headers": {"Host": "evil.example"}}, "/api/streams", 400),
+    ("post", "/api/login", {"json": {"token": "nope"}}, "/api/login", 401),
+    ("get", "/api/streams", {}, "/api/streams", 200),
+    ("delete", "/api/streams/mine", {"headers": AUTH}, "/api/streams/{name}", 200),
+])
+def test_security_answers_are_documented_and_fit_their_schema(guarded, method, url, kwargs,
+                                                              spec_path, status):
+    from test_openapi import response_validator
+
+    guarded.post("/api/submit", json=POINT, headers=AUTH)
+    response = getattr(guarded, method)(url, **kwargs)
+    assert response.status_code == status
+    document = guarded.get("/api/openapi.json").get_json()
+    response_validator(document, spec_path, method, status).validate(response.get_json())
+
+
+def test_every_mutating_operation_documents_the_security_answers(client):
+    document = client.get("/api/openapi.json").get_json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method != "get" and path.startswith("/api/"):
+                assert {"403", "408", "415", "429"} <= set(operation["responses"]), (path, method)
+                if path != "/api/logout":
+                    assert "401" in operation["responses"], (path, method)
