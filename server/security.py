@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import socket
 from typing import Any, Mapping
@@ -45,7 +44,7 @@ from .concurrency import cooperative
 from .errors import ApiError, error_response
 from .validation import parse_json
 
-__all__ = ["COOKIE_NAME", "SAFE_METHODS", "Guard", "client_identity", "init_app", "is_loopback"]
+__all__ = ["COOKIE_NAME", "SAFE_METHODS", "Guard", "client_identity", "init_app"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_NAME = "anomaly_session"
@@ -68,17 +67,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a bind address or host name means this machine only."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _split_list(raw: str) -> list[str]:
