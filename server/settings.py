@@ -172,6 +172,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Most stored events replayed to a client that resumes with Last-Event-ID (the "
             "newest ones, when more were missed).",
             minimum=0, maximum=100_000),
+    Setting("SNAPSHOT_INTERVAL", 60.0, float,
+            "Seconds between two snapshots of the detectors' learned state, the generators and "
+            "the tick count (one is also taken at graceful shutdown; 0: only then).",
+            minimum=0.0, maximum=86_400.0),
+    Setting("SNAPSHOT_PATH", "auto", str,
+            "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
+            "database, 'off' disables snapshots (every restart then starts cold); a relative path "
+            "is taken from the repository root."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
