@@ -129,12 +129,15 @@ class SyntheticStream:
         self.cursor_ = self.block_size  # read position in the current block; "exhausted" before the first
         self.previous_row_ = None
         self.block_origin_ = None
+        self.resume_at_ = None  # set by resume(): where to read in the block it makes next
         self._start_state(normal_rng)
         return self
 
     @property
     def position(self) -> int:
         """Index of the next point the stream will return."""
+        if self.resume_at_ is not None:  # resumed, its block not made again yet
+            return self.generated_ + self.resume_at_
         return self.generated_ - self.block_size + self.cursor_
 
     def next(self) -> Point:
@@ -179,7 +182,8 @@ class SyntheticStream:
         >>> b.position, a.next() == b.next()
         (300, True)
         """
-        return {"stream": repr(self), "block": self.block_origin_, "cursor": self.cursor_}
+        cursor = self.cursor_ if self.resume_at_ is None else self.resume_at_
+        return {"stream": repr(self), "block": self.block_origin_, "cursor": cursor}
 
     def resume(self, state: dict) -> "SyntheticStream":
         """Continue from a :meth:`state` of a stream with the same parameters (ValueError otherwise)."""
@@ -189,8 +193,10 @@ class SyntheticStream:
         self.reset()
         if state["block"] is not None:
             _load_state(self, state["block"])
-            self._make_block()  # the same block again: it is made from that state alone
-            self.cursor_ = int(state["cursor"])
+            # The same block is made again, from that state alone, when the next point is asked
+            # for: not here, so that a server restores its streams without computing anything.
+            self.block_origin_ = state["block"]
+            self.resume_at_ = int(state["cursor"])
         return self
 
     def __repr__(self) -> str:
@@ -249,7 +255,7 @@ class SyntheticStream:
         self.block_anomaly_ = labels != None  # noqa: E711 -- elementwise on an object array
         self.previous_row_ = values[-1].copy()
         self.generated_ += self.block_size
-        self.cursor_ = 0
+        self.cursor_, self.resume_at_ = self.resume_at_ or 0, None
 
     def _take_arrays(self, n: int):
         if not _is_count(n):
@@ -295,7 +301,8 @@ class SyntheticStream:
 
 
 #: Attributes that state() does not save: the block's points (remade on resume) and the origin itself.
-_UNSAVED = frozenset({"block_times_", "block_values_", "block_kinds_", "block_anomaly_", "block_origin_"})
+_UNSAVED = frozenset({"block_times_", "block_values_", "block_kinds_", "block_anomaly_", "block_origin_",
+                      "resume_at_"})
 
 
 def _dump_state(stream: SyntheticStream) -> dict:

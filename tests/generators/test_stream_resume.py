@@ -15,6 +15,8 @@ def test_resumed_stream_continues_where_it_stopped(name, taken):
     original = make_stream(name, seed=11, anomaly_rate=0.1)
     original.take(taken)
     saved = json.loads(json.dumps(original.state()))  # it must survive JSON
+    again = make_stream(name, seed=11, anomaly_rate=0.1).resume(saved).state()
+    assert again == original.state()  # a resumed stream saves the same state before its next point
     resumed = make_stream(name, seed=11, anomaly_rate=0.1).resume(saved)
     assert resumed.position == original.position == taken
     expected, got = original.take(600), resumed.take(600)
