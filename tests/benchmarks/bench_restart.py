@@ -123,7 +123,7 @@ def run(size: int, restarts: int, workdir: Path) -> dict:
         first = first_tick_after_restart(server, since)
         server.stop(timeout=120)
     return {"streams": size, "median_s": statistics.median(times), "max_s": max(times),
-            "times": times, "snapshot_bytes": snapshot.stat().st_size,
+            "times": times, "snapshot_bytes": snapshot.stat().st_size if snapshot.exists() else None,
             "first_tick_warming_up": None if first is None else first["warming_up"]}
 
 
@@ -145,9 +145,10 @@ def main() -> None:
           "| first tick after restart warming up |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
+        size = r["snapshot_bytes"]
+        snapshot = "none | -" if size is None else f"{size / 1e6:.1f} MB | {size / r['streams']:,.0f}"
         print(f"| {r['streams']:,} | {len(r['times'])} | {r['median_s']:.2f} s | {r['max_s']:.2f} s "
-              f"| {r['snapshot_bytes'] / 1e6:.1f} MB | {r['snapshot_bytes'] / r['streams']:,.0f} "
-              f"| {r['first_tick_warming_up']} |")
+              f"| {snapshot} | {r['first_tick_warming_up']} |")
 
 
 if __name__ == "__main__":
