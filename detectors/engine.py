@@ -406,10 +406,11 @@ class Engine:
             bank.remember(X, present)
 
     # -- snapshots (format and checks in detectors/snapshot.py) ----------------
-    def export_state(self) -> tuple[dict, dict]:
-        """Return ``(meta, arrays)``: every stream, bank and learned array, copied (see :meth:`import_state`).
+    def export_state(self, copy: bool = True) -> tuple[dict, dict]:
+        """Return ``(meta, arrays)``: every stream, bank and learned array (see :meth:`import_state`).
 
-        ``meta`` is JSON-ready; ``arrays`` maps names to numpy arrays.
+        ``meta`` is JSON-ready; ``arrays`` maps names to numpy arrays, copies
+        unless ``copy`` is False (when the engine will not step before they are saved).
         """
         from .snapshot import flatten
 
@@ -417,10 +418,10 @@ class Engine:
         banks, bank_index = [], {}
         for i, (key, bank) in enumerate(self._banks.items()):
             bank_index[key] = i
-            structure, scalars, state = flatten(bank.detector)
+            structure, scalars, state = flatten(bank.detector, copy=copy)
             arrays.update((f"bank{i}/detector/{path}", a) for path, a in state.items())
             for name in _BANK_ARRAYS:
-                arrays[f"bank{i}/{name}"] = getattr(bank, name).copy()
+                arrays[f"bank{i}/{name}"] = getattr(bank, name).copy() if copy else getattr(bank, name)
             banks.append({"n_features": key[0], "windows": dict(key[1]), "capacity": bank.capacity,
                           "free": list(bank.free), "structure": structure, "scalars": scalars})
         names = list(self._streams)
@@ -459,16 +460,16 @@ class Engine:
                     fresh, stored = getattr(bank, name), arrays[f"bank{i}/{name}"]
                     if fresh.shape != stored.shape or fresh.dtype != stored.dtype:
                         raise SnapshotMismatch(f"bank {i}: {name} has shape {stored.shape} in the snapshot")
-                    setattr(bank, name, np.array(stored))
+                    setattr(bank, name, stored)
                 bank.free = [int(r) for r in saved["free"]]
                 banks[key] = bank
                 keys.append(key)
             s = meta["streams"]
+            stacked = {p: np.asarray(a) for p, a in arrays.items() if p.startswith("streams/")}
             streams: dict[str, dict] = {}
             for j, name in enumerate(s["names"]):
                 stream = {key: values[j] for key, values in s["columns"].items()}
-                stream.update((p[len("streams/"):], np.array(a[j])) for p, a in arrays.items()
-                              if p.startswith("streams/"))
+                stream.update((p[len("streams/"):], stacked[p][j].copy()) for p in stacked)
                 stream["fields"] = tuple(stream["fields"])
                 stream["windows"] = {m: int(w) for m, w in stream["windows"].items()}
                 stream["bank"], stream["row"] = keys[s["bank"][j]], int(s["row"][j])

@@ -63,16 +63,17 @@ class SnapshotMismatch(SnapshotError):
 
 
 # -- the object graph ----------------------------------------------------------------------
-def flatten(obj) -> tuple[dict, dict, dict]:
+def flatten(obj, copy: bool = True) -> tuple[dict, dict, dict]:
     """Return ``(structure, scalars, arrays)`` of ``obj``'s state, each keyed by attribute path.
 
-    ``structure`` and ``scalars`` are JSON-ready; ``arrays`` holds copies, so
-    the object may go on changing while they are written out.
+    ``structure`` and ``scalars`` are JSON-ready; ``arrays`` holds copies
+    (unless ``copy`` is False), so the object may go on changing while they
+    are written out.
     """
     structure: dict[str, Any] = {}
     scalars: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
-    _walk(obj, "", structure, scalars, arrays, set())
+    _walk(obj, "", structure, scalars, arrays, set(), copy)
     return structure, scalars, arrays
 
 
@@ -81,7 +82,7 @@ def restore_into(obj, structure: dict, scalars: dict, arrays: dict) -> None:
 
     Nothing is changed unless everything matches.
     """
-    own_structure, own_scalars, _ = flatten(obj)
+    own_structure, own_scalars, _ = flatten(obj, copy=False)
     if own_structure != structure:
         raise SnapshotMismatch(f"state layout differs at {_first_difference(own_structure, structure)}")
     for path, value in own_scalars.items():
@@ -100,12 +101,12 @@ def _is_state(path: str) -> bool:
     return bool(names) and names[-1].endswith("_")
 
 
-def _walk(value, path: str, structure, scalars, arrays, seen: set) -> None:
+def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool) -> None:
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise SnapshotError(f"{path}: arrays of Python objects are not saved")
         structure[path] = ["array", value.dtype.str, list(value.shape)]
-        arrays[path] = np.array(value, copy=True)
+        arrays[path] = np.array(value, copy=True) if copy else value
     elif isinstance(value, _SCALARS):
         structure[path] = ["scalar"]
         scalars[path] = value
@@ -115,13 +116,13 @@ def _walk(value, path: str, structure, scalars, arrays, seen: set) -> None:
     elif isinstance(value, (list, tuple)):
         structure[path] = [type(value).__name__, len(value)]
         for i, item in enumerate(value):
-            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen)
+            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen, copy)
     elif isinstance(value, dict):
         if not all(isinstance(k, str) and k and not k.isdigit() and "." not in k for k in value):
             raise SnapshotError(f"{path}: only dicts with plain string keys are saved")
         structure[path] = ["dict", sorted(value)]
         for key in sorted(value):
-            _walk(value[key], _join(path, key), structure, scalars, arrays, seen)
+            _walk(value[key], _join(path, key), structure, scalars, arrays, seen, copy)
     elif hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
         if id(value) in seen:
             raise SnapshotError(f"{path}: an object reachable twice is not saved")
@@ -129,7 +130,7 @@ def _walk(value, path: str, structure, scalars, arrays, seen: set) -> None:
         attributes = sorted(k for k in vars(value) if k not in _SKIPPED)
         structure[path] = ["object", f"{type(value).__module__}.{type(value).__qualname__}", attributes]
         for key in attributes:
-            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen)
+            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen, copy)
     else:
         raise SnapshotError(f"{path or 'the object'}: a {type(value).__name__} is not saved")
 
@@ -196,11 +197,19 @@ def write_snapshot(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> int
     return path.stat().st_size
 
 
-def read_snapshot(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Return ``(meta, arrays)`` from a snapshot file; :class:`SnapshotError` if damaged or foreign."""
+def read_snapshot(path: Path, mapped: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """Return ``(meta, arrays)`` from a snapshot file; :class:`SnapshotError` if damaged or foreign.
+
+    With ``mapped`` the arrays are copy-on-write memory maps of the file
+    (``np.savez`` stores each ``.npy`` uncompressed): a restart reads no
+    state up front, the first tick pages it in, and writes stay private.
+    The file may be replaced meanwhile: the maps keep the old one.
+    """
     try:
-        with np.load(Path(path), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        arrays = _map_arrays(Path(path)) if mapped else None
+        if arrays is None:
+            with np.load(Path(path), allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
     try:
@@ -213,3 +222,35 @@ def read_snapshot(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise SnapshotMismatch(f"snapshot format version {meta.get('version')!r}; "
                                f"this code reads version {FORMAT_VERSION}")
     return meta, arrays
+
+
+def _map_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    """Memory-map every ``.npy`` member of an uncompressed ``.npz``; None if any is compressed."""
+    arrays = {}
+    with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"damaged entry {info.filename}")
+            name_length = int.from_bytes(local[26:28], "little")
+            extra_length = int.from_bytes(local[28:30], "little")
+            raw.seek(info.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(raw)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
+            else:
+                return None  # a newer .npy version: np.load reads it
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename} holds Python objects")
+            name = info.filename[:-len(".npy")]
+            if int(np.prod(shape)) == 0:
+                arrays[name] = np.zeros(shape, dtype=dtype, order="F" if fortran else "C")
+                continue
+            arrays[name] = np.memmap(raw.name, dtype=dtype, mode="c", offset=raw.tell(), shape=shape,
+                                     order="F" if fortran else "C")
+    return arrays

@@ -170,7 +170,9 @@ class Snapshots:
             return None
         with self._saving:
             started = time.perf_counter()
-            taken = self.monitor.checkpoint(self._export, LastPointJob(), closing=closing)
+            # At shutdown the engine steps no more, so its arrays are saved without a copy.
+            export = (lambda: self._export(copy=False)) if closing else self._export
+            taken = self.monitor.checkpoint(export, LastPointJob(), closing=closing)
             if taken is None:
                 return None
             (meta, arrays), marker = taken
@@ -187,10 +189,10 @@ class Snapshots:
     def close(self) -> None:
         self._file_thread.close()
 
-    def _export(self) -> tuple[dict, dict]:
+    def _export(self, copy: bool = True) -> tuple[dict, dict]:
         """Runs on the engine thread, between ticks and submits."""
         monitor = self.monitor
-        engine_meta, engine_arrays = monitor.engine.export_state()
+        engine_meta, engine_arrays = monitor.engine.export_state(copy=copy)
         generators = {name: gen.state() for name, gen in monitor.generators.items()
                       if hasattr(gen, "state")}
         meta: dict[str, Any] = {"engine": engine_meta, "generators": generators,
