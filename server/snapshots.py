@@ -117,6 +117,10 @@ class Snapshots:
     def catch_up(self) -> int:
         """Replay points stored after the snapshot (learning only); continue tick numbers; return the count."""
         monitor = self.monitor
+        stale = [name for name in monitor.engine.streams() if name not in monitor.streams]
+        remove = getattr(monitor.engine, "remove_stream", None)
+        for name in stale if remove is not None else ():
+            remove(name)  # deleted after the snapshot was taken
         conn = sqlite3.connect(f"file:{monitor.db_path}?mode=ro", uri=True)
         try:
             row = conn.execute("SELECT tick FROM points WHERE tick IS NOT NULL "
