@@ -25,7 +25,7 @@ from .events import jsonable
 from .explain import explain
 from .storage import open_reader
 from .validation import InvalidRequest, SubmittedPoint
-from .writer import Writer, WriterStopped
+from .writer import WriteJob, Writer, WriterStopped
 from .writes import ConfigJob, DeleteStreamJob, PointsJob, PruneJob, StreamsJob
 
 __all__ = ["BuiltinStream", "Monitor", "UnknownSource"]
@@ -120,6 +120,19 @@ class Monitor:
     def close(self) -> None:
         self.quiesce()
         self._engine_thread.close()
+
+    def checkpoint(self, export: Callable[[], Any], marker: "WriteJob", closing: bool = False):
+        """Run ``export`` on the engine thread between ticks and submits, then queue ``marker``.
+
+        The writer commits in queue order, so ``marker`` sees exactly the points
+        scored before ``export`` (server/snapshots.py).  Returns ``(export's result,
+        the queued marker)``, or None once closed (unless ``closing``: the final snapshot).
+        """
+        with self._lock:
+            if self._closed and not closing:
+                return None
+            state = self._engine_thread.run(export)
+            return state, self.writer.submit(marker, timeout=self.write_timeout)
 
     # -- start-up ---------------------------------------------------------------------------
     def bootstrap(self) -> None:

@@ -200,6 +200,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Most simultaneous push connections (SSE and WebSocket) per client address; more "
             "are answered 429. Keep it below ANOMALY_MAX_CONNECTIONS_PER_CLIENT so such a "
             "client can still reach /health.", minimum=1),
+    Setting("SNAPSHOT_INTERVAL", 60.0, float,
+            "Seconds between two snapshots of the detectors' learned state, the generators and "
+            "the tick count (one is also taken at graceful shutdown; 0: only then).",
+            minimum=0.0, maximum=86_400.0),
+    Setting("SNAPSHOT_PATH", "auto", str,
+            "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
+            "database, 'off' disables snapshots (every restart then starts cold); a relative path "
+            "is taken from the repository root."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
