@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
+if TYPE_CHECKING:  # importing the package stays light: gunicorn's master imports
+    from flask import Flask  # server.gunicorn_worker, before gevent patches the worker
 
 __all__ = ["create_app"]
 
@@ -32,6 +33,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here so that importing the package (e.g. for its settings) stays light.
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
+
+    from flask import Flask
 
     from . import api, pages, push
     from .concurrency import cooperative

@@ -18,7 +18,8 @@ import resource
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5001')}"
 workers = 1
-worker_class = "gevent"
+# gunicorn's gevent worker, answering its own errors (400/414/431) in the API's JSON shape.
+worker_class = "server.gunicorn_worker.JsonErrorGeventWorker"
 # Streaming clients + ordinary requests the single worker may hold at once.
 worker_connections = int(os.environ.get("ANOMALY_WORKER_CONNECTIONS", "4000"))
 backlog = 2048
