@@ -6,6 +6,10 @@ under gevent that keeps numpy off the event loop.  Each tick, submit or
 configure queues its write while it still holds the lock (so the database
 sees changes in the engine's order) and waits for the commit after releasing
 it, so the next tick can be scored while the last one is being committed.
+A large submit is scored in slices with the lock released in between (a
+tick may run between two slices) and queues its write after its last slice:
+two concurrent submits to the same stream may then reach the database in
+another order than the engine scored them; each one's own points keep theirs.
 """
 from __future__ import annotations
 
