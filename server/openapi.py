@@ -29,7 +29,10 @@ def _errors(*codes: int) -> dict:
 
 
 _ERROR_NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict",
-                413: "TooLarge", 500: "InternalError", 503: "Unavailable"}
+                413: "TooLarge", 414: "UriTooLong", 431: "HeadersTooLarge", 500: "InternalError",
+                503: "Unavailable"}
+# gunicorn answers these itself, for any path, before the app sees the request.
+_SERVER_ERRORS = (414, 431)
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
@@ -306,13 +309,18 @@ def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """The OpenAPI document; ``windows`` (member detector -> its least and most window) names
     the engine's members, so configure requests are described exactly."""
     error = lambda text: _json(_ref("Error"), text)  # noqa: E731
+    paths = _paths()
+    for operations in paths.values():
+        for operation in operations.values():
+            for code, answer in _errors(*_SERVER_ERRORS).items():
+                operation["responses"].setdefault(code, answer)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Real-time anomaly detection server", "version": "1.0.0",
                  "description": "Nine built-in synthetic streams scored every tick, user streams "
                                 "through /api/submit, anomalies pushed over SSE and WebSocket. "
                                 "Every error is {\"error\": \"...\"}."},
-        "paths": _paths(),
+        "paths": paths,
         "components": {
             "schemas": _schemas(windows),
             "responses": {
@@ -322,6 +330,8 @@ def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
                 "Conflict": error("The request is well formed but does not fit the server's "
                                   "state (a stream's fields, the user stream limit)."),
                 "TooLarge": error("The body is over MAX_CONTENT_LENGTH."),
+                "UriTooLong": error("The request line is over gunicorn's limit (answered by gunicorn)."),
+                "HeadersTooLarge": error("Too many or too large headers (answered by gunicorn)."),
                 "InternalError": error("An unexpected failure (logged)."),
                 "Unavailable": error("The writer is busy or the database did not confirm in time."),
             },

@@ -194,6 +194,8 @@ def parse_configure(payload: Any) -> ConfigureRequest:
             params[name] = _number(payload[name], name)
     if "window" in payload:
         window = payload["window"]
+        if isinstance(window, float) and window.is_integer():
+            window = int(window)  # JSON Schema's integer: 182.0 is one
         if isinstance(window, bool) or not isinstance(window, int):
             raise InvalidRequest(f"window must be an integer, got {_brief(window)}")
         if abs(window) > MAX_WINDOW:
