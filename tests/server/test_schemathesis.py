@@ -20,7 +20,7 @@ from live_server import LiveServer, http_json
 pytestmark = pytest.mark.slow
 
 SEED = 20261202
-MAX_EXAMPLES = 60  # per operation and phase: a few thousand requests in all
+MAX_EXAMPLES = 40  # per operation and phase: about a thousand cases, a few thousand requests
 
 
 def endless_paths(document: dict) -> list[str]:
@@ -50,6 +50,7 @@ def server(tmp_path_factory):
     live.stop()
 
 
+@pytest.mark.timeout(900)  # about 2 min on a quiet machine; far more when others load it
 def test_schemathesis_all_checks_pass(server, tmp_path):
     status, document = http_json(server.port, "GET", "/api/openapi.json")
     assert status == 200
@@ -64,7 +65,7 @@ def test_schemathesis_all_checks_pass(server, tmp_path):
                "--report", "junit", "--report-dir", str(tmp_path)]
     for path in skipped:
         command += ["--exclude-path", path]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=850)
     output = run.stdout + run.stderr
     print(output[-6000:])
     assert run.returncode == 0, output[-12000:]
