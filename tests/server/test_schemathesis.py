@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,8 @@ from live_server import LiveServer, http_json
 pytestmark = pytest.mark.slow
 
 SEED = 20261202
-MAX_EXAMPLES = 40  # per operation and phase: about a thousand cases, a few thousand requests
+MAX_EXAMPLES = 40
+CONFIG = Path(__file__).with_name("schemathesis.toml")  # per operation and phase: about a thousand cases, a few thousand requests
 
 
 def endless_paths(document: dict) -> list[str]:
@@ -55,7 +57,7 @@ def test_schemathesis_all_checks_pass(server, tmp_path):
     status, document = http_json(server.port, "GET", "/api/openapi.json")
     assert status == 200
     skipped = endless_paths(document)
-    command = [sys.executable, "-m", "schemathesis.cli", "run",
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
                f"http://127.0.0.1:{server.port}/api/openapi.json",
                "--checks", "all", "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES),
                "--workers", "1", "--request-timeout", "60", "--no-color",
