@@ -13,8 +13,9 @@ detector's *own* flags, made without labels:
 * ``t2`` and ``hst`` are the reference lines of :mod:`.references`; they flag
   past the ``1 - alpha`` quantile of their own scores on the warm-up rows.
 
-Series are grouped by field count and each group runs as one bank, so a
-dataset costs as many ticks as its longest series, not the sum.
+Series of one field count run as the streams of one bank (see
+:func:`_banks`), so a dataset costs as many ticks as its longest series, not
+the sum.
 """
 from __future__ import annotations
 
@@ -44,12 +45,22 @@ class Output:
     threshold: float | None = None  # the score the flags start at, where there is one
 
 
-def _by_field_count(series) -> list[list[int]]:
-    """Indices of the series grouped by field count, in first-seen order."""
-    groups: dict[int, list[int]] = {}
+def _banks(series) -> list[list[int]]:
+    """Indices of the series grouped into banks, one per field count, longest series first.
+
+    A bank costs about the same per tick whatever its number of streams (the
+    default ensemble, measured: 5.3 ms of CPU per tick with 1 stream, 6.9 ms
+    with 58), so one bank per field count makes a dataset cost as many ticks
+    as its longest series, not the sum of its series.
+
+    >>> from types import SimpleNamespace as S
+    >>> _banks([S(n_features=1, n_rows=n) for n in (100, 4000, 30)] + [S(n_features=2, n_rows=5)])
+    [[1, 0, 2], [3]]
+    """
+    by_fields: dict[int, list[int]] = {}
     for i, s in enumerate(series):
-        groups.setdefault(s.n_features, []).append(i)
-    return list(groups.values())
+        by_fields.setdefault(s.n_features, []).append(i)
+    return [sorted(members, key=lambda i: -series[i].n_rows) for members in by_fields.values()]
 
 
 def _padded(series, group) -> np.ndarray:
@@ -71,14 +82,14 @@ class Runner:
     def run(self, series, progress: Callable[[int], None] | None = None) -> list[Output]:
         """Return one :class:`Output` per series, in order; ``progress(n)`` is told of ticks done."""
         outputs: list = [None] * len(series)
-        for group in _by_field_count(series):
+        for group in _banks(series):
             for i, output in zip(group, self._run_group([series[i] for i in group], progress)):
                 outputs[i] = output
         return outputs
 
     def ticks(self, series) -> int:
-        """Ticks :meth:`run` takes: the longest series of each field count."""
-        return sum(max(series[i].n_rows for i in g) for g in _by_field_count(series))
+        """Ticks :meth:`run` takes: the longest series of each bank."""
+        return sum(series[bank[0]].n_rows for bank in _banks(series))
 
     def _run_group(self, group, progress) -> list[Output]:
         raise NotImplementedError
