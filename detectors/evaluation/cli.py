@@ -104,25 +104,28 @@ def run_evaluation(datasets, detectors, *, nab_dir, corpora_dir, out_dir, max_se
             started = time.perf_counter()
             try:
                 outputs = runner.run(series, bar.update)
+                seconds = time.perf_counter() - started
+                pooled, per_series = judge_dataset(dataset, runner.name, series, outputs, runner.flag_rule, seconds)
+                if dataset == "nab":
+                    pooled.nab, nab_results = _nab_scores(series, outputs, profiles, out_dir, runner.name)
+                    _print_nab(runner.name, nab_results)
             except Exception as exc:  # one detector failing on one dataset must not end the run
-                bar.close()
                 result = failed(dataset, runner.name, series, exc, time.perf_counter() - started, runner.flag_rule)
                 dataset_results.append(result)
                 print(f"  {runner.name}: failed: {result.error}", flush=True)
                 continue
-            seconds = time.perf_counter() - started
-            bar.close()
-            pooled, per_series = judge_dataset(dataset, runner.name, series, outputs, runner.flag_rule, seconds)
-            if dataset == "nab":
-                pooled.nab, nab_results = _nab_scores(series, outputs, profiles, out_dir, runner.name)
-                _print_nab(runner.name, nab_results)
+            finally:
+                bar.close()
             dataset_results.append(pooled)
             series_results += per_series
             runs[runner.name] = outputs
             print(f"  {runner.name}: {seconds:.1f} s, point F1 {pooled.point.f1:.3f}, "
                   f"event F1 {pooled.event.prf()[2]:.3f}, ROC-AUC {pooled.roc_auc:.3f}", flush=True)
         if plots and runs:
-            print(f"  plot: {plot_dataset(out_dir / f'{dataset}.png', dataset, series, runs)}", flush=True)
+            try:
+                print(f"  plot: {plot_dataset(out_dir / f'{dataset}.png', dataset, series, runs)}", flush=True)
+            except Exception as exc:  # a plot is a by-product: the figures above stand without it
+                print(f"  plot failed: {type(exc).__name__}: {exc}", flush=True)
         del series, runs  # one dataset in memory at a time
     return dataset_results, series_results
 
