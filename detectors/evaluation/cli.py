@@ -76,8 +76,14 @@ def _print_nab(detector: str, results) -> None:
 
 
 def run_evaluation(datasets, detectors, *, nab_dir, corpora_dir, out_dir, max_series=None, max_rows=None,
-                   alpha=DEFAULT_ALPHA, profiles=None, plots=True, load_detector=None, progress=True):
-    """Evaluate ``detectors`` on ``datasets``; print as it goes; return (dataset results, series results)."""
+                   alpha=DEFAULT_ALPHA, profiles=None, plots=True, load_detector=None, progress=True,
+                   after_dataset=None):
+    """Evaluate ``detectors`` on ``datasets``; print as it goes; return (dataset results, series results).
+
+    ``after_dataset(dataset_results, series_results)`` is called after each
+    dataset with everything so far, so a long run that is stopped keeps the
+    datasets it finished.
+    """
     from tqdm import tqdm
 
     from ..cli import load_detector as cli_load_detector
@@ -127,6 +133,8 @@ def run_evaluation(datasets, detectors, *, nab_dir, corpora_dir, out_dir, max_se
             except Exception as exc:  # a plot is a by-product: the figures above stand without it
                 print(f"  plot failed: {type(exc).__name__}: {exc}", flush=True)
         del series, runs  # one dataset in memory at a time
+        if after_dataset is not None:
+            after_dataset(dataset_results, series_results)
     return dataset_results, series_results
 
 
@@ -151,17 +159,21 @@ def _command_evaluate(args) -> int:
                 raise ValueError(f"dataset {dataset} needs {'--nab' if dataset == 'nab' else '--corpora'}; "
                                  f"no folder at {root}")
         started = time.perf_counter()
+        settings = {
+            "datasets": datasets, "detectors": detectors, "alpha": args.alpha, "max_series": args.max_series,
+            "max_rows": args.max_rows, "t2_window": T2_WINDOW, "t2_ridge": T2_RIDGE, "seconds": None,
+        }
+
+        def save(done, series_done):
+            write_summary(args.out, done, series_done, {**settings, "seconds": round(time.perf_counter() - started, 1)})
+
         datasets_done, series_done = run_evaluation(
             datasets, detectors, nab_dir=args.nab, corpora_dir=args.corpora, out_dir=args.out,
             max_series=args.max_series, max_rows=args.max_rows, alpha=args.alpha, profiles=args.profile,
-            plots=not args.no_plots)
+            plots=not args.no_plots, after_dataset=save)
     except (ValueError, OSError) as exc:
         return _fail(exc)
-    settings = {
-        "datasets": datasets, "detectors": detectors, "alpha": args.alpha, "max_series": args.max_series,
-        "max_rows": args.max_rows, "t2_window": T2_WINDOW, "t2_ridge": T2_RIDGE,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    settings["seconds"] = round(time.perf_counter() - started, 1)
     print()
     print(format_table(datasets_done))
     print()

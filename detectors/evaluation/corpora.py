@@ -23,7 +23,7 @@ import pandas as pd
 
 from .nab_corpus import NabFile, load_corpus
 
-__all__ = ["LabelledSeries", "DATASETS", "CORPUS_OF", "load_dataset", "load_corpus_file", "cut_rows"]
+__all__ = ["LabelledSeries", "DATASETS", "load_dataset", "load_corpus_file", "cut_rows"]
 
 
 @dataclass(eq=False)
@@ -142,8 +142,6 @@ DATASETS: dict[str, Callable] = {
     "msl": _corpus_loader("smap_msl", "MSL"),
     "mgab": _corpus_loader("mgab"),
 }
-#: The folder (corpus) each dataset comes from.
-CORPUS_OF = {"nab": "nab", "smd": "smd", "smap": "smap_msl", "msl": "smap_msl", "mgab": "mgab"}
 
 
 def load_dataset(name: str, root, max_series: int | None = None, max_rows: int | None = None) -> list[LabelledSeries]:
