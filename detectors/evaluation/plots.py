@@ -9,7 +9,7 @@ from .metrics import precision_recall_curve, runs_of
 
 __all__ = ["plot_dataset", "SERIES_SHOWN"]
 
-#: Series drawn per dataset: the first ones of its table.
+#: Series drawn per dataset: the first ones of its table that hold a labelled anomaly.
 SERIES_SHOWN = 3
 #: Most points of a PR curve drawn (evenly spaced along it).
 CURVE_POINTS = 2000
@@ -31,7 +31,7 @@ def _pyplot():
 def plot_dataset(path, dataset: str, series, runs: dict) -> Path:
     """Draw ``runs`` (detector name -> list of Output, one per series) for ``series`` into ``path`` (PNG).
 
-    Columns are detectors; each of the first :data:`SERIES_SHOWN` series gets
+    Columns are detectors; each of the first :data:`SERIES_SHOWN` series with a labelled anomaly gets
     a row of score panels: the warm-up part left of the dotted line, labelled
     rows shaded red, the detector's flags as red dots and its flag threshold
     dashed.  The last row holds the precision-recall curve of every detector
@@ -39,7 +39,8 @@ def plot_dataset(path, dataset: str, series, runs: dict) -> Path:
     """
     plt = _pyplot()
     names = list(runs)
-    shown = list(range(min(SERIES_SHOWN, len(series))))
+    labelled = [i for i, s in enumerate(series) if s.labels[s.judged].any()]
+    shown = (labelled or list(range(len(series))))[:SERIES_SHOWN]
     columns = max(len(names), 1)
     figure, axes = plt.subplots(len(shown) + 1, columns, figsize=(5.5 * columns, 2.4 * (len(shown) + 1) + 0.6),
                                 squeeze=False)
@@ -51,7 +52,8 @@ def plot_dataset(path, dataset: str, series, runs: dict) -> Path:
         figure.delaxes(axis)
     curve_axis = figure.add_subplot(len(shown) + 1, 1, len(shown) + 1)
     _draw_pr_curves(curve_axis, series, runs)
-    figure.suptitle(f"{dataset}: {len(series)} series; scores over time (first {len(shown)}) and PR curves")
+    figure.suptitle(f"{dataset}: {len(series)} series; scores over time ({len(shown)} with labelled anomalies) "
+                    f"and PR curves")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
