@@ -1,9 +1,8 @@
-"""``python -m detectors score|evaluate``, run as a real subprocess."""
+"""``python -m detectors score``, run as a real subprocess (``evaluate``: tests/evaluation/)."""
 from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
 import subprocess
 import sys
@@ -238,45 +237,3 @@ def test_univariate_detector_refuses_several_columns(tmp_path, toy_dir):
 
 def test_usage_error_is_one_line(toy_dir):
     assert "arguments are required" in assert_one_line_error(run_cli(toy_dir, "score"))
-
-
-# -- evaluate ---------------------------------------------------------------------
-def tiny_nab(root: Path) -> Path:
-    """Two files in NAB's layout: one with a jump inside its window, one without windows."""
-    rng = np.random.default_rng(11)
-    stamps = pd.date_range("2022-01-01", periods=200, freq="5min").strftime("%Y-%m-%d %H:%M:%S")
-    jump = np.round(rng.normal(0, 1, 200), 3)
-    jump[150:] += 25
-    flat = np.round(rng.normal(0, 1, 200), 3)
-    for relative, values in (("catA/jump.csv", jump), ("catB/flat.csv", flat)):
-        (root / "data" / relative).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": stamps, "value": values}).to_csv(root / "data" / relative, index=False)
-    (root / "labels").mkdir()
-    windows = {"catA/jump.csv": [[stamps[150] + ".000000", stamps[159] + ".000000"]], "catB/flat.csv": []}
-    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
-    return root
-
-
-def test_evaluate_prints_scores_and_writes_nab_layout(tmp_path, toy_dir):
-    nab = tiny_nab(tmp_path / "nab")
-    out = tmp_path / "results"
-    result = run_cli(toy_dir, "evaluate", "--nab", nab, "--detector", "toydetector:RunningZ", "--out", out)
-    assert result.returncode == 0, result.stderr
-    for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
-        assert profile in result.stdout
-    assert "2 files, 400 rows, 1 windows" in result.stdout
-    assert "2/2" in result.stderr  # tqdm's bar over files
-    written = pd.read_csv(out / "runningz" / "catA" / "runningz_jump.csv")
-    assert list(written.columns) == ["timestamp", "value", "anomaly_score", "label"]
-    assert len(written) == 200 and written.label.sum() == 10 and written.label[150] == 1
-    assert (out / "runningz" / "catB" / "runningz_flat.csv").is_file()
-
-
-def test_evaluate_without_corpus_is_one_line_error(tmp_path, toy_dir):
-    line = assert_one_line_error(run_cli(toy_dir, "evaluate", "--nab", tmp_path / "nowhere",
-                                         "--detector", "toydetector:RunningZ", "--out", tmp_path / "r"))
-    assert "label file" in line
-
-
-def test_evaluate_unknown_profile_is_one_line_error(tmp_path, toy_dir):
-    assert_one_line_error(run_cli(toy_dir, "evaluate", "--profile", "lenient", "--out", tmp_path / "r"))
