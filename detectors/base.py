@@ -19,16 +19,52 @@ stream) with a handful of vectorised numpy operations.  Every detector is
   anomalous when its score reaches :attr:`threshold`, and an episode is a run
   of such points; the ensemble keeps episodes with hysteresis instead.
 
+Time is optional.  ``step(X, timestamps)`` may give each stream's point time
+(``(S,)`` seconds since the Unix epoch, UTC, or ``datetime64``; NaN or NaT
+where unknown); a detector whose ``uses_time`` is True reads it as
+``self.time_`` inside :meth:`_score_and_learn` (a seasonal profile), every
+other detector ignores it, and a caller that passes no times gets NaN times.
+
+Expected ranges keep a series' sign: while every value a stream has shown in
+a field is >= 0, the lower end of that field's range is at least 0 (and
+likewise for <= 0), whatever the detector's model says; subclasses' ranges
+are wrapped to do so.
+
 Subclasses implement :meth:`_allocate` (create state for ``S`` streams) and
-:meth:`_score_and_learn` (score the present rows, then update them).
+:meth:`_score_and_learn` (score the present rows, then update them); a joint
+model may implement :meth:`field_contributions` to say which fields made
+the last tick's score.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
+import functools
+
 import numpy as np
 
-__all__ = ["Detector", "NotResetError"]
+__all__ = ["Detector", "NotResetError", "as_epoch_seconds"]
+
+
+def as_epoch_seconds(timestamps, n: int) -> np.ndarray:
+    """Return ``(n,)`` float seconds since the Unix epoch from None, numbers or ``datetime64`` (NaN where unknown).
+
+    >>> as_epoch_seconds(np.array(["1970-01-02T00:00", "NaT"], dtype="datetime64[s]"), 2).tolist()
+    [86400.0, nan]
+    >>> as_epoch_seconds(None, 2).tolist()
+    [nan, nan]
+    """
+    if timestamps is None:
+        return np.full(n, np.nan)
+    t = np.asarray(timestamps)
+    if np.issubdtype(t.dtype, np.datetime64):
+        ns = t.astype("datetime64[ns]")
+        seconds = ns.astype(np.int64) / 1e9
+        t = np.where(np.isnat(ns), np.nan, seconds)
+    t = np.asarray(t, dtype=float).reshape(-1)
+    if t.shape != (n,):
+        raise ValueError(f"expected {n} timestamps, got {t.size}")
+    return t
 
 
 class NotResetError(RuntimeError):
@@ -54,6 +90,19 @@ class Detector:
     name: ClassVar[str] = "base"
     #: Whether the detector models all fields jointly (True) or needs d == 1.
     multivariate: ClassVar[bool] = True
+    #: Whether the detector reads the points' times (``self.time_``); others ignore them.
+    uses_time: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every detector's range keeps the series' sign, without each one repeating the rule.
+        own = cls.__dict__.get("expected_range")
+        if own is not None and not getattr(own, "_keeps_sign", False):
+            @functools.wraps(own)
+            def expected_range(self, _own=own):
+                return self._keep_sign(_own(self))
+            expected_range._keeps_sign = True
+            cls.expected_range = expected_range
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5):
         self.warmup = int(warmup)
@@ -78,6 +127,10 @@ class Detector:
         self.n_features_ = int(n_features)
         self.seen_ = np.zeros(n_streams, dtype=np.int64)
         self.ticks_ = 0
+        #: Per stream and field: whether every value seen so far was >= 0 (resp. <= 0).
+        self.never_negative_ = np.ones((n_streams, n_features), dtype=bool)
+        self.never_positive_ = np.ones((n_streams, n_features), dtype=bool)
+        self.time_ = np.full(n_streams, np.nan)
         self._cache_ = {}
         #: Per stream, after the last tick: in an anomalous episode, and whether the episode started then.
         self.is_anomaly_ = np.zeros(n_streams, dtype=bool)
@@ -87,9 +140,14 @@ class Detector:
         self._allocate(self.n_streams_, self.n_features_)
         return self
 
-    def step(self, X) -> np.ndarray:
-        """Score one tick, then learn it; return an ``(S,)`` array of scores in [0, 1]."""
+    def step(self, X, timestamps=None) -> np.ndarray:
+        """Score one tick, then learn it; return an ``(S,)`` array of scores in [0, 1].
+
+        ``timestamps`` (optional, ``(S,)``): each point's time, see the module
+        docstring; only detectors with ``uses_time`` read it.
+        """
         X = self._check_tick(X)
+        self.time_ = as_epoch_seconds(timestamps, self.n_streams_)
         present = ~np.isnan(X).any(axis=1)
         scores = np.zeros(self.n_streams_)
         if present.any():
@@ -97,6 +155,8 @@ class Detector:
             ready = present & (self.seen_ >= self.warmup)
             scores[ready] = np.clip(np.nan_to_num(raw[ready], nan=0.0), 0.0, 1.0)
             self.seen_[present] += 1
+            self.never_negative_ &= ~(present[:, None] & (X < 0))
+            self.never_positive_ &= ~(present[:, None] & (X > 0))
         self._update_episodes(scores, present)
         self.ticks_ += 1
         return scores
@@ -112,24 +172,34 @@ class Detector:
         """
         return None
 
-    def score_series(self, values) -> np.ndarray:
-        """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``."""
-        return self.score_many([values])[0]
+    def field_contributions(self) -> np.ndarray | None:
+        """Return ``(S, d)``: each field's share of the last tick's raw statistic (rows sum to it).
 
-    def label_series(self, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        For explanations ("which fields made this point anomalous"); only joint
+        models that can split their statistic by field implement it, the others
+        return None.  A row is 0 where the stream had no point on the last tick.
+        """
+        return None
+
+    def score_series(self, values, timestamps=None) -> np.ndarray:
+        """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``, ``timestamps`` ``(T,)``."""
+        return self.score_many([values], None if timestamps is None else [timestamps])[0]
+
+    def label_series(self, values, timestamps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score one series causally; return ``(scores, is_anomaly, alert)``, each ``(T,)``."""
-        scores, anomalous, alerts = self._run([values], with_episodes=True)
+        scores, anomalous, alerts = self._run([values], None if timestamps is None else [timestamps], True)
         return scores[0], anomalous[0], alerts[0]
 
-    def score_many(self, series: list) -> list[np.ndarray]:
+    def score_many(self, series: list, timestamps: list | None = None) -> list[np.ndarray]:
         """Score several independent series at once, each as its own stream.
 
         The series are stacked as streams of one bank and padded with NaN, so
-        a short series simply stops learning when it ends.
+        a short series simply stops learning when it ends.  ``timestamps``, if
+        given, holds one array of times per series (see :meth:`step`).
         """
-        return self._run(series)[0]
+        return self._run(series, timestamps)[0]
 
-    def _run(self, series: list, with_episodes: bool = False):
+    def _run(self, series: list, timestamps: list | None = None, with_episodes: bool = False):
         arrays = [np.asarray(s, dtype=float) for s in series]
         arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
         if not arrays:
@@ -141,12 +211,19 @@ class Detector:
         padded = np.full((length, len(arrays), d), np.nan)
         for i, a in enumerate(arrays):
             padded[: len(a), i] = a
+        times = None
+        if timestamps is not None:
+            if len(timestamps) != len(arrays):
+                raise ValueError("give one array of timestamps per series")
+            times = np.full((length, len(arrays)), np.nan)
+            for i, (a, ts) in enumerate(zip(arrays, timestamps)):
+                times[: len(a), i] = as_epoch_seconds(ts, len(a))
         self.reset(len(arrays), d)
         out = np.empty((length, len(arrays)))
         anomalous = np.zeros((length, len(arrays)), dtype=bool)
         alerts = np.zeros((length, len(arrays)), dtype=bool)
         for t in range(length):
-            out[t] = self.step(padded[t])
+            out[t] = self.step(padded[t], None if times is None else times[t])
             if with_episodes:
                 anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
         cut = [slice(0, len(a)) for a in arrays]
@@ -169,6 +246,15 @@ class Detector:
 
     def _allocate(self, n_streams: int, n_features: int) -> None:
         raise NotImplementedError
+
+    def _keep_sign(self, expected):
+        """Raise the low ends of never-negative fields to 0 and lower the high ends of never-positive ones."""
+        if expected is None:
+            return None
+        low, high = expected
+        seen = (self.seen_ > 0)[:, None]
+        return (np.where(seen & self.never_negative_, np.maximum(low, 0.0), low),
+                np.where(seen & self.never_positive_, np.minimum(high, 0.0), high))
 
     def _score_and_learn(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return raw calibrated scores ``(S,)`` for present rows, then update their state."""

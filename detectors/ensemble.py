@@ -221,7 +221,9 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         if source is None:
             return np.zeros((S, d)), np.full((S, d), np.inf)
-        low, high = source.expected_range()
+        # The member's own model, before the base class keeps it on the series' sign side.
+        own = getattr(type(source).expected_range, "__wrapped__", type(source).expected_range)
+        low, high = own(source)
         k = z_multiplier(source.threshold, 1)
         centre = 0.5 * (low + high)
         scale = np.maximum(0.5 * (high - low) / k, REFERENCE_FLOOR * span)
@@ -262,14 +264,6 @@ class EnsembleDetector(Detector):
         return logp
 
     def expected_range(self):
-        """The first range member's expected range, kept on the sign side of a field that never crossed zero."""
+        """The first range member's expected range (kept on a field's sign side by :class:`Detector`)."""
         source = self._range_source()
-        if source is None:
-            return None
-        low, high = source.expected_range()
-        d = low.shape[1]
-        lowest, highest = self.value_records_.low_[:, :d], self.value_records_.high_[:, :d]
-        # A field never seen below zero is not expected below it (and likewise above).
-        low = np.where(lowest >= 0, np.maximum(low, 0.0), low)
-        high = np.where(highest <= 0, np.minimum(high, 0.0), high)
-        return low, high
+        return None if source is None else source.expected_range()
