@@ -22,6 +22,8 @@ True
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import special, stats
 
@@ -55,6 +57,7 @@ def chi2_score(z2: np.ndarray, d: int) -> np.ndarray:
     return score_from_logp(chi2_logp(z2, d))
 
 
+@lru_cache(maxsize=256)  # asked every tick with the same few thresholds; scipy's isf costs ~50 us a call
 def z_multiplier(threshold: float, d: int = 1) -> float:
     """Return the distance (in spreads) at which a point of ``d`` fields reaches ``threshold``."""
     p = (1.0 - min(max(threshold, 0.0), 1.0 - 1e-15)) ** SCORE_POWER
