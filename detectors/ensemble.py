@@ -180,14 +180,15 @@ class EnsembleDetector(Detector):
         ready = present & (self.seen_ >= self.warmup)
         evidence = logp_from_score(fused)
         if not self.novelty:
-            self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, present, centre, scale)
+            self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
         novel_logp = self._novelty_logp(X, present)
         novel = score_from_logp(novel_logp)
         was_open = self.episodes_.open_.copy()
-        # An episode stays open on values outside the frozen range or on records, not on point-wise
-        # evidence: one member saturated by a broken input must not hold a stream in an episode.
-        opens = self._episodes(X, ready & (novel >= self.stream_thresholds_), novel_logp, present, centre, scale)
+        # Point-wise evidence alone never holds an episode open (one member saturated by a broken
+        # input must not hold a stream in one): only together with values outside the frozen range.
+        opens = self._episodes(X, ready & (novel >= self.stream_thresholds_), novel_logp, evidence,
+                               present, centre, scale)
         # Inside an episode novelty counts only when it escalates past the alert's.
         held = was_open & ~opens & (novel <= self.alert_score_)
         rising = present & ~held & (novel > 0) & (opens | was_open)
@@ -197,8 +198,8 @@ class EnsembleDetector(Detector):
         self.cause_ = np.where(held, 0, self.cause_)
         return np.maximum(self.novelty_, POINTWISE_CAP * fused)
 
-    def _episodes(self, X, alert, evidence_logp, present, centre, scale):
-        opens, in_episode = self.episodes_.update(X, alert, evidence_logp, present, centre, scale)
+    def _episodes(self, X, alert, novelty_logp, evidence_logp, present, centre, scale):
+        opens, in_episode = self.episodes_.update(X, alert, novelty_logp, evidence_logp, present, centre, scale)
         self.alert_, self.is_anomaly_ = opens, in_episode
         return opens
 

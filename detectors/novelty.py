@@ -155,16 +155,18 @@ class EpisodeState:
     """Which streams are in an anomalous episode: opened by an alert, closed when the stream is back to normal.
 
     An *alert* opens an episode on a stream that is not in one (one alert per
-    incident).  While the episode lasts, a point is *abnormal* when its
-    evidence is past the release level (``release`` as a tail probability,
-    much laxer than an alert's), or when it lies outside the range the stream
-    was expected in just before the alert: that reference is frozen at the
-    alert, because the members adapt to a long anomaly and would soon call it
-    normal.  A frozen reference is trusted for ``memory`` points; a new level
-    held that long is the stream's new normal.  The episode ends at the
-    ``settle``-th normal point in a row (hysteresis: entering takes an alert,
-    leaving takes a run of normal points, so noise inside an incident does
-    not split it into many).
+    incident).  While the episode lasts, a point is *abnormal* when it sets a
+    record past the release level (``release``, as a tail probability, much
+    laxer than an alert's), or when it lies outside the range the stream was
+    expected in just before the alert *and* the point-wise evidence still
+    finds it unusual at the release level.  The reference range is frozen at
+    the alert, because the members adapt to a long anomaly and would soon
+    take it for normal; requiring the evidence as well ends the episode of a
+    stream that merely wandered on (a random walk after a false alarm).  A
+    frozen range is trusted for ``memory`` points; a level held that long is
+    the stream's new normal.  The episode ends at the ``settle``-th normal
+    point in a row (hysteresis: entering takes an alert, leaving takes a run
+    of normal points, so noise inside an incident does not split it).
 
     Examples
     --------
@@ -172,8 +174,8 @@ class EpisodeState:
     >>> centre, scale = np.zeros((1, 1)), np.ones((1, 1))
     >>> marks = []
     >>> for x, alert in [(0.1, False), (9.0, True), (8.0, False), (0.2, False), (7.0, True), (0.1, False), (0.0, False)]:
-    ...     opened, episode = state.update(np.array([[x]]), np.array([alert]), np.array([0.0]), np.array([True]),
-    ...                                    centre, scale)
+    ...     opened, episode = state.update(np.array([[x]]), np.array([alert]), np.array([0.0]), np.array([-9.0]),
+    ...                                    np.array([True]), centre, scale)
     ...     marks.append((bool(opened[0]), bool(episode[0])))
     >>> marks   # the second alert falls inside the episode: no new alert; two normal points end it
     [(False, False), (True, True), (False, True), (False, True), (False, True), (False, True), (False, False)]
@@ -198,13 +200,13 @@ class EpisodeState:
         self.scale_ = np.ones((n_streams, n_features))
         return self
 
-    def update(self, X, alert, evidence_logp, present, centre, scale):
+    def update(self, X, alert, novelty_logp, evidence_logp, present, centre, scale):
         """Advance every present stream by one point; return ``(alert, in_episode)``, each ``(S,)``.
 
         ``alert`` marks the points that reach the alert threshold,
-        ``evidence_logp`` is each point's log tail probability (novelty or
-        point-wise), ``centre`` and ``scale`` the ``(S, d)`` range expected
-        for this point before it was learned.
+        ``novelty_logp`` and ``evidence_logp`` are each point's log tail
+        probability as a record and point-wise, ``centre`` and ``scale`` the
+        ``(S, d)`` range expected for this point before it was learned.
         """
         was_open = self.open_ & present
         opens = present & alert & ~self.open_
@@ -214,8 +216,9 @@ class EpisodeState:
             z = (X[rows] - self.centre_[rows]) / self.scale_[rows]
             with np.errstate(invalid="ignore", over="ignore"):
                 z2 = np.nan_to_num(np.sum(z * z, axis=1), nan=np.inf, posinf=np.inf)
-            outside = (chi2_logp(z2, X.shape[1]) < np.log(self.release)) & (self.age_[rows] <= self.memory)
-            abnormal = outside | (evidence_logp[rows] < np.log(self.release)) | alert[rows]
+            level = np.log(self.release)
+            outside = (chi2_logp(z2, X.shape[1]) < level) & (self.age_[rows] <= self.memory)
+            abnormal = (outside & (evidence_logp[rows] < level)) | (novelty_logp[rows] < level) | alert[rows]
             self.calm_[rows] = np.where(abnormal, 0, self.calm_[rows] + 1)
             self.open_[rows] = self.calm_[rows] < self.settle
         if opens.any():

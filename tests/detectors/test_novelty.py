@@ -103,13 +103,15 @@ def test_a_real_new_level_moves_the_record_within_a_few_points():
     assert (strengths[630:, 0, 0] == 0).all()  # the new level is no longer a record
 
 
-def run_episodes(state, xs, alerts, evidence=None, centre=0.0, scale=1.0):
+def run_episodes(state, xs, alerts, novelty=None, evidence=None, centre=0.0, scale=1.0):
+    """Feed one stream's points through ``state``; point-wise evidence defaults to "unusual" (log p = -20)."""
     xs = np.asarray(xs, dtype=float)
     state.reset(1, 1)
-    evidence = np.zeros(len(xs)) if evidence is None else np.asarray(evidence, dtype=float)
+    novelty = np.zeros(len(xs)) if novelty is None else np.asarray(novelty, dtype=float)
+    evidence = np.full(len(xs), -20.0) if evidence is None else np.asarray(evidence, dtype=float)
     out = []
-    for x, a, e in zip(xs, alerts, evidence):
-        opened, episode = state.update(np.array([[x]]), np.array([a]), np.array([e]), np.array([True]),
+    for x, a, n, e in zip(xs, alerts, novelty, evidence):
+        opened, episode = state.update(np.array([[x]]), np.array([a]), np.array([n]), np.array([e]), np.array([True]),
                                        np.full((1, 1), centre), np.full((1, 1), scale))
         out.append((bool(opened[0]), bool(episode[0])))
     return out
@@ -139,18 +141,27 @@ def test_a_long_new_level_becomes_normal_after_the_reference_memory():
     assert 40 < ends <= 44
 
 
-def test_evidence_keeps_an_episode_open_inside_the_range():
+def test_a_stream_that_wandered_off_without_evidence_is_back_to_normal():
+    """Outside the frozen range but usual to the adapted members (a random walk after an alert): the episode ends."""
+    xs = [8.0] * 20
+    evidence = [-20.0] * 5 + [0.0] * 15
+    out = run_episodes(EpisodeState(settle=3), xs, [True] + [False] * 19, evidence=evidence)
+    assert [e for _, e in out] == [True] * 7 + [False] * 13
+
+
+def test_records_keep_an_episode_open_inside_the_range():
     xs = [0.0] * 20
-    evidence = [0.0] + [-20.0] * 10 + [0.0] * 9
-    out = run_episodes(EpisodeState(settle=3), xs, [True] + [False] * 19, evidence)
+    novelty = [0.0] + [-20.0] * 10 + [0.0] * 9
+    out = run_episodes(EpisodeState(settle=3), xs, [True] + [False] * 19, novelty=novelty)
     assert [e for _, e in out] == [True] * 13 + [False] * 7
 
 
 def test_absent_points_neither_advance_nor_close_an_episode():
     state = EpisodeState(settle=1).reset(2, 1)
     c, s = np.zeros((2, 1)), np.ones((2, 1))
-    opened, episode = state.update(np.array([[9.0], [9.0]]), np.array([True, True]), np.zeros(2), np.array([True, True]), c, s)
+    opened, episode = state.update(np.array([[9.0], [9.0]]), np.array([True, True]), np.zeros(2), np.zeros(2),
+                                   np.array([True, True]), c, s)
     assert opened.all() and episode.all()
-    opened, episode = state.update(np.array([[0.0], [np.nan]]), np.array([False, False]), np.zeros(2),
+    opened, episode = state.update(np.array([[0.0], [np.nan]]), np.array([False, False]), np.zeros(2), np.zeros(2),
                                    np.array([True, False]), c, s)
     assert episode.tolist() == [False, False] and state.open_.tolist() == [False, True]
