@@ -62,6 +62,9 @@ FALSE_ALARM_RATE = 1e-5
 ALERT_THRESHOLD = float(score_from_logp(np.log(FALSE_ALARM_RATE)))
 #: Most one learned point may move a record or a range, in units of the range (robust learning).
 RECORD_STEP = 0.25
+#: Points after an alert in which a new alert needs an escalation (the episode may end sooner:
+#: a spike is over at once, but the few points after it are not a second incident).
+REFRACTORY = 20
 #: Tail probability a point inside an episode must fall below to keep the episode open.
 RELEASE_P = 1e-2
 #: Smallest spread of a field in an episode's frozen reference, as a share of the field's range:
@@ -165,8 +168,9 @@ class EnsembleDetector(Detector):
         self.novelty_ = np.zeros(n_streams)
         #: What raised each stream's novelty on the last tick: 0 nothing, VALUE_CAUSE or PATTERN_CAUSE.
         self.cause_ = np.zeros(n_streams, dtype=np.int8)
-        #: The novelty score of each stream's current episode's alert (or its escalation).
+        #: The novelty score of each stream's last alert (or its escalation), and points since that alert.
         self.alert_score_ = np.zeros(n_streams)
+        self.since_alert_ = np.full(n_streams, REFRACTORY, dtype=np.int64)
 
     def member_thresholds(self) -> np.ndarray:
         """Return each member's flag threshold, in member order."""
@@ -184,16 +188,18 @@ class EnsembleDetector(Detector):
             return fused
         novel_logp = self._novelty_logp(X, present)
         novel = score_from_logp(novel_logp)
-        was_open = self.episodes_.open_.copy()
+        # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
+        # only when it escalates past the alert's: one incident, one alert.
+        quiet = (self.episodes_.open_ | (self.since_alert_ < REFRACTORY)) & (novel <= self.alert_score_)
         # Point-wise evidence alone never holds an episode open (one member saturated by a broken
         # input must not hold a stream in one): only together with values outside the frozen range.
-        opens = self._episodes(X, ready & (novel >= self.stream_thresholds_), novel_logp, evidence,
+        opens = self._episodes(X, ready & ~quiet & (novel >= self.stream_thresholds_), novel_logp, evidence,
                                present, centre, scale)
-        # Inside an episode novelty counts only when it escalates past the alert's.
-        held = was_open & ~opens & (novel <= self.alert_score_)
-        rising = present & ~held & (novel > 0) & (opens | was_open)
-        self.alert_score_ = np.where(rising, np.maximum(novel, np.where(opens, 0.0, self.alert_score_)),
-                                     self.alert_score_)
+        held = present & quiet
+        escalates = present & ~quiet & (novel > 0) & self.episodes_.open_ & ~opens
+        self.alert_score_ = np.where(opens, novel, np.where(escalates, np.maximum(novel, self.alert_score_),
+                                                            self.alert_score_))
+        self.since_alert_ = np.where(opens, 0, self.since_alert_ + present)
         self.novelty_ = np.where(held, 0.0, novel)
         self.cause_ = np.where(held, 0, self.cause_)
         return np.maximum(self.novelty_, POINTWISE_CAP * fused)
