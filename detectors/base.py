@@ -12,18 +12,59 @@ stream) with a handful of vectorised numpy operations.  Every detector is
 * **calibrated** -- scores lie in [0, 1] and read as ``1 - p``, where ``p`` is
   the tail probability of the point under the detector's model of normal
   behaviour, so one threshold means roughly the same false-alarm rate for
-  every detector.
+  every detector;
+* **stateful about incidents** -- after each tick, :attr:`is_anomaly_` says
+  which streams are in an anomalous episode and :attr:`alert_` which ones
+  started one on this tick (one alert per incident).  By default a point is
+  anomalous when its score reaches :attr:`threshold`, and an episode is a run
+  of such points; the ensemble keeps episodes with hysteresis instead.
+
+Time is optional.  ``step(X, timestamps)`` may give each stream's point time
+(``(S,)`` seconds since the Unix epoch, UTC, or ``datetime64``; NaN or NaT
+where unknown); a detector whose ``uses_time`` is True reads it as
+``self.time_`` inside :meth:`_score_and_learn` (a seasonal profile), every
+other detector ignores it, and a caller that passes no times gets NaN times.
+
+Expected ranges keep a series' sign: while every value a stream has shown in
+a field is >= 0, the lower end of that field's range is at least 0 (and
+likewise for <= 0), whatever the detector's model says; subclasses' ranges
+are wrapped to do so.
 
 Subclasses implement :meth:`_allocate` (create state for ``S`` streams) and
-:meth:`_score_and_learn` (score the present rows, then update them).
+:meth:`_score_and_learn` (score the present rows, then update them); a joint
+model may implement :meth:`field_contributions` to say which fields made
+the last tick's score.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
+import functools
+
 import numpy as np
 
-__all__ = ["Detector", "NotResetError"]
+__all__ = ["Detector", "NotResetError", "as_epoch_seconds"]
+
+
+def as_epoch_seconds(timestamps, n: int) -> np.ndarray:
+    """Return ``(n,)`` float seconds since the Unix epoch from None, numbers or ``datetime64`` (NaN where unknown).
+
+    >>> as_epoch_seconds(np.array(["1970-01-02T00:00", "NaT"], dtype="datetime64[s]"), 2).tolist()
+    [86400.0, nan]
+    >>> as_epoch_seconds(None, 2).tolist()
+    [nan, nan]
+    """
+    if timestamps is None:
+        return np.full(n, np.nan)
+    t = np.asarray(timestamps)
+    if np.issubdtype(t.dtype, np.datetime64):
+        ns = t.astype("datetime64[ns]")
+        seconds = ns.astype(np.int64) / 1e9
+        t = np.where(np.isnat(ns), np.nan, seconds)
+    t = np.asarray(t, dtype=float).reshape(-1)
+    if t.shape != (n,):
+        raise ValueError(f"expected {n} timestamps, got {t.size}")
+    return t
 
 
 class NotResetError(RuntimeError):
@@ -49,6 +90,19 @@ class Detector:
     name: ClassVar[str] = "base"
     #: Whether the detector models all fields jointly (True) or needs d == 1.
     multivariate: ClassVar[bool] = True
+    #: Whether the detector reads the points' times (``self.time_``); others ignore them.
+    uses_time: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every detector's range keeps the series' sign, without each one repeating the rule.
+        own = cls.__dict__.get("expected_range")
+        if own is not None and not getattr(own, "_keeps_sign", False):
+            @functools.wraps(own)
+            def expected_range(self, _own=own):
+                return self._keep_sign(_own(self))
+            expected_range._keeps_sign = True
+            cls.expected_range = expected_range
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5):
         self.warmup = int(warmup)
@@ -73,13 +127,27 @@ class Detector:
         self.n_features_ = int(n_features)
         self.seen_ = np.zeros(n_streams, dtype=np.int64)
         self.ticks_ = 0
+        #: Per stream and field: whether every value seen so far was >= 0 (resp. <= 0).
+        self.never_negative_ = np.ones((n_streams, n_features), dtype=bool)
+        self.never_positive_ = np.ones((n_streams, n_features), dtype=bool)
+        self.time_ = np.full(n_streams, np.nan)
         self._cache_ = {}
+        #: Per stream, after the last tick: in an anomalous episode, and whether the episode started then.
+        self.is_anomaly_ = np.zeros(n_streams, dtype=bool)
+        self.alert_ = np.zeros(n_streams, dtype=bool)
+        #: Per stream, whether its last present point was anomalous (episodes persist across absent ticks).
+        self.episode_open_ = np.zeros(n_streams, dtype=bool)
         self._allocate(self.n_streams_, self.n_features_)
         return self
 
-    def step(self, X) -> np.ndarray:
-        """Score one tick, then learn it; return an ``(S,)`` array of scores in [0, 1]."""
+    def step(self, X, timestamps=None) -> np.ndarray:
+        """Score one tick, then learn it; return an ``(S,)`` array of scores in [0, 1].
+
+        ``timestamps`` (optional, ``(S,)``): each point's time, see the module
+        docstring; only detectors with ``uses_time`` read it.
+        """
         X = self._check_tick(X)
+        self.time_ = as_epoch_seconds(timestamps, self.n_streams_)
         present = ~np.isnan(X).any(axis=1)
         scores = np.zeros(self.n_streams_)
         if present.any():
@@ -87,6 +155,9 @@ class Detector:
             ready = present & (self.seen_ >= self.warmup)
             scores[ready] = np.clip(np.nan_to_num(raw[ready], nan=0.0), 0.0, 1.0)
             self.seen_[present] += 1
+            self.never_negative_ &= ~(present[:, None] & (X < 0))
+            self.never_positive_ &= ~(present[:, None] & (X > 0))
+        self._update_episodes(scores, present)
         self.ticks_ += 1
         return scores
 
@@ -101,20 +172,38 @@ class Detector:
         """
         return None
 
-    def score_series(self, values) -> np.ndarray:
-        """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``."""
-        return self.score_many([values])[0]
+    def field_contributions(self) -> np.ndarray | None:
+        """Return ``(S, d)``: each field's share of the last tick's raw statistic (rows sum to it).
 
-    def score_many(self, series: list) -> list[np.ndarray]:
+        For explanations ("which fields made this point anomalous"); only joint
+        models that can split their statistic by field implement it, the others
+        return None.  A row is 0 where the stream had no point on the last tick.
+        """
+        return None
+
+    def score_series(self, values, timestamps=None) -> np.ndarray:
+        """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``, ``timestamps`` ``(T,)``."""
+        return self.score_many([values], None if timestamps is None else [timestamps])[0]
+
+    def label_series(self, values, timestamps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score one series causally; return ``(scores, is_anomaly, alert)``, each ``(T,)``."""
+        scores, anomalous, alerts = self._run([values], None if timestamps is None else [timestamps], True)
+        return scores[0], anomalous[0], alerts[0]
+
+    def score_many(self, series: list, timestamps: list | None = None) -> list[np.ndarray]:
         """Score several independent series at once, each as its own stream.
 
         The series are stacked as streams of one bank and padded with NaN, so
-        a short series simply stops learning when it ends.
+        a short series simply stops learning when it ends.  ``timestamps``, if
+        given, holds one array of times per series (see :meth:`step`).
         """
+        return self._run(series, timestamps)[0]
+
+    def _run(self, series: list, timestamps: list | None = None, with_episodes: bool = False):
         arrays = [np.asarray(s, dtype=float) for s in series]
         arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
         if not arrays:
-            return []
+            return [], [], []
         d = arrays[0].shape[1]
         if any(a.shape[1] != d for a in arrays):
             raise ValueError("all series must have the same number of fields")
@@ -122,13 +211,32 @@ class Detector:
         padded = np.full((length, len(arrays), d), np.nan)
         for i, a in enumerate(arrays):
             padded[: len(a), i] = a
+        times = None
+        if timestamps is not None:
+            if len(timestamps) != len(arrays):
+                raise ValueError("give one array of timestamps per series")
+            times = np.full((length, len(arrays)), np.nan)
+            for i, (a, ts) in enumerate(zip(arrays, timestamps)):
+                times[: len(a), i] = as_epoch_seconds(ts, len(a))
         self.reset(len(arrays), d)
         out = np.empty((length, len(arrays)))
+        anomalous = np.zeros((length, len(arrays)), dtype=bool)
+        alerts = np.zeros((length, len(arrays)), dtype=bool)
         for t in range(length):
-            out[t] = self.step(padded[t])
-        return [out[: len(a), i].copy() for i, a in enumerate(arrays)]
+            out[t] = self.step(padded[t], None if times is None else times[t])
+            if with_episodes:
+                anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
+        cut = [slice(0, len(a)) for a in arrays]
+        return tuple([m[c, i].copy() for i, c in enumerate(cut)] for m in (out, anomalous, alerts))
 
     # -- for subclasses ---------------------------------------------------
+    def _update_episodes(self, scores: np.ndarray, present: np.ndarray) -> None:
+        """Set :attr:`is_anomaly_` and :attr:`alert_` for this tick: by default a run of scores at or over the threshold."""
+        flagged = present & (scores >= self.threshold)
+        self.alert_ = flagged & ~self.episode_open_
+        self.is_anomaly_ = flagged
+        self.episode_open_ = np.where(present, flagged, self.episode_open_)
+
     def _per_tick(self, key: str, compute):
         """Return ``compute()``, computed once per tick: statistics shared by expected_range() and step()."""
         hit = self._cache_.get(key)
@@ -138,6 +246,15 @@ class Detector:
 
     def _allocate(self, n_streams: int, n_features: int) -> None:
         raise NotImplementedError
+
+    def _keep_sign(self, expected):
+        """Raise the low ends of never-negative fields to 0 and lower the high ends of never-positive ones."""
+        if expected is None:
+            return None
+        low, high = expected
+        seen = (self.seen_ > 0)[:, None]
+        return (np.where(seen & self.never_negative_, np.maximum(low, 0.0), low),
+                np.where(seen & self.never_positive_, np.minimum(high, 0.0), high))
 
     def _score_and_learn(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return raw calibrated scores ``(S,)`` for present rows, then update their state."""

@@ -1,7 +1,12 @@
 """Command line of the detectors package: ``python -m detectors score|evaluate|generators``.
 
-``score`` reads a CSV and writes it back to stdout with two more columns,
-``anomaly_score`` and ``is_anomaly``, scored causally row by row.
+``score`` reads a CSV and writes it back to stdout with three more columns,
+scored causally row by row: ``anomaly_score``, ``is_anomaly`` (the row is
+part of an anomalous episode) and ``alert`` (the row starts one: one alert
+per incident).  An input that already has a column of one of those names
+keeps it untouched: the three output columns are then all written with the
+prefix ``scored_`` (repeated until no name clashes), and a one-line note on
+stderr says so.
 ``evaluate`` runs detectors over NAB and the shared corpora and prints
 point-wise, event-wise and ranking metrics beside two reference lines (see
 :mod:`detectors.evaluation.cli`, which holds the command).  ``generators`` runs the default
@@ -33,6 +38,9 @@ DEFAULT_DETECTOR = "ensemble"
 #: Cell texts read as "no value on this row" (scored 0, not learned).
 MISSING_CELLS = frozenset({"", "nan", "na", "null", "none"})
 EXIT_BAD_INPUT = 2
+#: The columns ``score`` adds, and the prefix they take when the input already has one of them.
+OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "alert")
+OUTPUT_PREFIX = "scored_"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,13 +108,36 @@ def _command_score(args) -> int:
         if len(value_cols) > 1 and not detector.multivariate:
             raise ValueError(f"detector {detector.name!r} scores one value column only, got {len(value_cols)}")
         frame, values = _read_stream(Path(args.input), args.time_col, value_cols)
+        # A detector that cannot take this many fields says so here, as a one-line error.
+        detector.clone().reset(1, values.shape[1])
     except ValueError as exc:
         return _fail(exc)
-    scores = detector.score_series(values)
-    frame["anomaly_score"] = scores
-    frame["is_anomaly"] = (scores >= detector.threshold).astype(int)
+    scores, anomalous, alerts = detector.label_series(values)
+    names = output_names(frame.columns)
+    if names[0] != OUTPUT_COLUMNS[0]:
+        clashing = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+        print(f"note: {args.input} already has column(s) {', '.join(clashing)}, kept as they are; "
+              f"output written as {', '.join(names)}", file=sys.stderr)
+    frame[names[0]] = scores
+    frame[names[1]] = anomalous.astype(int)
+    frame[names[2]] = alerts.astype(int)
     frame.to_csv(sys.stdout, index=False)
     return 0
+
+
+def output_names(columns) -> list[str]:
+    """The names of the output columns: :data:`OUTPUT_COLUMNS`, prefixed until none clashes with ``columns``.
+
+    >>> output_names(["timestamp", "value"])
+    ['anomaly_score', 'is_anomaly', 'alert']
+    >>> output_names(["timestamp", "value", "is_anomaly", "scored_alert"])
+    ['scored_scored_anomaly_score', 'scored_scored_is_anomaly', 'scored_scored_alert']
+    """
+    taken = set(map(str, columns))
+    prefix = ""
+    while any(prefix + c in taken for c in OUTPUT_COLUMNS):
+        prefix += OUTPUT_PREFIX
+    return [prefix + c for c in OUTPUT_COLUMNS]
 
 
 def _command_generators(args) -> int:
@@ -133,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m detectors", description="Online anomaly detectors: score a CSV or evaluate on labelled data.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{score,evaluate,generators}")
 
-    score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, is_anomaly")
+    score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, "
+                                              "is_anomaly, alert (prefixed scored_ if the input has such a column)")
     score.add_argument("input", metavar="INPUT.csv", help="CSV with a header row")
     score.add_argument("--detector", default=DEFAULT_DETECTOR,
                        help=f"registry name or module:Class (default: {DEFAULT_DETECTOR})")

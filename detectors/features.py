@@ -28,6 +28,15 @@ __all__ = [
 
 #: The feature parts an embedding may combine, joined with "+" (e.g. "value+diff").
 EMBED_PARTS = ("value", "diff", "dev")
+#: A value more than this many mean absolute deviations from the moving average is learned as if it were that far.
+DEV_LIMIT = 8.0
+_SPREAD_RATE = 2.0 / 101.0  # the mean absolute deviation spans about 100 points
+#: Seed of the random projection of wide embeddings (fixed: every stream and run uses the same directions).
+_PROJECTION_SEED = 20240601
+#: Span (points) of the running centre and spread that standardise a wide embedding before projection.
+_SCALE_SPAN = 256
+#: Standardised features are clipped here before projection (as the forest's quantisation clips at 8 SD).
+_STANDARD_LIMIT = 8.0
 
 
 def parse_embed(embed: str) -> tuple[str, ...]:
@@ -58,22 +67,37 @@ class CausalEmbedding:
         exponential moving average of the previous points).
     span : float
         Span of the moving average used by ``dev`` (alpha = 2 / (span + 1)).
+    max_width : int or None
+        Most features a point may have.  When the parts give more (many
+        fields), each feature is standardised by its own running centre and
+        mean absolute deviation (winsorised at +-8 of them, so one absurd
+        value cannot move them), and the standardised vector is projected on
+        ``max_width - 2`` fixed random +-1 directions (Achlioptas), which keep
+        distances between points approximately (Johnson-Lindenstrauss), plus
+        the largest absolute standardised feature and their root mean square,
+        so one extreme field among many still stands out.  A model's cost
+        and memory stay bounded at any field count.
 
     Notes
     -----
     ``diff`` and ``dev`` are 0 on a stream's first point.  Absent rows (NaN)
     leave the state untouched, so a gap simply joins the points either side.
+    The projection is the same for every stream (a fixed seed).
 
     Examples
     --------
     >>> emb = CausalEmbedding("value+diff").reset(1, 1)
     >>> [emb.transform(np.array([[v]]), np.array([True]))[0].tolist() for v in (1.0, 3.0, 2.0)]
     [[1.0, 0.0], [3.0, 2.0], [2.0, -1.0]]
+    >>> wide = CausalEmbedding("diff+dev", max_width=16).reset(2, 64)
+    >>> wide.width_, wide.transform(np.ones((2, 64)), np.ones(2, dtype=bool)).shape
+    (16, (2, 16))
     """
 
-    def __init__(self, embed: str = "value+diff", span: float = 10.0):
+    def __init__(self, embed: str = "value+diff", span: float = 10.0, max_width: int | None = None):
         self.embed = embed
         self.span = span
+        self.max_width = max_width
 
     def reset(self, n_streams: int, n_features: int) -> "CausalEmbedding":
         """Forget all streams and allocate state for ``n_streams`` streams of ``n_features`` fields."""
@@ -84,7 +108,22 @@ class CausalEmbedding:
         self.width_ = self.n_features_ * len(self.parts_)
         self.previous_ = np.zeros((n_streams, n_features))
         self.average_ = np.zeros((n_streams, n_features))
+        #: Running mean absolute deviation from the average, to winsorise what the average learns.
+        self.spread_ = np.zeros((n_streams, n_features))
+        self.deviations_ = np.zeros(n_streams, dtype=np.int64)
         self.started_ = np.zeros(n_streams, dtype=bool)
+        self.projection_ = None
+        if self.max_width is not None and self.width_ > self.max_width:
+            full = self.width_
+            if self.max_width < 3:
+                raise ValueError("max_width must be at least 3 (a projection and two summaries)")
+            k = self.max_width - 2
+            signs = np.random.default_rng(_PROJECTION_SEED).integers(0, 2, (full, k))
+            self.projection_ = ((2.0 * signs - 1.0) / np.sqrt(k)).astype(np.float32)
+            self.scaled_count_ = np.zeros(n_streams, dtype=np.int64)
+            self.feature_centre_ = np.zeros((n_streams, full), dtype=np.float32)
+            self.feature_scale_ = np.zeros((n_streams, full), dtype=np.float32)
+            self.width_ = int(self.max_width)
         return self
 
     def transform(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -93,8 +132,8 @@ class CausalEmbedding:
         # On a stream's first point there is no past: its change and deviation are 0.
         previous = np.where(started, self.previous_, X)
         average = np.where(started, self.average_, X)
-        features = np.empty((len(X), self.width_), dtype=np.float32)
         d = self.n_features_
+        features = np.empty((len(X), d * len(self.parts_)), dtype=np.float32)
         for i, part in enumerate(self.parts_):
             block = features[:, i * d : (i + 1) * d]
             if part == "value":
@@ -104,9 +143,46 @@ class CausalEmbedding:
         alpha = 2.0 / (self.span + 1.0)
         keep = present[:, None]
         self.previous_ = np.where(keep, X, self.previous_)
-        self.average_ = np.where(keep, average + alpha * (X - average), self.average_)
+        # The average learns winsorised values (at most DEV_LIMIT typical deviations from it), so one
+        # absurd value cannot drag it away and make every later deviation look alike.
+        deviations = self.deviations_[:, None]
+        reach = DEV_LIMIT * self.spread_
+        learned = np.where(deviations >= 3, np.clip(X, average - reach, average + reach), X)
+        rate = np.maximum(1.0 / (deviations + 1.0), _SPREAD_RATE)  # the first deviations weigh alike
+        learns_spread = keep & started
+        self.spread_ = np.where(learns_spread, self.spread_ + rate * (np.abs(learned - average) - self.spread_),
+                                self.spread_)
+        self.deviations_ += learns_spread[:, 0]
+        self.average_ = np.where(keep, average + alpha * (learned - average), self.average_)
         self.started_ |= present
+        if self.projection_ is not None:
+            features = self._project(features, present)
         return features
+
+    def _project(self, features: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Standardise each feature by its running centre and spread, then project on the fixed random directions."""
+        n = self.scaled_count_
+        centre, scale = self.feature_centre_, self.feature_scale_
+        known = (n > 0)[:, None]
+        floor = 1e-9 * (np.abs(centre) + 1.0)
+        with np.errstate(all="ignore"):
+            z = np.where(known, (features - centre) / np.maximum(scale, floor), 0.0)
+        z = np.clip(np.nan_to_num(z), -_STANDARD_LIMIT, _STANDARD_LIMIT).astype(np.float32)
+        # Learn from the winsorised feature, so a single absurd value moves centre and spread by a bounded step.
+        rate = np.maximum(1.0 / (n + 1.0), 2.0 / (_SCALE_SPAN + 1.0))[:, None].astype(np.float32)
+        winsorised = np.where(known & (scale > 0), centre + z * np.maximum(scale, floor), features)
+        keep = present[:, None]
+        new_centre = centre + rate * (winsorised - centre)
+        new_scale = np.where(known, scale + rate * (np.abs(winsorised - centre) - scale), 0.0)
+        self.feature_centre_ = np.where(keep, new_centre, centre).astype(np.float32)
+        self.feature_scale_ = np.where(keep, new_scale, scale).astype(np.float32)
+        self.scaled_count_ = n + present
+        # The projection keeps distances; two summaries keep a lone extreme field from drowning among many.
+        out = np.empty((len(z), self.width_), dtype=np.float32)
+        out[:, :-2] = z @ self.projection_
+        out[:, -2] = np.abs(z).max(axis=1)
+        out[:, -1] = np.sqrt(np.mean(z * z, axis=1))
+        return out
 
 
 class RefitSchedule:

@@ -310,6 +310,34 @@ def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int) -> np.ndarra
     return out / (n_trees * leaf_scale(sample_size))
 
 
+def _without_clipped(points: np.ndarray, n_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move window points that reach the quantisation clip (beyond 8 robust SD) behind the used slots.
+
+    Such a point (one absurd value) would stretch every split range of the
+    forest grown on it and blur all the others until the next refit; it
+    still scores as the most extreme point the forest can tell.  A window
+    where more than half the points are clipped keeps them all.
+
+    >>> p = np.array([[[1], [2047], [3], [0]]], dtype=np.int16)
+    >>> kept, n = _without_clipped(p, np.array([3]))
+    >>> kept[0, :, 0].tolist(), n.tolist()
+    ([1, 3, 2047, 0], [2])
+    """
+    slots = np.arange(points.shape[1])[None, :]
+    used = slots < n_valid[:, None]
+    clipped = used & (np.abs(points.astype(np.int32)) >= _Q_LIMIT).any(axis=2)
+    keep = used & ~clipped
+    n_kept = keep.sum(axis=1)
+    enough = n_kept * 2 > n_valid
+    if not (clipped.any(axis=1) & enough).any():
+        return points, n_valid
+    # Kept points first, then the clipped ones, then unused slots, each in their order.
+    rank = np.where(keep, 0, np.where(used, 1, 2))
+    order = np.argsort(rank, axis=1, kind="stable")
+    order = np.where(enough[:, None], order, slots)
+    return np.take_along_axis(points, order[:, :, None], axis=1), np.where(enough, n_kept, n_valid)
+
+
 @register
 class IsolationForestDetector(RefittedModelDetector):
     """Isolation Forest on each stream's sliding window of causal features, refit on a schedule.
@@ -390,10 +418,9 @@ class IsolationForestDetector(RefittedModelDetector):
             raise ValueError("sample_size must lie in [2, 4096]")
         if self.window < 2 or self.refit_every < 1:
             raise ValueError("window must be at least 2 and refit_every at least 1")
-        self.embedding_ = CausalEmbedding(self.embed).reset(n_streams, n_features)
+        # Many fields: the embedding projects to the 16 features a node word can name.
+        self.embedding_ = CausalEmbedding(self.embed, max_width=_MAX_FEATURES).reset(n_streams, n_features)
         width = self.embedding_.width_
-        if width > _MAX_FEATURES:
-            raise ValueError(f"{self.name}: at most {_MAX_FEATURES} features per point, embed gives {width}")
         self.seed_ = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % (1 << 63))
         self.window_ = RollingWindow(n_streams, self.window, width, dtype=np.float32)
         first_fit = max(self.warmup, _MIN_FIT_POINTS)
@@ -424,6 +451,7 @@ class IsolationForestDetector(RefittedModelDetector):
         values, n_valid = self.window_.buffer[rows], self.window_.count[rows]
         center, scale = robust_center_scale(values)
         points = quantise(values, center[:, None, :], scale[:, None, :])
+        points, n_valid = _without_clipped(points, n_valid)
         keys = fit_keys(self.seed_, self.schedule_.fits_[rows])
         nodes, leaves, psi = build_forests(
             points, n_valid, keys, n_trees=self.n_trees, sample_size=self.sample_size

@@ -31,6 +31,10 @@ __all__ = ["LocalOutlierFactorDetector", "lof_fit", "lof_score"]
 _LRD_EPSILON = 1e-10  # as scikit-learn: duplicates give a huge, not infinite, density
 _SCORE_CHUNK = 1024  # streams per scoring chunk: the (chunk, W) temporaries stay in cache
 _FIT_PAIRS = 1 << 17  # point pairs per refit chunk: bounds the (chunk, W, W) distance tensor
+#: Most features per point: wider embeddings (many fields) are projected to this many, so a
+#: stream's reference set and a tick's distances cost the same at any field count.
+MAX_WIDTH = 16
+_STANDARD_LIMIT = 1e6
 
 
 def lof_fit(reference: np.ndarray, n_neighbors: int):
@@ -126,6 +130,11 @@ def lof_score(reference_t, k_distance, lrd, x, n_neighbors: int) -> np.ndarray:
     return out
 
 
+def _finite(standardised: np.ndarray) -> np.ndarray:
+    """Clip standardised features to +-1e6, so an absurd (or infinite) value keeps distances finite."""
+    return np.clip(standardised, -_STANDARD_LIMIT, _STANDARD_LIMIT)
+
+
 @register
 class LocalOutlierFactorDetector(RefittedModelDetector):
     """Local Outlier Factor of each new point against its stream's recent window, refit on a schedule.
@@ -196,7 +205,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             raise ValueError("n_neighbors must be at least 1")
         if self.window <= self.n_neighbors or self.refit_every < 1:
             raise ValueError("window must exceed n_neighbors and refit_every must be at least 1")
-        self.embedding_ = CausalEmbedding(self.embed).reset(n_streams, n_features)
+        self.embedding_ = CausalEmbedding(self.embed, max_width=MAX_WIDTH).reset(n_streams, n_features)
         width = self.embedding_.width_
         self.window_ = RollingWindow(n_streams, self.window, width, dtype=np.float32)
         first_fit = max(self.warmup, 2 * self.n_neighbors)
@@ -214,7 +223,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Uncalibrated scores ``log(LOF)`` of ``features`` against the reference sets of ``rows``."""
-        x = (features - self.center_[rows]) / self.scale_[rows]
+        x = _finite((features - self.center_[rows]) / self.scale_[rows])
         if rows.size == self.n_streams_:  # all rows, in order: no copy of the reference sets
             args = (self.reference_, self.k_distance_, self.lrd_)
         else:
@@ -230,6 +239,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             center = np.zeros(values.shape[::2], dtype=np.float32)
             scale = np.ones_like(center)
         reference = (values - center[:, None, :]) / scale[:, None, :]
+        reference = np.where(np.isnan(reference), np.nan, _finite(reference))  # NaN marks unused slots
         k_distance, lrd, lof = lof_fit(reference, self.n_neighbors)
         self.reference_[rows] = np.where(np.isnan(reference), np.inf, reference).transpose(0, 2, 1)
         self.k_distance_[rows] = k_distance

@@ -22,6 +22,8 @@ True
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 #: Scores are ``1 - p ** (1 / SCORE_POWER)``.
@@ -56,6 +58,7 @@ def chi2_score(z2: np.ndarray, d: int) -> np.ndarray:
     return score_from_logp(chi2_logp(z2, d))
 
 
+@lru_cache(maxsize=256)  # asked every tick with the same few thresholds; scipy's isf costs ~50 us a call
 def z_multiplier(threshold: float, d: int = 1) -> float:
     """Return the distance (in spreads) at which a point of ``d`` fields reaches ``threshold``."""
     from scipy import stats

@@ -94,14 +94,17 @@ def test_score_nab_style_file(tmp_path, toy_dir, toy):
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout), dtype=str)
     original = pd.read_csv(source, dtype=str)
-    assert list(out.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly"]
+    assert list(out.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly", "alert"]
     pd.testing.assert_frame_equal(out[["timestamp", "value"]], original)  # echoed verbatim
     scores = out.anomaly_score.astype(float).to_numpy()
     np.testing.assert_array_equal(scores, toy.RunningZ().score_series(values))  # causal, row by row
     assert ((scores >= 0) & (scores <= 1)).all()
     np.testing.assert_array_equal(out.is_anomaly.astype(int), (scores >= 0.9).astype(int))
-    assert out.is_anomaly.iloc[60] == "1"
+    assert out.is_anomaly.iloc[60] == "1" and out.alert.iloc[60] == "1"
     assert scores.argmax() == 60
+    # An alert starts each run of anomalous rows, and only that.
+    anomalous = out.is_anomaly.astype(int).to_numpy()
+    np.testing.assert_array_equal(out.alert.astype(int), anomalous & ~np.r_[0, anomalous[:-1]])
 
 
 def test_score_multivariate_file(tmp_path, toy_dir, toy):
@@ -118,7 +121,7 @@ def test_score_multivariate_file(tmp_path, toy_dir, toy):
                      "--time-col", "time", "--value-col", "cpu", "--value-col", "memory")
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
-    assert list(out.columns) == ["time", "cpu", "memory", "host", "anomaly_score", "is_anomaly"]
+    assert list(out.columns) == ["time", "cpu", "memory", "host", "anomaly_score", "is_anomaly", "alert"]
     expected = toy.RunningZ().score_series(frame[["cpu", "memory"]].to_numpy())
     np.testing.assert_array_equal(out.anomaly_score.to_numpy(), expected)
     assert out.is_anomaly[40] == 1
@@ -144,6 +147,43 @@ def test_score_uses_the_default_detector(tmp_path, toy_dir):
     result = run_cli(toy_dir, "score", tmp_path / "nab.csv")
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(io.StringIO(result.stdout)).anomaly_score.between(0, 1).all()
+
+
+@pytest.mark.parametrize("taken", [["is_anomaly"], ["alert"], ["anomaly_score", "is_anomaly", "alert"]])
+def test_score_keeps_input_columns_named_like_its_output(tmp_path, toy_dir, toy, taken):
+    """Issue 7 defect 9: a labelled file's own is_anomaly column is never overwritten."""
+    source = tmp_path / "labelled.csv"
+    values = nab_style_csv(source)
+    frame = pd.read_csv(source, dtype=str)
+    for column in taken:
+        frame[column] = "label-" + frame.index.astype(str)
+    frame.to_csv(source, index=False)
+    result = run_cli(toy_dir, "score", source, "--detector", "toydetector:RunningZ")
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout), dtype=str)
+    assert list(out.columns) == list(frame.columns) + ["scored_anomaly_score", "scored_is_anomaly", "scored_alert"]
+    pd.testing.assert_frame_equal(out[list(frame.columns)], frame)  # the input's columns, untouched
+    np.testing.assert_array_equal(out.scored_anomaly_score.astype(float), toy.RunningZ().score_series(values))
+    note = result.stderr.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith("note: ") and "scored_is_anomaly" in note[0]
+
+
+@pytest.mark.skipif("ensemble" not in REGISTRY, reason="the default detector 'ensemble' is not registered yet")
+@pytest.mark.parametrize("n_fields", [9, 19])
+def test_many_value_columns_score_or_fail_in_one_line(tmp_path, toy_dir, n_fields):
+    """Issue 7 defect 9: many --value-col never end in a traceback (a one-line error while a member caps fields)."""
+    rng = np.random.default_rng(n_fields)
+    columns = [f"f{i}" for i in range(n_fields)]
+    frame = pd.DataFrame(np.round(rng.normal(0, 1, (120, n_fields)), 4), columns=columns)
+    frame.insert(0, "timestamp", np.arange(120))
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    args = ["score", tmp_path / "wide.csv"] + [a for c in columns for a in ("--value-col", c)]
+    result = run_cli(toy_dir, *args)
+    if result.returncode == 0:
+        out = pd.read_csv(io.StringIO(result.stdout))
+        assert len(out) == 120 and out.anomaly_score.between(0, 1).all()
+    else:
+        assert "features" in assert_one_line_error(result)
 
 
 # -- score: bad input -------------------------------------------------------------

@@ -209,9 +209,19 @@ def test_registered_and_cloned_with_its_parameters():
         ({"sample_size": 1}, 1),
         ({"window": 1}, 1),
         ({"embed": "value+speed"}, 1),
-        ({"embed": "value+diff+dev"}, 6),  # 18 features: more than the 4-bit split field holds
     ],
 )
 def test_bad_parameters_are_value_errors(params, n_features):
     with pytest.raises(ValueError):
         IsolationForestDetector(**params).reset(2, n_features)
+
+
+def test_many_fields_are_projected_to_the_features_a_node_can_name():
+    """18 features (6 fields, three parts) exceed the 4-bit split field: the embedding projects them to 16."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(700, 6))
+    x[650, 2] += 12.0
+    det = IsolationForestDetector(embed="value+diff+dev", seed=0)
+    scores = det.score_series(x)
+    assert det.embedding_.width_ == 16
+    assert scores[650] >= np.quantile(scores[100:], 0.99)

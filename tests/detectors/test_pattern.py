@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from detectors.pattern import RESYNC, PatternDetector
+from detectors.pattern import BLOCK_STEP, RESYNC, PatternDetector
 from detectors.registry import REGISTRY, make
 
 
@@ -13,8 +13,19 @@ def block_means(x, block, first):
     return np.array([x[a:b].mean(axis=0) for a, b in zip(starts, ends)]), np.array(ends) - 1
 
 
+def winsorised(means, m):
+    """Block means as the detector learns them: from block 2m on, at most BLOCK_STEP ranges beyond the range so far."""
+    learned = means.astype(float).copy()
+    for k in range(2 * m, len(learned)):
+        low, high = learned[:k].min(axis=0), learned[:k].max(axis=0)
+        reach = BLOCK_STEP * (high - low)
+        learned[k] = np.where(reach > 0, np.clip(learned[k], low - reach, high + reach), learned[k])
+    return learned
+
+
 def brute_distances(means, m, lags):
     """Left matrix profile of block means: after each block, the range-scaled RMS distance to the nearest match."""
+    means = winsorised(means, m)
     out = np.zeros(len(means))
     for k in range(1, len(means) + 1):
         seen = means[:k]
