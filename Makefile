@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5001
 NAB ?= ../shared/nab
+CORPORA ?= ../shared/corpora
 
 .PHONY: run test bench evaluate deps dev-deps browser clean
 
@@ -16,8 +17,8 @@ test: dev-deps browser ## Run every test: detectors, generators, server, dashboa
 bench: dev-deps ## Print the speed and memory figures of every benchmark under tests/benchmarks/.
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-evaluate: deps ## Score every detector on the NAB corpus and print the table.
-	$(PY) -m detectors evaluate --nab $(NAB) --detector all --out results
+evaluate: dev-deps ## Score the default beside a rolling T2 and River's HalfSpaceTrees on NAB and the shared corpora (table, CSV/JSON, plots in results/).
+	nice $(PY) -m detectors evaluate --nab $(NAB) --corpora $(CORPORA) --out results
 
 $(VENV)/.deps: requirements.txt package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -12,7 +12,12 @@ stream) with a handful of vectorised numpy operations.  Every detector is
 * **calibrated** -- scores lie in [0, 1] and read as ``1 - p``, where ``p`` is
   the tail probability of the point under the detector's model of normal
   behaviour, so one threshold means roughly the same false-alarm rate for
-  every detector.
+  every detector;
+* **stateful about incidents** -- after each tick, :attr:`is_anomaly_` says
+  which streams are in an anomalous episode and :attr:`alert_` which ones
+  started one on this tick (one alert per incident).  By default a point is
+  anomalous when its score reaches :attr:`threshold`, and an episode is a run
+  of such points; the ensemble keeps episodes with hysteresis instead.
 
 Time is optional.  ``step(X, timestamps)`` may give each stream's point time
 (``(S,)`` seconds since the Unix epoch, UTC, or ``datetime64``; NaN or NaT
@@ -127,6 +132,11 @@ class Detector:
         self.never_positive_ = np.ones((n_streams, n_features), dtype=bool)
         self.time_ = np.full(n_streams, np.nan)
         self._cache_ = {}
+        #: Per stream, after the last tick: in an anomalous episode, and whether the episode started then.
+        self.is_anomaly_ = np.zeros(n_streams, dtype=bool)
+        self.alert_ = np.zeros(n_streams, dtype=bool)
+        #: Per stream, whether its last present point was anomalous (episodes persist across absent ticks).
+        self.episode_open_ = np.zeros(n_streams, dtype=bool)
         self._allocate(self.n_streams_, self.n_features_)
         return self
 
@@ -147,6 +157,7 @@ class Detector:
             self.seen_[present] += 1
             self.never_negative_ &= ~(present[:, None] & (X < 0))
             self.never_positive_ &= ~(present[:, None] & (X > 0))
+        self._update_episodes(scores, present)
         self.ticks_ += 1
         return scores
 
@@ -174,6 +185,11 @@ class Detector:
         """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``, ``timestamps`` ``(T,)``."""
         return self.score_many([values], None if timestamps is None else [timestamps])[0]
 
+    def label_series(self, values, timestamps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score one series causally; return ``(scores, is_anomaly, alert)``, each ``(T,)``."""
+        scores, anomalous, alerts = self._run([values], None if timestamps is None else [timestamps], True)
+        return scores[0], anomalous[0], alerts[0]
+
     def score_many(self, series: list, timestamps: list | None = None) -> list[np.ndarray]:
         """Score several independent series at once, each as its own stream.
 
@@ -181,10 +197,13 @@ class Detector:
         a short series simply stops learning when it ends.  ``timestamps``, if
         given, holds one array of times per series (see :meth:`step`).
         """
+        return self._run(series, timestamps)[0]
+
+    def _run(self, series: list, timestamps: list | None = None, with_episodes: bool = False):
         arrays = [np.asarray(s, dtype=float) for s in series]
         arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
         if not arrays:
-            return []
+            return [], [], []
         d = arrays[0].shape[1]
         if any(a.shape[1] != d for a in arrays):
             raise ValueError("all series must have the same number of fields")
@@ -201,11 +220,23 @@ class Detector:
                 times[: len(a), i] = as_epoch_seconds(ts, len(a))
         self.reset(len(arrays), d)
         out = np.empty((length, len(arrays)))
+        anomalous = np.zeros((length, len(arrays)), dtype=bool)
+        alerts = np.zeros((length, len(arrays)), dtype=bool)
         for t in range(length):
             out[t] = self.step(padded[t], None if times is None else times[t])
-        return [out[: len(a), i].copy() for i, a in enumerate(arrays)]
+            if with_episodes:
+                anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
+        cut = [slice(0, len(a)) for a in arrays]
+        return tuple([m[c, i].copy() for i, c in enumerate(cut)] for m in (out, anomalous, alerts))
 
     # -- for subclasses ---------------------------------------------------
+    def _update_episodes(self, scores: np.ndarray, present: np.ndarray) -> None:
+        """Set :attr:`is_anomaly_` and :attr:`alert_` for this tick: by default a run of scores at or over the threshold."""
+        flagged = present & (scores >= self.threshold)
+        self.alert_ = flagged & ~self.episode_open_
+        self.is_anomaly_ = flagged
+        self.episode_open_ = np.where(present, flagged, self.episode_open_)
+
     def _per_tick(self, key: str, compute):
         """Return ``compute()``, computed once per tick: statistics shared by expected_range() and step()."""
         hit = self._cache_.get(key)

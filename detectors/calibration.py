@@ -9,8 +9,9 @@ of every stream and, when asked to refit a stream, summarises them as
   below ``u`` the score is the empirical distribution function, interpolated
   linearly between knots (so it stays at or below ``1 - tail``);
 * an exponential tail above ``u`` (peaks over threshold): with ``beta`` the
-  mean excess of the remembered scores above ``u``,
-  ``p(r) = tail * exp(-(r - u) / beta)``.
+  scale of the excesses of the remembered scores above ``u``, estimated
+  from their median (``median / ln 2``) so that one absurd raw score cannot
+  stretch the tail for the whole memory, ``p(r) = tail * exp(-(r - u) / beta)``.
 
 :meth:`TailCalibrator.level` gives ``1 - p``; :meth:`TailCalibrator.transform`
 gives the score every detector reports, ``1 - p ** (1/10)``
@@ -63,11 +64,11 @@ class TailCalibrator:
     >>> np.round(cal.level(np.arange(2), np.array([5.0, 5.0])), 3).tolist()
     [0.995, 0.349]
     >>> np.round(cal.transform(np.arange(2), np.array([5.0, 5.0])), 3).tolist()
-    [0.406, 0.042]
+    [0.414, 0.042]
     >>> # Monotone: a larger raw score never gets a smaller calibrated score.
     >>> scores = cal.transform(np.zeros(5, dtype=int), np.array([0.0, 0.5, 2.0, 5.0, 20.0]))
     >>> bool(np.all(np.diff(scores) >= 0)), bool(scores[0] == 0), round(float(scores[-1]), 3)
-    (True, True, 0.905)
+    (True, True, 0.914)
     """
 
     def __init__(self, tail: float = 0.1, memory: int = 256, n_knots: int = 5, min_scores: int = 8, every: int = 32):
@@ -94,7 +95,9 @@ class TailCalibrator:
     def push(self, rows: np.ndarray, raw: np.ndarray) -> None:
         """Remember raw scores: ``raw`` is ``(r,)`` (one per row) or ``(r, n)``, NaN entries skipped."""
         rows = np.asarray(rows)
-        raw = np.asarray(raw, dtype=np.float32)
+        # An absurd raw score is remembered as the largest float32, never inf (inf - inf breaks the knots).
+        big = np.finfo(np.float32).max
+        raw = np.clip(np.asarray(raw, dtype=np.float64), -big, big).astype(np.float32)
         if raw.ndim == 1:
             raw = raw[:, None]
         raw = raw[:, -self.memory:]  # older entries would be overwritten anyway
@@ -131,8 +134,11 @@ class TailCalibrator:
         u = knots[:, -1:]
         valid = np.arange(self.memory)[None, :] < n[:, None]
         over = valid & (ordered > u)
-        excess = np.where(over, ordered - u, 0.0).sum(axis=1)
-        beta = excess / np.maximum(over.sum(axis=1), 1)
+        count = over.sum(axis=1)
+        # The excesses are the sorted row's last ``count`` valid scores: their median sits in the middle.
+        middle = np.clip(n - count + (count - 1) // 2, 0, self.memory - 1)
+        median = np.take_along_axis(ordered, middle[:, None], axis=1)[:, 0] - u[:, 0]
+        beta = np.where(count > 0, np.nan_to_num(median, posinf=0.0) / np.log(2.0), 0.0)
         # A tail with no spread (constant raw scores) still needs a positive scale.
         beta = np.maximum(beta, 1e-6 + 1e-3 * np.abs(u[:, 0]))
         self.knots_[rows] = knots

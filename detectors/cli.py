@@ -1,9 +1,15 @@
 """Command line of the detectors package: ``python -m detectors score|evaluate|generators``.
 
-``score`` reads a CSV and writes it back to stdout with two more columns,
-``anomaly_score`` and ``is_anomaly``, scored causally row by row.
-``evaluate`` runs detectors over the NAB corpus, prints their NAB scores and
-writes per-row results in NAB's layout.  ``generators`` runs the default
+``score`` reads a CSV and writes it back to stdout with three more columns,
+scored causally row by row: ``anomaly_score``, ``is_anomaly`` (the row is
+part of an anomalous episode) and ``alert`` (the row starts one: one alert
+per incident).  An input that already has a column of one of those names
+keeps it untouched: the three output columns are then all written with the
+prefix ``scored_`` (repeated until no name clashes), and a one-line note on
+stderr says so.
+``evaluate`` runs detectors over NAB and the shared corpora and prints
+point-wise, event-wise and ranking metrics beside two reference lines (see
+:mod:`detectors.evaluation.cli`, which holds the command).  ``generators`` runs the default
 engine over the nine synthetic streams and prints its precision per flag and
 its recall per injected anomaly.
 
@@ -23,18 +29,18 @@ import numpy as np
 import pandas as pd
 
 from .base import Detector
-from .nab import DEFAULT_BATCH, evaluate_detector, load_corpus, write_results
-from .nab_scoring import PROFILES
-from .registry import REGISTRY, make
+from .evaluation.cli import add_evaluate_command
+from .registry import make
 
-__all__ = ["main", "build_parser", "load_detector", "DEFAULT_DETECTOR", "DEFAULT_NAB_DIR"]
+__all__ = ["main", "build_parser", "load_detector", "DEFAULT_DETECTOR"]
 
 DEFAULT_DETECTOR = "ensemble"
-#: The shared NAB copy sits next to the repository: <repo>/../shared/nab.
-DEFAULT_NAB_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nab"
 #: Cell texts read as "no value on this row" (scored 0, not learned).
 MISSING_CELLS = frozenset({"", "nan", "na", "null", "none"})
 EXIT_BAD_INPUT = 2
+#: The columns ``score`` adds, and the prefix they take when the input already has one of them.
+OUTPUT_COLUMNS = ("anomaly_score", "is_anomaly", "alert")
+OUTPUT_PREFIX = "scored_"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,69 +108,40 @@ def _command_score(args) -> int:
         if len(value_cols) > 1 and not detector.multivariate:
             raise ValueError(f"detector {detector.name!r} scores one value column only, got {len(value_cols)}")
         frame, values = _read_stream(Path(args.input), args.time_col, value_cols)
+        # A detector that cannot take this many fields says so here, as a one-line error.
+        detector.clone().reset(1, values.shape[1])
     except ValueError as exc:
         return _fail(exc)
-    scores = detector.score_series(values)
-    frame["anomaly_score"] = scores
-    frame["is_anomaly"] = (scores >= detector.threshold).astype(int)
+    scores, anomalous, alerts = detector.label_series(values)
+    names = output_names(frame.columns)
+    if names[0] != OUTPUT_COLUMNS[0]:
+        clashing = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+        print(f"note: {args.input} already has column(s) {', '.join(clashing)}, kept as they are; "
+              f"output written as {', '.join(names)}", file=sys.stderr)
+    frame[names[0]] = scores
+    frame[names[1]] = anomalous.astype(int)
+    frame[names[2]] = alerts.astype(int)
     frame.to_csv(sys.stdout, index=False)
     return 0
 
 
-def _detector_names(requested: list[str]) -> list[str]:
-    names = []
-    for name in requested:
-        expanded = sorted(REGISTRY) if name == "all" else [name]
-        names += [n for n in expanded if n not in names]
-    if not names:
-        raise ValueError("no detectors registered")
-    return names
+def output_names(columns) -> list[str]:
+    """The names of the output columns: :data:`OUTPUT_COLUMNS`, prefixed until none clashes with ``columns``.
 
-
-def _print_table(evaluation, files) -> None:
-    n_rows = sum(f.n_rows for f in files)
-    n_windows = sum(len(f.windows) for f in files)
-    print(f"{evaluation.detector}: {len(files)} files, {n_rows} rows, {n_windows} windows; "
-          f"detector ran {evaluation.seconds:.1f} s")
-    print(f"  {'profile':<20} {'threshold':>10} {'raw':>10} {'NAB score':>10} {'windows found':>14} {'false alarms':>13}")
-    for name, result in evaluation.results.items():
-        print(f"  {name:<20} {result.threshold:>10.6f} {result.raw:>10.4f} {result.normalised:>10.2f} "
-              f"{f'{result.detected}/{result.n_windows}':>14} {result.false_alarms:>13}")
-    print()
-
-
-def _print_summary(evaluations, profiles) -> None:
-    print(f"{'detector':<20}" + "".join(f"{p:>20}" for p in profiles))
-    for evaluation in evaluations:
-        print(f"{evaluation.detector:<20}" + "".join(f"{evaluation.normalised[p]:>20.2f}" for p in profiles))
-
-
-def _command_evaluate(args) -> int:
-    from tqdm import tqdm
-
-    profiles = list(dict.fromkeys(args.profile or PROFILES))
-    try:
-        if args.batch < 1:
-            raise ValueError("--batch must be at least 1")
-        detectors = [load_detector(name) for name in _detector_names(args.detector or [DEFAULT_DETECTOR])]
-        files = load_corpus(args.nab)
-    except (ValueError, OSError) as exc:
-        return _fail(exc)
-    evaluations = []
-    for detector in detectors:
-        with tqdm(total=len(files), desc=detector.name, unit="file", file=sys.stderr) as bar:
-            evaluation = evaluate_detector(detector, files, batch=args.batch, profiles=profiles, progress=bar.update)
-        write_results(args.out, evaluation.detector, files, evaluation.scores)
-        _print_table(evaluation, files)
-        evaluations.append(evaluation)
-    if len(evaluations) > 1:
-        _print_summary(evaluations, profiles)
-    print(f"results written under {Path(args.out) / '<detector>'}")
-    return 0
+    >>> output_names(["timestamp", "value"])
+    ['anomaly_score', 'is_anomaly', 'alert']
+    >>> output_names(["timestamp", "value", "is_anomaly", "scored_alert"])
+    ['scored_scored_anomaly_score', 'scored_scored_is_anomaly', 'scored_scored_alert']
+    """
+    taken = set(map(str, columns))
+    prefix = ""
+    while any(prefix + c in taken for c in OUTPUT_COLUMNS):
+        prefix += OUTPUT_PREFIX
+    return [prefix + c for c in OUTPUT_COLUMNS]
 
 
 def _command_generators(args) -> int:
-    from .generator_eval import evaluate_on_generators, format_report
+    from .evaluation.generator_eval import evaluate_on_generators, format_report
 
     try:
         rows = evaluate_on_generators(points=args.points, seed=args.seed, anomaly_rate=args.rate)
@@ -184,10 +161,11 @@ def _fail(exc: Exception) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m detectors``."""
-    parser = _Parser(prog="python -m detectors", description="Online anomaly detectors: score a CSV or evaluate on NAB.")
+    parser = _Parser(prog="python -m detectors", description="Online anomaly detectors: score a CSV or evaluate on labelled data.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{score,evaluate,generators}")
 
-    score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, is_anomaly")
+    score = commands.add_parser("score", help="score a CSV causally; write it to stdout with anomaly_score, "
+                                              "is_anomaly, alert (prefixed scored_ if the input has such a column)")
     score.add_argument("input", metavar="INPUT.csv", help="CSV with a header row")
     score.add_argument("--detector", default=DEFAULT_DETECTOR,
                        help=f"registry name or module:Class (default: {DEFAULT_DETECTOR})")
@@ -197,18 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="numeric column to score; repeat for a multivariate stream (default: value)")
     score.set_defaults(run=_command_score)
 
-    evaluate = commands.add_parser("evaluate", help="score detectors on the NAB corpus under NAB's rules")
-    evaluate.add_argument("--nab", type=Path, default=DEFAULT_NAB_DIR, help=f"NAB folder (default: {DEFAULT_NAB_DIR})")
-    evaluate.add_argument("--detector", action="append", metavar="NAME",
-                          help=f"registry name or module:Class, repeatable; 'all' for every registered one "
-                               f"(default: {DEFAULT_DETECTOR})")
-    evaluate.add_argument("--profile", action="append", choices=list(PROFILES),
-                          help="NAB profile, repeatable (default: all three)")
-    evaluate.add_argument("--out", type=Path, default=Path("results"),
-                          help="results folder, NAB layout <out>/<detector>/<category>/ (default: results)")
-    evaluate.add_argument("--batch", type=int, default=DEFAULT_BATCH,
-                          help=f"files scored together as one detector bank (default: {DEFAULT_BATCH})")
-    evaluate.set_defaults(run=_command_evaluate)
+    add_evaluate_command(commands)
 
     live = commands.add_parser("generators", help="precision and recall of the default engine on the nine generators")
     live.add_argument("--points", type=int, default=3000, help="points drawn from each generator (default: 3000)")

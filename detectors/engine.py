@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .base import copy_stream_rows
-from .ensemble import DEFAULT_MEMBERS, EnsembleDetector
+from .ensemble import DEFAULT_MEMBERS, PATTERN_CAUSE, EnsembleDetector
 from .registry import make
 
 __all__ = ["Engine", "Verdict", "SEVERITIES"]
@@ -36,7 +36,13 @@ WINDOW_RANGE = (10, 2000)
 
 @dataclass
 class Verdict:
-    """The engine's answer for one point of one stream."""
+    """The engine's answer for one point of one stream.
+
+    ``is_anomaly`` is the stream's state: whether this point belongs to an
+    anomalous episode (true for every point of it); ``alert`` marks the
+    episode's first point only, so an incident raises one alert.  ``fired``
+    names the detectors behind an anomalous point (never empty for one).
+    """
 
     stream: str
     values: dict
@@ -47,6 +53,7 @@ class Verdict:
     fired: list = field(default_factory=list)
     expected: dict = field(default_factory=dict)
     warming_up: bool = False
+    alert: bool = False
 
     def to_dict(self) -> dict:
         """Return the verdict as plain JSON-ready types."""
@@ -249,18 +256,23 @@ class Engine:
         present[rows] = True
         expected = det.expected_range()
         warming = det.seen_[rows] < det.warmup
+        det.stream_thresholds_ = bank.thresholds
         fused = det.step(X)
         bank.remember(X, present)
-        flagged = (fused[rows] >= bank.thresholds[rows]) & ~warming
         low, high = expected if expected is not None else (None, None)
-        return (fused[rows], det.member_scores_[rows], flagged, warming,
+        state = (det.is_anomaly_[rows], det.alert_[rows], det.cause_[rows])
+        return (fused[rows], det.member_scores_[rows], state, warming,
                 None if low is None else low[rows], None if high is None else high[rows])
 
-    def _verdict(self, name, values: np.ndarray, fused, member_scores, warming, low, high) -> Verdict:
+    def _verdict(self, name, values: np.ndarray, fused, member_scores, state, warming, low, high) -> Verdict:
         stream = self._streams[name]
         on = stream["enabled"] & (stream["weights"] > 0)
         score = float(fused)
         threshold = stream["threshold"]
+        anomalous, alert, cause = (bool(state[0]), bool(state[1]), int(state[2]))
+        fired = [m for m, s, t, o in zip(self.members, member_scores, stream["thresholds"], on) if o and s >= t]
+        if anomalous and not fired:
+            fired = self._causes(stream, member_scores, on, cause)
         ranges = {}
         if low is not None:
             for i, f in enumerate(stream["fields"]):
@@ -270,13 +282,27 @@ class Engine:
             stream=name,
             values={f: float(v) for f, v in zip(stream["fields"], values)},
             score=score,
-            is_anomaly=bool(score >= threshold and not warming),
-            severity=None if warming else severity_of(score, threshold),
+            is_anomaly=anomalous,
+            severity=severity_of(max(score, threshold), threshold) if anomalous else None,
             detectors={m: float(s) for m, s, o in zip(self.members, member_scores, on) if o},
-            fired=[m for m, s, t, o in zip(self.members, member_scores, stream["thresholds"], on) if o and s >= t],
+            fired=fired,
             expected=ranges,
             warming_up=bool(warming),
+            alert=alert,
         )
+
+    def _causes(self, stream, member_scores, on, cause) -> list[str]:
+        """Name the detectors behind an anomalous point that no member flagged on its own.
+
+        A pattern record names the pattern member; otherwise (a value record,
+        or a point inside an episode) the members most surprised by the point,
+        relative to their own thresholds.
+        """
+        if cause == PATTERN_CAUSE and "pattern" in self.members and on[self.members.index("pattern")]:
+            return ["pattern"]
+        ratio = np.where(on, member_scores / np.maximum(stream["thresholds"], 1e-12), -np.inf)
+        best = ratio.max()
+        return [m for m, r in zip(self.members, ratio) if np.isfinite(r) and r >= best]
 
     # -- configuration ----------------------------------------------------
     def configure(self, stream: str, *, detector: str | None = None, threshold=None, window=None,
@@ -419,8 +445,9 @@ def _number(value, name: str, low: float, high: float, integer: bool = False) ->
 class TickResult(Mapping):
     """The verdicts of one tick, as a mapping ``{stream: Verdict}`` built lazily.
 
-    ``anomalies()`` lists only the flagged streams, found with one array
-    comparison per bank.
+    ``anomalies()`` lists the streams in an anomalous episode and
+    ``alerts()`` those whose episode started on this tick, found with one
+    array lookup per bank.
     """
 
     def __init__(self, engine: Engine):
@@ -429,17 +456,17 @@ class TickResult(Mapping):
         self._parts: list = []
         self._cache: dict[str, Verdict] = {}
 
-    def _add(self, names, values, fused, members, flagged, warming, low, high) -> None:
+    def _add(self, names, values, fused, members, state, warming, low, high) -> None:
         part = len(self._parts)
-        self._parts.append((names, fused, members, flagged, warming, low, high, values))
+        self._parts.append((names, fused, members, state, warming, low, high, values))
         self._where.update((n, (part, i)) for i, n in enumerate(names))
 
     def __getitem__(self, name: str) -> Verdict:
         if name not in self._cache:
             part, i = self._where[name]
-            names, fused, members, _, warming, low, high, values = self._parts[part]
+            names, fused, members, state, warming, low, high, values = self._parts[part]
             self._cache[name] = self._engine._verdict(
-                name, values[i], fused[i], members[i], warming[i],
+                name, values[i], fused[i], members[i], [a[i] for a in state], warming[i],
                 None if low is None else low[i], None if high is None else high[i])
         return self._cache[name]
 
@@ -454,8 +481,12 @@ class TickResult(Mapping):
         return {n: float(p[1][i]) for p in self._parts for i, n in enumerate(p[0])}
 
     def anomalies(self) -> list[Verdict]:
-        """Return the verdicts of the flagged streams only."""
-        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3])]
+        """Return the verdicts of the streams in an anomalous episode on this tick."""
+        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][0])]
+
+    def alerts(self) -> list[Verdict]:
+        """Return the verdicts of the streams whose anomalous episode started on this tick (one per incident)."""
+        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][1])]
 
 
 class StreamGroup:

@@ -1,38 +1,42 @@
-"""The ensemble: every member detector scores the tick, their scores are fused, and novelty decides the flags.
+"""The ensemble: every member detector scores the tick, their scores are fused, and novelty decides the alerts.
 
 The fused score has two ranges:
 
 * **Point-wise evidence**, the members' fused score scaled into
   ``[0, POINTWISE_CAP)`` (``POINTWISE_CAP`` is the score of ``p = 1e-3``,
   about 0.5): anomalous points rank above ordinary ones, but a single
-  surprising point cannot reach the flag threshold on its own, since any
+  surprising point cannot reach the alert threshold on its own, since any
   long stream produces a few of those every day.
 * **Novelty**: a field leaves the range of its last :data:`VALUE_WINDOW`
   points, or the pattern member's distance to the stream's own history beats
   its record of the last :data:`PATTERN_WINDOW` points (see
   :mod:`detectors.novelty`).  A record against ``n`` recent points that
   beats it by ``strength`` (in units of the channel's range) gets
-  ``p = exp(-strength / NOVELTY_SCALE) / n``; only novelty reaches the flag
-  threshold.  After a flag the stream's novelty is held off for ``holdoff``
-  points unless it escalates (scores above the flag), so one event raises
-  one alarm.
+  ``p = exp(-strength / NOVELTY_SCALE) / n``; only novelty reaches the alert
+  threshold.
 
 The output is the larger of the two, so anomalous points keep their rank
-(the peak of an injected episode still outranks normal points) while flags
-stay rare.  This is what scores well on the Numenta Anomaly Benchmark (NAB):
-point-wise detectors alone flag the tails of every busy stream, while NAB's
-anomalies are the events a stream has not shown before.  The default
-threshold (0.69) is the corpus-wide threshold NAB's optimiser picks for the
-default ensemble under the standard profile.
+(the peak of an injected episode still outranks normal points) while alerts
+stay rare.
+
+**Alerts and episodes.**  A point whose tail probability is at most
+:data:`FALSE_ALARM_RATE` alerts (the default threshold is the score of that
+probability, about 0.684): on a stream behaving normally, where the tail
+probabilities are what they claim, about one point in 100,000 alerts.  The
+threshold is a stated rate, not one tuned on any benchmark's labels.  An
+alert opens an *episode* (:class:`~detectors.novelty.EpisodeState`): every
+point is marked anomalous until the stream is back to normal, and the
+incident raises no second alert; inside an episode novelty counts in the
+score only when it escalates past the alert's.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .base import Detector
-from .novelty import HoldOff, RecordTracker
+from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
-from .stats import score_from_logp
+from .stats import logp_from_score, score_from_logp, z_multiplier
 
 #: Members of the default ensemble, in the order explanations list them.
 DEFAULT_MEMBERS = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
@@ -52,6 +56,19 @@ NOVELTY_SCALE = 0.01
 PATTERN_WEIGHT = 0.5
 #: Point-wise evidence is scaled below this score (that of p = 1e-3), so it never flags alone.
 POINTWISE_CAP = float(score_from_logp(np.log(1e-3)))
+#: Tail probability at which a point alerts: the false-alarm rate per point of a normal stream.
+FALSE_ALARM_RATE = 1e-5
+#: The default alert threshold: the score of :data:`FALSE_ALARM_RATE`.
+ALERT_THRESHOLD = float(score_from_logp(np.log(FALSE_ALARM_RATE)))
+#: Most one learned point may move a record or a range, in units of the range (robust learning).
+RECORD_STEP = 0.25
+#: Tail probability a point inside an episode must fall below to keep the episode open.
+RELEASE_P = 1e-2
+#: Smallest spread of a field in an episode's frozen reference, as a share of the field's range:
+#: a change below 1 % of a field's range never keeps an episode open on its own.
+REFERENCE_FLOOR = 0.01
+#: What a novelty alert names when the value record caused it, and when the pattern record did.
+VALUE_CAUSE, PATTERN_CAUSE = 1, 2
 
 
 @register
@@ -83,11 +100,13 @@ class EnsembleDetector(Detector):
     novelty : bool
         Whether flags need novelty (values beyond their recent range, or new
         patterns) rather than point-wise evidence.
-    holdoff : int
-        Points a stream's novelty is ignored after a flag, unless it
-        escalates (``novelty`` only).
+    settle : int
+        Normal points in a row that end an episode.
+    episode_memory : int
+        Points an episode's frozen reference range is trusted for.
     warmup, threshold
-        As for every detector.
+        As for every detector; the threshold is where a point alerts
+        (default: the score of :data:`FALSE_ALARM_RATE`).
 
     Examples
     --------
@@ -99,24 +118,28 @@ class EnsembleDetector(Detector):
     (220, (1, 2))
     >>> bool(s[220] >= e.threshold), bool(s[:220].max() < e.threshold)
     (True, True)
+    >>> _, anomalous, alerts = e.label_series(x)
+    >>> np.flatnonzero(alerts).tolist(), bool(anomalous[220])
+    ([220], True)
     """
 
     name = "ensemble"
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
-                 member_params=None, novelty: bool = True, holdoff: int = 20,
-                 warmup: int = 30, threshold: float = 0.69):
+                 member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
+                 warmup: int = 30, threshold: float = ALERT_THRESHOLD):
         super().__init__(warmup=warmup, threshold=threshold)
         self.members = tuple(members)
         self.weights = dict(weights or {})
         self.fusion = fusion
         self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
         self.novelty = bool(novelty)
-        self.holdoff = int(holdoff)
+        self.settle = int(settle)
+        self.episode_memory = int(episode_memory)
         if fusion not in ("logp", "vote", "max"):
             raise ValueError(f"fusion must be 'logp', 'vote' or 'max', not {fusion!r}")
-        if self.holdoff < 0:
-            raise ValueError("holdoff must be non-negative")
+        if self.settle < 1 or self.episode_memory < 1:
+            raise ValueError("settle and episode_memory must be at least 1")
         unknown = [m for m in self.members if m not in REGISTRY or m == self.name]
         if unknown:
             raise ValueError(f"unknown ensemble members {unknown}; choose from {sorted(set(REGISTRY) - {self.name})}")
@@ -130,29 +153,88 @@ class EnsembleDetector(Detector):
         #: Per-stream weights, so one stream's tuning leaves the others alone.
         self.stream_weights_ = np.tile(base, (n_streams, 1))
         self.member_scores_ = np.zeros((n_streams, len(self.members)))
+        #: Per-stream alert thresholds, so one stream's setting leaves the others alone.
+        self.stream_thresholds_ = np.full(n_streams, self.threshold)
         # Both signs of every field: a value may leave its range either way.
-        self.value_records_ = RecordTracker(VALUE_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE)
+        self.value_records_ = RecordTracker(VALUE_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP)
         self.value_records_.reset(n_streams, 2 * n_features)
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
-                                              PATTERN_WARMUP).reset(n_streams, 1)
-        self.holdoff_ = HoldOff(self.holdoff).reset(n_streams)
-        #: Each stream's novelty score on the last tick (0 when none or held off).
+                                              PATTERN_WARMUP, step=RECORD_STEP).reset(n_streams, 1)
+        self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
+        #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)
+        #: What raised each stream's novelty on the last tick: 0 nothing, VALUE_CAUSE or PATTERN_CAUSE.
+        self.cause_ = np.zeros(n_streams, dtype=np.int8)
+        #: The novelty score of each stream's current episode's alert (or its escalation).
+        self.alert_score_ = np.zeros(n_streams)
 
     def member_thresholds(self) -> np.ndarray:
         """Return each member's flag threshold, in member order."""
         return np.array([d.threshold for d in self.detectors_])
 
     def _score_and_learn(self, X, present):
+        centre, scale = self._reference(X)
         scores = np.stack([d.step(X) for d in self.detectors_], axis=1)
         self.member_scores_ = scores
         fused = self._fuse(scores)
+        ready = present & (self.seen_ >= self.warmup)
+        evidence = logp_from_score(fused)
         if not self.novelty:
+            self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, present, centre, scale)
             return fused
-        novel = score_from_logp(self._novelty_logp(X, present))
-        held = self.holdoff_.update(novel, present, self.threshold)
+        novel_logp = self._novelty_logp(X, present)
+        novel = score_from_logp(novel_logp)
+        was_open = self.episodes_.open_.copy()
+        # An episode stays open on values outside the frozen range or on records, not on point-wise
+        # evidence: one member saturated by a broken input must not hold a stream in an episode.
+        opens = self._episodes(X, ready & (novel >= self.stream_thresholds_), novel_logp, present, centre, scale)
+        # Inside an episode novelty counts only when it escalates past the alert's.
+        held = was_open & ~opens & (novel <= self.alert_score_)
+        rising = present & ~held & (novel > 0) & (opens | was_open)
+        self.alert_score_ = np.where(rising, np.maximum(novel, np.where(opens, 0.0, self.alert_score_)),
+                                     self.alert_score_)
         self.novelty_ = np.where(held, 0.0, novel)
+        self.cause_ = np.where(held, 0, self.cause_)
         return np.maximum(self.novelty_, POINTWISE_CAP * fused)
+
+    def _episodes(self, X, alert, evidence_logp, present, centre, scale):
+        opens, in_episode = self.episodes_.update(X, alert, evidence_logp, present, centre, scale)
+        self.alert_, self.is_anomaly_ = opens, in_episode
+        return opens
+
+    def _update_episodes(self, scores, present):
+        """Episodes are kept by :class:`~detectors.novelty.EpisodeState` in :meth:`_score_and_learn`."""
+        warming = self.seen_ <= self.warmup  # seen_ counts this tick's point already
+        self.alert_ = self.alert_ & present & ~warming
+        self.is_anomaly_ = self.is_anomaly_ & present & ~warming
+
+    def _reference(self, X):
+        """Centre and spread ``(S, d)`` of the range each field is expected in on this tick (before learning).
+
+        Taken from the first range member (a robust one by default), with the
+        spread at least :data:`REFERENCE_FLOOR` of the field's range so far;
+        frozen by the episode state when an episode starts.
+        """
+        S, d = X.shape
+        span = self.value_records_.high_[:, :d] - self.value_records_.low_[:, :d]
+        span = np.where(np.isfinite(span), span, 0.0)
+        source = self._range_source()
+        if source is None:
+            return np.zeros((S, d)), np.full((S, d), np.inf)
+        # The member's own model, before the base class keeps it on the series' sign side.
+        own = getattr(type(source).expected_range, "__wrapped__", type(source).expected_range)
+        low, high = own(source)
+        k = z_multiplier(source.threshold, 1)
+        centre = 0.5 * (low + high)
+        scale = np.maximum(0.5 * (high - low) / k, REFERENCE_FLOOR * span)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.inf)
+        return np.nan_to_num(centre), scale
+
+    def _range_source(self):
+        for name in RANGE_SOURCES:
+            if name in self.members:
+                return self.detectors_[self.members.index(name)]
+        return None
 
     def _fuse(self, scores):
         w = self.stream_weights_
@@ -170,15 +252,18 @@ class EnsembleDetector(Detector):
     def _novelty_logp(self, X, present):
         """Return each stream's novelty as a log tail probability: its rarest record over the channels."""
         logp = self.value_records_.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
+        cause = np.where(logp < 0, VALUE_CAUSE, 0).astype(np.int8)
         if "pattern" in self.members:
             i = self.members.index("pattern")
             on = self.stream_weights_[:, i] > 0
             distance = self.detectors_[i].distance_[:, None]
-            logp = np.minimum(logp, self.pattern_records_.update(distance, present & on)[:, 0])
+            pattern = self.pattern_records_.update(distance, present & on)[:, 0]
+            cause = np.where(pattern < logp, PATTERN_CAUSE, cause).astype(np.int8)
+            logp = np.minimum(logp, pattern)
+        self.cause_ = cause
         return logp
 
     def expected_range(self):
-        for name in RANGE_SOURCES:
-            if name in self.members:
-                return self.detectors_[self.members.index(name)].expected_range()
-        return None
+        """The first range member's expected range (kept on a field's sign side by :class:`Detector`)."""
+        source = self._range_source()
+        return None if source is None else source.expected_range()

@@ -1,4 +1,4 @@
-"""Novelty relative to a stream's own past: record strength of a few channels, and an alarm hold-off.
+"""Novelty relative to a stream's own past (record strength of a few channels), and anomalous episodes.
 
 A point-wise surprise (a 4-sigma value, an unusual shape) happens every few
 thousand points of any long stream; what an operator wants flagged is what
@@ -21,8 +21,16 @@ and each ``scale`` of range beyond the record makes one ``e`` times rarer.
 The range of a young stream is still narrow, so until a stream has learned
 ``mature`` points its strengths are shrunk in proportion.
 
-:class:`HoldOff` keeps one event from raising a burst of alarms: after an
-alarm, a stream's novelty is ignored for a few points.
+**Robust learning.**  A record and a range are maxima, which one absurd
+value (a submitted 1e300) would own for thousands of points, hiding every
+later anomaly.  So a value is *scored* as it is but *learned* winsorised: it
+may move the stream's recent record and its range by at most ``step``
+ranges beyond them.  A real change of level still gets through in a few
+points (each one widens the range by up to ``step``), one point cannot.
+
+:class:`EpisodeState` turns alerts into anomalous *episodes*: a stream is in
+an episode from the alert until it is back to normal (hysteresis), so every
+point of an incident is marked, and the incident raises one alert.
 """
 from __future__ import annotations
 
@@ -30,7 +38,12 @@ import math
 
 import numpy as np
 
-__all__ = ["RecordTracker", "HoldOff"]
+from .stats import chi2_logp
+
+__all__ = ["RecordTracker", "EpisodeState"]
+
+#: Points a stream learns as they are before winsorised learning starts (its range needs a few points).
+STEP_AFTER = 30
 
 
 class RecordTracker:
@@ -54,6 +67,10 @@ class RecordTracker:
         Learned points before a record counts in full.
     n_blocks : int
         Blocks the window is split into.
+    step : float
+        Most a learned value may move the recent record, and the range, per
+        point, in units of the range (``inf``: learn values as they are).
+        Applies once a stream has learned ``STEP_AFTER`` points.
 
     Examples
     --------
@@ -68,7 +85,9 @@ class RecordTracker:
     [0.0, 0.0, 0.0, 0.0, -3.386, 0.0]
     """
 
-    def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16):
+    def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
+                 step: float = math.inf):
+        self.step = float(step)
         self.window = int(window)
         self.scale = float(scale)
         self.warmup = int(warmup)
@@ -77,8 +96,9 @@ class RecordTracker:
 
     def reset(self, n_streams: int, n_channels: int) -> "RecordTracker":
         """Forget everything; allocate state for ``n_streams`` streams of ``n_channels`` channels."""
-        if self.window < 2 or self.n_blocks < 1 or self.warmup < 0 or self.mature < 1 or not self.scale > 0:
-            raise ValueError("need window >= 2, scale > 0, n_blocks >= 1, warmup >= 0 and mature >= 1")
+        if self.window < 2 or self.n_blocks < 1 or self.warmup < 0 or self.mature < 1 or not self.scale > 0 \
+                or not self.step > 0:
+            raise ValueError("need window >= 2, scale > 0, step > 0, n_blocks >= 1, warmup >= 0 and mature >= 1")
         self.block_ = max(1, math.ceil(self.window / self.n_blocks))
         self.maxima_ = np.full((n_streams, n_channels, self.n_blocks), -np.inf)
         self.partial_ = np.full((n_streams, n_channels), -np.inf)
@@ -105,6 +125,7 @@ class RecordTracker:
         logp = np.where(strength > 0, -np.log(np.minimum(learned, self.window))[:, None] - strength / self.scale, 0.0)
 
         learn = learning[:, None]
+        U = self._winsorised(U, recent, spread, learned)
         self.partial_ = np.where(learn, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
@@ -118,41 +139,90 @@ class RecordTracker:
         self.seen_ += present
         return logp
 
+    def _winsorised(self, U, recent, spread, learned):
+        """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far."""
+        if not math.isfinite(self.step):
+            return U
+        reach = self.step * spread
+        record = np.where(np.isfinite(recent), recent, self.high_)
+        # Young streams and flat channels learn values as they are: their range is not known yet.
+        clip = (learned >= STEP_AFTER)[:, None] & (spread > 0) & np.isfinite(spread)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(clip, np.clip(U, self.low_ - reach, record + reach), U)
 
-class HoldOff:
-    """After an alarm, ignore a stream's novelty for its next ``ticks`` points, unless it escalates.
 
-    A point held off is one whose score does not exceed the score of the
-    alarm that started the hold-off: a much rarer event right after a
-    small one still raises its own alarm (and restarts the hold-off).
+class EpisodeState:
+    """Which streams are in an anomalous episode: opened by an alert, closed when the stream is back to normal.
+
+    An *alert* opens an episode on a stream that is not in one (one alert per
+    incident).  While the episode lasts, a point is *abnormal* when its
+    evidence is past the release level (``release`` as a tail probability,
+    much laxer than an alert's), or when it lies outside the range the stream
+    was expected in just before the alert: that reference is frozen at the
+    alert, because the members adapt to a long anomaly and would soon call it
+    normal.  A frozen reference is trusted for ``memory`` points; a new level
+    held that long is the stream's new normal.  The episode ends at the
+    ``settle``-th normal point in a row (hysteresis: entering takes an alert,
+    leaving takes a run of normal points, so noise inside an incident does
+    not split it into many).
 
     Examples
     --------
-    >>> hold = HoldOff(ticks=2).reset(1)
-    >>> [bool(hold.update(np.array([s]), np.array([True]), 0.5)[0]) for s in (0.9, 0.9, 0.9, 0.9, 0.1)]
-    [False, True, True, False, True]
-    >>> hold = HoldOff(ticks=2).reset(1)
-    >>> [bool(hold.update(np.array([s]), np.array([True]), 0.5)[0]) for s in (0.7, 0.95, 0.9, 0.9)]
-    [False, False, True, True]
+    >>> state = EpisodeState(settle=2, memory=100, release=1e-2).reset(1, 1)
+    >>> centre, scale = np.zeros((1, 1)), np.ones((1, 1))
+    >>> marks = []
+    >>> for x, alert in [(0.1, False), (9.0, True), (8.0, False), (0.2, False), (7.0, True), (0.1, False), (0.0, False)]:
+    ...     opened, episode = state.update(np.array([[x]]), np.array([alert]), np.array([0.0]), np.array([True]),
+    ...                                    centre, scale)
+    ...     marks.append((bool(opened[0]), bool(episode[0])))
+    >>> marks   # the second alert falls inside the episode: no new alert; two normal points end it
+    [(False, False), (True, True), (False, True), (False, True), (False, True), (False, True), (False, False)]
     """
 
-    def __init__(self, ticks: int):
-        self.ticks = int(ticks)
+    def __init__(self, settle: int = 3, memory: int = 500, release: float = 1e-2):
+        self.settle = int(settle)
+        self.memory = int(memory)
+        self.release = float(release)
 
-    def reset(self, n_streams: int) -> "HoldOff":
-        """Forget all alarms; allocate state for ``n_streams`` streams."""
-        if self.ticks < 0:
-            raise ValueError("hold-off ticks must be non-negative")
-        self.quiet_ = np.zeros(n_streams, dtype=np.int64)
-        self.alarm_score_ = np.zeros(n_streams)
+    def reset(self, n_streams: int, n_features: int) -> "EpisodeState":
+        """Forget all episodes; allocate state for ``n_streams`` streams of ``n_features`` fields."""
+        if self.settle < 1 or self.memory < 1 or not 0.0 < self.release < 1.0:
+            raise ValueError("need settle >= 1, memory >= 1 and 0 < release < 1")
+        #: Whether each stream is in an episode after its last point.
+        self.open_ = np.zeros(n_streams, dtype=bool)
+        #: Normal points in a row inside the open episode, and points since the episode's alert.
+        self.calm_ = np.zeros(n_streams, dtype=np.int64)
+        self.age_ = np.zeros(n_streams, dtype=np.int64)
+        #: The range expected just before the alert: its centre and spread per field.
+        self.centre_ = np.zeros((n_streams, n_features))
+        self.scale_ = np.ones((n_streams, n_features))
         return self
 
-    def update(self, scores: np.ndarray, present: np.ndarray, threshold: float) -> np.ndarray:
-        """Return which present rows are held off on this tick; rows at or above ``threshold`` start a hold-off."""
-        quiet = present & (self.quiet_ > 0)
-        self.quiet_[quiet] -= 1
-        held = quiet & (scores <= self.alarm_score_)
-        alarm = present & ~held & (scores >= threshold)
-        self.quiet_[alarm] = self.ticks
-        self.alarm_score_[alarm] = scores[alarm]
-        return held
+    def update(self, X, alert, evidence_logp, present, centre, scale):
+        """Advance every present stream by one point; return ``(alert, in_episode)``, each ``(S,)``.
+
+        ``alert`` marks the points that reach the alert threshold,
+        ``evidence_logp`` is each point's log tail probability (novelty or
+        point-wise), ``centre`` and ``scale`` the ``(S, d)`` range expected
+        for this point before it was learned.
+        """
+        was_open = self.open_ & present
+        opens = present & alert & ~self.open_
+        if was_open.any():
+            rows = np.flatnonzero(was_open)
+            self.age_[rows] += 1
+            z = (X[rows] - self.centre_[rows]) / self.scale_[rows]
+            with np.errstate(invalid="ignore", over="ignore"):
+                z2 = np.nan_to_num(np.sum(z * z, axis=1), nan=np.inf, posinf=np.inf)
+            outside = (chi2_logp(z2, X.shape[1]) < np.log(self.release)) & (self.age_[rows] <= self.memory)
+            abnormal = outside | (evidence_logp[rows] < np.log(self.release)) | alert[rows]
+            self.calm_[rows] = np.where(abnormal, 0, self.calm_[rows] + 1)
+            self.open_[rows] = self.calm_[rows] < self.settle
+        if opens.any():
+            rows = np.flatnonzero(opens)
+            self.open_[rows] = True
+            self.calm_[rows] = 0
+            self.age_[rows] = 0
+            self.centre_[rows] = centre[rows]
+            self.scale_[rows] = scale[rows]
+        return opens, self.open_ & present

@@ -52,6 +52,10 @@ CANDIDATE_OFFSETS = np.array([0, -1, 1, 2])
 ERROR_RATE = 1.0 / 256.0
 #: Blocks between exact recomputations of a stream's running distances.
 RESYNC = 256
+#: Robust learning: a block mean is learned at most this many ranges beyond the range so far, a
+#: squared forecast error at most this many times the usual one, and a distance at most this many
+#: times the typical one, so one absurd point cannot blind a stream for its whole history.
+BLOCK_STEP, ERROR_CLIP, DISTANCE_CLIP = 0.25, 100.0, 10.0
 
 
 @register
@@ -147,7 +151,8 @@ class PatternDetector(Detector):
         scores = np.where(ready, score_from_logp(logp), 0.0)
         # The typical distance learns a block once the block has been scored against it.
         old = self.typical_[closed]
-        self.typical_[closed] = np.where(old > 0, old + TYPICAL_RATE * (distance[closed] - old), distance[closed])
+        learned = np.minimum(distance[closed], np.where(old > 0, DISTANCE_CLIP * old, np.inf))
+        self.typical_[closed] = np.where(old > 0, old + TYPICAL_RATE * (learned - old), learned)
         return scores
 
     def _forecast_surprise(self, X, rows):
@@ -162,7 +167,8 @@ class PatternDetector(Detector):
         usual = self.forecast_error_[at]
         scale = np.maximum(usual, (SPREAD_FLOOR * (np.abs(self.forecast_[at]) + 1.0)) ** 2)
         logp[at] = np.where((usual > 0).all(axis=1), chi2_logp((error / scale).sum(axis=1), self.n_features_), 0.0)
-        self.forecast_error_[at] = np.where(usual > 0, usual + ERROR_RATE * (error - usual), error)
+        learned = np.minimum(error, np.where(usual > 0, ERROR_CLIP * usual, np.inf))
+        self.forecast_error_[at] = np.where(usual > 0, usual + ERROR_RATE * (learned - usual), error)
         return logp
 
     def _summary(self, rows):
@@ -193,6 +199,15 @@ class PatternDetector(Detector):
         nearest = np.where(lag > 0, total, np.inf).min(axis=1)
         return np.where(np.isfinite(nearest), np.sqrt(np.maximum(nearest, 0.0) / m), self.distance_[rows])
 
+    def _winsorised(self, at, summary):
+        """Block means clipped to ``BLOCK_STEP`` ranges beyond the range so far, once a stream has a range."""
+        low, high = self.low_[at], self.high_[at]
+        reach = BLOCK_STEP * (high - low)
+        known = (self.blocks_[at] >= 2 * (self.length // self.block))[:, None] & np.isfinite(reach) & (reach > 0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            clipped = np.clip(summary, low - reach, high + reach)  # all offsets from the stream's origin
+        return np.where(known, clipped, summary)
+
     def _close_blocks(self, rows):
         """Add the rows' finished blocks to their distances; return the rows' new distances."""
         m, lags = self.length // self.block, self.history // self.block
@@ -201,7 +216,7 @@ class PatternDetector(Detector):
         if first.size:
             fresh = rows[first]
             self.origin_[fresh] = self.block_sum_[fresh] / self.block_fill_[fresh][:, None]
-        summary = self._summary(at)
+        summary = self._winsorised(at, self._summary(at))
         lagged, sqdist = self.lagged_[at], self.sqdist_[at]
         # Newest term in, oldest term out, for every lag at once (columns 1..lags).
         entering = summary.astype(np.float32)[:, :, None] - lagged[:, :, :lags]

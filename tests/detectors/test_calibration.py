@@ -98,3 +98,19 @@ def test_update_refits_every_so_many_scores():
     knots = cal.knots_.copy()
     cal.update(rows[:1], np.array([1000.0]))
     np.testing.assert_array_equal(cal.knots_, knots)  # not a multiple of 16: no refit
+
+
+def test_one_absurd_raw_score_does_not_stretch_the_tail():
+    """Robust learning: the tail scale comes from the median excess, so a single 1e300 barely moves it."""
+    rng = np.random.default_rng(8)
+    raw = rng.exponential(1.0, 256)
+    clean = TailCalibrator(tail=0.1, memory=256).reset(1)
+    dirty = TailCalibrator(tail=0.1, memory=256).reset(1)
+    clean.push(np.arange(1), raw[None, :])
+    raw[100] = 1e300
+    dirty.push(np.arange(1), raw[None, :])
+    clean.fit(np.arange(1))
+    dirty.fit(np.arange(1))
+    probe = np.array([8.0])
+    assert dirty.level(np.arange(1), probe)[0] > 0.99
+    assert abs(float(dirty.transform(np.arange(1), probe)[0] - clean.transform(np.arange(1), probe)[0])) < 0.02

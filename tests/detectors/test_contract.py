@@ -140,3 +140,29 @@ def test_injected_anomalies_rank_above_normal_points_on_every_generator(name, ge
             if auc < 0.8:
                 failures.append(f"{stream}: ROC-AUC {auc:.3f} over {len(episodes)} anomalies")
     assert not failures, f"{name} ranks injected anomalies poorly: {failures}"
+
+
+#: Detectors whose robust learning lives on the members branch (features.py, isolation_forest.py, lof.py):
+#: the causal embedding's moving average keeps a 1e300 for thousands of points, and the isolation
+#: forest does not flag a 10-sigma spike even on a fresh stream.  Strict: the test fails once they pass.
+NOT_YET_ROBUST = {"isolation_forest", "lof"}
+
+
+@pytest.mark.parametrize("absurd", [1e300, -1e300])
+def test_one_absurd_value_does_not_blind_a_stream(name, absurd, request):
+    """Issue 8: after a submitted 1e300, a 10-sigma spike 200 points later is flagged as on a fresh stream."""
+    if name in NOT_YET_ROBUST:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="robust embedding pending on the members branch"))
+    fresh = noisy_series(700, seed=12)
+    crest = 589  # sin(t / 15) peaks here: the spike also leaves the range the stream has covered
+    fresh[crest] += 10 * 0.3
+    blinded = fresh.copy()
+    blinded[crest - 200] = absurd
+    det = detectors.make(name)
+    scores = det.score_series(blinded)
+    assert np.isfinite(scores).all()
+    assert scores[crest] >= det.threshold, f"{name}: the spike scores {scores[crest]:.3f} after {absurd:g}"
+    # ... and the ordinary points in between are not all called anomalous either (blind by saturation).
+    assert np.median(scores[crest - 150:crest]) < det.threshold
+    _, anomalous, _ = det.label_series(blinded)
+    assert anomalous[crest]

@@ -47,24 +47,45 @@ def test_point_wise_evidence_stays_below_the_cap_and_only_novelty_flags():
     assert scores[2000] > np.quantile(scores[1500:2500], 0.99)
 
 
-def test_a_new_level_is_flagged_at_once_and_then_held_off():
-    x = np.r_[wave(1500, seed=2), wave(100, seed=3) + 4.0]
-    e = EnsembleDetector(members=LIGHT, holdoff=20)
-    scores = e.score_series(x)
-    assert scores[1500] >= e.threshold
-    assert (scores[1501:1521] < e.threshold).all()
+def test_a_new_level_alerts_once_and_is_an_episode_while_it_lasts():
+    x = np.r_[wave(1500, seed=2), wave(100, seed=3) + 4.0, wave(200, seed=9)]
+    e = EnsembleDetector(members=LIGHT)
+    scores, anomalous, alerts = e.label_series(x)
+    assert scores[1500] >= e.threshold and alerts[1500]
+    assert np.flatnonzero(alerts[1000:]).tolist() == [500]            # one alert per incident
+    assert anomalous[1500:1600].all()                                 # every point of the shift
+    assert not anomalous[1610:].any() and not anomalous[1000:1500].any()  # back to normal: the episode ends
+    assert (scores[1501:1600] < e.threshold).all()                   # no second alarm inside it
     assert scores[:1500].max() < scores[1500]
 
 
-def test_a_climb_to_new_highs_flags_again_only_when_it_escalates_or_without_hold_off():
+def test_a_climb_to_new_highs_is_one_episode_and_its_score_rises_only_when_it_escalates():
     x = np.r_[wave(1500, seed=4), 1.2 + 0.5 * np.arange(30)]
-    held = EnsembleDetector(members=LIGHT, holdoff=30).score_series(x)[1500:]
-    free = EnsembleDetector(members=LIGHT, holdoff=0).score_series(x)[1500:]
-    threshold = EnsembleDetector().threshold
-    flagged = np.flatnonzero(held >= threshold)
-    assert flagged[0] == 0 and len(flagged) <= 4
-    assert (np.diff(held[flagged]) > 0).all()  # inside the hold-off only a rarer event flags
-    assert (free >= threshold).sum() > 15
+    e = EnsembleDetector(members=LIGHT)
+    scores, anomalous, alerts = e.label_series(x)
+    scores, anomalous, alerts = scores[1500:], anomalous[1500:], alerts[1500:]
+    flagged = np.flatnonzero(scores >= e.threshold)
+    assert alerts.sum() == 1 and alerts[0] and anomalous.all()
+    assert flagged[0] == 0 and (np.diff(scores[flagged]) > 0).all()  # inside the episode only a rarer event scores
+
+
+def test_one_absurd_value_does_not_blind_the_stream():
+    """Issue 8: after a submitted 1e300, a 30-sigma value 200 points later alerts as on a fresh stream."""
+    fresh = wave(1700, seed=10, noise=0.05)
+    blinded = fresh.copy()
+    blinded[1400] = 1e300
+    for x in (fresh, blinded):
+        x[1600] = 1.0 + 30 * 0.05  # 30 noise spreads above the wave's crest
+    for x in (fresh, blinded):
+        scores, _, alerts = EnsembleDetector(members=LIGHT).label_series(x)
+        assert alerts[1600] and scores[1600] >= EnsembleDetector().threshold
+
+
+def test_the_alert_threshold_is_the_stated_false_alarm_rate():
+    from detectors.ensemble import ALERT_THRESHOLD, FALSE_ALARM_RATE
+    from detectors.stats import logp_from_score
+    assert EnsembleDetector().threshold == ALERT_THRESHOLD
+    assert np.exp(logp_from_score(ALERT_THRESHOLD)) == pytest.approx(FALSE_ALARM_RATE)
 
 
 def test_without_novelty_the_output_is_the_fused_member_score():
@@ -99,8 +120,8 @@ def test_novelty_does_not_depend_on_the_stream_s_unit_or_offset():
 
 
 def test_bad_parameters_are_a_clear_error():
-    with pytest.raises(ValueError, match="holdoff"):
-        EnsembleDetector(holdoff=-1)
+    with pytest.raises(ValueError, match="settle"):
+        EnsembleDetector(settle=0)
     with pytest.raises(ValueError, match="fusion"):
         EnsembleDetector(fusion="mean")
     with pytest.raises(ValueError, match="unknown"):

@@ -1,9 +1,9 @@
-"""Tests of the novelty stage: record strengths against a brute-force rolling record, and the alarm hold-off."""
+"""Tests of the novelty stage: record strengths against a brute-force rolling record, robust learning, episodes."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.novelty import HoldOff, RecordTracker
+from detectors.novelty import EpisodeState, RecordTracker
 
 
 def brute_strength(u, window, warmup=0, mature=1):
@@ -76,22 +76,81 @@ def test_bad_parameters_are_a_clear_error():
         with pytest.raises(ValueError):
             RecordTracker(**params).reset(1, 1)
     with pytest.raises(ValueError):
-        HoldOff(-1).reset(1)
+        RecordTracker(window=10, scale=1.0, step=0.0).reset(1, 1)
+    for params in (dict(settle=0), dict(memory=0), dict(release=1.5)):
+        with pytest.raises(ValueError):
+            EpisodeState(**params).reset(1, 1)
 
 
-def test_hold_off_silences_a_stream_for_its_next_points_only():
-    hold = HoldOff(ticks=3).reset(2)
-    scores = np.array([[0.9, 0.1], [0.9, 0.9], [0.9, 0.9], [0.9, 0.1], [0.9, 0.1], [0.1, 0.1]])
-    present = np.array([[True, True], [True, True], [False, True], [True, True], [True, True], [True, True]])
-    held = np.array([hold.update(s, p, 0.5) for s, p in zip(scores, present)])
-    # Stream 0: alarm, then 3 present points held (the absent tick does not count), then a new alarm.
-    assert held[:, 0].tolist() == [False, True, False, True, True, False]
-    # Stream 1: its first alarm comes on the second tick.
-    assert held[:, 1].tolist() == [False, False, True, True, True, False]
+def test_one_absurd_value_cannot_own_the_record_or_the_range():
+    """After a 1e300, a value 10 spreads out is still a strong record; a learned-as-is tracker is blind to it."""
+    rng = np.random.default_rng(3)
+    u = rng.normal(0, 1, (1300, 1, 1))
+    u[1000] = 1e300
+    u[1200] = 10.0
+    robust, _ = track(RecordTracker(1000, scale=0.01, step=0.25), u)
+    naive, _ = track(RecordTracker(1000, scale=0.01), u)
+    assert robust[1000, 0, 0] > 1e200          # the absurd value itself is scored as it is
+    assert robust[1200, 0, 0] > 0.1            # beats the clipped record by a tenth of the range
+    assert naive[1200, 0, 0] == 0.0
 
 
-def test_a_rarer_event_breaks_through_the_hold_off_and_restarts_it():
-    hold = HoldOff(ticks=3).reset(1)
-    scores = [0.7, 0.65, 0.95, 0.9, 0.9, 0.9, 0.8]
-    held = [bool(hold.update(np.array([s]), np.array([True]), 0.6)[0]) for s in scores]
-    assert held == [False, True, False, True, True, True, False]
+def test_a_real_new_level_moves_the_record_within_a_few_points():
+    rng = np.random.default_rng(4)
+    u = np.r_[rng.normal(0, 1, 600), rng.normal(50, 1, 40)][:, None, None]
+    strengths, _ = track(RecordTracker(500, scale=0.01, step=0.25), u)
+    assert strengths[600, 0, 0] > 1.0
+    assert (strengths[630:, 0, 0] == 0).all()  # the new level is no longer a record
+
+
+def run_episodes(state, xs, alerts, evidence=None, centre=0.0, scale=1.0):
+    xs = np.asarray(xs, dtype=float)
+    state.reset(1, 1)
+    evidence = np.zeros(len(xs)) if evidence is None else np.asarray(evidence, dtype=float)
+    out = []
+    for x, a, e in zip(xs, alerts, evidence):
+        opened, episode = state.update(np.array([[x]]), np.array([a]), np.array([e]), np.array([True]),
+                                       np.full((1, 1), centre), np.full((1, 1), scale))
+        out.append((bool(opened[0]), bool(episode[0])))
+    return out
+
+
+def test_an_episode_lasts_while_values_stay_outside_the_range_expected_before_it():
+    xs = [0.0, 8.0] + [8.0] * 50 + [0.1, -0.2, 0.3, 0.0]
+    alerts = [False, True] + [False] * 54
+    out = run_episodes(EpisodeState(settle=3, memory=500), xs, alerts)
+    assert [o for o, _ in out].count(True) == 1 and out[1] == (True, True)
+    assert all(e for _, e in out[1:54])        # 50 shifted points and the first two normal ones
+    assert out[54][1] is False                 # the third normal point in a row ends it
+    assert out[0] == (False, False)
+
+
+def test_noise_inside_an_episode_does_not_split_it():
+    xs = [9.0, 0.1, 9.0, 0.0, 0.2, 9.0, 0.0, 0.0, 0.0, 0.0]
+    out = run_episodes(EpisodeState(settle=3), xs, [True] + [False] * 9)
+    assert [e for _, e in out] == [True] * 8 + [False, False]
+    assert sum(o for o, _ in out) == 1
+
+
+def test_a_long_new_level_becomes_normal_after_the_reference_memory():
+    xs = [8.0] * 100
+    out = run_episodes(EpisodeState(settle=3, memory=40), xs, [True] + [False] * 99)
+    ends = [e for _, e in out].index(False)
+    assert 40 < ends <= 44
+
+
+def test_evidence_keeps_an_episode_open_inside_the_range():
+    xs = [0.0] * 20
+    evidence = [0.0] + [-20.0] * 10 + [0.0] * 9
+    out = run_episodes(EpisodeState(settle=3), xs, [True] + [False] * 19, evidence)
+    assert [e for _, e in out] == [True] * 13 + [False] * 7
+
+
+def test_absent_points_neither_advance_nor_close_an_episode():
+    state = EpisodeState(settle=1).reset(2, 1)
+    c, s = np.zeros((2, 1)), np.ones((2, 1))
+    opened, episode = state.update(np.array([[9.0], [9.0]]), np.array([True, True]), np.zeros(2), np.array([True, True]), c, s)
+    assert opened.all() and episode.all()
+    opened, episode = state.update(np.array([[0.0], [np.nan]]), np.array([False, False]), np.zeros(2),
+                                   np.array([True, False]), c, s)
+    assert episode.tolist() == [False, False] and state.open_.tolist() == [False, True]

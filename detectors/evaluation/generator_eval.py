@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import Engine
+from ..engine import Engine
 
 
 @dataclass

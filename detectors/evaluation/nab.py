@@ -1,7 +1,7 @@
 """Run detectors over the NAB corpus and score them by NAB's rules.
 
-The pieces live in :mod:`detectors.nab_corpus` (loading) and
-:mod:`detectors.nab_scoring` (the scoring rules); this module runs a detector
+The pieces live in :mod:`detectors.evaluation.nab_corpus` (loading) and
+:mod:`detectors.evaluation.nab_scoring` (the scoring rules); this module runs a detector
 over the corpus and writes results in NAB's layout.  Typical use::
 
     files = load_corpus("../shared/nab")
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import Detector
+from ..base import Detector
 from .nab_corpus import NabFile, load_corpus, probation_length
 from .nab_scoring import (
     PROFILES,
@@ -37,7 +37,7 @@ from .nab_scoring import (
     score_profiles,
     threshold_curve,
 )
-from .registry import make
+from ..registry import make
 
 __all__ = [
     "NabFile",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from detectors.engine import Engine
-from detectors.generator_eval import evaluate_on_generators, format_report
+from detectors.evaluation.generator_eval import evaluate_on_generators, format_report
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = ("zscore", "mad")

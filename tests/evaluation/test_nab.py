@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from detectors.base import Detector
-from detectors.nab import (
+from detectors.evaluation.nab import (
     PROFILES,
     NabFile,
     evaluate_detector,
