@@ -167,6 +167,8 @@ class DiscordDetector(Detector):
 
     name = "discord"
     multivariate = False
+    # A lone spike in a noisy stretch barely changes its z-normalised shape: value detectors score those.
+    scores_points = False
 
     def __init__(self, *, windows=(24, 96, 384), lags: int = 256, warmup: int = 100, threshold: float = 0.5):
         super().__init__(warmup=warmup, threshold=threshold)
