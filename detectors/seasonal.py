@@ -139,8 +139,9 @@ class SeasonalDetector(Detector):
     @staticmethod
     def _read(profile, rows, position):
         lower, upper, weight = position
-        w = weight[:, None].astype(profile.dtype)
-        return (1 - w) * profile[rows, :, lower] + w * profile[rows, :, upper]
+        flat = profile.reshape(-1)
+        w = weight[:, None]
+        return (1 - w) * flat.take(_cells(profile, rows, lower)) + w * flat.take(_cells(profile, rows, upper))
 
     def _predictions(self, rows, times):
         """Return ``(r, d, 3)`` predictions of the level, level + daily, level + daily + weekly models."""
@@ -222,11 +223,14 @@ class SeasonalDetector(Detector):
         lower, upper, weight = position
         # A bin is visited for 1/bins of each cycle: its rate per point makes it remember `memory` of time.
         base = _rate(dt * bins, memory)
+        flat, flat_visits = profile.reshape(-1), visits.reshape(-1)
         for b, w in ((lower, 1.0 - weight), (upper, weight)):
-            seen = visits[rows, b] + w
-            visits[rows, b] = seen
+            at = rows * bins + b
+            seen = flat_visits.take(at) + w
+            flat_visits[at] = seen
             rate = (w * np.maximum(base, w / np.maximum(seen, 1e-9)))[:, None]
-            profile[rows, :, b] += (rate * residual).astype(profile.dtype)
+            cells = _cells(profile, rows, b)
+            flat[cells] = flat.take(cells) + rate * residual
 
     # -- explanations -----------------------------------------------------
     def expected_range(self):
@@ -238,6 +242,12 @@ class SeasonalDetector(Detector):
         half = z_multiplier(self.threshold, 1) * self._scale(rows, chosen, centre, day)
         unknown = (self.count_ < 2)[:, None]
         return np.where(unknown, np.nan, centre - half), np.where(unknown, np.nan, centre + half)
+
+
+def _cells(profile, rows, bins):
+    """Flat indices ``(r, d)`` of bin ``bins[i]`` of every field of stream ``rows[i]`` in a ``(S, d, B)`` profile."""
+    _, d, width = profile.shape
+    return (rows[:, None] * d + np.arange(d)[None, :]) * width + bins[:, None]
 
 
 def _rate(dt, tau):
