@@ -36,6 +36,7 @@ import numpy as np
 
 from .base import Detector
 from .calibration import TailCalibrator
+from .pattern import _as_slice
 from .registry import register
 from .stats import score_from_logp
 
@@ -87,11 +88,14 @@ class _Window:
 
     def _close(self, rows):
         M, L = BLOCKS, self.lags
-        means = self.means[rows]
+        # Staggered phases make the closing rows of a lock-step bank evenly spaced: as a slice,
+        # the per-lag arrays below are views updated in place, not copies written back.
+        at = _as_slice(rows)
+        means = self.means[at]
         means[:, 1:] = means[:, :-1]
         means[:, 0] = self.sum[rows] / self.fill[rows]
         blocks = self.blocks[rows] + 1
-        dot = self.dot[rows]
+        dot = self.dot[at]
         # The newest stretch moved by one block: its dot product with the stretch k blocks back
         # gains the newest term and loses the oldest.
         dot[:, 1:] += means[:, :1] * means[:, 1:L + 1] - means[:, M:M + 1] * means[:, M + 1:M + L + 1]
@@ -99,7 +103,7 @@ class _Window:
         if due.size:
             dot[due] = _exact_dots(means[due], L)
         newest = means[:, :M]
-        centre, spread = self.centre[rows], self.spread[rows]
+        centre, spread = self.centre[at], self.spread[at]
         centre[:, 1:], spread[:, 1:] = centre[:, :-1], spread[:, :-1]
         centre[:, 0], spread[:, 0] = newest.mean(axis=1), newest.std(axis=1)
         full = blocks >= M
@@ -121,8 +125,10 @@ class _Window:
         if known.any():
             self.calibrator.update(rows[known], distance[known])
         self.distance[rows] = np.where(known, distance, 0.0)
-        self.means[rows], self.dot[rows] = means, dot
-        self.centre[rows], self.spread[rows], self.typical[rows] = centre, spread, typical
+        if not isinstance(at, slice):
+            self.means[rows], self.dot[rows] = means, dot
+            self.centre[rows], self.spread[rows] = centre, spread
+        self.typical[rows] = typical
         self.blocks[rows] = blocks
         self.sum[rows], self.fill[rows], self.size[rows] = 0.0, 0, self.block
 
