@@ -92,6 +92,9 @@ class Detector:
     multivariate: ClassVar[bool] = True
     #: Whether the detector reads the points' times (``self.time_``); others ignore them.
     uses_time: ClassVar[bool] = False
+    #: Whether a lone extreme point is among what the detector scores; False for shape-only
+    #: detectors (discords), which contract checks of single spikes skip.
+    scores_points: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

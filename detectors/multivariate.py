@@ -185,6 +185,14 @@ class JointModelDetector(Detector):
         df, scale, raw, contributions = self._statistic(rows, vectors, z, y, t2)
         adjusted = raw / (scale * self.ratio_[rows])
         logp = chi2_logsf(adjusted, df)
+        if self.statistic == "spe":
+            # Q alone is blind along the principal directions: pair it with T² on them (the usual PCA
+            # monitor), taking the rarer of the two with a Bonferroni factor.
+            leading = self.n_features_ - self.residual_[rows]
+            principal = np.arange(self.n_features_)[None, :] >= self.residual_[rows, None]
+            t2_lead = np.einsum("rk,rk->r", np.where(principal, y * y, 0.0), 1.0 / self.values_[rows])
+            lead_logp = np.where(leading > 0, chi2_logsf(t2_lead / self.ratio_[rows], np.maximum(leading, 1)), 0.0)
+            logp = np.minimum(logp, lead_logp) + np.log(2.0)
         scores = np.zeros(self.n_streams_)
         fitted = self.fitted_[rows]
         scores[rows] = np.where(fitted, score_from_logp(logp), 0.0)
@@ -314,8 +322,11 @@ class HotellingDetector(JointModelDetector):
 
 @register
 class PCAResidualDetector(JointModelDetector):
-    """Squared distance of each point from its stream's principal subspace (Q, SPE), robustly learned.
+    """Squared distance of each point from its stream's principal subspace (Q, SPE), with T² inside it.
 
+    The score is the rarer of Q and Hotelling's T² on the leading components
+    (times 2), the usual pair of PCA monitoring charts: Q catches a point
+    that breaks the fields' relations, T² one that moves far along them.
     See :mod:`detectors.multivariate`.  :meth:`field_contributions` gives each
     field's squared residual on the last tick.
 
