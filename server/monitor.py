@@ -53,7 +53,7 @@ def _point(verdict, source: str, timestamp: float, truth: dict | None) -> dict:
     """
     point = jsonable({
         "source": source, "timestamp": timestamp, "values": verdict.values,
-        "score": verdict.score, "is_anomaly": verdict.is_anomaly,
+        "score": verdict.score, "is_anomaly": verdict.is_anomaly, "alert": verdict.alert,
         "severity": verdict.severity, "detectors": verdict.detectors,
         "fired": verdict.fired, "expected": verdict.expected, "truth": truth,
         "warming_up": verdict.warming_up,

@@ -75,11 +75,18 @@ def _migration_stream_owner(db: sqlite_utils.Database) -> None:
     db["streams"].add_column("owner_token", str)
 
 
+def _migration_alert(db: sqlite_utils.Database) -> None:
+    # is_anomaly marks every point of an anomalous episode; alert marks the episode's first point.
+    db["points"].add_column("alert", int, not_null_default=0)
+    db["anomalies"].add_column("alert", int, not_null_default=0)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
     (2, "episode counts in stream_stats", _migration_episode_counts),
     (3, "owner of user streams", _migration_stream_owner),
+    (4, "alert flag of points and anomalies", _migration_alert),
 ]
 
 
@@ -166,7 +173,8 @@ def point_from_row(row: sqlite3.Row) -> dict:
     return {
         "id": row["id"], "source": row["source"], "timestamp": row["timestamp"],
         "values": _loads(row["field_values"], {}), "score": row["score"],
-        "is_anomaly": bool(row["is_anomaly"]), "severity": row["severity"],
+        "is_anomaly": bool(row["is_anomaly"]), "alert": bool(row["alert"]),
+        "severity": row["severity"],
         "explanation": row["explanation"], "detectors": _loads(row["detector_scores"], {}),
         "fired": _loads(row["fired"], []), "expected": _loads(row["expected"], {}),
         "truth": truth, "warming_up": bool(row["warming_up"]),

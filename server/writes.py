@@ -12,7 +12,7 @@ from .writer import Transaction, WriteJob
 __all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
 
 _POINT_INSERT_COLUMNS = (
-    "id", "source", "tick", "timestamp", "field_values", "score", "is_anomaly", "severity",
+    "id", "source", "tick", "timestamp", "field_values", "score", "is_anomaly", "alert", "severity",
     "explanation", "detector_scores", "fired", "expected", "truth_anomaly", "truth_kind",
     "warming_up",
 )
@@ -22,7 +22,8 @@ def _point_row(point: dict) -> tuple:
     truth = point.get("truth")
     return (
         point["id"], point["source"], point.get("tick"), point["timestamp"],
-        dumps(point["values"]), point["score"], int(point["is_anomaly"]), point["severity"],
+        dumps(point["values"]), point["score"], int(point["is_anomaly"]),
+        int(point.get("alert", False)), point["severity"],
         point.get("explanation"), dumps(point["detectors"]), dumps(point["fired"]),
         dumps(point["expected"]), None if truth is None else int(truth["is_anomaly"]),
         None if truth is None else truth.get("kind"), int(point["warming_up"]),
@@ -119,12 +120,14 @@ class PointsJob(WriteJob):
         fired: Counter = Counter()
         for p in points:
             counts = per_source.setdefault(p["source"], [0, 0, 0, 0, 0, 0, 0])
-            flagged, truth = p["is_anomaly"], p.get("truth")
+            # Anomalies count every point of an episode; live precision counts alerts (one per
+            # episode), so an incident that lasts is one true or one false positive.
+            flagged, alert, truth = p["is_anomaly"], p.get("alert", False), p.get("truth")
             counts[0] += 1
             counts[1] += int(flagged)
             if truth is not None:
-                counts[2] += int(flagged and truth["is_anomaly"])
-                counts[3] += int(flagged and not truth["is_anomaly"])
+                counts[2] += int(alert and truth["is_anomaly"])
+                counts[3] += int(alert and not truth["is_anomaly"])
                 counts[4] += int(not flagged and truth["is_anomaly"])
                 counts[5] += int(p.get("_episode") == "caught")
                 counts[6] += int(p.get("_episode") == "missed")
