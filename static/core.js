@@ -68,18 +68,25 @@
 
   function isNum(v) { return typeof v === 'number' && isFinite(v); }
 
+  // toLocaleString builds a formatter on every call, which shows in profiles once a page
+  // formats thousands of numbers; these are built once and reused.
+  var NUMBER_FORMATS = [0, 1, 2].map(function (digits) {
+    return new Intl.NumberFormat(undefined, { maximumFractionDigits: digits });
+  });
+  var DATE_FORMAT = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+
   function value(v) {
     if (!isNum(v)) return '—';
     var abs = Math.abs(v);
-    if (abs >= 10000) return v.toLocaleString(undefined, { maximumFractionDigits: 0 });
-    if (abs >= 100) return v.toLocaleString(undefined, { maximumFractionDigits: 1 });
-    if (abs >= 1) return v.toLocaleString(undefined, { maximumFractionDigits: 2 });
+    if (abs >= 10000) return NUMBER_FORMATS[0].format(v);
+    if (abs >= 100) return NUMBER_FORMATS[1].format(v);
+    if (abs >= 1) return NUMBER_FORMATS[2].format(v);
     if (abs === 0) return '0';
     return v.toPrecision(3);
   }
 
   function score(v) { return isNum(v) ? v.toFixed(3) : '—'; }
-  function count(v) { return isNum(v) ? v.toLocaleString() : '—'; }
+  function count(v) { return isNum(v) ? (Number.isInteger(v) ? NUMBER_FORMATS[0] : NUMBER_FORMATS[2]).format(v) : '—'; }
   function percent(v, digits) {
     return isNum(v) ? (v * 100).toFixed(digits === undefined ? 1 : digits) + '%' : '—';
   }
@@ -94,7 +101,7 @@
   function dateTime(seconds) {
     if (!isNum(seconds)) return '—';
     var d = new Date(seconds * 1000);
-    return d.toLocaleDateString(undefined, { day: 'numeric', month: 'short' }) + ' ' + clock(d.getTime());
+    return DATE_FORMAT.format(d) + ' ' + clock(d.getTime());
   }
 
   function duration(seconds) {

@@ -5,11 +5,13 @@
   var dom = AW.dom;
   var $ = dom.$;
 
+  var DATE_FORMAT = new Intl.DateTimeFormat(undefined,
+    { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
+
   function tickClock() {
     var now = new Date();
     dom.setText($('clock-time'), AW.fmt.clock(now.getTime()));
-    dom.setText($('clock-date'), now.toLocaleDateString(undefined,
-      { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' }));
+    dom.setText($('clock-date'), DATE_FORMAT.format(now));
     $('clock-time').setAttribute('datetime', now.toISOString());
   }
 
