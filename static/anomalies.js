@@ -36,6 +36,7 @@
   var episodes = new Map();     // source -> history row of its latest alert, while its episode lasts
   var pendingAlerts = [];
   var alertTimer = null;
+  var alerted = [];             // keys of the latest alerts that popped up (newest last, bounded)
 
   function keyOf(a) {
     return isNum(a.id) ? 'p' + a.id : 'a' + a.anomaly_id;
@@ -86,6 +87,8 @@
   }
 
   function queueAlert(a) {
+    alerted.push(keyOf(a));
+    if (alerted.length > HISTORY_SIZE * 5) alerted.shift();
     pendingAlerts.push(a);
     if (alertTimer === null) alertTimer = window.setTimeout(flushAlerts, ALERT_BATCH_MS);
   }
@@ -249,6 +252,7 @@
 
   AW.anomalies = {
     all: remembered,
+    alerted: alerted,
     keyOf: keyOf,
     get: lookup,
     remember: remember,

@@ -188,6 +188,8 @@
     var body = null;
     try { body = text ? JSON.parse(text) : null; } catch (err) { body = null; }
     if (!res.ok) {
+      // The login widget (when the page has one) asks for the server's token.
+      if (res.status === 401 && window.dashboardLogin) window.dashboardLogin.require();
       var message = body && typeof body.error === 'string' ? body.error : 'HTTP ' + res.status;
       throw new ApiError(message, res.status);
     }

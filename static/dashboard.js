@@ -38,6 +38,7 @@
     charts: AW.charts.byName,
     streams: AW.streams.all,
     anomalies: AW.anomalies.all,
+    alerted: AW.anomalies.alerted,
     openDetail: function (point) { AW.detail.open(point, null); },
     reconnect: function () { AW.live.reconnect(); },
     get connection() { return AW.live.state; },
