@@ -68,6 +68,7 @@
   /** A stored anomaly (live event, or the replayed list after a reconnect). */
   function handle(a, quiet) {
     if (!a || typeof a.source !== 'string') return;
+    if (AW.ev && AW.ev.api && AW.ev.api.isEvRecord(a)) return; // the EV view shows sessions
     var key = keyOf(a);
     remember(a);
     var stream = AW.streams.get(a.source);

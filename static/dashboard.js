@@ -24,6 +24,12 @@
     AW.submit.start();
     AW.stats.start();
     AW.streams.start();
+    AW.ev.store.start();
+    AW.ev.upload.start();
+    AW.ev.summary.start();
+    AW.ev.table.start();
+    AW.ev.detail.start();
+    AW.views.start();
 
     AW.streams.loadStatus().catch(function () {
       AW.dom.setText(AW.dom.$('charts-empty'), 'The server cannot be reached. Retrying…');

@@ -1,0 +1,150 @@
+/* The EV charging endpoints as the page uses them, in one place, and one shape for a session.
+ *
+ *   POST /api/upload?schema=ev_charging   multipart "file" (CSV or JSON lines); answers a summary:
+ *                                         {sessions, anomalies: [...]} (counts may also come as
+ *                                         anomalies_found / rows / events)
+ *   GET  /api/anomalies?schema=ev_charging&limit=N
+ *                                         {anomalies: [...]} newest first, each with the session's
+ *                                         own fields and its types, risk, severity, explanation
+ *   GET  /api/events?schema=ev_charging&user_id=U&limit=N
+ *                                         a user's recent sessions, normal ones included
+ *   POST /api/users/<user_id>/flag        {flagged: true|false}
+ *   POST /api/anomalies/<id>/acknowledge  {by, note}
+ *
+ * A scored event may carry its fields at the top level, or under `fields` and `entities`
+ * (server/pipeline/event.py's ScoredEvent); session() reads both, so the view does not care.
+ */
+(function (AW) {
+  'use strict';
+
+  var isNum = AW.fmt.isNum;
+  var SCHEMA = 'ev_charging';
+
+  function qs(params) {
+    return Object.keys(params).filter(function (k) {
+      return params[k] !== undefined && params[k] !== null && params[k] !== '';
+    }).map(function (k) {
+      return encodeURIComponent(k) + '=' + encodeURIComponent(params[k]);
+    }).join('&');
+  }
+
+  function number(v) {
+    if (isNum(v)) return v;
+    var n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    return isFinite(n) ? n : null;
+  }
+
+  function epochSeconds(v) {
+    if (isNum(v)) return v > 1e12 ? v / 1000 : v;
+    if (typeof v === 'string' && v) {
+      var ms = Date.parse(v);
+      if (isFinite(ms)) return ms / 1000;
+    }
+    return null;
+  }
+
+  /** The acknowledgement of an anomaly as {by, at, note}, or null. */
+  function acknowledgement(raw) {
+    var ack = raw.acknowledged !== undefined ? raw.acknowledged : raw.acknowledgement;
+    if (ack && typeof ack === 'object') {
+      return { by: ack.by || ack.who || '', at: epochSeconds(ack.at || ack.when), note: ack.note || '' };
+    }
+    if (ack === true || raw.acknowledged_at || raw.acknowledged_by) {
+      return { by: raw.acknowledged_by || '', at: epochSeconds(raw.acknowledged_at), note: raw.ack_note || raw.note || '' };
+    }
+    return null;
+  }
+
+  /** One session (an anomaly or a plain event) in the shape the view uses. */
+  function session(raw) {
+    var fields = raw.fields || {};
+    var entities = raw.entities || {};
+    function pick(name) {
+      if (raw[name] !== undefined && raw[name] !== null) return raw[name];
+      if (fields[name] !== undefined && fields[name] !== null) return fields[name];
+      return entities[name];
+    }
+    var types = Array.isArray(raw.types) ? raw.types : (Array.isArray(raw.anomaly_types) ? raw.anomaly_types
+      : (typeof raw.type === 'string' ? [raw.type] : []));
+    var sessionId = pick('session_id') || raw.event_id;
+    var id = raw.anomaly_id !== undefined ? raw.anomaly_id : raw.id;
+    var s = {
+      id: id,
+      key: String(id !== undefined && id !== null ? id : sessionId),
+      session_id: sessionId === undefined ? '' : String(sessionId),
+      user_id: String(pick('user_id') || ''),
+      charger_id: String(pick('charger_id') || ''),
+      start: epochSeconds(raw.timestamp !== undefined ? raw.timestamp : pick('start_time')),
+      duration: number(pick('duration')),
+      energy: number(pick('energy')),
+      payment: number(pick('payment')),
+      ip_address: pick('ip_address') || '',
+      payment_per_kwh: number(pick('payment_per_kwh')),
+      types: types.slice(),
+      risk: number(raw.risk),
+      severity: typeof raw.severity === 'string' ? raw.severity : null,
+      is_anomaly: raw.is_anomaly !== undefined ? Boolean(raw.is_anomaly) : types.length > 0,
+      explanation: typeof raw.explanation === 'string' ? raw.explanation : '',
+      signals: Array.isArray(raw.signals) ? raw.signals : [],
+      user_flagged: Boolean(raw.user_flagged || raw.flagged_user || raw.flagged),
+      acknowledged: acknowledgement(raw),
+      raw: raw
+    };
+    if (s.payment_per_kwh === null && isNum(s.payment) && isNum(s.energy) && s.energy >= 0.5) {
+      s.payment_per_kwh = s.payment / s.energy;
+    }
+    return s;
+  }
+
+  function isEvRecord(raw) {
+    if (!raw || typeof raw !== 'object') return false;
+    if (raw.schema !== undefined) return raw.schema === SCHEMA;
+    return raw.session_id !== undefined || Boolean(raw.fields && raw.fields.session_id !== undefined);
+  }
+
+  function listOf(body, keys) {
+    for (var i = 0; i < keys.length; i += 1) {
+      if (body && Array.isArray(body[keys[i]])) return body[keys[i]];
+    }
+    return Array.isArray(body) ? body : [];
+  }
+
+  var api = {
+    SCHEMA: SCHEMA,
+    session: session,
+    isEvRecord: isEvRecord,
+
+    /** Sends a file; onProgress(fraction) while its bytes go up. Resolves with the summary. */
+    upload: function (file, onProgress) {
+      var form = new FormData();
+      form.append('file', file, file.name);
+      return AW.api.upload('/api/upload?' + qs({ schema: SCHEMA }), form, onProgress);
+    },
+
+    anomalies: function (limit) {
+      return AW.api('/api/anomalies?' + qs({ schema: SCHEMA, limit: limit || 1000 })).then(function (body) {
+        return { sessions: body && isNum(body.sessions) ? body.sessions : null,
+          anomalies: listOf(body, ['anomalies', 'events']).filter(isEvRecord).map(session) };
+      });
+    },
+
+    userSessions: function (userId, limit) {
+      return AW.api('/api/events?' + qs({ schema: SCHEMA, user_id: userId, limit: limit || 50 })).then(function (body) {
+        return listOf(body, ['events', 'sessions', 'anomalies']).map(session);
+      });
+    },
+
+    flagUser: function (userId, flagged) {
+      return AW.api('/api/users/' + encodeURIComponent(userId) + '/flag',
+        { method: 'POST', body: { flagged: flagged } });
+    },
+
+    acknowledge: function (anomalyId, by, note) {
+      return AW.api('/api/anomalies/' + encodeURIComponent(anomalyId) + '/acknowledge',
+        { method: 'POST', body: { by: by, note: note } });
+    }
+  };
+
+  AW.ev = AW.ev || {};
+  AW.ev.api = api;
+})(window.AnomalyWatch);
