@@ -168,7 +168,8 @@
     var row = { key: key, sortKey: sortKey, li: li, source: a.source, countNode: countNode,
       ids: new Set(isNum(a.id) ? [a.id] : []), firstId: a.id, lastId: isNum(a.id) ? a.id : -Infinity };
     historyRows.splice(position, 0, row);
-    if (position === 0) episodes.set(a.source, row);
+    var open = episodes.get(a.source);
+    if (!open || newerThan(sortKey, open.sortKey)) episodes.set(a.source, row); // the stream's latest episode
     while (historyRows.length > HISTORY_SIZE) {
       var gone = historyRows.pop();
       if (episodes.get(gone.source) === gone) episodes.delete(gone.source);

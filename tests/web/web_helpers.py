@@ -77,11 +77,12 @@ class PageProbe:
         dialog.dismiss()
 
 
-def open_dashboard(browser, server: LiveServer, viewport=LAPTOP, timeout=15000, **context_options):
+def open_dashboard(browser, server: LiveServer, viewport=LAPTOP, timeout=30000, **context_options):
     context = browser.new_context(viewport=viewport, **context_options)
     page = context.new_page()
     probe = PageProbe(page)
     page.goto(server.url("/"))
+    # Generous: the machine is shared, and a loaded one takes seconds to start Chromium's page.
     page.wait_for_function("() => window.dashboard && window.dashboard.connection === 'live'", timeout=timeout)
     return context, page, probe
 
