@@ -1,18 +1,21 @@
 /* The EV charging endpoints as the page uses them, in one place, and one shape for a session.
+ * The events API (server/api_events.py):
  *
- *   POST /api/upload?schema=ev_charging   multipart "file" (CSV or JSON lines); answers a summary:
- *                                         {sessions, anomalies: [...]} (counts may also come as
- *                                         anomalies_found / rows / events)
- *   GET  /api/anomalies?schema=ev_charging&limit=N
- *                                         {anomalies: [...]} newest first, each with the session's
- *                                         own fields and its types, risk, severity, explanation
- *   GET  /api/events?schema=ev_charging&user_id=U&limit=N
- *                                         a user's recent sessions, normal ones included
- *   POST /api/users/<user_id>/flag        {flagged: true|false}
- *   POST /api/anomalies/<id>/acknowledge  {by, note}
+ *   POST   /api/upload?schema=ev_charging     multipart "file" (CSV or JSON lines), imported whole
+ *                                             or not at all: {events, anomalies (a count), types,
+ *                                             severities, anomaly_list: [...], truncated}
+ *   GET    /api/anomalies?schema=ev_charging  {anomalies: [...]} newest first: scored events with
+ *                                             fields, entities, types, risk, severity, explanation,
+ *                                             signals, flagged and acknowledged {by, at, note}
+ *   GET    /api/events?schema=...&user_id=U   a user's recent sessions, normal ones included
+ *   GET    /api/events/summary?schema=...     {events, anomalies, severities, types, top, flagged}
+ *   GET    /api/flags?schema=...              flagged entities
+ *   POST   /api/flags, DELETE /api/flags      {schema, entity, id, by?, note?}
+ *   POST   /api/anomalies/<id>/acknowledge    {by, note} -> {id, acknowledged: {by, at, note}}
  *
- * A scored event may carry its fields at the top level, or under `fields` and `entities`
- * (server/pipeline/event.py's ScoredEvent); session() reads both, so the view does not care.
+ * A scored event carries its fields under `fields` and `entities` (ScoredEvent in
+ * server/pipeline/event.py); session() also reads them at the top level, as an upload's
+ * summary or a flatter answer may put them.
  */
 (function (AW) {
   'use strict';
@@ -47,7 +50,8 @@
   function acknowledgement(raw) {
     var ack = raw.acknowledged !== undefined ? raw.acknowledged : raw.acknowledgement;
     if (ack && typeof ack === 'object') {
-      return { by: ack.by || ack.who || '', at: epochSeconds(ack.at || ack.when), note: ack.note || '' };
+      return { by: ack.by || ack.acknowledged_by || '', at: epochSeconds(ack.at || ack.acknowledged_at),
+        note: ack.note || '' };
     }
     if (ack === true || raw.acknowledged_at || raw.acknowledged_by) {
       return { by: raw.acknowledged_by || '', at: epochSeconds(raw.acknowledged_at), note: raw.ack_note || raw.note || '' };
@@ -86,7 +90,8 @@
       is_anomaly: raw.is_anomaly !== undefined ? Boolean(raw.is_anomaly) : types.length > 0,
       explanation: typeof raw.explanation === 'string' ? raw.explanation : '',
       signals: Array.isArray(raw.signals) ? raw.signals : [],
-      user_flagged: Boolean(raw.user_flagged || raw.flagged_user || raw.flagged),
+      flagged: Boolean(raw.flagged),   // an entity of the event was flagged when it was scored
+      user_flagged: false,             // the user is flagged now (ev-store.js, from GET /api/flags)
       acknowledged: acknowledgement(raw),
       raw: raw
     };
@@ -121,10 +126,26 @@
       return AW.api.upload('/api/upload?' + qs({ schema: SCHEMA }), form, onProgress);
     },
 
+    /** The anomalies of an upload's summary, as sessions. */
+    uploaded: function (body) {
+      return listOf(body, ['anomaly_list']).filter(isEvRecord).map(session);
+    },
+
     anomalies: function (limit) {
       return AW.api('/api/anomalies?' + qs({ schema: SCHEMA, limit: limit || 1000 })).then(function (body) {
-        return { sessions: body && isNum(body.sessions) ? body.sessions : null,
-          anomalies: listOf(body, ['anomalies', 'events']).filter(isEvRecord).map(session) };
+        return listOf(body, ['anomalies', 'events']).filter(isEvRecord).map(session);
+      });
+    },
+
+    summary: function () {
+      return AW.api('/api/events/summary?' + qs({ schema: SCHEMA }));
+    },
+
+    /** The ids of the flagged users. */
+    flaggedUsers: function () {
+      return AW.api('/api/flags?' + qs({ schema: SCHEMA })).then(function (body) {
+        return listOf(body, ['flags']).filter(function (f) { return f.entity === 'user_id'; })
+          .map(function (f) { return String(f.entity_id); });
       });
     },
 
@@ -134,9 +155,11 @@
       });
     },
 
-    flagUser: function (userId, flagged) {
-      return AW.api('/api/users/' + encodeURIComponent(userId) + '/flag',
-        { method: 'POST', body: { flagged: flagged } });
+    /** Flags (or, with flagged false, clears) a user; persisted by the server. */
+    flagUser: function (userId, flagged, by) {
+      var body = { schema: SCHEMA, entity: 'user_id', id: userId };
+      if (flagged && by) body.by = by;
+      return AW.api('/api/flags', { method: flagged ? 'POST' : 'DELETE', body: body });
     },
 
     acknowledge: function (anomalyId, by, note) {

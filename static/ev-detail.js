@@ -72,7 +72,7 @@
     button.addEventListener('click', function () {
       var next = !s.user_flagged;
       button.disabled = true;
-      AW.ev.api.flagUser(s.user_id, next).then(function () {
+      AW.ev.api.flagUser(s.user_id, next, dom.stored(WHO_KEY, '')).then(function () {
         AW.ev.store.markUser(s.user_id, next);
         message(note, next ? 'User ' + s.user_id + ' flagged.' : 'User ' + s.user_id + ' unflagged.', false);
         AW.ev.store.refresh();

@@ -14,30 +14,37 @@
 
   var bus = AW.emitter();
   var sessions = new Map();  // key -> session
+  var flaggedUsers = new Set();
   var state = {
     type: 'all', query: '', severity: '', hideAcked: false,
     sort: { key: 'risk', desc: true },
-    selected: null, total: null, loading: null, error: null
+    selected: null, summary: null, loading: null, error: null
   };
 
+  function applyFlag(s) {
+    s.user_flagged = flaggedUsers.has(s.user_id);
+    return s;
+  }
+
   function put(list) {
-    list.forEach(function (s) {
-      var known = sessions.get(s.key);
-      // A user flag set from this page holds until the server says otherwise.
-      sessions.set(s.key, s);
-      if (known && known.user_flagged && !s.raw.hasOwnProperty('user_flagged')) s.user_flagged = true;
-    });
+    list.forEach(function (s) { sessions.set(s.key, applyFlag(s)); });
     while (sessions.size > MAX_SESSIONS) sessions.delete(sessions.keys().next().value);
     if (state.selected && sessions.has(state.selected.key)) state.selected = sessions.get(state.selected.key);
     bus.emit('data');
   }
 
+  /** Reloads the anomalies, the summary and the flagged users; a part that fails keeps its last state. */
   function refresh() {
     if (state.loading) return state.loading;
-    state.loading = AW.ev.api.anomalies().then(function (answer) {
+    var api = AW.ev.api;
+    state.loading = Promise.all([
+      api.flaggedUsers().then(function (ids) { flaggedUsers = new Set(ids); }, function () { /* keep */ }),
+      api.summary().then(function (body) { state.summary = body; }, function () { /* keep */ })
+    ]).then(function () {
+      return api.anomalies();
+    }).then(function (list) {
       state.error = null;
-      if (answer.sessions !== null) state.total = answer.sessions;
-      put(answer.anomalies);
+      put(list);
     }).catch(function (err) {
       state.error = err.message;
       bus.emit('data');
@@ -113,7 +120,7 @@
       var e = by.get(id) || { id: id, risk: 0, count: 0, flagged: false };
       e.risk = Math.max(e.risk, isNum(s.risk) ? s.risk : 0);
       e.count += 1;
-      e.flagged = e.flagged || s.user_flagged;
+      e.flagged = e.flagged || (entity === 'user_id' && s.user_flagged);
       by.set(id, e);
     });
     return Array.from(by.values()).sort(function (a, b) {
@@ -133,7 +140,9 @@
 
   /** After a flag or an acknowledgement: change the page's copies, then ask the server again. */
   function markUser(userId, flagged) {
-    sessions.forEach(function (s) { if (s.user_id === userId) s.user_flagged = flagged; });
+    if (flagged) flaggedUsers.add(userId);
+    else flaggedUsers.delete(userId);
+    sessions.forEach(applyFlag);
     bus.emit('data');
   }
 
@@ -163,6 +172,7 @@
     on: bus.on,
     state: state,
     all: sessions,
+    isFlagged: function (userId) { return flaggedUsers.has(userId); },
     refresh: refresh,
     put: put,
     filtered: filtered,

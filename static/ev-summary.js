@@ -70,29 +70,51 @@
     return 'low';
   }
 
+  /** The server's top entities (GET /api/events/summary), in the shape renderTop draws. */
+  function serverTop(summary, key) {
+    var list = summary && summary.top && Array.isArray(summary.top[key]) ? summary.top[key] : null;
+    if (!list) return null;
+    return list.slice(0, 5).map(function (e) {
+      return { id: String(e.id), risk: fmt.isNum(e.max_risk) ? e.max_risk : 0,
+        count: fmt.isNum(e.anomalies) ? e.anomalies : 0,
+        flagged: key === 'user_id' && AW.ev.store.isFlagged(String(e.id)) };
+    });
+  }
+
   function render() {
     var store = AW.ev.store;
     var list = store.filtered();
     var c = store.counts(list);
-    var total = store.state.total;
-    stat('ev-stat-sessions', total === null ? fmt.count(store.all.size) : fmt.count(total));
+    // The cards count everything the server scored; without its summary, what the page holds.
+    var summary = store.state.summary;
+    var whole = summary ? {
+      sessions: summary.events,
+      critical: (summary.severities || {}).critical || 0,
+      warnings: (summary.anomalies || 0) - ((summary.severities || {}).critical || 0),
+      types: summary.types || {}
+    } : { sessions: null, critical: c.critical, warnings: c.warnings, types: c.types };
+    stat('ev-stat-sessions', whole.sessions === null ? fmt.count(store.all.size) : fmt.count(whole.sessions));
     setText($('ev-stat-sessions').querySelector('[data-role="sub"]'),
-      total === null ? 'anomalous sessions loaded' : 'scored');
-    stat('ev-stat-critical', fmt.count(c.critical));
-    stat('ev-stat-warnings', fmt.count(c.warnings));
+      whole.sessions === null ? 'anomalous sessions loaded'
+        : 'scored · ' + fmt.count(summary.anomalies || 0) + ' anomalous');
+    stat('ev-stat-critical', fmt.count(whole.critical));
+    stat('ev-stat-warnings', fmt.count(whole.warnings));
 
     var types = store.TYPES.slice();
-    Object.keys(c.types).forEach(function (t) { if (types.indexOf(t) < 0) types.push(t); });
+    [whole.types, c.types].forEach(function (counts) {
+      Object.keys(counts).forEach(function (t) { if (types.indexOf(t) < 0) types.push(t); });
+    });
     var counts = $('ev-type-counts');
     dom.clear(counts);
     types.forEach(function (t) {
       var li = el('li', 'ev-type-count');
       li.dataset.type = t;
       li.appendChild(el('span', 'ev-type-name', label(t)));
-      li.appendChild(el('span', 'ev-type-value num', fmt.count(c.types[t] || 0)));
+      li.appendChild(el('span', 'ev-type-value num', fmt.count(whole.types[t] || 0)));
       counts.appendChild(li);
     });
 
+    // The tabs count the sessions the table can show under the current filters.
     ['all'].concat(types).forEach(function (t) {
       var tab = ensureTab(t);
       setText(tab.count, fmt.count(t === 'all' ? c.all : (c.types[t] || 0)));
@@ -101,8 +123,10 @@
       tab.button.tabIndex = on ? 0 : -1;
     });
 
-    renderTop('ev-top-users', store.top('user_id', list, 5), 'user');
-    renderTop('ev-top-chargers', store.top('charger_id', list, 5), 'charger');
+    var searching = Boolean(store.state.query || store.state.severity || store.state.hideAcked);
+    renderTop('ev-top-users', (!searching && serverTop(summary, 'user_id')) || store.top('user_id', list, 5), 'user');
+    renderTop('ev-top-chargers', (!searching && serverTop(summary, 'charger_id')) || store.top('charger_id', list, 5),
+      'charger');
   }
 
   function renderSoon() {

@@ -92,6 +92,7 @@
     var status = el('td', 'ev-status');
     if (s.acknowledged) status.appendChild(el('span', 'badge badge-ack', 'acknowledged'));
     if (s.user_flagged) status.appendChild(el('span', 'badge badge-flag', 'user flagged'));
+    else if (s.flagged) status.appendChild(el('span', 'badge badge-flag', 'flagged entity'));
     tr.appendChild(status);
     tr.addEventListener('click', function () { AW.ev.store.select(s); });
     tr.addEventListener('keydown', function (evt) {

@@ -19,8 +19,8 @@
   }
 
   function summaryText(body, file) {
-    var sessions = firstNumber(body, ['sessions', 'rows', 'events', 'imported']);
-    var anomalies = firstNumber(body, ['anomalies_found', 'anomaly_count', 'anomalies']);
+    var sessions = firstNumber(body, ['events', 'sessions', 'rows']);
+    var anomalies = firstNumber(body, ['anomalies', 'anomaly_list']);
     var parts = [file.name + ':'];
     parts.push(sessions === null ? 'imported' : fmt.count(sessions) + (sessions === 1 ? ' session' : ' sessions'));
     if (anomalies !== null) parts.push('· ' + fmt.count(anomalies) + (anomalies === 1 ? ' anomaly' : ' anomalies') + ' found');
@@ -48,9 +48,8 @@
       else setStatus('Scoring ' + file.name + '…', null, false);
     }).then(function (body) {
       setStatus(summaryText(body, file), 1, false);
-      var found = body && Array.isArray(body.anomalies) ? body.anomalies.filter(AW.ev.api.isEvRecord) : [];
-      if (found.length) AW.ev.store.put(found.map(AW.ev.api.session));
-      if (body && fmt.isNum(body.sessions)) AW.ev.store.state.total = (AW.ev.store.state.total || 0) + body.sessions;
+      var found = AW.ev.api.uploaded(body);
+      if (found.length) AW.ev.store.put(found);
       return AW.ev.store.refresh();
     }).catch(function (err) {
       setStatus(err.message, 0, true);
