@@ -33,7 +33,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Baselines"]
+__all__ = ["Baselines", "LOG_FLOOR"]
+
+#: Values below this are taken as this before a log transform (a zero stays finite).
+LOG_FLOOR = 1e-3
 
 
 class Baselines:
@@ -42,8 +45,9 @@ class Baselines:
     Parameters
     ----------
     features : sequence of (name, transform, min_scale)
-        ``transform`` is ``"log"`` (``log1p`` of the value, for positive skewed
-        measures such as energy or price) or ``"none"``; ``min_scale`` is the
+        ``transform`` is ``"log"`` (the natural log, of at least :data:`LOG_FLOOR`,
+        for positive skewed measures such as energy or price, whose changes are
+        relative) or ``"none"``; ``min_scale`` is the
         smallest standard deviation (in transformed units) a baseline may
         claim, so a perfectly regular entity does not flag every tiny change.
     memory : int
@@ -80,7 +84,7 @@ class Baselines:
         X = np.asarray(X, dtype=float)
         out = X.copy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, self.log] = np.log1p(np.maximum(X[:, self.log], 0.0))
+            out[:, self.log] = np.log(np.maximum(X[:, self.log], LOG_FLOOR))
         return out
 
     def score(self, rows: np.ndarray, X: np.ndarray) -> np.ndarray:

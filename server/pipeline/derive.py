@@ -1,6 +1,7 @@
 """Derived features, declared in a schema and computed over a whole batch with numpy.
 
-Three kinds, each a small class with ``compute(frame, state)``:
+Three kinds, each a small class with ``compute(columns, state)`` (``columns``
+maps names to equally long arrays: a dict of numpy arrays or a DataFrame):
 
 * ``ratio = [numerator, denominator]`` (with ``scale`` and ``min_denominator``):
   e.g. payment per kWh; NaN where the denominator is too small to mean anything.
@@ -35,8 +36,8 @@ class Ratio:
     min_denominator: float = 0.0
 
     def compute(self, frame: pd.DataFrame, state) -> np.ndarray:
-        num = frame[self.numerator].to_numpy(dtype=float)
-        den = frame[self.denominator].to_numpy(dtype=float)
+        num = np.asarray(frame[self.numerator], dtype=float)
+        den = np.asarray(frame[self.denominator], dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = self.scale * num / den
         out[~(den > self.min_denominator)] = np.nan
@@ -53,7 +54,7 @@ class HourOf:
         >>> HourOf("h", "t").compute(pd.DataFrame({"t": [0.0, 5400.0, 86400.0 + 3600]}), None).tolist()
         [0.0, 1.5, 1.0]
         """
-        return np.mod(frame[self.field].to_numpy(dtype=float), 86400.0) / 3600.0
+        return np.mod(np.asarray(frame[self.field], dtype=float), 86400.0) / 3600.0
 
 
 @dataclass(frozen=True)

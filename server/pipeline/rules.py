@@ -13,7 +13,8 @@ template.  Three kinds:
 * ``overlap``: an event starts before an earlier event of the same entity has
   ended, and the two differ in ``distinct`` (two users on one charger).
 
-``apply`` returns a boolean mask and per-event values for the reason; the
+``apply`` reads the batch's columns (a mapping of names to equally long
+arrays) and the per-entity state, and returns a boolean mask and per-event values for the reason; the
 reason text is formatted only for the events flagged.
 
 >>> rule = rule_from_data({"type": "billing_fraud", "kind": "condition", "severity": "critical",
@@ -49,7 +50,7 @@ class Rule(Protocol):
     def columns(self) -> list[tuple[str, str, tuple, Any, Any]]:
         """Per-entity state: (entity key, column name, shape, fill, dtype) for each column."""
 
-    def apply(self, frame: pd.DataFrame, state) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def apply(self, frame, state) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A mask of the events the rule flags, and per-event values its reason may name."""
 
     def reason(self, values: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -59,11 +60,12 @@ class Rule(Protocol):
 Condition = tuple[str, str, float]
 
 
-def _holds(frame: pd.DataFrame, when: Sequence[Condition]) -> np.ndarray:
-    mask = np.ones(len(frame), dtype=bool)
+def _holds(frame, when: Sequence[Condition]) -> np.ndarray:
+    mask = None
     for feature, op, value in when:
         with np.errstate(invalid="ignore"):
-            mask &= OPERATORS[op](frame[feature].to_numpy(dtype=float), value)
+            holds = OPERATORS[op](np.asarray(frame[feature], dtype=float), value)
+        mask = holds if mask is None else mask & holds
     return mask
 
 
@@ -120,9 +122,10 @@ class RepeatRule:
         return [(self.entity, self.column, (self.count,), -np.inf, float)]
 
     def apply(self, frame, state):
+        n = len(state.times)
         matching = np.flatnonzero(_holds(frame, self.when))
-        mask = np.zeros(len(frame), dtype=bool)
-        counts = np.zeros(len(frame), dtype=np.int64)
+        mask = np.zeros(n, dtype=bool)
+        counts = np.zeros(n, dtype=np.int64)
         if matching.size:
             ring = state.table(self.entity).columns[self.column]
             found, covered = count_in_window(ring, state.rows(self.entity)[matching],
@@ -162,11 +165,11 @@ class OverlapRule:
                 (self.entity, self._holder_column, (), None, object)]
 
     def apply(self, frame, state):
-        n = len(frame)
+        n = len(state.times)
         table, rows = state.table(self.entity), state.rows(self.entity)
-        start = frame[self.start].to_numpy(dtype=float)
-        end = start + np.nan_to_num(frame[self.duration].to_numpy(dtype=float)) * self.duration_seconds
-        other = frame[self.distinct].to_numpy(dtype=object)
+        start = np.asarray(frame[self.start], dtype=float)
+        end = start + np.nan_to_num(np.asarray(frame[self.duration], dtype=float)) * self.duration_seconds
+        other = np.asarray(frame[self.distinct], dtype=object)
         entities, local = np.unique(rows, return_inverse=True)
         ends, holders = table.columns[self._end_column], table.columns[self._holder_column]
         base = min(float(start.min()), float(end.min())) - 1.0

@@ -95,12 +95,12 @@ class Scorer:
     def score(self, frame: pd.DataFrame) -> "ScoredBatch":
         """Score a typed batch (from :meth:`Schema.coerce`), then learn it."""
         schema = self.schema
-        frame = frame.reset_index(drop=True)
+        # Plain numpy columns from here on: pandas' per-call overhead would dominate small batches.
+        features = {c: frame[c].to_numpy() for c in frame.columns}
         n = len(frame)
-        times = frame[schema.timestamp].to_numpy(dtype=float)
-        rows = {e: self.tables[e].rows(frame[e].to_numpy(dtype=object), times) for e in schema.entities}
+        times = features[schema.timestamp].astype(float)
+        rows = {e: self.tables[e].rows(features[e].astype(object), times) for e in schema.entities}
         state = _BatchState(self.tables, rows, times)
-        features = frame.copy()
         for derived in schema.derived:
             features[derived.name] = derived.compute(features, state)
 
@@ -109,7 +109,7 @@ class Scorer:
         learned = []
         flagged_any = np.zeros(n, dtype=bool)
         for entity, (specs, model) in self.baselines.items():
-            X = features[[f.feature for f in specs]].to_numpy(dtype=float)
+            X = np.column_stack([np.asarray(features[f.feature], dtype=float) for f in specs])
             z = model.score(rows[entity], X)
             with np.errstate(invalid="ignore"):
                 tail = log_ndtr(-np.abs(np.nan_to_num(z)))
@@ -139,24 +139,24 @@ class Scorer:
         risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
         return ScoredBatch(schema, features, risk, flagged_any, signals)
 
-    def _baseline_signal(self, spec, features: pd.DataFrame, i: int, z: float) -> Signal:
-        direction = "high" if z > 0 else "low"
+    def _baseline_signal(self, spec, features: dict, i: int, z: float) -> Signal:
         kind = (spec.high if z > 0 else spec.low) or f"unusual_{spec.feature}"
         p = float(np.exp(log_ndtr(-abs(z))))
         threshold = float(np.exp(self.threshold_logp))
         severity = severity_of(1.0 - p, 1.0 - threshold) or SEVERITIES[0]
-        value = features.at[i, spec.feature]
+        value = features[spec.feature][i]
         reason = (f"{spec.feature} {value:.4g} is {abs(z):.1f} sd {'above' if z > 0 else 'below'} the "
-                  f"usual of {spec.entity} {features.at[i, spec.entity]}")
-        del direction
+                  f"usual of {spec.entity} {features[spec.entity][i]}")
         return Signal(kind, "baseline", reason, severity)
 
 
-def _row(frame: pd.DataFrame, i: int) -> dict:
-    return {c: _plain(v) for c, v in zip(frame.columns, frame.iloc[i].tolist())}
+def _row(columns: dict, i: int) -> dict:
+    return {c: _plain(v[i]) for c, v in columns.items()}
 
 
 def _plain(value):
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -165,7 +165,7 @@ def _plain(value):
 class ScoredBatch:
     """A scored batch: its features, risks and flags as arrays, events built only when asked."""
 
-    def __init__(self, schema: Schema, features: pd.DataFrame, risk: np.ndarray,
+    def __init__(self, schema: Schema, features: dict, risk: np.ndarray,
                  is_anomaly: np.ndarray, signals: dict[int, list]):
         self.schema = schema
         self.features = features
@@ -174,7 +174,7 @@ class ScoredBatch:
         self._signals = signals
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(self.risk)
 
     def anomaly_indices(self) -> np.ndarray:
         return np.flatnonzero(self.is_anomaly)
