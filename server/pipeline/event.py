@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from detectors.engine import SEVERITIES
 
-__all__ = ["Event", "ScoredEvent", "Signal", "attribute", "from_row", "iso_time", "json_schema",
+__all__ = ["Event", "EventBatch", "ScoredEvent", "Signal", "attribute", "from_row", "iso_time", "json_schema",
            "sqlite_columns", "to_json", "to_row"]
 
 #: Storage kinds: the Python type sqlite-utils makes a column of, and how values are encoded.
@@ -185,3 +185,20 @@ def from_row(cls: type, row: Mapping[str, Any]) -> Event:
             value = bool(value)
         values[f.name] = value
     return cls(**values)
+
+
+@dataclass
+class EventBatch:
+    """Events of one schema, typed and column-wise: what a source yields and the scorer takes.
+
+    ``frame`` has one column per schema field (the timestamp as epoch
+    seconds); ``first_line`` is the file line of its first event, when it
+    came from a file, so errors and results can point back at it.
+    """
+
+    schema: Any
+    frame: Any
+    first_line: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
