@@ -23,8 +23,10 @@ server.pipeline.schema.BadData: column 'duration' needs a number on every line; 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -87,9 +89,11 @@ class FileSource:
     # -- Source -----------------------------------------------------------------------------
     def start(self) -> None:
         """Read and type the whole file once; raise :class:`BadData` at the first problem."""
-        rows = 0
-        for batch in self._read():
-            rows += len(batch)
+        try:
+            rows = sum(len(batch) for batch in self._read())
+        except _FastPathFailed:
+            # A numeric column the C reader could not parse: read it as text to find the line.
+            rows = sum(len(batch) for batch in self._read(as_text=True))
         if rows == 0:
             raise BadData("the file has a header but no events",
                           expected=self.schema.describe_columns(), found=[], line=2)
@@ -117,7 +121,7 @@ class FileSource:
         self.file.seek(0)
         return _Unclosable(self.file)
 
-    def _read(self) -> Iterator[EventBatch]:
+    def _read(self, as_text: bool = False) -> Iterator[EventBatch]:
         clock = TimeOfDayClock(self.day)
         with self._open() as handle:
             head = handle.read(SNIFF_BYTES)
@@ -126,29 +130,56 @@ class FileSource:
             fmt = self.format or detect_format(head, self.filename)
             if fmt not in FORMATS:
                 raise ValueError(f"format must be one of {FORMATS}")
-            reader = self._csv_chunks if fmt == "csv" else self._jsonl_chunks
-            yield from reader(handle, clock)
+            if fmt == "csv":
+                yield from self._csv_chunks(handle, clock, as_text)
+            else:
+                yield from self._jsonl_chunks(handle, clock)
 
-    def _csv_chunks(self, handle: IO[bytes], clock: TimeOfDayClock) -> Iterator[EventBatch]:
+    def _csv_chunks(self, handle: IO[bytes], clock: TimeOfDayClock, as_text: bool) -> Iterator[EventBatch]:
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
         try:
-            chunks = pd.read_csv(text, dtype=str, keep_default_na=False, chunksize=self.chunk_rows,
-                                 skipinitialspace=True, skip_blank_lines=True)
+            header = pd.read_csv(text, nrows=0, dtype=object, index_col=False).columns
+            text.seek(0)
+            numeric = [h for h, f in self.schema.resolve_headers(list(header)).items()
+                       if self.schema.fields[f].type in ("number", "integer")] if len(header) else []
+            # Numbers parsed by pandas' C reader are ~20x faster than converting strings later;
+            # a file where that fails is read again as text, which finds and names the bad line.
+            # object, not str: pandas 3's string dtype costs more than the parse itself.
+            dtype = object if as_text else {h: (float if h in numeric else object) for h in header}
+            with warnings.catch_warnings():
+                # index_col=False stops pandas taking extra fields of the first row as an index;
+                # it then only warns that it drops them, which is bad data here.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                chunks = pd.read_csv(text, dtype=dtype, keep_default_na=False,
+                                     na_values={h: [""] for h in numeric}, chunksize=self.chunk_rows,
+                                     skipinitialspace=True, skip_blank_lines=True, index_col=False)
+                first = next(chunks, None)
+            if first is None:
+                raise pd.errors.EmptyDataError
             line = 2
-            for chunk in chunks:
-                mapping = self.schema.resolve_headers(list(chunk.columns))
+            mapping = self.schema.resolve_headers(list(first.columns))
+            for chunk in itertools.chain([first], chunks):
                 yield EventBatch(self.schema, self._typed(chunk, mapping, line, clock), line)
                 line += len(chunk)
         except pd.errors.EmptyDataError:
             raise BadData("the file is empty; expected a header line with the columns "
                           + ", ".join(self.schema.describe_columns()),
                           expected=self.schema.describe_columns(), found=[], line=1) from None
+        except pd.errors.ParserWarning:
+            raise BadData("the file is not valid CSV: line 2 has more fields than the header",
+                          expected=self.schema.describe_columns(), found=[], line=2) from None
         except pd.errors.ParserError as exc:
             raise BadData(f"the file is not valid CSV: {exc}".strip(),
                           expected=self.schema.describe_columns(), found=[], line=_line_in(str(exc))) from None
         except UnicodeDecodeError as exc:
             raise BadData(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start} of a chunk)",
                           expected=["UTF-8 text"], found=["binary data"]) from None
+        except BadData:
+            raise
+        except ValueError as exc:
+            if as_text:
+                raise
+            raise _FastPathFailed(str(exc)) from None
         finally:
             text.detach()
 
@@ -188,7 +219,7 @@ class FileSource:
         frame = pd.DataFrame.from_records(records)
         headers = list(frame.columns)
         mapping = self.schema.resolve_headers(headers)
-        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        frame = frame.astype(object).where(frame.notna(), "").astype(str).astype(object)
         # Blank lines kept their place so line numbers stay right; now drop them.
         blank = np.array([not r for r in records])
         if blank.any():
@@ -198,6 +229,10 @@ class FileSource:
     def _typed(self, chunk: pd.DataFrame, mapping: dict, first_line: int, clock) -> pd.DataFrame:
         chunk = chunk[list(mapping)].rename(columns=mapping)
         return self.schema.coerce(chunk, first_line, clock)
+
+
+class _FastPathFailed(Exception):
+    """pandas could not parse a numeric column as numbers; the text path will say where."""
 
 
 class _Unclosable(io.RawIOBase):
