@@ -99,6 +99,10 @@ class Scorer:
         features = {c: frame[c].to_numpy() for c in frame.columns}
         n = len(frame)
         times = features[schema.timestamp].astype(float)
+        if n:
+            for table in self.tables.values():  # forget the idle first, so none of them is judged by stale habits
+                table.clock = max(table.clock, float(np.nanmax(times)))
+                table.evict_idle()
         rows = {e: self.tables[e].rows(features[e].astype(object), times) for e in schema.entities}
         state = _BatchState(self.tables, rows, times)
         for derived in schema.derived:
@@ -133,8 +137,6 @@ class Scorer:
 
         for entity, model, X, beyond in learned:
             model.learn(rows[entity], X, skip=beyond)
-        for table in self.tables.values():
-            table.evict_idle()
         self.events_scored += n
         risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
         return ScoredBatch(schema, features, risk, flagged_any, signals)
