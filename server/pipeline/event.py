@@ -118,6 +118,9 @@ class ScoredEvent(Event):
                                  doc="Why the event was (not) flagged, in words.", default="")
     signals: tuple = attribute(stored="json", schema={"type": "array", "items": _SIGNAL_SCHEMA},
                                doc="Each rule or baseline that flagged the event.", default=())
+    flagged: bool = attribute(stored="integer", schema={"type": "boolean"},
+                              doc="Whether one of the event's entities (e.g. its user) was flagged "
+                                  "by an operator when the event arrived.", default=False)
     truth: str | None = attribute(stored="text", schema={"type": ["string", "null"]},
                                   doc="The labelled anomaly type, when the source carries labels "
                                       "(empty for a normal event).", default=None)

@@ -40,10 +40,12 @@ from .entities import EntityTable
 from .event import ScoredEvent, Signal
 from .schema import Schema
 
-__all__ = ["ScoredBatch", "Scorer"]
+__all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
 
 #: Each severity's lower edge on the engine's scale, as a power of the threshold's tail probability.
 SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
+#: The explanation of an event nothing flagged.
+ORDINARY = "no rule matched and every feature is within its baselines"
 #: The power of the threshold's tail probability that is risk 100.
 RISK_FULL = 4.0
 
@@ -174,6 +176,14 @@ class ScoredBatch:
         self.risk = risk
         self.is_anomaly = is_anomaly
         self._signals = signals
+        #: Events one of whose entities an operator has flagged (set by the caller).
+        self.flagged = np.zeros(len(risk), dtype=bool)
+
+    def mark_flagged(self, flags: dict[str, set]) -> None:
+        """Mark the events of flagged entities: ``flags`` maps an entity key to flagged ids."""
+        for key, ids in flags.items():
+            if ids and key in self.features:
+                self.flagged |= pd.Index(self.features[key]).isin(list(ids))
 
     def __len__(self) -> int:
         return len(self.risk)
@@ -209,8 +219,8 @@ class ScoredBatch:
                 entities={e: str(values[e]) for e in schema.entities}, fields=values,
                 risk=int(self.risk[i]), severity=None if severity is None else SEVERITIES[severity],
                 is_anomaly=bool(self.is_anomaly[i]), types=tuple(dict.fromkeys(s.type for s in ranked)),
-                explanation=explanation or "no rule matched and every feature is within its baselines",
-                signals=tuple(ranked), truth=truth or None))
+                explanation=explanation or ORDINARY,
+                signals=tuple(ranked), flagged=bool(self.flagged[i]), truth=truth or None))
         return out
 
     def anomalies(self) -> list[ScoredEvent]:

@@ -1,0 +1,168 @@
+"""The pipeline's server side: score batches of a schema's events, mark flagged entities, store them.
+
+One :class:`Ingest` per app holds a :class:`~server.pipeline.scoring.Scorer`
+per schema.  Scorers keep per-entity state and are not thread-safe, so every
+batch is scored under one lock, on a dedicated OS thread (under gevent that
+keeps numpy off the event loop), and queued to the single writer while the
+lock is held, so the database sees batches in the order they were scored.
+
+An import (an uploaded file, a replayed one) is all or nothing: its batches
+are stored under one origin, and if a write fails the ones already stored
+are deleted again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ..concurrency import DedicatedThread
+from ..event_writes import AcknowledgeJob, DeleteImportJob, FlagJob, ScoredEventsJob, flags_by_key
+from .event import EventBatch
+from .schema import Schema
+from .scoring import Scorer
+
+__all__ = ["ImportSummary", "Ingest"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportSummary:
+    """What an import stored: counts, counts per type and severity, and its anomalies."""
+
+    schema: str
+    origin: str
+    events: int = 0
+    anomalies: int = 0
+    flagged: int = 0
+    types: dict = field(default_factory=dict)
+    severities: dict = field(default_factory=dict)
+    anomaly_list: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, count: int, anomalies: list[dict], flagged: int, keep: int) -> None:
+        self.events += count
+        self.anomalies += len(anomalies)
+        self.flagged += flagged
+        for a in anomalies:
+            for t in a["types"]:
+                self.types[t] = self.types.get(t, 0) + 1
+            self.severities[a["severity"]] = self.severities.get(a["severity"], 0) + 1
+        room = keep - len(self.anomaly_list)
+        if room > 0:
+            self.anomaly_list.extend(anomalies[:room])
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "origin": self.origin, "events": self.events,
+                "anomalies": self.anomalies, "flagged": self.flagged, "types": self.types,
+                "severities": self.severities, "seconds": round(self.seconds, 3),
+                "anomaly_list": self.anomaly_list,
+                "truncated": self.anomalies > len(self.anomaly_list)}
+
+
+class Ingest:
+    """Scores and stores batches of events, per schema; holds the operators' flags."""
+
+    def __init__(self, schemas: Mapping[str, Schema], writer, write_timeout: float):
+        self.schemas = dict(schemas)
+        self.scorers = {name: Scorer(schema) for name, schema in self.schemas.items()}
+        self.writer = writer
+        self.write_timeout = write_timeout
+        self.flags: dict[str, dict[str, set]] = {}
+        self._lock = threading.Lock()
+        self._thread = DedicatedThread("pipeline")
+        self._closed = False
+
+    def load_flags(self, rows: Iterable[dict]) -> None:
+        self.flags = flags_by_key(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._thread.close()
+
+    def schema(self, name: str) -> Schema:
+        if name not in self.schemas:
+            raise LookupError(f"unknown schema {name!r}; known: {sorted(self.schemas)}")
+        return self.schemas[name]
+
+    # -- batches ----------------------------------------------------------------------------
+    def store(self, batches: Iterable[EventBatch], origin: str, *, keep_anomalies: int = 1000,
+              whole: bool = False) -> ImportSummary:
+        """Score and store every batch; wait for the commits; return a summary.
+
+        ``whole=True`` makes it one import: its events are stored under a
+        unique origin, removed again if any write fails.
+        """
+        started = time.perf_counter()
+        origin = f"{origin}:{uuid.uuid4().hex[:12]}" if whole else origin
+        summary: ImportSummary | None = None
+        jobs = []
+        try:
+            for batch in batches:
+                if summary is None:
+                    summary = ImportSummary(batch.schema.name, origin)
+                job = self._score_and_queue(batch, origin)
+                jobs.append(job)
+                # Wait for older commits as we go, so at most a few batches are in flight.
+                while len(jobs) > 2:
+                    self._collect(jobs.pop(0), summary, keep_anomalies)
+            for job in jobs:
+                self._collect(job, summary, keep_anomalies)
+        except BaseException:
+            if whole and jobs:
+                self._undo(origin)
+            raise
+        if summary is None:
+            summary = ImportSummary("", origin)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _score_and_queue(self, batch: EventBatch, origin: str):
+        scorer = self.scorers[batch.schema.name]
+        flags = self.flags.get(batch.schema.name, {})
+
+        def score():
+            scored = scorer.score(batch.frame)
+            scored.mark_flagged(flags)
+            return ScoredEventsJob(scored, origin)
+
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pipeline is shutting down")
+            job = self._thread.run(score)
+            return self.writer.submit(job, timeout=self.write_timeout)
+
+    def _collect(self, job, summary: ImportSummary, keep: int) -> None:
+        _, anomalies = job.wait(self.write_timeout)
+        summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
+
+    def _undo(self, origin: str) -> None:
+        try:
+            removed = self.writer.write(DeleteImportJob(origin), self.write_timeout)
+            log.warning("import %s failed; removed its %d stored events", origin, removed)
+        except Exception:
+            log.exception("import %s failed and its stored events could not be removed", origin)
+
+    # -- actions ----------------------------------------------------------------------------
+    def flag(self, schema: str, entity: str, entity_id: str, by: str, note: str,
+             clear: bool = False) -> dict | None:
+        """Flag (or clear) an entity: persisted first, then applied to the events that follow."""
+        if entity not in self.schema(schema).entities:
+            raise LookupError(f"{entity!r} is not an entity of {schema}; use one of "
+                              f"{list(self.schemas[schema].entities)}")
+        row = self.writer.write(FlagJob(schema, entity, entity_id, by, note, clear), self.write_timeout)
+        with self._lock:
+            ids = self.flags.setdefault(schema, {}).setdefault(entity, set())
+            if clear:
+                ids.discard(entity_id)
+            else:
+                ids.add(entity_id)
+        return row
+
+    def acknowledge(self, event_row: int, by: str, note: str) -> dict:
+        return self.writer.write(AcknowledgeJob(event_row, by, note), self.write_timeout)
