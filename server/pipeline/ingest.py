@@ -75,6 +75,8 @@ class Ingest:
         self.flags: dict[str, dict[str, set]] = {}
         self._lock = threading.Lock()
         self._thread = DedicatedThread("pipeline")
+        #: Files are parsed here, off the event loop and beside the scoring thread.
+        self._parser = DedicatedThread("upload")
         self._closed = False
 
     def load_flags(self, rows: Iterable[dict]) -> None:
@@ -84,6 +86,7 @@ class Ingest:
         with self._lock:
             self._closed = True
         self._thread.close()
+        self._parser.close()
 
     def schema(self, name: str) -> Schema:
         if name not in self.schemas:
@@ -121,6 +124,17 @@ class Ingest:
             summary = ImportSummary("", origin)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def import_source(self, source, origin: str, keep_anomalies: int = 1000) -> ImportSummary:
+        """Check a file source whole, then score and store all of it (or nothing)."""
+        self._parser.run(source.start)
+        batches = iter(source.batches())
+
+        def parsed():
+            while (batch := self._parser.run(next, batches, None)) is not None:
+                yield batch
+
+        return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
     def _score_and_queue(self, batch: EventBatch, origin: str):
         scorer = self.scorers[batch.schema.name]
