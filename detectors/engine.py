@@ -203,6 +203,21 @@ class Engine:
         self._streams[name] = stream
         self._place(name)
 
+    def remove_stream(self, name: str) -> None:
+        """Forget a stream: its bank row is cleared and reused by the next stream added.
+
+        >>> engine = Engine(members=("zscore",))
+        >>> engine.add_stream("tmp", ("x",))
+        >>> engine.remove_stream("tmp")
+        >>> engine.has_stream("tmp")
+        False
+        """
+        stream = self._streams.pop(name, None)
+        if stream is None:
+            raise ValueError(f"unknown stream {name!r}")
+        self._banks[stream["bank"]].release_row(stream["row"])
+        self.layout_version += 1  # stream groups holding it must resolve again (and fail)
+
     def add_streams(self, names: Sequence[str], fields: Sequence[str]) -> None:
         """Add many streams with the same fields, growing their bank once to fit them exactly."""
         names = [n for n in names if n not in self._streams]
@@ -404,6 +419,95 @@ class Engine:
             X[s["row"]] = point
             bank.detector.step(X)
             bank.remember(X, present)
+
+    # -- snapshots (format and checks in detectors/snapshot.py) ----------------
+    def export_state(self, copy: bool = True) -> tuple[dict, dict]:
+        """Return ``(meta, arrays)``: every stream, bank and learned array (see :meth:`import_state`).
+
+        ``meta`` is JSON-ready; ``arrays`` maps names to numpy arrays, copies
+        unless ``copy`` is False (when the engine will not step before they are saved).
+        """
+        from .snapshot import flatten
+
+        arrays: dict[str, np.ndarray] = {}
+        banks, bank_index = [], {}
+        for i, (key, bank) in enumerate(self._banks.items()):
+            bank_index[key] = i
+            structure, scalars, state = flatten(bank.detector, copy=copy)
+            arrays.update((f"bank{i}/detector/{path}", a) for path, a in state.items())
+            for name in _BANK_ARRAYS:
+                arrays[f"bank{i}/{name}"] = getattr(bank, name).copy() if copy else getattr(bank, name)
+            banks.append({"n_features": key[0], "windows": dict(key[1]), "capacity": bank.capacity,
+                          "free": list(bank.free), "structure": structure, "scalars": scalars})
+        names = list(self._streams)
+        columns: dict[str, list] = {}
+        for key in sorted({k for s in self._streams.values() for k in s} - {"bank", "row"}):
+            values = [self._streams[n].get(key) for n in names]
+            if all(isinstance(v, np.ndarray) for v in values) and values:
+                arrays[f"streams/{key}"] = np.stack(values)
+            else:
+                columns[key] = [list(v) if isinstance(v, tuple) else v for v in values]
+        meta = {"engine": self._fingerprint(), "history": HISTORY, "banks": banks,
+                "streams": {"names": names, "bank": [bank_index[self._streams[n]["bank"]] for n in names],
+                            "row": [int(self._streams[n]["row"]) for n in names], "columns": columns}}
+        return meta, arrays
+
+    def import_state(self, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
+        """Replace every stream and bank by those of an :meth:`export_state` of an engine like this one.
+
+        Raises :class:`~detectors.snapshot.SnapshotMismatch` (and changes nothing)
+        when the snapshot comes from other members, parameters or code.
+        """
+        from .snapshot import SnapshotError, SnapshotMismatch, restore_into
+
+        if meta.get("engine") != self._fingerprint() or meta.get("history") != HISTORY:
+            raise SnapshotMismatch("the snapshot's detectors or parameters differ from this engine's")
+        try:
+            banks, keys = {}, []
+            for i, saved in enumerate(meta["banks"]):
+                windows = {m: int(w) for m, w in saved["windows"].items()}
+                key = (int(saved["n_features"]), tuple(sorted(windows.items())))
+                bank = _Bank(self._ensemble(windows), key[0], int(saved["capacity"]))
+                prefix = f"bank{i}/detector/"
+                state = {p[len(prefix):]: a for p, a in arrays.items() if p.startswith(prefix)}
+                restore_into(bank.detector, saved["structure"], saved["scalars"], state)
+                for name in _BANK_ARRAYS:
+                    fresh, stored = getattr(bank, name), arrays[f"bank{i}/{name}"]
+                    if fresh.shape != stored.shape or fresh.dtype != stored.dtype:
+                        raise SnapshotMismatch(f"bank {i}: {name} has shape {stored.shape} in the snapshot")
+                    setattr(bank, name, stored)
+                bank.free = [int(r) for r in saved["free"]]
+                banks[key] = bank
+                keys.append(key)
+            s = meta["streams"]
+            stacked = {p: np.asarray(a) for p, a in arrays.items() if p.startswith("streams/")}
+            streams: dict[str, dict] = {}
+            for j, name in enumerate(s["names"]):
+                stream = {key: values[j] for key, values in s["columns"].items()}
+                stream.update((p[len("streams/"):], stacked[p][j].copy()) for p in stacked)
+                stream["fields"] = tuple(stream["fields"])
+                stream["windows"] = {m: int(w) for m, w in stream["windows"].items()}
+                stream["bank"], stream["row"] = keys[s["bank"][j]], int(s["row"][j])
+                if len(stream["enabled"]) != len(self.members):
+                    raise SnapshotMismatch(f"stream {name!r} has settings for other members")
+                streams[name] = stream
+        except SnapshotError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotMismatch(f"the snapshot does not fit this engine: {type(exc).__name__}: {exc}") from exc
+        self._banks, self._streams = banks, streams
+        self.layout_version += 1
+
+    def _fingerprint(self) -> dict:
+        """What must be equal for a snapshot to mean the same thing here (JSON-ready)."""
+        import json
+
+        return json.loads(json.dumps({"members": list(self.members), "member_params": self.member_params,
+                                      "ensemble_params": self.ensemble_params}, default=repr))
+
+
+#: The arrays of a bank outside its detector, saved by Engine.export_state.
+_BANK_ARRAYS = ("history", "history_next", "history_count", "thresholds")
 
 
 def _number(value, name: str, low: float, high: float, integer: bool = False) -> float:

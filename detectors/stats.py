@@ -23,7 +23,6 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
 #: Scores are ``1 - p ** (1 / SCORE_POWER)``.
 SCORE_POWER = 10.0
@@ -44,6 +43,8 @@ def logp_from_score(score) -> np.ndarray:
 
 def chi2_logp(z2: np.ndarray, d: int) -> np.ndarray:
     """Return ``log P(chi2_d >= z2)`` without underflow far into the tail."""
+    from scipy import special, stats  # here: importing scipy.stats costs the server's start-up most of a second
+
     z2 = np.maximum(np.nan_to_num(z2, nan=0.0, posinf=1e300), 0.0)
     if d == 1:
         return _LOG2 + special.log_ndtr(-np.sqrt(z2))
@@ -57,6 +58,8 @@ def chi2_score(z2: np.ndarray, d: int) -> np.ndarray:
 
 def z_multiplier(threshold: float, d: int = 1) -> float:
     """Return the distance (in spreads) at which a point of ``d`` fields reaches ``threshold``."""
+    from scipy import stats
+
     p = (1.0 - min(max(threshold, 0.0), 1.0 - 1e-15)) ** SCORE_POWER
     return float(np.sqrt(stats.chi2.isf(max(p, 1e-300), d)))
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pandas as pd
 
-from .episodes import EpisodeScheduler, apply_episode
+from .episodes import Episode, EpisodeScheduler, apply_episode
 from .patterns import SECONDS_PER_DAY, ar1, day_start
 from .point import Point
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SyntheticStream", "CyclicStream", "DEFAULT_START", "MAX_ANOMALY_RATE"]
 
@@ -126,12 +128,16 @@ class SyntheticStream:
         self.generated_ = 0  # points made so far, in whole blocks
         self.cursor_ = self.block_size  # read position in the current block; "exhausted" before the first
         self.previous_row_ = None
+        self.block_origin_ = None
+        self.resume_at_ = None  # set by resume(): where to read in the block it makes next
         self._start_state(normal_rng)
         return self
 
     @property
     def position(self) -> int:
         """Index of the next point the stream will return."""
+        if self.resume_at_ is not None:  # resumed, its block not made again yet
+            return self.generated_ + self.resume_at_
         return self.generated_ - self.block_size + self.cursor_
 
     def next(self) -> Point:
@@ -157,12 +163,41 @@ class SyntheticStream:
 
     def frame(self, n: int) -> pd.DataFrame:
         """Return the next ``n`` points as a DataFrame: timestamp, one column per field, is_anomaly, kind."""
+        import pandas as pd  # here, not at the top: the server never builds frames and starts faster
+
         times, values, anomaly, kinds = self._take_arrays(n)
         columns = {"timestamp": times}
         columns.update({field: values[:, j] for j, field in enumerate(self.fields)})
         columns["is_anomaly"] = anomaly
         columns["kind"] = pd.Series(kinds, dtype=object)
         return pd.DataFrame(columns)
+
+    def state(self) -> dict:
+        """Return a JSON-ready state to :meth:`resume` from: where the current block began, and the read position.
+
+        >>> from generators import make_stream
+        >>> a = make_stream("cpu_usage", seed=3)
+        >>> _ = a.take(300)
+        >>> b = make_stream("cpu_usage", seed=3).resume(a.state())
+        >>> b.position, a.next() == b.next()
+        (300, True)
+        """
+        cursor = self.cursor_ if self.resume_at_ is None else self.resume_at_
+        return {"stream": repr(self), "block": self.block_origin_, "cursor": cursor}
+
+    def resume(self, state: dict) -> "SyntheticStream":
+        """Continue from a :meth:`state` of a stream with the same parameters (ValueError otherwise)."""
+        if not isinstance(state, dict) or state.get("stream") != repr(self):
+            raise ValueError(f"the saved state belongs to {state.get('stream') if isinstance(state, dict) else state!r}, "
+                             f"not to {self!r}")
+        self.reset()
+        if state["block"] is not None:
+            _load_state(self, state["block"])
+            # The same block is made again, from that state alone, when the next point is asked
+            # for: not here, so that a server restores its streams without computing anything.
+            self.block_origin_ = state["block"]
+            self.resume_at_ = int(state["cursor"])
+        return self
 
     def __repr__(self) -> str:
         return (
@@ -188,6 +223,8 @@ class SyntheticStream:
 
     # -- internals ----------------------------------------------------------
     def _make_block(self) -> None:
+        # Kept so that state() can describe the block by what makes it, not by its values.
+        self.block_origin_ = _dump_state(self)
         first = self.generated_
         times = self.start + np.arange(first, first + self.block_size) * self.step_seconds
         values, scale = self._baseline(times, self.normal_rng_)
@@ -218,7 +255,7 @@ class SyntheticStream:
         self.block_anomaly_ = labels != None  # noqa: E711 -- elementwise on an object array
         self.previous_row_ = values[-1].copy()
         self.generated_ += self.block_size
-        self.cursor_ = 0
+        self.cursor_, self.resume_at_ = self.resume_at_ or 0, None
 
     def _take_arrays(self, n: int):
         if not _is_count(n):
@@ -261,6 +298,62 @@ class SyntheticStream:
     def _first_index_at(self, time: float) -> int:
         """Index of the first point at or after ``time``."""
         return max(0, math.ceil((time - self.start) / self.step_seconds - 1e-9))
+
+
+#: Attributes that state() does not save: the block's points (remade on resume) and the origin itself.
+_UNSAVED = frozenset({"block_times_", "block_values_", "block_kinds_", "block_anomaly_", "block_origin_",
+                      "resume_at_"})
+
+
+def _dump_state(stream: SyntheticStream) -> dict:
+    """The stream's ``_``-attributes (and its episode scheduler's) as JSON-ready values."""
+    saved = {k: _encode(v) for k, v in vars(stream).items() if k.endswith("_") and k not in _UNSAVED
+             and k != "scheduler_"}
+    scheduler = stream.scheduler_
+    saved["scheduler_"] = {"rng": scheduler.rng.bit_generator.state,
+                           **{k: _encode(v) for k, v in vars(scheduler).items() if k.endswith("_")}}
+    return saved
+
+
+def _load_state(stream: SyntheticStream, saved: dict) -> None:
+    saved = dict(saved)
+    scheduler = dict(saved.pop("scheduler_"))
+    stream.scheduler_.rng.bit_generator.state = scheduler.pop("rng")
+    for key, value in scheduler.items():
+        setattr(stream.scheduler_, key, _decode(value, getattr(stream.scheduler_, key, None)))
+    for key, value in saved.items():
+        setattr(stream, key, _decode(value, getattr(stream, key, None)))
+
+
+def _encode(value):
+    if isinstance(value, np.random.Generator):
+        return {"rng": value.bit_generator.state}
+    if isinstance(value, np.ndarray):
+        return {"array": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return {"scalar": value.item(), "dtype": value.dtype.str}
+    if isinstance(value, Episode):
+        return {"episode": {k: _encode(v) for k, v in vars(value).items()}}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save a {type(value).__name__} in a stream's state")
+
+
+def _decode(value, current):
+    if isinstance(value, list):
+        return [_decode(v, None) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "rng" in value:
+        current.bit_generator.state = value["rng"]  # the same object: _baseline calls keep using it
+        return current
+    if "array" in value:
+        return np.array(value["array"], dtype=np.dtype(value["dtype"]))
+    if "scalar" in value:
+        return np.dtype(value["dtype"]).type(value["scalar"])
+    return Episode(**{k: _decode(v, None) for k, v in value["episode"].items()})
 
 
 def _is_real(x) -> bool:

@@ -6,7 +6,6 @@ pattern follows simulated time whatever ``step_seconds`` is.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 __all__ = ["SECONDS_PER_DAY", "hour_of_day", "day_start", "daily_wave", "business_hours", "weekly_factor", "ar1"]
 
@@ -65,6 +64,8 @@ def ar1(rng: np.random.Generator, last: np.ndarray, phi: float, n: int) -> tuple
 
     Returns the ``(n, d)`` noise and its final row (the state for the next call).
     """
+    from scipy.signal import lfilter  # here: scipy.signal is slow to import and a server may start without it
+
     last = np.asarray(last, dtype=float)
     shocks = rng.standard_normal((n, last.size)) * np.sqrt(1.0 - phi * phi)
     noise, _ = lfilter([1.0], [1.0, -phi], shocks, axis=0, zi=(phi * last)[None, :])

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
+if TYPE_CHECKING:  # Flask is imported by create_app: gunicorn's master imports this package
+    from flask import Flask  # (for server.gunicorn_limits) and must not load Flask before gevent
 
 __all__ = ["create_app"]
 
@@ -29,11 +30,14 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``test_config`` overrides settings by name (e.g. ``{"SCHEDULER": False}``)."""
+    _import_sqlite_utils_without_pandas()
     # Imported here so that importing the package (e.g. for its settings) stays light.
+    from flask import Flask
+
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
 
-    from . import api, pages, push
+    from . import api, pages, push, security
     from .concurrency import cooperative
     from .errors import register_error_handlers
     from .hub import Hub
@@ -42,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .scheduler import BackgroundJobs, SchedulerLock
     from .services import EXTENSION, Services
     from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
+    from .snapshots import Snapshots, snapshot_path
     from .storage import migrate, open_reader, open_writer
     from .writer import Writer
 
@@ -77,21 +82,28 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     generators = build_generators(make_stream, list(STREAMS), settings["SEED"],
                                   settings["INJECTION_RATE"])
     monitor = Monitor(engine, generators, writer, db_path, settings)
+    snapshots = Snapshots(monitor, snapshot_path(settings["SNAPSHOT_PATH"], db_path),
+                          settings["SNAPSHOT_INTERVAL"])
     try:
+        snapshots.restore()  # before the streams are registered: they are in the snapshot
         monitor.bootstrap()
+        snapshots.catch_up()
     except BaseException:
         writer.stop()
         monitor.close()
+        snapshots.close()
         raise
-    jobs = BackgroundJobs(
-        {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
-         "retention": (monitor.prune, settings["RETENTION_INTERVAL"])},
-        SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
+    periodic = {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
+                "retention": (monitor.prune, settings["RETENTION_INTERVAL"])}
+    if snapshots.path is not None and settings["SNAPSHOT_INTERVAL"] > 0:
+        periodic["snapshot"] = (snapshots.save_if_due, settings["SNAPSHOT_INTERVAL"])
+    jobs = BackgroundJobs(periodic, SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
     svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
-                   monitor=monitor, jobs=jobs, started_at=time.time())
+                   monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots)
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app)
+    guard = security.init_app(app, hub)
     api.init_app(app)
     push.init_app(app)
     app.register_blueprint(pages.bp)
@@ -103,7 +115,25 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         jobs.start()
     log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
              settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
+    log.info("security: %s; reading %s; hosts %s; rate limit %s",
+             "API token set" if guard.token else "no API token (loopback only)",
+             "needs the token" if guard.read_needs_token else "is public",
+             "any" if guard.any_host else ", ".join(sorted(guard.allowed_hosts)),
+             settings["RATE_LIMIT"])
     return app
+
+
+def _import_sqlite_utils_without_pandas() -> None:
+    """Import sqlite-utils while pandas is hidden: it would import pandas, when installed, only to
+    map pandas column types the server never writes, and that costs about half a second of every
+    start.  pandas stays importable afterwards."""
+    if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # makes "import pandas" raise ImportError
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        del sys.modules["pandas"]
 
 
 def _build_engine(engine_class, detectors: str):

@@ -6,7 +6,8 @@ import time
 from flask import Blueprint, Flask, g, jsonify, request
 
 from .errors import ApiError
-from .monitor import UnknownSource
+from .monitor import BuiltinStream, UnknownSource
+from .security import client_identity
 from .services import services
 from .storage import Reader
 from .validation import (parse_configure, parse_json, parse_limit, parse_since, parse_submit,
@@ -123,7 +124,36 @@ def submit():
     """Score and store one point or a batch; answer once they are committed to disk."""
     payload = parse_json(request.get_data(cache=False))
     items = parse_submit(payload, services().settings["MAX_BATCH_POINTS"])
-    return jsonify({"results": services().monitor.submit(items)})
+    return jsonify({"results": services().monitor.submit(items, owner=client_identity())})
+
+
+@bp.get("/streams")
+def streams():
+    """Every stream; user streams with who created them and when."""
+    monitor = services().monitor
+    listed = []
+    for meta in reader().streams():
+        if meta["name"] not in monitor.streams:
+            continue  # deleted, or its creation is not committed yet
+        entry = {"name": meta["name"], "kind": meta["kind"], "fields": list(meta["fields"]),
+                 "created_at": meta["created_at"]}
+        if meta["kind"] == "user":
+            entry["owner"] = meta["owner"]
+        listed.append(entry)
+    return jsonify({"streams": listed, "user_streams": sum(e["kind"] == "user" for e in listed),
+                    "max_user_streams": services().settings["MAX_USER_STREAMS"]})
+
+
+@bp.delete("/streams/<name>")
+def delete_stream(name: str):
+    """Delete a user stream with its points, anomalies and configuration."""
+    try:  # no name check: a name that is not a stream is simply not found
+        deleted = services().monitor.delete_stream(name)
+    except UnknownSource:
+        raise ApiError(404, f"unknown stream {name!r}") from None
+    except BuiltinStream:
+        raise ApiError(409, f"{name!r} is a built-in stream; only user streams can be deleted") from None
+    return jsonify({"deleted": name, "rows": deleted})
 
 
 @bp.get("/configure")

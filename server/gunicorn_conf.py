@@ -13,12 +13,44 @@ second process on the same data from ticking (see server/scheduler.py).
 This file is executed by gunicorn's master; it imports nothing from the app
 so that gevent patches the worker before Flask and friends are imported.
 """
+import ipaddress
 import os
 import resource
+import sys
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5001')}"
+
+def _loopback(host: str) -> bool:
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_requested_host = os.environ.get("HOST", "127.0.0.1")
+_host = _requested_host
+# Without a token anyone who can connect may write: such a server is for this machine only.
+_TOKENLESS_NOTICE = None
+if not os.environ.get("ANOMALY_API_TOKEN", "").strip():
+    if not _loopback(_requested_host):
+        _host = "127.0.0.1"
+        _TOKENLESS_NOTICE = (f"anomaly server: ANOMALY_API_TOKEN is not set, so HOST={_requested_host} "
+                             "is ignored and the server binds 127.0.0.1 only; set a token to serve "
+                             "other interfaces")
+    else:
+        _TOKENLESS_NOTICE = (f"anomaly server: ANOMALY_API_TOKEN is not set: serving on loopback "
+                             f"({_host}) only, without a token")
+    print(_TOKENLESS_NOTICE, file=sys.stderr, flush=True)
+bind = f"{_host}:{os.environ.get('PORT', '5001')}"
 workers = 1
-worker_class = "gevent"
+# gunicorn's gevent worker plus a cap on connections per client address (server/gunicorn_limits.py,
+# which reads ANOMALY_MAX_CONNECTIONS_PER_CLIENT; checked here so a bad value stops the start).
+worker_class = "server.gunicorn_limits.ClientCapGeventWorker"
+_max_per_client = os.environ.get("ANOMALY_MAX_CONNECTIONS_PER_CLIENT", "100")
+if not _max_per_client.strip().isdigit() or int(_max_per_client) < 1:
+    raise SystemExit(f"ANOMALY_MAX_CONNECTIONS_PER_CLIENT={_max_per_client!r}: expected an integer >= 1")
 # Streaming clients + ordinary requests the single worker may hold at once.
 worker_connections = int(os.environ.get("ANOMALY_WORKER_CONNECTIONS", "4000"))
 backlog = 2048
@@ -54,6 +86,8 @@ def on_starting(server):
                          "scheduler and the push hub live in one process")
     if server.cfg.preload_app:
         raise SystemExit("anomaly server: preload_app must be off (the scheduler starts in the worker)")
+    if _TOKENLESS_NOTICE:
+        server.log.warning(_TOKENLESS_NOTICE)
     if "gevent" not in str(server.cfg.worker_class_str).lower():
         server.log.warning("anomaly server: worker class %s is not gevent; streaming clients will "
                            "each hold a thread", server.cfg.worker_class_str)

@@ -237,6 +237,11 @@ class Hub:
             log.info("%s client %s disconnected%s", client.kind, client.peer,
                      f" ({client.drop_reason})" if client.drop_reason else "")
 
+    def clients_of(self, peer: str) -> int:
+        """Connected clients whose address is ``peer`` (for the per-client cap)."""
+        with self._lock:
+            return sum(1 for c in self._clients if c.peer == peer)
+
     def counts(self) -> dict[str, int]:
         """Connected clients per kind: {"sse": n, "ws": n}."""
         with self._lock:

@@ -25,16 +25,20 @@ from .events import jsonable
 from .explain import explain
 from .storage import open_reader
 from .validation import InvalidRequest, SubmittedPoint
-from .writer import Writer, WriterStopped
-from .writes import ConfigJob, PointsJob, PruneJob, StreamsJob
+from .writer import WriteJob, Writer, WriterStopped
+from .writes import ConfigJob, DeleteStreamJob, PointsJob, PruneJob, StreamsJob
 
-__all__ = ["Monitor", "UnknownSource"]
+__all__ = ["BuiltinStream", "Monitor", "UnknownSource"]
 
 log = logging.getLogger(__name__)
 
 
 class UnknownSource(LookupError):
     """A request names a stream that does not exist."""
+
+
+class BuiltinStream(ValueError):
+    """A request would delete a built-in stream."""
 
 
 def _point(verdict, source: str, timestamp: float, truth: dict | None) -> dict:
@@ -59,8 +63,9 @@ def _point(verdict, source: str, timestamp: float, truth: dict | None) -> dict:
 class _SubmitRequest:
     """One /api/submit call waiting to be scored with whatever else is queued."""
 
-    def __init__(self, items: list[SubmittedPoint]):
+    def __init__(self, items: list[SubmittedPoint], owner: dict | None = None):
         self.items = items
+        self.owner = owner
         self.scored = False
         self.resolved: list[tuple] = []
         self.order: list[int] = []
@@ -115,6 +120,19 @@ class Monitor:
     def close(self) -> None:
         self.quiesce()
         self._engine_thread.close()
+
+    def checkpoint(self, export: Callable[[], Any], marker: "WriteJob", closing: bool = False):
+        """Run ``export`` on the engine thread between ticks and submits, then queue ``marker``.
+
+        The writer commits in queue order, so ``marker`` sees exactly the points
+        scored before ``export`` (server/snapshots.py).  Returns ``(export's result,
+        the queued marker)``, or None once closed (unless ``closing``: the final snapshot).
+        """
+        with self._lock:
+            if self._closed and not closing:
+                return None
+            state = self._engine_thread.run(export)
+            return state, self.writer.submit(marker, timeout=self.write_timeout)
 
     # -- start-up ---------------------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -203,12 +221,13 @@ class Monitor:
         return points, problems
 
     # -- submits ----------------------------------------------------------------------------
-    def submit(self, items: list[SubmittedPoint]) -> list[dict]:
+    def submit(self, items: list[SubmittedPoint], owner: dict | None = None) -> list[dict]:
         """Score submitted points (creating user streams as needed), store and publish them.
 
         Raises :class:`~server.validation.InvalidRequest` when a point does not
         fit its stream; nothing of that call is scored or stored then.  Returns
-        the stored point objects in the order of ``items``.
+        the stored point objects in the order of ``items``.  ``owner`` (client
+        address and token fingerprint) is recorded with the user streams it creates.
 
         Calls that arrive while the engine is busy are scored together: each
         caller queues its request, and whoever next holds the engine lock scores
@@ -216,7 +235,7 @@ class Monitor:
         every source goes into step k), so concurrent single-point submits to
         different streams cost one vectorised step, not one each.
         """
-        request = _SubmitRequest(items)
+        request = _SubmitRequest(items, owner)
         with self._submits_lock:
             self._submits.append(request)
         with self._lock:
@@ -243,7 +262,7 @@ class Monitor:
                 request.error = WriterStopped("the server is shutting down")
                 continue
             try:
-                request.resolved, created = self._resolve(request.items, planned)
+                request.resolved, created = self._resolve(request.items, planned, request.owner)
             except InvalidRequest as exc:
                 request.error = exc
                 continue
@@ -278,8 +297,8 @@ class Monitor:
             except Exception as exc:
                 request.error = exc
 
-    def _resolve(self, items: list[SubmittedPoint], planned: dict[str, dict]
-                 ) -> tuple[list[tuple], list[dict]]:
+    def _resolve(self, items: list[SubmittedPoint], planned: dict[str, dict],
+                 owner: dict | None = None) -> tuple[list[tuple], list[dict]]:
         """Match each point to its stream's fields; plan the user streams to create.
 
         ``planned`` holds streams that earlier requests of the same batch create.
@@ -301,7 +320,7 @@ class Monitor:
                                          "user streams is reached")
                 created[item.source] = {"name": item.source, "fields": fields, "kind": "user",
                                         "description": "user stream (created by /api/submit)",
-                                        "units": {}}
+                                        "units": {}, "owner": owner}
                 known[item.source] = fields
             if values is None:
                 if len(fields) != 1:
@@ -341,6 +360,22 @@ class Monitor:
                 points.append(_point(verdicts[source], source, timestamp, None))
                 order.append((n, index))
         return points, order
+
+    def delete_stream(self, name: str) -> dict[str, int]:
+        """Remove a user stream from the engine and the database; return the rows deleted."""
+        with self._lock:
+            if self._closed:
+                raise WriterStopped("the server is shutting down")
+            meta = self.streams.get(name)
+            if meta is None:
+                raise UnknownSource(name)
+            if meta["kind"] == "builtin":
+                raise BuiltinStream(name)
+            self._engine_thread.run(self.engine.remove_stream, name)
+            del self.streams[name]
+            self._persisted.discard(name)
+            job = self.writer.submit(DeleteStreamJob(name), timeout=self.write_timeout)
+        return job.wait(self.write_timeout)
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self, source: str, detector: str | None, params: dict) -> dict:

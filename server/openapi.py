@@ -26,8 +26,10 @@ def _errors(*codes: int) -> dict:
     return {str(code): {"$ref": f"#/components/responses/{_ERROR_NAMES[code]}"} for code in codes}
 
 
-_ERROR_NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge",
-                500: "InternalError", 503: "Unavailable"}
+_ERROR_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                405: "MethodNotAllowed", 408: "BodyTimeout", 409: "Conflict", 413: "TooLarge",
+                415: "UnsupportedMediaType", 429: "TooManyRequests", 500: "InternalError",
+                503: "Unavailable"}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
@@ -75,6 +77,31 @@ def _schemas() -> dict[str, Any]:
               "oneOf": [{"required": ["value"]}, {"required": ["values"]}]}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "StreamList": {"type": "object", "required": ["streams", "user_streams", "max_user_streams"],
+                       "properties": {"streams": {"type": "array", "items": _ref("StreamEntry")},
+                                      "user_streams": _COUNT, "max_user_streams": _COUNT}},
+        "StreamEntry": {"type": "object", "required": ["name", "kind", "fields", "created_at"],
+                        "properties": {
+                            "name": _NAME, "kind": {"enum": ["builtin", "user"]},
+                            "fields": {"type": "array", "items": {"type": "string"}},
+                            "created_at": {"type": ["number", "null"], "description": "Epoch seconds."},
+                            "owner": {"type": "object", "required": ["address", "token"],
+                                      "description": "User streams: who created it.",
+                                      "properties": {
+                                          "address": {"type": ["string", "null"],
+                                                      "description": "Client address."},
+                                          "token": {"type": ["string", "null"],
+                                                    "description": "Fingerprint of the token used "
+                                                                   "(not the token), or null."}}}}},
+        "StreamDeleted": {"type": "object", "required": ["deleted", "rows"],
+                          "properties": {"deleted": _NAME, "rows": {"type": "object",
+                                                                    "additionalProperties": _COUNT}}},
+        "LoginRequest": {"type": "object", "required": ["token"],
+                         "properties": {"token": {"type": "string"}}},
+        "LoginState": {"type": "object", "required": ["authenticated"],
+                       "properties": {"authenticated": {"type": "boolean"},
+                                      "token_required": {"type": "boolean"},
+                                      "read_requires_token": {"type": "boolean"}}},
         "Point": {"type": "object", "required": list(point_props), "properties": point_props},
         "Anomaly": {"allOf": [_ref("Point"), {
             "type": "object", "required": ["anomaly_id", "detected_at"],
@@ -245,6 +272,26 @@ def _paths() -> dict[str, Any]:
                                      "content": {"application/json": {"schema": _ref("ConfigureRequest")}}},
                      "responses": {"200": _json(_ref("StreamConfigResponse"), "The stream's new configuration."),
                                    **_errors(400, 404, 413, 503)}}},
+        "/api/streams": {"get": {
+            "summary": "Every stream; user streams with their owner and creation time.",
+            "responses": {"200": _json(_ref("StreamList"), "Streams in creation order.")}}},
+        "/api/streams/{name}": {"delete": {
+            "summary": "Delete a user stream with its points, anomalies and configuration.",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": _NAME}],
+            "responses": {"200": _json(_ref("StreamDeleted"), "Deleted; rows removed per table."),
+                          **_errors(400, 404, 409, 503)}}},
+        "/api/login": {
+            "get": {"summary": "Whether a token guards the server and this request carries it.",
+                    "responses": {"200": _json(_ref("LoginState"), "Session state.")}},
+            "post": {"summary": "Exchange the token for the dashboard's session cookie.",
+                     "description": "Sets `anomaly_session` (HttpOnly, SameSite=Strict), which "
+                                    "authenticates like the bearer token.",
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("LoginRequest")}}},
+                     "responses": {"200": _json(_ref("LoginState"), "Logged in; cookie set."),
+                                   **_errors(400, 401, 409, 413)}}},
+        "/api/logout": {"post": {"summary": "Clear the dashboard's session cookie.",
+                                 "responses": {"200": _json(_ref("LoginState"), "Cookie cleared.")}}},
         "/api/openapi.json": {"get": {"summary": "This description.", "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/api/stream/anomalies": {"get": {
@@ -273,6 +320,33 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _with_security(paths: dict[str, Any]) -> dict[str, Any]:
+    """Add the answers of server/security.py's checks, by the same rules as those checks."""
+    from .security import PUBLIC_PATHS, PUSH_PATHS, SAFE_METHODS
+
+    for path, operations in paths.items():
+        flask_path = path.replace("{", "<").replace("}", ">")
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            codes = {400}  # the Host check answers every route
+            mutating = method.upper() not in SAFE_METHODS
+            if mutating and path.startswith("/api/"):
+                codes |= {403, 408, 415, 429}
+                operation["security"] = [{}, {"bearer": []}, {"session": []}]
+                if path not in PUBLIC_PATHS or path == "/api/login":
+                    codes.add(401)
+            elif (path.startswith("/api/") or path == "/ws") and flask_path not in PUBLIC_PATHS:
+                codes.add(401)  # with READ_ACCESS=TOKEN
+                operation["security"] = [{}, {"bearer": []}, {"session": []}]
+            if path in PUSH_PATHS:
+                codes.add(429)
+            if path == "/ws":
+                codes.add(403)
+            for code in sorted(codes):
+                responses.setdefault(str(code), {"$ref": f"#/components/responses/{_ERROR_NAMES[code]}"})
+    return paths
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     error = lambda text: _json(_ref("Error"), text)  # noqa: E731
@@ -282,11 +356,28 @@ def spec() -> dict[str, Any]:
                  "description": "Nine built-in synthetic streams scored every tick, user streams "
                                 "through /api/submit, anomalies pushed over SSE and WebSocket. "
                                 "Every error is {\"error\": \"...\"}."},
-        "paths": _paths(),
+        "paths": _with_security(_paths()),
         "components": {
             "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "ANOMALY_API_TOKEN; needed by every mutating request "
+                                          "when set, and by reads with READ_ACCESS=TOKEN."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "anomaly_session",
+                            "description": "Set by POST /api/login (the dashboard)."}},
             "responses": {
-                "BadRequest": error("The request is malformed or breaks a rule."),
+                "Unauthorized": {**error("A token is set and the request lacks it or has a wrong one."),
+                                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+                "Forbidden": error("The Origin header names an origin that is not allowed."),
+                "BodyTimeout": error("The request body did not arrive within BODY_TIMEOUT seconds."),
+                "Conflict": error("The request conflicts with the server's state (e.g. deleting a "
+                                  "built-in stream)."),
+                "UnsupportedMediaType": error("A body sent without Content-Type: application/json."),
+                "TooManyRequests": {**error("Over the per-client rate limit (mutating requests) or "
+                                            "push-connection limit."),
+                                    "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                "BadRequest": error("The request is malformed or breaks a rule, or its Host "
+                                    "header is not an allowed host."),
                 "NotFound": error("No such route or source."),
                 "MethodNotAllowed": error("The route does not take this method."),
                 "TooLarge": error("The body is over MAX_CONTENT_LENGTH."),

@@ -33,6 +33,7 @@ class Services:
     jobs: BackgroundJobs
     started_at: float = field(default_factory=time.time)
     stopped: bool = False
+    snapshots: Any = None  # server.snapshots.Snapshots
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -61,8 +62,17 @@ class Services:
         if self.stopped:
             return
         self.stopped = True
+        # Only the process that ticked owns the state on disk (a second server must not overwrite it).
+        owner = self.jobs.lock.held or not self.settings["SCHEDULER"]
         self.jobs.stop()
         self.monitor.quiesce()  # a tick still scoring finishes and queues its write first
+        if self.snapshots is not None:
+            if owner:
+                try:
+                    self.snapshots.save(closing=True)
+                except Exception:
+                    log.exception("the snapshot at shutdown failed; the next start replays from the last one")
+            self.snapshots.close()
         self.hub.close_all()
         self.writer.stop()
         self.monitor.close()

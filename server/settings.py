@@ -93,6 +93,9 @@ def _parse_float(raw: Any, setting: Setting, origin: str) -> float:
 
 
 def _parse_str(raw: Any, setting: Setting, origin: str) -> str:
+    # A setting whose default is "" is optional: empty means "not set".
+    if setting.default == "" and isinstance(raw, str) and not raw.strip():
+        return ""
     if not isinstance(raw, (str, Path)) or not str(raw).strip():
         raise SettingsError(f"{origin}={raw!r}: expected a non-empty string")
     value = str(raw).strip()
@@ -172,6 +175,39 @@ SETTINGS: tuple[Setting, ...] = (
             "Most stored events replayed to a client that resumes with Last-Event-ID (the "
             "newest ones, when more were missed).",
             minimum=0, maximum=100_000),
+    # -- security (server/security.py; README "Security model") ------------------------------
+    Setting("API_TOKEN", "", str,
+            "Bearer token that every mutating request (POST, PUT, PATCH, DELETE under /api) must "
+            "send as 'Authorization: Bearer <token>' (the dashboard logs in once and keeps an "
+            "HttpOnly cookie). Empty: no token, and the server binds loopback only."),
+    Setting("READ_ACCESS", "PUBLIC", str,
+            "Who may read /api and the live streams: PUBLIC (anyone who can connect) or TOKEN "
+            "(only with the token; needs API_TOKEN). The page, its assets, /health and "
+            "/api/openapi.json stay public.", choices=("PUBLIC", "TOKEN")),
+    Setting("ALLOWED_ORIGINS", "", str,
+            "Comma-separated extra origins (scheme://host[:port]) allowed to send mutating requests "
+            "and to open /ws, besides the server's own origin."),
+    Setting("ALLOWED_HOSTS", "", str,
+            "Comma-separated extra host names accepted in the Host header, besides localhost, "
+            "127.0.0.1, ::1 and the bound HOST; '*' accepts any (turns the check off)."),
+    Setting("RATE_LIMIT", "20 per second", str,
+            "Mutating requests allowed per client address (Flask-Limiter syntax, e.g. '20 per "
+            "second; 600 per minute'); beyond it 429 with Retry-After. 'off' disables it."),
+    Setting("BODY_TIMEOUT", 10.0, float,
+            "Seconds a request body may take to arrive in full; a slower one is answered 408 "
+            "and its connection closed.", minimum=0.1, maximum=600.0),
+    Setting("MAX_STREAMS_PER_CLIENT", 50, int,
+            "Most simultaneous push connections (SSE and WebSocket) per client address; more "
+            "are answered 429. Keep it below ANOMALY_MAX_CONNECTIONS_PER_CLIENT so such a "
+            "client can still reach /health.", minimum=1),
+    Setting("SNAPSHOT_INTERVAL", 60.0, float,
+            "Seconds between two snapshots of the detectors' learned state, the generators and "
+            "the tick count (one is also taken at graceful shutdown; 0: only then).",
+            minimum=0.0, maximum=86_400.0),
+    Setting("SNAPSHOT_PATH", "auto", str,
+            "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
+            "database, 'off' disables snapshots (every restart then starts cold); a relative path "
+            "is taken from the repository root."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -183,6 +219,9 @@ GUNICORN_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ANOMALY_WORKER_CONNECTIONS", "4000",
      "Most simultaneous connections (push clients included) of the one worker."),
     ("ANOMALY_GUNICORN_LOGLEVEL", "info", "Level of gunicorn's own log."),
+    ("ANOMALY_MAX_CONNECTIONS_PER_CLIENT", "100",
+     "Most simultaneous connections per client address; more are answered 429 at once and "
+     "closed, so one client cannot take every connection of the worker."),
 )
 
 
@@ -231,6 +270,7 @@ def markdown_table() -> str:
     lines = ["| Environment variable | Default | Meaning |", "| --- | --- | --- |"]
     for s in SETTINGS:
         default = str(s.default).lower() if s.kind is bool else s.default
+        default = "(empty)" if default == "" else f"`{default}`"
         bounds = []
         if s.choices:
             bounds.append("one of " + ", ".join(s.choices))
@@ -239,7 +279,7 @@ def markdown_table() -> str:
         if s.maximum is not None:
             bounds.append(f"<= {s.maximum:g}")
         extra = f" ({'; '.join(bounds)})" if bounds else ""
-        lines.append(f"| `{s.env_var}` | `{default}` | {s.help}{extra} |")
+        lines.append(f"| `{s.env_var}` | {default} | {s.help}{extra} |")
     for name, default, meaning in GUNICORN_VARIABLES:
         lines.append(f"| `{name}` | `{default}` | {meaning} (read by server/gunicorn_conf.py) |")
     return "\n".join(lines)

@@ -7,7 +7,8 @@ state and neither blocks the writer nor waits for it.
 
 Tables
 ------
-``streams``          every stream: fields, kind (builtin/user), description, units
+``streams``          every stream: fields, kind (builtin/user), description, units, created_at,
+                     and for user streams who created it (owner_address, owner_token)
 ``points``           every scored data point (per-detector scores, severity, explanation, truth)
 ``anomalies``        the flagged points, kept with their own retention, plus ``detected_at``
 ``config``           each stream's detector configuration, as set through /api/configure
@@ -68,10 +69,17 @@ def _migration_episode_counts(db: sqlite_utils.Database) -> None:
     db["stream_stats"].add_column("episodes_missed", int, not_null_default=0)
 
 
+def _migration_stream_owner(db: sqlite_utils.Database) -> None:
+    # Who created a user stream (client address, and the token's fingerprint when one was used).
+    db["streams"].add_column("owner_address", str)
+    db["streams"].add_column("owner_token", str)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
     (2, "episode counts in stream_stats", _migration_episode_counts),
+    (3, "owner of user streams", _migration_stream_owner),
 ]
 
 
@@ -188,7 +196,10 @@ class Reader:
         """Stored streams in creation order, fields and units decoded."""
         rows = self._rows("SELECT * FROM streams ORDER BY rowid")
         return [{"name": r["name"], "fields": tuple(json.loads(r["fields"])), "kind": r["kind"],
-                 "description": r["description"], "units": _loads(r["units"], {})} for r in rows]
+                 "description": r["description"], "units": _loads(r["units"], {}),
+                 "created_at": r["created_at"],
+                 "owner": {"address": r["owner_address"], "token": r["owner_token"]}}
+                for r in rows]
 
     def configs(self) -> dict[str, dict]:
         return {r["source"]: json.loads(r["config"])

@@ -9,7 +9,7 @@ from typing import Iterable
 from .events import anomaly_event, dumps, tick_event
 from .writer import Transaction, WriteJob
 
-__all__ = ["ConfigJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
+__all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
 
 _POINT_INSERT_COLUMNS = (
     "id", "source", "tick", "timestamp", "field_values", "score", "is_anomaly", "severity",
@@ -149,17 +149,40 @@ class StreamsJob(WriteJob):
     def apply(self, tx: Transaction) -> int:
         rows = [{"name": s["name"], "fields": json.dumps(list(s["fields"])), "kind": s["kind"],
                  "description": s.get("description") or "", "units": dumps(s.get("units") or {}),
-                 "created_at": tx.now} for s in self.streams]
+                 "created_at": tx.now, "owner_address": (s.get("owner") or {}).get("address"),
+                 "owner_token": (s.get("owner") or {}).get("token")} for s in self.streams]
         verb = "INSERT OR IGNORE"
         if self.replace:
             verb = "INSERT"
-        sql = (f"{verb} INTO streams (name, fields, kind, description, units, created_at) "
-               "VALUES (:name, :fields, :kind, :description, :units, :created_at)")
+        sql = (f"{verb} INTO streams (name, fields, kind, description, units, created_at, "
+               "owner_address, owner_token) VALUES (:name, :fields, :kind, :description, :units, "
+               ":created_at, :owner_address, :owner_token)")
         if self.replace:
             sql += (" ON CONFLICT(name) DO UPDATE SET fields = excluded.fields, kind = excluded.kind,"
                     " description = excluded.description, units = excluded.units")
         tx.db.conn.executemany(sql, rows)
         return len(rows)
+
+
+class DeleteStreamJob(WriteJob):
+    """Delete a user stream with its points, anomalies, configuration and counts.
+
+    Its push events stay (replay skips events whose rows are gone); the name is
+    free for a new stream.  The result maps table name to the rows deleted.
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def apply(self, tx: Transaction) -> dict[str, int]:
+        conn = tx.db.conn
+        deleted = {}
+        for table, column in (("points", "source"), ("anomalies", "source"), ("config", "source"),
+                              ("stream_stats", "source"), ("streams", "name")):
+            deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} = ? ",
+                                          [self.name]).rowcount
+        return deleted
 
 
 class ConfigJob(WriteJob):

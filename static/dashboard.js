@@ -156,6 +156,7 @@
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (err) { body = null; }
         if (!res.ok) {
+          if (res.status === 401 && window.dashboardLogin) window.dashboardLogin.require();
           var message = body && typeof body.error === 'string' ? body.error : 'HTTP ' + res.status;
           throw new ApiError(message, res.status);
         }

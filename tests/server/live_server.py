@@ -62,8 +62,11 @@ class LiveServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.database = Path(database) if database else self.workdir / "server.db"
+        # Tests and benchmarks hold many connections and send many requests from one address;
+        # the per-client limits are tested with their own low values (test_security_live.py).
         self.settings = {"DATABASE": str(self.database), "LOG_DIR": str(self.workdir / "logs"),
-                         **(settings or {})}
+                         "RATE_LIMIT": "off", "MAX_STREAMS_PER_CLIENT": 100_000,
+                         "MAX_CONNECTIONS_PER_CLIENT": 100_000, **(settings or {})}
         self.extra_args = list(extra_args)
         self.output = self.workdir / f"server-{self.port}.out"
         self.process: subprocess.Popen | None = None

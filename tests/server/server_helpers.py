@@ -15,6 +15,9 @@ def build_app(tmp_path, **overrides):
         "SCHEDULER": False,
         # The durability tests use FULL; NORMAL keeps the many small commits here quick.
         "SYNCHRONOUS": "NORMAL",
+        # Tests send requests faster than any client should; tests/server/test_security.py
+        # turns the limit on.
+        "RATE_LIMIT": "off",
     }
     config.update(overrides)
     return create_app(config)

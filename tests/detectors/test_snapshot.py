@@ -1,0 +1,144 @@
+"""Engine snapshots: a restored engine scores exactly as one that never stopped; stale snapshots are refused."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from detectors.engine import Engine
+from detectors.snapshot import (SnapshotError, SnapshotMismatch, flatten, read_snapshot,
+                                write_snapshot)
+
+
+def _ticks(rng, streams, n):
+    """n ticks of points for ``streams`` ({name: fields}); some streams skip some ticks."""
+    for t in range(n):
+        tick = {}
+        for k, (name, fields) in enumerate(streams.items()):
+            if (t + k) % 7 == 3:
+                continue  # an absent point
+            level = 10.0 * (k + 1)
+            tick[name] = {f: float(level + np.sin(t / (5 + k)) + rng.normal(0, 0.3)) for f in fields}
+            if t % 97 == 50 + k:
+                tick[name] = {f: v + 12.0 for f, v in tick[name].items()}  # a spike
+        yield tick
+
+
+def _engine_with_streams():
+    engine = Engine()
+    streams = {f"one{i}": ("x",) for i in range(5)}
+    streams.update({f"two{i}": ("a", "b") for i in range(3)})
+    streams.update({f"three{i}": ("p", "q", "r") for i in range(2)})
+    for name, fields in streams.items():
+        engine.add_stream(name, fields)
+    engine.configure("one1", detector="zscore", window=60)  # a third bank of one field
+    engine.configure("two0", threshold=0.4)
+    engine.configure("one2", detector="mad", weight=2.5)
+    engine.configure("one3", detector="iqr", enabled=False)
+    return engine, streams
+
+
+def test_restored_engine_scores_exactly_like_one_that_never_stopped(tmp_path):
+    rng = np.random.default_rng(3)
+    engine, streams = _engine_with_streams()
+    ticks = list(_ticks(rng, streams, 700))
+    for tick in ticks[:400]:
+        engine.step(tick)
+    assert len(engine._banks) >= 4  # 1, 2 and 3 fields, and a second 1-field bank (window 60)
+
+    meta, arrays = engine.export_state()
+    size = write_snapshot(tmp_path / "state.npz", meta, arrays)
+    assert size > 0
+    meta, arrays = read_snapshot(tmp_path / "state.npz")
+    restored = Engine()
+    restored.import_state(meta, arrays)
+
+    assert restored.streams() == engine.streams()
+    assert restored.config() == engine.config()
+    flagged = 0
+    for tick in ticks[400:]:
+        expected, got = engine.step(tick), restored.step(tick)
+        for name in tick:
+            assert got[name].score == pytest.approx(expected[name].score, abs=1e-12, rel=0)
+            assert got[name].is_anomaly == expected[name].is_anomaly
+            assert got[name].detectors == pytest.approx(expected[name].detectors, abs=1e-12, rel=0)
+            assert got[name].warming_up is False
+        flagged += len(expected.anomalies())
+    assert flagged > 0  # the comparison covered flags too
+
+
+def test_snapshot_of_an_engine_with_new_streams_after_the_export_still_adds_streams(tmp_path):
+    engine, streams = _engine_with_streams()
+    for tick in _ticks(np.random.default_rng(1), streams, 50):
+        engine.step(tick)
+    restored = Engine()
+    restored.import_state(*engine.export_state())
+    for e in (engine, restored):
+        e.add_stream("late", ("x",))
+    rng = np.random.default_rng(9)
+    for _ in range(60):
+        tick = {"late": {"x": float(rng.normal())}, "one0": {"x": float(rng.normal(10))}}
+        a, b = engine.step(tick), restored.step(tick)
+        assert a.scores() == pytest.approx(b.scores(), abs=1e-12, rel=0)
+
+
+def test_snapshot_of_other_members_or_parameters_is_refused_and_changes_nothing():
+    engine, streams = _engine_with_streams()
+    for tick in _ticks(np.random.default_rng(2), streams, 40):
+        engine.step(tick)
+    meta, arrays = engine.export_state()
+    other = Engine(members=("zscore", "mad"))
+    other.add_stream("mine", ("x",))
+    with pytest.raises(SnapshotMismatch):
+        other.import_state(meta, arrays)
+    assert list(other.streams()) == ["mine"]
+    with pytest.raises(SnapshotMismatch):
+        Engine(ensemble_params={"holdoff": 5}).import_state(meta, arrays)
+
+
+def test_snapshot_whose_detector_layout_changed_is_refused():
+    engine, streams = _engine_with_streams()
+    meta, arrays = engine.export_state()
+    meta = json.loads(json.dumps(meta))
+    structure = meta["banks"][0]["structure"]
+    path = next(p for p, kind in structure.items() if kind[0] == "array")
+    structure[path][2] = [n + 1 for n in structure[path][2]]  # as if the code now keeps another shape
+    with pytest.raises(SnapshotMismatch, match="layout differs"):
+        Engine().import_state(meta, arrays)
+    meta2, arrays2 = engine.export_state()
+    del arrays2[next(k for k in arrays2 if k.startswith("bank0/detector/"))]
+    with pytest.raises(SnapshotMismatch, match="lacks"):
+        Engine().import_state(meta2, arrays2)
+
+
+def test_snapshot_file_is_plain_arrays_and_foreign_or_damaged_files_are_refused(tmp_path):
+    engine, streams = _engine_with_streams()
+    path = tmp_path / "s.npz"
+    write_snapshot(path, *engine.export_state())
+    with zipfile.ZipFile(path) as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())
+    with np.load(path, allow_pickle=False) as archive:  # would raise on any pickled object
+        assert all(archive[name].dtype != object for name in archive.files)
+    assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed
+
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(SnapshotError):
+        read_snapshot(path)
+    np.savez(tmp_path / "foreign.npz", meta=np.frombuffer(b'{"format": "x"}', dtype=np.uint8))
+    with pytest.raises(SnapshotError):
+        read_snapshot(tmp_path / "foreign.npz")
+    meta = {"format": "anomaly-state-snapshot", "version": 999}
+    np.savez(tmp_path / "future.npz", meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    with pytest.raises(SnapshotMismatch, match="version"):
+        read_snapshot(tmp_path / "future.npz")
+
+
+def test_flatten_refuses_objects_it_cannot_save_as_arrays():
+    class Holder:
+        def __init__(self):
+            self.labels_ = np.array(["a", None], dtype=object)
+
+    with pytest.raises(SnapshotError, match="Python objects"):
+        flatten(Holder())
