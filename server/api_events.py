@@ -19,7 +19,9 @@ import shutil
 import tempfile
 
 from flask import Blueprint, Flask, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected
 
+from .concurrency import cooperative
 from .errors import ApiError
 from .event_storage import EventReader
 from .pipeline.schema import BadData, Schema
@@ -101,8 +103,9 @@ def upload():
         raise ApiError(400, f"origin must be one of {list(_ORIGINS)}")
     keep = parse_limit(request.args.get("limit"), default=1000, maximum=10_000)
     mimetype = request.mimetype
+    timeout = services().settings["UPLOAD_TIMEOUT"]
     if mimetype == "multipart/form-data":
-        stored = request.files.get("file")
+        stored = _within(timeout, lambda: request.files.get("file"))
         if stored is None:
             raise ApiError(400, "a multipart upload needs the file in the field 'file'")
         source = FileSource(stored.stream, schema, filename=stored.filename)
@@ -111,9 +114,25 @@ def upload():
         raise ApiError(415, "send the file as multipart/form-data (field 'file') or as the body "
                             f"with Content-Type {', '.join(UPLOAD_TYPES)}; got {mimetype or 'none'!r}")
     with tempfile.TemporaryFile(prefix="upload-") as spool:
-        shutil.copyfileobj(request.stream, spool, _COPY_CHUNK)  # bounded memory: the body goes to disk
+        # Bounded memory: the body goes to disk as it arrives.
+        _within(timeout, lambda: shutil.copyfileobj(request.stream, spool, _COPY_CHUNK))
         source = FileSource(spool, schema, format=UPLOAD_TYPES[mimetype])
         return _import(source, origin, keep)
+
+
+def _within(seconds: float, read):
+    """Run ``read`` (which reads the request body), failing with 408 when it takes too long."""
+    if not cooperative():
+        return read()  # a threaded test server: the socket's own timeout applies
+    import gevent
+
+    try:
+        with gevent.Timeout(seconds):
+            return read()
+    except gevent.Timeout:
+        raise ApiError(408, f"the upload did not arrive within {seconds:g} s (UPLOAD_TIMEOUT)") from None
+    except ClientDisconnected:
+        raise ApiError(400, "the client closed the connection before sending the whole file") from None
 
 
 def _import(source: FileSource, origin: str, keep: int):

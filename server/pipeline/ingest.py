@@ -17,17 +17,28 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from pathlib import Path
+from typing import Iterable, Sequence
 
 from ..concurrency import DedicatedThread
-from ..event_writes import AcknowledgeJob, DeleteImportJob, FlagJob, ScoredEventsJob, flags_by_key
 from .event import EventBatch
-from .schema import Schema
-from .scoring import Scorer
 
-__all__ = ["ImportSummary", "Ingest"]
+__all__ = ["ImportSummary", "Ingest", "check_schema_names"]
 
 log = logging.getLogger(__name__)
+
+_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def check_schema_names(raw: str) -> list[str]:
+    """The names of the SCHEMAS setting, each with its file (checked at start-up, without pandas)."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    known = sorted(p.stem for p in _SCHEMA_DIR.glob("*.toml"))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from ..settings import SettingsError
+        raise SettingsError(f"ANOMALY_SCHEMAS={raw!r}: unknown schema(s) {unknown}; known: {known}")
+    return names
 
 
 @dataclass
@@ -67,19 +78,42 @@ class ImportSummary:
 class Ingest:
     """Scores and stores batches of events, per schema; holds the operators' flags."""
 
-    def __init__(self, schemas: Mapping[str, Schema], writer, write_timeout: float):
-        self.schemas = dict(schemas)
-        self.scorers = {name: Scorer(schema) for name, schema in self.schemas.items()}
+    def __init__(self, schema_names: Sequence[str], writer, write_timeout: float):
+        self.schema_names = tuple(schema_names)
         self.writer = writer
         self.write_timeout = write_timeout
         self.flags: dict[str, dict[str, set]] = {}
+        self._schemas: dict | None = None
+        self._scorers: dict = {}
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()
         self._thread = DedicatedThread("pipeline")
         #: Files are parsed here, off the event loop and beside the scoring thread.
         self._parser = DedicatedThread("upload")
         self._closed = False
 
+    @property
+    def schemas(self) -> dict:
+        """The served schemas by name, loaded on first use (pandas stays out of the start-up)."""
+        if self._schemas is None:
+            with self._load_lock:
+                if self._schemas is None:
+                    from .schema import load_schema
+                    from .scoring import Scorer
+
+                    schemas = {name: load_schema(name) for name in self.schema_names}
+                    self._scorers = {name: Scorer(schema) for name, schema in schemas.items()}
+                    self._schemas = schemas
+        return self._schemas
+
+    @property
+    def scorers(self) -> dict:
+        self.schemas  # noqa: B018 -- loads them
+        return self._scorers
+
     def load_flags(self, rows: Iterable[dict]) -> None:
+        from ..event_writes import flags_by_key
+
         self.flags = flags_by_key(rows)
 
     def close(self) -> None:
@@ -88,7 +122,7 @@ class Ingest:
         self._thread.close()
         self._parser.close()
 
-    def schema(self, name: str) -> Schema:
+    def schema(self, name: str):
         if name not in self.schemas:
             raise LookupError(f"unknown schema {name!r}; known: {sorted(self.schemas)}")
         return self.schemas[name]
@@ -137,6 +171,8 @@ class Ingest:
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
     def _score_and_queue(self, batch: EventBatch, origin: str):
+        from ..event_writes import ScoredEventsJob
+
         scorer = self.scorers[batch.schema.name]
         flags = self.flags.get(batch.schema.name, {})
 
@@ -156,6 +192,8 @@ class Ingest:
         summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
 
     def _undo(self, origin: str) -> None:
+        from ..event_writes import DeleteImportJob
+
         try:
             removed = self.writer.write(DeleteImportJob(origin), self.write_timeout)
             log.warning("import %s failed; removed its %d stored events", origin, removed)
@@ -166,6 +204,8 @@ class Ingest:
     def flag(self, schema: str, entity: str, entity_id: str, by: str, note: str,
              clear: bool = False) -> dict | None:
         """Flag (or clear) an entity: persisted first, then applied to the events that follow."""
+        from ..event_writes import FlagJob
+
         if entity not in self.schema(schema).entities:
             raise LookupError(f"{entity!r} is not an entity of {schema}; use one of "
                               f"{list(self.schemas[schema].entities)}")
@@ -179,4 +219,6 @@ class Ingest:
         return row
 
     def acknowledge(self, event_row: int, by: str, note: str) -> dict:
+        from ..event_writes import AcknowledgeJob
+
         return self.writer.write(AcknowledgeJob(event_row, by, note), self.write_timeout)
