@@ -6,12 +6,14 @@ PORT ?= 5001
 NAB ?= ../shared/nab
 
 .PHONY: run test bench evaluate deps dev-deps browser clean
+.DELETE_ON_ERROR:
 
 run: deps ## Run the server on the embedded defaults (SQLite under data/, port $$PORT or 5001).
 	PORT=$(PORT) $(PY) server.py
 
 test: dev-deps browser ## Run every test: detectors, generators, server, dashboard in headless Chromium.
-	$(PY) -m pytest
+	@status=0; $(PY) -m pytest || status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
 
 bench: dev-deps ## Print the speed and memory figures of every benchmark under tests/benchmarks/.
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -19,14 +21,22 @@ bench: dev-deps ## Print the speed and memory figures of every benchmark under t
 evaluate: deps ## Score every detector on the NAB corpus and print the table.
 	$(PY) -m detectors evaluate --nab $(NAB) --detector all --out results
 
-$(VENV)/.deps: requirements.txt package.json
+# The stamps are written last, once every step has succeeded (and the server's imports load),
+# so a failed or interrupted install is retried by the next make; .DELETE_ON_ERROR removes a
+# half-made target too.
+$(VENV)/.deps: requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	npm install --no-audit --no-fund --silent
+	$(PY) -c "import gunicorn.workers.ggevent, flask_sock, server, detectors.engine"
 	touch $@
 
 $(VENV)/.dev-deps: $(VENV)/.deps requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+deps: $(VENV)/.deps requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import ApiError
 from .monitor import BuiltinStream, UnknownSource
 from .security import client_identity
 from .services import services
 from .storage import Reader
-from .validation import (parse_configure, parse_json, parse_limit, parse_since, parse_submit,
+from .validation import (InvalidRequest, parse_configure, parse_json, parse_limit, parse_since, parse_submit,
                          check_name)
 
-__all__ = ["bp", "init_app", "reader"]
+__all__ = ["bp", "init_app", "reader", "request_body"]
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -41,6 +42,26 @@ def _known_source(name: str) -> str:
     if name not in services().monitor.streams:
         raise ApiError(404, f"unknown source {name!r}")
     return name
+
+
+def request_body() -> bytes:
+    """The whole request body, or 413 when it is over MAX_CONTENT_LENGTH, chunked or not.
+
+    werkzeug stops reading a body of unknown length (chunked) at the limit and
+    returns what it has, as if that were all: one more byte from the server's
+    stream tells a body that ends there from one that goes on.
+    """
+    try:
+        data = request.get_data(cache=False)
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit is not None and request.content_length is None and len(data) >= limit:
+            if request.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's body reader: a malformed chunk, a broken connection
+        raise ApiError(400, f"the request body could not be read: {exc or type(exc).__name__}") from None
+    return data
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -105,7 +126,7 @@ def data(source: str):
 @bp.get("/anomalies")
 def anomalies():
     """Stored anomalies newest first, optionally of one source and since a time."""
-    source = request.args.get("source") or None
+    source = request.args.get("source")
     if source is not None:
         _known_source(source)
     since = parse_since(request.args.get("since"))
@@ -122,7 +143,7 @@ def alerts():
 @bp.post("/submit")
 def submit():
     """Score and store one point or a batch; answer once they are committed to disk."""
-    payload = parse_json(request.get_data(cache=False))
+    payload = parse_json(request_body())
     items = parse_submit(payload, services().settings["MAX_BATCH_POINTS"])
     return jsonify({"results": services().monitor.submit(items, owner=client_identity())})
 
@@ -161,7 +182,7 @@ def get_configure():
     """Every stream's detector configuration, or one stream's with ?source=."""
     monitor = services().monitor
     source = request.args.get("source")
-    if source:
+    if source is not None:
         _known_source(source)
         return jsonify({"source": source, "config": monitor.config(source)})
     return jsonify({"streams": monitor.config()})
@@ -170,7 +191,7 @@ def get_configure():
 @bp.post("/configure")
 def post_configure():
     """Change a stream's threshold, window, on/off or weight for one detector or the ensemble."""
-    change = parse_configure(parse_json(request.get_data(cache=False)))
+    change = parse_configure(parse_json(request_body()))
     monitor = services().monitor
     detectors = ["ensemble", *monitor.detector_names]
     if change.detector is not None and change.detector not in detectors:
@@ -179,6 +200,8 @@ def post_configure():
         config = monitor.configure(change.source, change.detector, change.params)
     except UnknownSource:
         raise ApiError(404, f"unknown source {change.source!r}") from None
+    except InvalidRequest:
+        raise  # a Conflict (409) with the stream's state
     except ValueError as exc:  # the engine's range checks
         raise ApiError(400, str(exc)) from None
     return jsonify({"source": change.source, "config": config})
@@ -188,4 +211,4 @@ def post_configure():
 def openapi():
     """This API's OpenAPI 3.1 description."""
     from .openapi import spec
-    return jsonify(spec())
+    return jsonify(spec(services().monitor.window_ranges()))

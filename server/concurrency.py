@@ -26,6 +26,14 @@ def cooperative() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
+def _outcome_of(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    """(False, result) or (True, the exception): runs on the dedicated thread."""
+    try:
+        return False, fn(*args, **kwargs)
+    except Exception as exc:
+        return True, exc
+
+
 class DedicatedThread:
     """One real OS thread that runs the calls given to :meth:`run`, one at a time, in order.
 
@@ -53,7 +61,13 @@ class DedicatedThread:
         """Call ``fn(*args, **kwargs)`` on the dedicated thread and return (or raise) its outcome."""
         if self._pool is None:
             return fn(*args, **kwargs)
-        return self._pool.apply(fn, args, kwargs)
+        # gevent's pool prints the traceback of any exception raised in its thread, even
+        # an expected one (a rejected configure): carry it back as a value and raise it here,
+        # so the caller alone decides whether it is worth a log line.
+        failed, outcome = self._pool.apply(_outcome_of, (fn, args, kwargs))
+        if failed:
+            raise outcome
+        return outcome
 
     def close(self) -> None:
         """Stop the OS thread (after the call it is running, if any)."""

@@ -7,8 +7,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import WebsocketMismatch
 
-from .validation import InvalidRequest
-from .writer import WriterBusy, WriterError, WriteTimeout
+from .validation import Conflict, InvalidRequest
+from .writer import WriterBusy, WriterError, WriterUnavailable, WriteTimeout
 
 __all__ = ["ApiError", "error_response", "register_error_handlers"]
 
@@ -38,11 +38,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(InvalidRequest)
     def invalid_request(exc: InvalidRequest):
-        return error_response(400, str(exc))
+        return error_response(409 if isinstance(exc, Conflict) else 400, str(exc))
 
     @app.errorhandler(WriterBusy)
     def writer_busy(exc: WriterBusy):
         return error_response(503, f"server busy: {exc}; retry later", **{"Retry-After": "1"})
+
+    @app.errorhandler(WriterUnavailable)
+    def writer_unavailable(exc: WriterUnavailable):
+        return error_response(503, str(exc), **{"Retry-After": "5"})
 
     @app.errorhandler(WriteTimeout)
     def write_timeout(exc: WriteTimeout):

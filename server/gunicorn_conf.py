@@ -45,7 +45,8 @@ if not os.environ.get("ANOMALY_API_TOKEN", "").strip():
     print(_TOKENLESS_NOTICE, file=sys.stderr, flush=True)
 bind = f"{_host}:{os.environ.get('PORT', '5001')}"
 workers = 1
-# gunicorn's gevent worker plus a cap on connections per client address (server/gunicorn_limits.py,
+# gunicorn's gevent worker, answering its own errors (400/414/431) in the API's JSON shape
+# (server/gunicorn_worker.py), plus a cap on connections per client address (server/gunicorn_limits.py,
 # which reads ANOMALY_MAX_CONNECTIONS_PER_CLIENT; checked here so a bad value stops the start).
 worker_class = "server.gunicorn_limits.ClientCapGeventWorker"
 _max_per_client = os.environ.get("ANOMALY_MAX_CONNECTIONS_PER_CLIENT", "100")

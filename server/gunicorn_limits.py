@@ -23,7 +23,7 @@ import socket
 from collections import Counter
 
 import gevent
-from gunicorn.workers.ggevent import GeventWorker
+from .gunicorn_worker import JsonErrorGeventWorker
 
 __all__ = ["ClientCapGeventWorker", "refusal"]
 
@@ -42,8 +42,8 @@ def refusal(held: int, limit: int) -> bytes:
     return head.encode() + body
 
 
-class ClientCapGeventWorker(GeventWorker):
-    """gunicorn's gevent worker with a cap on open connections per client address."""
+class ClientCapGeventWorker(JsonErrorGeventWorker):
+    """gunicorn's gevent worker with JSON error answers and a cap on open connections per client address."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -6,6 +6,10 @@ under gevent that keeps numpy off the event loop.  Each tick, submit or
 configure queues its write while it still holds the lock (so the database
 sees changes in the engine's order) and waits for the commit after releasing
 it, so the next tick can be scored while the last one is being committed.
+A large submit is scored in slices with the lock released in between (a
+tick may run between two slices) and queues its write after its last slice:
+two concurrent submits to the same stream may then reach the database in
+another order than the engine scored them; each one's own points keep theirs.
 """
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ from .episodes import EpisodeTracker
 from .events import jsonable
 from .explain import explain
 from .storage import open_reader
-from .validation import InvalidRequest, SubmittedPoint
-from .writer import WriteJob, Writer, WriterStopped
+from .validation import Conflict, InvalidRequest, SubmittedPoint
+from .writer import WriteJob, Writer, WriterStopped, WriterUnavailable
 from .writes import ConfigJob, DeleteStreamJob, PointsJob, PruneJob, StreamsJob
 
 __all__ = ["BuiltinStream", "Monitor", "UnknownSource"]
@@ -66,11 +70,18 @@ class _SubmitRequest:
     def __init__(self, items: list[SubmittedPoint], owner: dict | None = None):
         self.items = items
         self.owner = owner
-        self.scored = False
+        self.scored = False  # taken by a caller that scores it (perhaps not this one)
+        self.ready = threading.Event()  # set once its write is queued, or it failed
         self.resolved: list[tuple] = []
         self.order: list[int] = []
         self.job: PointsJob | None = None
         self.error: BaseException | None = None
+
+
+# How long one slice of a submit may hold the engine: between slices the lock is released,
+# so a tick (or a configure, or another submit) never waits for a whole large batch.  A
+# fraction of the shortest tick interval (0.1 s), not a figure tuned on a benchmark.
+SLICE_SECONDS = 0.025
 
 
 class Monitor:
@@ -107,6 +118,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._closed = False
         self._engine_thread = DedicatedThread("engine")
+        self._window_ranges: dict[str, tuple[int | None, int | None]] | None = None
 
     @property
     def write_timeout(self) -> float:
@@ -145,8 +157,13 @@ class Monitor:
                     "units": dict(getattr(gen, "units", {}) or {})}
             self.streams[name] = meta
             builtin.append(meta)
-        self.writer.write(StreamsJob(builtin, replace=True), self.write_timeout)
-        self._persisted.update(self.streams)
+        try:
+            self.writer.write(StreamsJob(builtin, replace=True), self.write_timeout)
+            self._persisted.update(self.streams)
+        except WriterUnavailable as exc:
+            # Serve reads; the built-in streams are stored with the first write once this
+            # process becomes the writer.
+            log.warning("monitor: %s", exc)
         reader = open_reader(self.db_path)
         try:
             stored, configs = reader.streams(), reader.configs()
@@ -233,16 +250,34 @@ class Monitor:
         caller queues its request, and whoever next holds the engine lock scores
         every queued request in one engine step per round (the k-th point of
         every source goes into step k), so concurrent single-point submits to
-        different streams cost one vectorised step, not one each.
+        different streams cost one vectorised step, not one each.  Many points of
+        one stream are scored in slices that release the engine lock in between,
+        so they never hold up a tick for longer than one slice.
         """
         request = _SubmitRequest(items, owner)
         with self._submits_lock:
             self._submits.append(request)
+        batch: list[_SubmitRequest] = []
+        accepted: list[_SubmitRequest] = []
         with self._lock:
             if not request.scored:
                 with self._submits_lock:
                     batch, self._submits = self._submits, []
-                self._score_submits(batch)
+                try:
+                    accepted, merged = self._plan_submits(batch)
+                except BaseException as exc:
+                    for taken in batch:
+                        taken.error = taken.error or exc
+                        taken.ready.set()
+                    raise
+        if batch:
+            try:
+                if accepted:
+                    self._score_in_slices(accepted, merged)
+            finally:
+                for taken in batch:
+                    taken.ready.set()
+        request.ready.wait()
         if request.error is not None:
             raise request.error
         stored = request.job.wait(self.write_timeout)
@@ -252,8 +287,12 @@ class Monitor:
             results[index] = point
         return results
 
-    def _score_submits(self, batch: list["_SubmitRequest"]) -> None:
-        """Runs under the engine lock: validate, score and queue the writes of queued submits."""
+    def _plan_submits(self, batch: list[_SubmitRequest]) -> tuple[list[_SubmitRequest], list[tuple]]:
+        """Runs under the engine lock: validate queued submits and create their new streams.
+
+        Returns the accepted requests and their points in arrival order, as
+        (request number, item index, source, values, timestamp).
+        """
         planned: dict[str, dict] = {}
         accepted = []
         for request in batch:
@@ -268,34 +307,58 @@ class Monitor:
                 continue
             planned.update((m["name"], m) for m in created)
             accepted.append(request)
-        if not accepted:
-            return
-        try:
-            if planned:
+        if accepted and planned:
+            try:
                 self._engine_thread.run(self._add_streams, list(planned.values()))
-                self.streams.update(planned)
-            merged = [(n, index, source, values, timestamp)
-                      for n, request in enumerate(accepted)
-                      for index, source, values, timestamp in request.resolved]
-            points, order = self._engine_thread.run(self._score_rounds, merged)
+            except Exception as exc:
+                for request in accepted:
+                    request.error = exc
+                return [], []
+            self.streams.update(planned)
+        merged = [(n, index, source, values, timestamp)
+                  for n, request in enumerate(accepted)
+                  for index, source, values, timestamp in request.resolved]
+        return accepted, merged
+
+    def _score_in_slices(self, accepted: list[_SubmitRequest], merged: list[tuple]) -> None:
+        """Score the planned points a slice at a time, then queue one write per request.
+
+        Each slice holds the engine lock for about :data:`SLICE_SECONDS`; in between
+        the lock is free and this greenlet yields, so a due tick runs between two
+        slices instead of after the whole batch.  Concurrent requests to the same
+        stream may interleave in the engine; each request's own points keep their order.
+        """
+        rounds = _rounds(merged)
+        points: list[dict] = []
+        order: list[tuple[int, int]] = []
+        done = 0
+        try:
+            while done < len(rounds):
+                with self._lock:
+                    if self._closed:
+                        raise WriterStopped("the server is shutting down")
+                    done = self._engine_thread.run(self._score_slice, rounds, done, points, order)
+                if done < len(rounds):
+                    time.sleep(0)  # let a waiting tick take the lock (a greenlet switch under gevent)
+            per_request: list[tuple[list, list]] = [([], []) for _ in accepted]
+            for point, (n, index) in zip(points, order):
+                per_request[n][0].append(point)
+                per_request[n][1].append(index)
+            with self._lock:
+                # A user stream whose first write failed is stored with the next one.
+                unpersisted = [m for name, m in self.streams.items() if name not in self._persisted]
+                for request, (request_points, request_order) in zip(accepted, per_request):
+                    request.order = request_order
+                    try:
+                        request.job = self.writer.submit(
+                            PointsJob(request_points, tick=None, origin="submit",
+                                      new_streams=unpersisted), timeout=self.write_timeout)
+                    except Exception as exc:
+                        request.error = exc
         except Exception as exc:
             for request in accepted:
-                request.error = exc
-            return
-        per_request: list[tuple[list, list]] = [([], []) for _ in accepted]
-        for point, (n, index) in zip(points, order):
-            per_request[n][0].append(point)
-            per_request[n][1].append(index)
-        # A user stream whose first write failed is stored with the next one.
-        unpersisted = [m for name, m in self.streams.items() if name not in self._persisted]
-        for request, (request_points, request_order) in zip(accepted, per_request):
-            request.order = request_order
-            try:
-                request.job = self.writer.submit(
-                    PointsJob(request_points, tick=None, origin="submit", new_streams=unpersisted),
-                    timeout=self.write_timeout)
-            except Exception as exc:
-                request.error = exc
+                if request.job is None and request.error is None:
+                    request.error = exc
 
     def _resolve(self, items: list[SubmittedPoint], planned: dict[str, dict],
                  owner: dict | None = None) -> tuple[list[tuple], list[dict]]:
@@ -315,7 +378,7 @@ class Monitor:
             if fields is None:
                 fields = tuple(values) if values is not None else ("value",)
                 if user_streams + len(created) >= self.settings["MAX_USER_STREAMS"]:
-                    raise InvalidRequest(f"{where(item.index)}.source {item.source!r} is a new "
+                    raise Conflict(f"{where(item.index)}.source {item.source!r} is a new "
                                          f"stream, but the limit of {self.settings['MAX_USER_STREAMS']} "
                                          "user streams is reached")
                 created[item.source] = {"name": item.source, "fields": fields, "kind": "user",
@@ -324,11 +387,11 @@ class Monitor:
                 known[item.source] = fields
             if values is None:
                 if len(fields) != 1:
-                    raise InvalidRequest(f"{where(item.index)}: source {item.source!r} has fields "
+                    raise Conflict(f"{where(item.index)}: source {item.source!r} has fields "
                                          f"{list(fields)}; send them as 'values'")
                 values = {fields[0]: item.value}
             elif set(values) != set(fields):
-                raise InvalidRequest(f"{where(item.index)}.values: source {item.source!r} takes "
+                raise Conflict(f"{where(item.index)}.values: source {item.source!r} takes "
                                      f"fields {list(fields)}, got {list(values)}")
             timestamp = item.timestamp if item.timestamp is not None else time.time()
             resolved.append((item.index, item.source, values, timestamp))
@@ -338,28 +401,25 @@ class Monitor:
         for meta in created:
             self.engine.add_stream(meta["name"], meta["fields"])
 
-    def _score_rounds(self, merged: list[tuple]) -> tuple[list[dict], list[tuple[int, int]]]:
-        """Runs on the engine thread: the k-th point of every source goes into engine step k.
+    def _score_slice(self, rounds: list[dict[str, tuple]], start: int, points: list[dict],
+                     order: list[tuple[int, int]]) -> int:
+        """Runs on the engine thread: score rounds from ``start`` for about SLICE_SECONDS.
 
-        ``merged`` holds (request number, item index, source, values, timestamp)
-        in arrival order; the result pairs each scored point with its
-        (request number, item index).
+        Appends each scored point and its (request number, item index) to
+        ``points`` and ``order``; returns the index of the first round not scored.
         """
-        rounds: list[dict[str, tuple]] = []
-        seen: dict[str, int] = {}
-        for n, index, source, values, timestamp in merged:
-            k = seen.get(source, 0)
-            seen[source] = k + 1
-            if k == len(rounds):
-                rounds.append({})
-            rounds[k][source] = (n, index, values, timestamp)
-        points, order = [], []
-        for batch in rounds:
+        deadline = time.perf_counter() + SLICE_SECONDS
+        k = start
+        while k < len(rounds):
+            batch = rounds[k]
             verdicts = self.engine.step({s: entry[2] for s, entry in batch.items()})
             for source, (n, index, _, timestamp) in batch.items():
                 points.append(_point(verdicts[source], source, timestamp, None))
                 order.append((n, index))
-        return points, order
+            k += 1
+            if time.perf_counter() >= deadline:
+                break
+        return k
 
     def delete_stream(self, name: str) -> dict[str, int]:
         """Remove a user stream from the engine and the database; return the rows deleted."""
@@ -391,8 +451,21 @@ class Monitor:
         return config
 
     def _configure(self, source: str, detector: str | None, params: dict) -> dict:
+        if params.get("enabled") is False and detector not in (None, "ensemble"):
+            # Well formed, but refused because of the stream's state: a conflict, not a 400.
+            members = self.engine.config(source)["detectors"]
+            others = [name for name, c in members.items()
+                      if name != detector and c["enabled"] and c["weight"] > 0]
+            if not others and members.get(detector, {}).get("enabled"):
+                raise Conflict(f"at least one detector of {source!r} must stay enabled")
         self.engine.configure(source, detector=detector, **params)
         return jsonable(self.engine.config(source))
+
+    def window_ranges(self) -> dict[str, tuple[int | None, int | None]]:
+        """Each member's accepted windows (for the API's description), found by building it."""
+        if self._window_ranges is None:
+            self._window_ranges = self._engine_thread.run(_window_ranges, self.engine)
+        return self._window_ranges
 
     def config(self, source: str | None = None) -> dict:
         """The engine's configuration of one stream, or of all streams."""
@@ -423,6 +496,45 @@ class Monitor:
         return {"count": self.tick_count, "last_ms": round(float(durations[-1]), 3),
                 "p50_ms": round(float(np.percentile(durations, 50)), 3),
                 "p99_ms": round(float(np.percentile(durations, 99)), 3)}
+
+
+def _window_ranges(engine) -> dict[str, tuple[int | None, int | None]]:
+    """The smallest window in WINDOW_RANGE each member accepts (some need more than the least)."""
+    from detectors.engine import WINDOW_RANGE
+    from detectors.registry import make
+
+    low, high = WINDOW_RANGE
+    ranges = {}
+    for member in engine.detector_names:
+        params = dict(engine.member_params.get(member, {}))
+        if getattr(make(member, **params), "window", None) is None:
+            ranges[member] = (None, None)  # no window to set
+            continue
+        for window in range(low, high + 1):
+            try:  # some checks run only when state is allocated
+                make(member, **{**params, "window": window}).reset(1, 1)
+            except ValueError:
+                continue
+            ranges[member] = (window, high)
+            break
+    return ranges
+
+
+def _rounds(merged: list[tuple]) -> list[dict[str, tuple]]:
+    """The k-th point of every source goes into engine step k.
+
+    ``merged`` holds (request number, item index, source, values, timestamp) in
+    arrival order; each round maps source to (request number, item index, values, timestamp).
+    """
+    rounds: list[dict[str, tuple]] = []
+    seen: dict[str, int] = {}
+    for n, index, source, values, timestamp in merged:
+        k = seen.get(source, 0)
+        seen[source] = k + 1
+        if k == len(rounds):
+            rounds.append({})
+        rounds[k][source] = (n, index, values, timestamp)
+    return rounds
 
 
 def build_generators(make_stream: Callable, names, seed: int, rate: float) -> dict[str, Any]:

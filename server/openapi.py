@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from detectors.engine import WINDOW_RANGE
+
 from .settings import SETTINGS_BY_NAME
-from .validation import MAX_NAME_LENGTH
+from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
 
 __all__ = ["spec"]
 
@@ -28,14 +30,48 @@ def _errors(*codes: int) -> dict:
 
 _ERROR_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
                 405: "MethodNotAllowed", 408: "BodyTimeout", 409: "Conflict", 413: "TooLarge",
-                415: "UnsupportedMediaType", 429: "TooManyRequests", 500: "InternalError",
-                503: "Unavailable"}
+                414: "UriTooLong", 415: "UnsupportedMediaType", 429: "TooManyRequests",
+                431: "HeadersTooLarge", 500: "InternalError", 503: "Unavailable"}
+# gunicorn answers these itself, for any path, before the app sees the request.
+_SERVER_ERRORS = (414, 431)
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
-_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
+         "description": "No control characters; not only white space."}
+_EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
 
 
-def _schemas() -> dict[str, Any]:
+def _configure_request(windows: dict[str, tuple[int, int]] | None) -> dict:
+    """The ensemble takes a threshold only; a member detector any of the four, each member
+    within its own window range (``windows``: member -> (least, most); None: not known here)."""
+    threshold = {"type": "number", "minimum": 0, "maximum": 1}
+    weight = {"type": "number", "minimum": 0, "maximum": 100}
+
+    def member(detector: dict, window: dict | None) -> dict:
+        properties = {"source": _NAME, "detector": detector, "threshold": threshold,
+                      "enabled": {"type": "boolean"}, "weight": weight}
+        if window is not None:
+            properties["window"] = window
+        return {"type": "object", "required": ["source", "detector"], "additionalProperties": False,
+                "minProperties": 3, "properties": properties}
+
+    ensemble = {"type": "object", "required": ["source", "threshold"], "additionalProperties": False,
+                "description": "The ensemble's flag threshold (the default detector).",
+                "properties": {"source": _NAME, "detector": {"const": "ensemble"},
+                               "threshold": threshold}}
+    if windows is None:
+        members = [member({"type": "string", "minLength": 1, "not": {"const": "ensemble"}},
+                          {"type": "integer", "minimum": WINDOW_RANGE[0], "maximum": WINDOW_RANGE[1]})]
+    else:
+        members = [member({"const": name}, {"type": "integer", "minimum": low, "maximum": high}
+                          if low is not None else None)
+                   for name, (low, high) in windows.items()]
+    return {"oneOf": [ensemble, *members],
+            "description": "The ensemble takes a threshold only; a member detector takes any of "
+                           "threshold, window, enabled and weight."}
+
+
+def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     point_props = {
         "id": {"type": "integer", "description": "Row id of the point."},
         "source": _NAME,
@@ -71,9 +107,11 @@ def _schemas() -> dict[str, Any]:
     single = {"type": "object", "required": ["source"], "additionalProperties": False,
               "properties": {"source": _NAME, "value": {"type": "number"},
                              "values": {"type": "object", "minProperties": 1,
+                                        "maxProperties": MAX_FIELDS, "propertyNames": _NAME,
                                         "additionalProperties": {"type": "number"}},
-                             "timestamp": {"type": ["number", "string"],
-                                           "description": "Epoch seconds or ISO-8601; default now."}},
+                             "timestamp": {"anyOf": [*_EPOCH_OR_ISO["anyOf"], {"type": "null"}],
+                                           "description": "Epoch seconds or ISO-8601 (without "
+                                                          "an offset: UTC); absent or null: now."}},
               "oneOf": [{"required": ["value"]}, {"required": ["values"]}]}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -174,15 +212,7 @@ def _schemas() -> dict[str, Any]:
                            "properties": {"results": {"type": "array", "items": _ref("Point")}}},
         "DetectorConfig": detector_config,
         "StreamConfig": stream_config,
-        "ConfigureRequest": {
-            "type": "object", "required": ["source"], "additionalProperties": False,
-            "minProperties": 2,
-            "properties": {"source": _NAME,
-                           "detector": {"type": "string", "description": "A member detector or "
-                                        "\"ensemble\" (the default)."},
-                           "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                           "window": {"type": "integer"}, "enabled": {"type": "boolean"},
-                           "weight": {"type": "number", "minimum": 0}}},
+        "ConfigureRequest": _configure_request(windows),
         "StreamConfigResponse": {"type": "object", "required": ["source", "config"],
                                  "properties": {"source": _NAME, "config": _ref("StreamConfig")}},
         "AllConfigResponse": {"type": "object", "required": ["streams"],
@@ -218,9 +248,10 @@ def _paths() -> dict[str, Any]:
         "name": "limit", "in": "query", "required": False,
         "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
     source_filter = {"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
-                     "description": "Comma-separated source names (absent or * for all)."}
+                     "description": "Comma-separated source names (absent or * for all); each "
+                                    f"name is 1 to {MAX_NAME_LENGTH} characters, else 400."}
     last_event_id = {"name": "last_event_id", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 0},
+                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
                      "description": "Replay stored events with a larger id first."}
     return {
         "/": {"get": {"summary": "The live dashboard (HTML).", "responses": {
@@ -248,7 +279,7 @@ def _paths() -> dict[str, Any]:
             "summary": "Stored anomalies, newest first.",
             "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME},
                            {"name": "since", "in": "query", "required": False,
-                            "schema": {"type": "string"},
+                            "schema": _EPOCH_OR_ISO,
                             "description": "Detected at or after: epoch seconds or ISO-8601."},
                            limit(100, 1000)],
             "responses": {"200": _json(_ref("AnomalyList"), "Anomalies."), **_errors(400, 404)}}},
@@ -260,13 +291,13 @@ def _paths() -> dict[str, Any]:
                            "(synchronous=FULL by default: they survive a crash or power cut).",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SubmitRequest")}}},
             "responses": {"200": _json(_ref("SubmitResponse"), "Scored points, in request order."),
-                          **_errors(400, 413, 503)}}},
+                          **_errors(400, 409, 413, 503)}}},
         "/api/configure": {
             "get": {"summary": "Detector configuration of every stream, or of one with ?source=.",
                     "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME}],
                     "responses": {"200": _json({"oneOf": [_ref("AllConfigResponse"),
                                                           _ref("StreamConfigResponse")]}, "Configuration."),
-                                  **_errors(404)}},
+                                  **_errors(400, 404)}},
             "post": {"summary": "Change a stream's threshold/window/enabled/weight; applied at once and persisted.",
                      "requestBody": {"required": True,
                                      "content": {"application/json": {"schema": _ref("ConfigureRequest")}}},
@@ -302,7 +333,7 @@ def _paths() -> dict[str, Any]:
                            "in order, before live ones. Each data object is a TickEvent or AnomalyEvent.",
             "parameters": [source_filter, last_event_id,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
-                            "schema": {"type": "integer", "minimum": 0}}],
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}}],
             "responses": {"200": {"description": "An endless event stream.",
                                   "content": {"text/event-stream": {"schema": {"type": "string"},
                                                                     "x-event-schema": _ref("Event")}}},
@@ -347,18 +378,24 @@ def _with_security(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
-def spec() -> dict[str, Any]:
-    """The OpenAPI document."""
+def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The OpenAPI document; ``windows`` (member detector -> its least and most window) names
+    the engine's members, so configure requests are described exactly."""
     error = lambda text: _json(_ref("Error"), text)  # noqa: E731
+    paths = _paths()
+    for operations in paths.values():
+        for operation in operations.values():
+            for code, answer in _errors(*_SERVER_ERRORS).items():
+                operation["responses"].setdefault(code, answer)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Real-time anomaly detection server", "version": "1.0.0",
                  "description": "Nine built-in synthetic streams scored every tick, user streams "
                                 "through /api/submit, anomalies pushed over SSE and WebSocket. "
                                 "Every error is {\"error\": \"...\"}."},
-        "paths": _with_security(_paths()),
+        "paths": _with_security(paths),
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(windows),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "ANOMALY_API_TOKEN; needed by every mutating request "
@@ -370,8 +407,6 @@ def spec() -> dict[str, Any]:
                                  "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
                 "Forbidden": error("The Origin header names an origin that is not allowed."),
                 "BodyTimeout": error("The request body did not arrive within BODY_TIMEOUT seconds."),
-                "Conflict": error("The request conflicts with the server's state (e.g. deleting a "
-                                  "built-in stream)."),
                 "UnsupportedMediaType": error("A body sent without Content-Type: application/json."),
                 "TooManyRequests": {**error("Over the per-client rate limit (mutating requests) or "
                                             "push-connection limit."),
@@ -380,7 +415,12 @@ def spec() -> dict[str, Any]:
                                     "header is not an allowed host."),
                 "NotFound": error("No such route or source."),
                 "MethodNotAllowed": error("The route does not take this method."),
+                "Conflict": error("The request is well formed but does not fit the server's "
+                                  "state (a stream's fields, the user stream limit, deleting a "
+                                  "built-in stream)."),
                 "TooLarge": error("The body is over MAX_CONTENT_LENGTH."),
+                "UriTooLong": error("The request line is over gunicorn's limit (answered by gunicorn)."),
+                "HeadersTooLarge": error("Too many or too large headers (answered by gunicorn)."),
                 "InternalError": error("An unexpected failure (logged)."),
                 "Unavailable": error("The writer is busy or the database did not confirm in time."),
             },

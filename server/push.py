@@ -26,12 +26,11 @@ from flask import Blueprint, Flask, Response, request
 from flask_sock import ConnectionClosed, Sock
 
 from .concurrency import cooperative
-from .errors import ApiError
 from .events import Event, anomaly_event, http_chunk, now_ms, plain_event, tick_event
 from .hub import STORED_TYPES, WAKE, Client
 from .services import Services, services
 from .storage import Reader
-from .validation import InvalidRequest, check_name, parse_sources
+from .validation import InvalidRequest, check_name, parse_event_id, parse_sources
 
 __all__ = ["bp", "init_app", "replay_events"]
 
@@ -83,18 +82,6 @@ def replay_events(reader: Reader, last_id: int, limit: int) -> list[Event]:
             events.append(anomaly_event(row["id"], anomalies[row["anomaly_id"]],
                                         published_ms=row["created_ms"]))
     return events
-
-
-def _resume_from(raw: str | None) -> int | None:
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"Last-Event-ID must be an integer event id, got {raw[:40]!r}") from None
-    if value < 0:
-        raise ApiError(400, "Last-Event-ID must be >= 0")
-    return value
 
 
 def _stored_after(svc: Services, last_id: int) -> list[Event]:
@@ -158,11 +145,10 @@ def _pump(client: Client, svc: Services, wire_format: str, resume: int | None,
 def sse():
     """Server-Sent Events: tick and anomaly events; ?source=a,b filters; Last-Event-ID resumes."""
     svc = services()
-    try:
-        sources = parse_sources(request.args.get("source"))
-    except InvalidRequest as exc:
-        raise ApiError(400, str(exc)) from None
-    resume = _resume_from(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
+    sources = parse_sources(request.args.get("source"))  # InvalidRequest: a 400 before the stream
+    header = request.headers.get("Last-Event-ID")
+    resume = (parse_event_id(header) if header else
+              parse_event_id(request.args.get("last_event_id"), "last_event_id"))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if request.method == "HEAD":
         return Response(b"", mimetype="text/event-stream", headers=headers)
@@ -262,11 +248,10 @@ def ws(connection):
     svc = services()
     try:
         sources = parse_sources(request.args.get("source"))
-        resume = _resume_from(request.args.get("last_event_id"))
-    except (InvalidRequest, ApiError) as exc:
+        resume = parse_event_id(request.args.get("last_event_id"), "last_event_id")
+    except InvalidRequest as exc:
         # The handshake is done: the error goes out as a message, then the socket closes.
-        message = exc.message if isinstance(exc, ApiError) else str(exc)
-        connection.send(plain_event("error", svc.hub.last_id, now_ms(), error=message).text())
+        connection.send(plain_event("error", svc.hub.last_id, now_ms(), error=str(exc)).text())
         return
     conn = connection.sock
     _tune(conn, svc.settings["STREAM_SEND_BUFFER"])
@@ -294,6 +279,10 @@ def ws(connection):
               heartbeat=None, direct=cooperative())
     except (ConnectionClosed, OSError):
         pass
+    except Exception:
+        # After the upgrade an HTTP error response would corrupt the WebSocket stream:
+        # log, and let the socket close.
+        log.exception("WebSocket client failed")
     finally:
         client.close()
         svc.hub.disconnect(client)

@@ -7,21 +7,39 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["InvalidRequest", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
+__all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
-           "parse_sources", "check_name"]
+           "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID"]
 
 MAX_NAME_LENGTH = 64
 MAX_FIELDS = 32
+# A name: no control characters (Unicode Cc) and at least one character that is not white
+# space.  The same pattern is published in /api/openapi.json, so the document and this
+# check agree.  "(?![\s\S])" ends the input in ECMA-262, Rust and Python alike ("$" also
+# matches before a final newline in Python, and test generators send one).  Lone surrogates
+# (JSON escapes such as "\\ud800", not Unicode text, unstorable as UTF-8) are refused apart.
+_NAME_CHAR = r"[^\u0000-\u001f\u007f-\u009f]"
+_NAME_SOLID = r"[^\s\u0000-\u001f\u007f-\u009f]"
+NAME_PATTERN = f"^{_NAME_CHAR}*{_NAME_SOLID}{_NAME_CHAR}*(?![\\s\\S])"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NAME_RE = re.compile(NAME_PATTERN)
+# Larger integers cannot become a float or an SQLite integer: refused before they get there.
+MAX_WINDOW = 2**53
+MAX_EVENT_ID = 2**63 - 1
 CONFIGURE_PARAMS = ("threshold", "window", "enabled", "weight")
 
 
 class InvalidRequest(ValueError):
     """The request is malformed or breaks a rule; the message says which part and why."""
+
+
+class Conflict(InvalidRequest):
+    """The request is well formed but does not fit the server's state (answered 409)."""
 
 
 @dataclass
@@ -54,6 +72,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except InvalidRequest:
         raise
+    except RecursionError:
+        raise InvalidRequest("malformed JSON: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
 
@@ -66,14 +86,25 @@ def check_name(name: Any, where: str) -> str:
         raise InvalidRequest(f"{where} must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"{where} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
-    if not name.isprintable():
+    if not _NAME_RE.match(name):
         raise InvalidRequest(f"{where} contains control characters")
+    if _SURROGATE.search(name):
+        raise InvalidRequest(f"{where} contains a lone surrogate (not Unicode text)")
     return name
+
+
+def _brief(value: Any) -> str:
+    """A short, safe rendering of a client's value for a message (containers by type only)."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "an array"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return json.dumps(value)[:40]
 
 
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequest(f"{where} must be a number, got {json.dumps(value)[:40]}")
+        raise InvalidRequest(f"{where} must be a number, got {_brief(value)}")
     try:
         number = float(value)
     except OverflowError:
@@ -155,18 +186,22 @@ def parse_configure(payload: Any) -> ConfigureRequest:
         raise InvalidRequest("source is missing")
     source = check_name(payload["source"], "source")
     detector = payload.get("detector")
-    if detector is not None and not isinstance(detector, str):
+    if "detector" in payload and not isinstance(detector, str):
         raise InvalidRequest("detector must be a string")
     params: dict[str, Any] = {}
     for name in ("threshold", "weight"):
-        if payload.get(name) is not None:
+        if name in payload:
             params[name] = _number(payload[name], name)
-    if payload.get("window") is not None:
+    if "window" in payload:
         window = payload["window"]
+        if isinstance(window, float) and window.is_integer():
+            window = int(window)  # JSON Schema's integer: 182.0 is one
         if isinstance(window, bool) or not isinstance(window, int):
-            raise InvalidRequest(f"window must be an integer, got {json.dumps(window)[:40]}")
+            raise InvalidRequest(f"window must be an integer, got {_brief(window)}")
+        if abs(window) > MAX_WINDOW:
+            raise InvalidRequest(f"window is out of range: {_brief(window)}")
         params["window"] = window
-    if payload.get("enabled") is not None:
+    if "enabled" in payload:
         if not isinstance(payload["enabled"], bool):
             raise InvalidRequest("enabled must be true or false")
         params["enabled"] = payload["enabled"]
@@ -177,7 +212,7 @@ def parse_configure(payload: Any) -> ConfigureRequest:
 
 def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     """A ``limit`` query parameter: an integer in [1, maximum]."""
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         limit = int(raw)
@@ -190,7 +225,7 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
 
 def parse_since(raw: str | None) -> float | None:
     """A ``since`` query parameter: epoch seconds or an ISO-8601 date-time."""
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return _number(float(raw), "since")
@@ -204,3 +239,16 @@ def parse_sources(raw: str | None) -> frozenset[str] | None:
         return None
     names = [s.strip() for s in raw.split(",") if s.strip()]
     return frozenset(check_name(n, "source") for n in names) or None
+
+
+def parse_event_id(raw: str | None, name: str = "Last-Event-ID") -> int | None:
+    """An event id to resume after: an integer in [0, 2**63 - 1] (SQLite's integer range)."""
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer event id, got {raw[:40]!r}") from None
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise InvalidRequest(f"{name} must be between 0 and {MAX_EVENT_ID}")
+    return value

@@ -25,10 +25,11 @@ from typing import Any, Callable
 import sqlite_utils
 
 from .concurrency import DedicatedThread
+from .scheduler import SchedulerLock
 from .storage import open_writer
 
 __all__ = ["Transaction", "WriteJob", "WriteTimeout", "Writer", "WriterBusy", "WriterError",
-           "WriterStopped"]
+           "WriterStopped", "WriterUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class WriterBusy(WriterError):
 
 class WriterStopped(WriterError):
     """The writer is not running."""
+
+
+class WriterUnavailable(WriterError):
+    """Another process writes to this database: this one refuses writes until it is gone."""
 
 
 class WriteTimeout(WriterError):
@@ -135,12 +140,21 @@ class Writer:
         self._os_thread = DedicatedThread("sqlite-writer")
         self._consumer: threading.Thread | None = None
         self._accepting = False
+        # Row ids are handed out from counters in memory (see Transaction.allocate), which is
+        # only safe while no other process writes: a second server on the same database
+        # (while the first lives) would insert duplicate ids.  The first writer holds this
+        # lock; another refuses writes (503) and takes over once the holder has exited.
+        self._owner = SchedulerLock(self.path.with_name(self.path.name + ".writer.lock"))
+        self._reload_ids = False
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Writer":
         """Open the write connection (on the writer's own OS thread) and start consuming."""
         if self._consumer is not None:
             raise WriterError("writer already started")
+        if not self._owner.acquire():  # before the counters are read
+            log.warning("writer: another server (pid %s) writes to %s; this one refuses writes "
+                        "until it stops", self._owner.holder(), self.path)
         self._os_thread.run(self._open)
         self._accepting = True
         self._consumer = threading.Thread(target=self._consume, name="sqlite-writer", daemon=True)
@@ -160,6 +174,7 @@ class Writer:
             self._os_thread.run(self._close)
             self._os_thread.close()
         self._consumer = None
+        self._owner.release()
 
     def stats(self) -> dict:
         """Commits so far, jobs they held, what waits now, and the last commit's duration."""
@@ -167,6 +182,17 @@ class Writer:
                 "last_batch_size": self.last_batch_size,
                 "last_commit_ms": None if self.last_commit_s is None else round(self.last_commit_s * 1000, 3),
                 "synchronous": self.synchronous, "last_error": self.last_error}
+
+    @property
+    def owns_database(self) -> bool:
+        """This process is the database's writer (or has just become it)."""
+        if self._owner.held:
+            return True
+        if not self._owner.acquire():
+            return False
+        log.info("writer: now the only writer of %s", self.path)
+        self._reload_ids = True  # the previous holder wrote rows since our counters were read
+        return True
 
     @property
     def alive(self) -> bool:
@@ -192,6 +218,9 @@ class Writer:
         """Queue ``job``; wait at most ``timeout`` seconds for room (0: not at all)."""
         if not self._accepting:
             raise WriterStopped("the database writer is not running")
+        if not self.owns_database:
+            raise WriterUnavailable(f"another server (pid {self._owner.holder()}) writes to this "
+                                    "database; this one takes no writes until it stops")
         try:
             if timeout == 0:
                 self.queue.put_nowait(job)
@@ -260,6 +289,9 @@ class Writer:
     def _commit(self, batch: list[WriteJob]) -> list:
         """Apply ``batch`` in one transaction (runs on the writer's OS thread)."""
         db = self._db
+        if self._reload_ids:
+            self._reload_ids = False
+            self._load_next_ids()
         tx = Transaction(db, self._next_ids, time.time())
         events: list = []
         try:

@@ -160,9 +160,10 @@ LONG = "x" * 65
     ('{"source": "s", "value": 1', 400, "malformed JSON"),
     ('', 400, "body is empty"),
     (b'\xff\xfe', 400, "malformed JSON"),
-    ('{"source": "machine_health", "values": {"temperature": 70}}', 400,
+    # Well formed, but the stream exists with other fields: a conflict with the server's state.
+    ('{"source": "machine_health", "values": {"temperature": 70}}', 409,
      "takes fields ['temperature', 'vibration']"),
-    ('{"source": "machine_health", "value": 70}', 400, "send them as 'values'"),
+    ('{"source": "machine_health", "value": 70}', 409, "send them as 'values'"),
 ])
 def test_submit_rejections(client, body, status, message):
     before = client.get("/api/status").get_json()["points"]
@@ -185,7 +186,7 @@ def test_submit_rejects_too_many_points_and_oversized_payloads(make_app):
 
 def test_a_batch_with_one_bad_point_stores_nothing(client):
     batch = {"points": [{"source": "new_one", "value": 1}, {"source": "machine_health", "value": 2}]}
-    assert client.post("/api/submit", json=batch).status_code == 400
+    assert client.post("/api/submit", json=batch).status_code == 409
     names = [s["name"] for s in client.get("/api/status").get_json()["streams"]]
     assert "new_one" not in names
 
@@ -194,7 +195,7 @@ def test_user_stream_limit(make_app):
     client = make_app(MAX_USER_STREAMS=1).test_client()
     assert client.post("/api/submit", json={"source": "first", "value": 1}).status_code == 200
     response = client.post("/api/submit", json={"source": "second", "value": 1})
-    assert response.status_code == 400 and "limit of 1 user streams" in response.get_json()["error"]
+    assert response.status_code == 409 and "limit of 1 user streams" in response.get_json()["error"]
     assert client.post("/api/submit", json={"source": "first", "value": 2}).status_code == 200
 
 
@@ -208,7 +209,7 @@ def test_user_streams_and_their_fields_survive_a_rebuild(make_app):
     assert streams["press"]["kind"] == "user" and streams["press"]["fields"] == ["force", "speed"]
     assert streams["press"]["points"] == 1
     response = client.post("/api/submit", json={"source": "press", "values": {"force": 1.0}})
-    assert response.status_code == 400 and "takes fields ['force', 'speed']" in response.get_json()["error"]
+    assert response.status_code == 409 and "takes fields ['force', 'speed']" in response.get_json()["error"]
     assert len(client.get("/api/data/press").get_json()["points"]) == 1
 
 

@@ -1,0 +1,44 @@
+"""The gunicorn worker class: gevent's, with the API's error shape on gunicorn's own answers.
+
+gunicorn answers a request it cannot parse (a bad request line, a URI over
+``limit_request_line``: 414, too many or too large headers: 431, a broken chunk:
+400) itself, before the app sees it, with an HTML page written by
+``gunicorn.util.write_error``.  :class:`JsonErrorGeventWorker` makes those answers
+``{"error": "..."}`` in JSON like every other error of the API.
+
+gunicorn's ``Worker.handle_error`` picks the status and message, then calls
+``util.write_error`` through the module; replacing that one function in the
+worker process (after the fork, before any request) changes the body and
+keeps gunicorn's choice of status and its logging.  Named in
+``server/gunicorn_conf.py`` as ``worker_class``.
+
+This module is imported by gunicorn's master to find the class: it imports
+nothing from the app (gevent patches the worker before Flask is imported).
+"""
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+from gunicorn.workers.ggevent import GeventWorker
+
+__all__ = ["JsonErrorGeventWorker", "write_json_error"]
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error``, with a JSON ``{"error": ...}`` body."""
+    message = f"{reason}: {mesg}" if mesg else reason
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\n"
+            "Connection: close\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class JsonErrorGeventWorker(GeventWorker):
+    """gunicorn's gevent worker; its own error answers are JSON (see the module's doc)."""
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error
+        super().init_process()
