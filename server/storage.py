@@ -75,11 +75,18 @@ def _migration_stream_owner(db: sqlite_utils.Database) -> None:
     db["streams"].add_column("owner_token", str)
 
 
+def _migration_scored_events(db: sqlite_utils.Database) -> None:
+    # Entity-keyed events (issue 9): their tables are declared beside their reads.
+    from .event_storage import migration_scored_events
+    migration_scored_events(db)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
     (2, "episode counts in stream_stats", _migration_episode_counts),
     (3, "owner of user streams", _migration_stream_owner),
+    (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
 ]
 
 

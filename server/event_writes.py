@@ -1,0 +1,159 @@
+"""Write jobs for scored events and the actions on them (run by the single writer thread).
+
+:class:`ScoredEventsJob` stores whole batches: the rows of ordinary events
+are built column-wise (pandas encodes every event's fields as JSON in one
+call), and only the anomalous ones go through the typed event, so a batch
+of 50,000 sessions costs a few vectorised calls and one ``executemany``.
+It also records one push event per batch (type ``events``: counts and the
+riskiest anomalies), which :func:`events_push` rebuilds for a resuming client.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import pandas as pd
+
+from .event_storage import ENTITY_COLUMNS
+from .events import Event, dumps
+from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
+from .pipeline.scoring import ORDINARY, ScoredBatch
+from .writer import Transaction, WriteJob
+
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "FlagJob", "ScoredEventsJob", "events_push", "PUSHED_ANOMALIES"]
+
+#: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
+PUSHED_ANOMALIES = 20
+_DATA_COLUMNS = tuple(sqlite_columns(ScoredEvent))
+_COLUMNS = ("id", *_DATA_COLUMNS, *ENTITY_COLUMNS, "origin", "received_at")
+_INSERT = f"INSERT INTO scored_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def _json_lines(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    return frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
+
+
+class ScoredEventsJob(WriteJob):
+    """Store a scored batch; the result is ``(first row id, anomaly JSON objects)``."""
+
+    def __init__(self, batch: ScoredBatch, origin: str):
+        super().__init__()
+        self.batch = batch
+        self.origin = origin
+        # Encoded here, on the caller's thread, so the writer thread only inserts.
+        self.rows = self._rows()
+
+    def _rows(self) -> list[list]:
+        batch, schema = self.batch, self.batch.schema
+        n = len(batch)
+        features = pd.DataFrame({k: v for k, v in batch.features.items() if k != schema.truth})
+        truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
+        columns = {
+            "schema": [schema.name] * n,
+            "event_id": features[schema.id].astype(str).tolist(),
+            "timestamp": features[schema.timestamp].astype(float).tolist(),
+            "entities": _json_lines(features[list(schema.entities)]),
+            "fields": _json_lines(features),
+            "risk": batch.risk.astype(int).tolist(),
+            "severity": [None] * n, "is_anomaly": [0] * n, "types": ["[]"] * n,
+            "explanation": [ORDINARY] * n, "signals": ["[]"] * n,
+            "flagged": batch.flagged.astype(int).tolist(),
+            "truth": [t or None for t in truth],
+        }
+        padding = [[None] * n] * (len(ENTITY_COLUMNS) - len(schema.entities))
+        entity_ids = [features[e].astype(str).tolist() for e in schema.entities] + padding
+        rows = [list(r) for r in zip(*(columns[c] for c in _DATA_COLUMNS), *entity_ids, [self.origin] * n)]
+        # Anomalies carry types, signals and explanations: those few go through the typed event.
+        self.anomalies: list[tuple[int, ScoredEvent]] = []
+        for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
+            event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
+            stored = to_row(event)
+            rows[i][:len(_DATA_COLUMNS)] = [stored[c] for c in _DATA_COLUMNS]
+            self.anomalies.append((i, event))
+        return rows
+
+    def apply(self, tx: Transaction):
+        n = len(self.rows)
+        # Row ids from the table itself: only this thread inserts, inside this transaction.
+        first = tx.db.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
+        tx.db.conn.executemany(_INSERT, [(first + i, *row, tx.now) for i, row in enumerate(self.rows)])
+        anomalies = [{"id": first + i, **to_json(event), "origin": self.origin, "received_at": tx.now,
+                      "acknowledged": None} for i, event in self.anomalies]
+        event_id = tx.allocate("events", 1)
+        tx.db.conn.execute(
+            "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
+            "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
+        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies)]
+        return first, anomalies
+
+
+def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: list[dict],
+                published_ms: int | None = None) -> Event:
+    """The push event of one stored batch: counts, types and its riskiest anomalies."""
+    types: dict[str, int] = {}
+    for a in anomalies:
+        for t in a["types"]:
+            types[t] = types.get(t, 0) + 1
+    riskiest = sorted(anomalies, key=lambda a: -a["risk"])[:PUSHED_ANOMALIES]
+    head = (f'"type":"events","id":{event_id},"schema":{dumps(schema)},"origin":{dumps(origin)},'
+            f'"count":{count},"anomaly_count":{len(anomalies)},"types":{dumps(types)},'
+            f'"anomalies":{dumps(riskiest)}')
+    return Event(event_id, "events", head, published_ms=published_ms)
+
+
+class DeleteImportJob(WriteJob):
+    """Remove the events an import stored before it failed, so a file lands whole or not at all."""
+
+    def __init__(self, origin: str):
+        super().__init__()
+        self.origin = origin
+
+    def apply(self, tx: Transaction) -> int:
+        return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
+
+
+class FlagJob(WriteJob):
+    """Flag an entity (or clear its flag); the result is the stored flag (None once cleared)."""
+
+    def __init__(self, schema: str, entity: str, entity_id: str, by: str, note: str, clear: bool = False):
+        super().__init__()
+        self.key = {"schema": schema, "entity": entity, "entity_id": entity_id}
+        self.by, self.note, self.clear = by, note, clear
+
+    def apply(self, tx: Transaction):
+        if self.clear:
+            tx.db.conn.execute("DELETE FROM entity_flags WHERE schema = ? AND entity = ? AND entity_id = ?",
+                               list(self.key.values()))
+            return None
+        row = {**self.key, "flagged_by": self.by, "flagged_at": tx.now, "note": self.note}
+        tx.db["entity_flags"].upsert(row, pk=("schema", "entity", "entity_id"))
+        return row
+
+
+class AcknowledgeJob(WriteJob):
+    """Acknowledge an anomalous event: who, when, a note.  Raises LookupError if there is none."""
+
+    def __init__(self, event_row: int, by: str, note: str):
+        super().__init__()
+        self.event_row, self.by, self.note = event_row, by, note
+
+    def apply(self, tx: Transaction):
+        found = tx.db.conn.execute("SELECT is_anomaly FROM scored_events WHERE id = ?",
+                                   [self.event_row]).fetchone()
+        if found is None or not found[0]:
+            raise LookupError(f"no anomalous event with id {self.event_row}")
+        row = {"event_row": self.event_row, "acknowledged_by": self.by, "acknowledged_at": tx.now,
+               "note": self.note}
+        tx.db["acknowledgements"].upsert(row, pk="event_row")
+        return {"by": self.by, "at": tx.now, "note": self.note}
+
+
+def flags_by_key(rows: Iterable[dict]) -> dict[str, dict[str, set]]:
+    """``{schema: {entity key: {ids}}}`` from flag rows."""
+    out: dict[str, dict[str, set]] = {}
+    for row in rows:
+        out.setdefault(row["schema"], {}).setdefault(row["entity"], set()).add(row["entity_id"])
+    return out
+
