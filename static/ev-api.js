@@ -132,8 +132,14 @@
     },
 
     anomalies: function (limit) {
-      return AW.api('/api/anomalies?' + qs({ schema: SCHEMA, limit: limit || 1000 })).then(function (body) {
-        return listOf(body, ['anomalies', 'events']).filter(isEvRecord).map(session);
+      var n = limit || 1000;
+      return AW.api('/api/anomalies?' + qs({ schema: SCHEMA, limit: n })).then(function (body) {
+        if (body && body.schema === SCHEMA) return listOf(body, ['anomalies']).map(session);
+        // A server whose /api/anomalies does not serve schemas yet: the anomalous ones among
+        // the recent events.
+        return AW.api('/api/events?' + qs({ schema: SCHEMA, limit: n })).then(function (events) {
+          return listOf(events, ['events']).filter(function (e) { return e.is_anomaly; }).map(session);
+        });
       });
     },
 
