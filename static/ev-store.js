@@ -160,9 +160,14 @@
       refresh();
       timer = window.setInterval(refresh, POLL_MS);
     });
-    // Anomalies pushed live that are EV sessions join the table without waiting for the poll.
-    AW.live.on('anomaly', function (a) {
-      if (AW.ev.api.isEvRecord(a)) put([AW.ev.api.session(a)]);
+    // A stored batch of sessions (the EV feed, a replay, an upload) is pushed with its riskiest
+    // anomalies: they join the table at once, and the counts follow shortly (one refresh for a burst).
+    var soon = null;
+    AW.live.on('events', function (batch) {
+      if (!batch || batch.schema !== AW.ev.api.SCHEMA) return;
+      if (Array.isArray(batch.anomalies) && batch.anomalies.length) put(batch.anomalies.map(AW.ev.api.session));
+      if (AW.views.current !== 'ev' || soon !== null) return;
+      soon = window.setTimeout(function () { soon = null; refresh(); }, 3000);
     });
   }
 

@@ -3,6 +3,8 @@
  * Widgets never open their own stream; they subscribe here:
  *   AnomalyWatch.live.on('tick', fn)      fn(event)    a tick event {points: [...]} (built-in or submitted)
  *   AnomalyWatch.live.on('anomaly', fn)   fn(anomaly)  one stored anomaly
+ *   AnomalyWatch.live.on('events', fn)    fn(event)    a stored batch of entity events {schema, count,
+ *                                                      anomaly_count, types, anomalies: the riskiest}
  *   AnomalyWatch.live.on('resumed', fn)   fn()         back after an outage: fetch what was missed
  *   AnomalyWatch.live.on('state', fn)     fn(state)    connecting | live | reconnecting | disconnected
  *
@@ -71,6 +73,7 @@
     });
     source.addEventListener('tick', onMessage);
     source.addEventListener('anomaly', onMessage);
+    source.addEventListener('events', onMessage);
     source.addEventListener('message', onMessage); // events sent without an event: line
   }
 
@@ -109,6 +112,7 @@
     var type = data.type || evt.type;
     if (type === 'tick') bus.emit('tick', data);
     else if (type === 'anomaly' && data.anomaly) bus.emit('anomaly', data.anomaly);
+    else if (type === 'events') bus.emit('events', data);
   }
 
   AW.live = {
