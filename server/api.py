@@ -125,7 +125,14 @@ def data(source: str):
 
 @bp.get("/anomalies")
 def anomalies():
-    """Stored anomalies newest first, optionally of one source and since a time."""
+    """Stored anomalies newest first, optionally of one source and since a time.
+
+    With ``?schema=`` (e.g. ev_charging): that schema's event anomalies, with the
+    event's own fields (see :func:`server.api_events.event_anomalies`).
+    """
+    if "schema" in request.args:
+        from .api_events import event_anomalies
+        return event_anomalies()
     source = request.args.get("source")
     if source is not None:
         _known_source(source)

@@ -20,7 +20,7 @@ from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .pipeline.scoring import ORDINARY, ScoredBatch
 from .writer import Transaction, WriteJob
 
-__all__ = ["AcknowledgeJob", "DeleteImportJob", "FlagJob", "ScoredEventsJob", "events_push", "PUSHED_ANOMALIES"]
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
@@ -101,6 +101,25 @@ def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: 
             f'"count":{count},"anomaly_count":{len(anomalies)},"types":{dumps(types)},'
             f'"anomalies":{dumps(riskiest)}')
     return Event(event_id, "events", head, published_ms=published_ms)
+
+
+def event_batch_push(reader, row) -> Event | None:
+    """Rebuild a stored ``events`` push event (a resuming client) from its rows of scored events;
+    None when retention or an undone import removed them."""
+    from .event_storage import event_from_row
+
+    conn = reader.conn
+    first, last = row["first_point_id"], row["last_point_id"]
+    head = conn.execute("SELECT schema, origin, count(*) FROM scored_events WHERE id BETWEEN ? AND ?",
+                        [first, last]).fetchone()
+    if head is None or not head[2]:
+        return None
+    rows = conn.execute(
+        "SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+        "LEFT JOIN acknowledgements a ON a.event_row = e.id "
+        "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id", [first, last]).fetchall()
+    return events_push(row["id"], head[0], head[1], head[2], [event_from_row(r) for r in rows],
+                       published_ms=row["created_ms"])
 
 
 class DeleteImportJob(WriteJob):
