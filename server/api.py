@@ -130,9 +130,10 @@ def anomalies():
     With ``?schema=`` (e.g. ev_charging): that schema's event anomalies, with the
     event's own fields (see :func:`server.api_events.event_anomalies`).
     """
+    from .api_events import anomaly_filters, event_anomalies
     if "schema" in request.args:
-        from .api_events import event_anomalies
         return event_anomalies()
+    anomaly_filters()  # the event filters are checked even where they do not apply
     source = request.args.get("source")
     if source is not None:
         _known_source(source)

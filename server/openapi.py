@@ -38,6 +38,8 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
          "description": "No control characters; not only white space."}
+_SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_]+$"}
+_MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
 
 
@@ -284,7 +286,9 @@ def _event_schemas() -> dict[str, Any]:
                                          "anomaly_list": {"type": "array", "items": _ref("ScoredEvent"),
                                                           "description": "The first `limit` anomalies."},
                                          "truncated": {"type": "boolean"}}},
-        "BadFile": {"type": "object", "required": ["error", "expected", "found", "line"],
+        "BadFile": {"type": "object", "required": ["error"],
+                    "description": "A file that does not fit the schema has all four members; "
+                                   "any other bad request only `error`.",
                     "properties": {"error": {"type": "string"},
                                    "expected": {"type": "array", "items": {"type": "string"}},
                                    "found": {"type": "array", "items": {"type": "string"}},
@@ -310,7 +314,7 @@ def _event_schemas() -> dict[str, Any]:
         "FlagList": {"type": "object", "required": ["flags"],
                      "properties": {"flags": {"type": "array", "items": _ref("Flag")}}},
         "FlagRequest": {"type": "object", "required": ["schema", "entity", "id"],
-                        "properties": {"schema": {"type": "string"}, "entity": {"type": "string",
+                        "properties": {"schema": _SCHEMA_NAME, "entity": {**_SCHEMA_NAME,
                                        "description": "An entity key of the schema, e.g. user_id."},
                                        "id": _NAME, "by": {"type": "string", "maxLength": 64},
                                        "note": {"type": "string", "maxLength": 500}}},
@@ -338,18 +342,18 @@ def _event_filters() -> list[dict]:
     def query(name: str, schema: dict, description: str) -> dict:
         return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
-    return [query("schema", {"type": "string"}, "An event schema (e.g. ev_charging): list its event anomalies."),
+    return [query("schema", _SCHEMA_NAME, "An event schema (e.g. ev_charging): list its event anomalies."),
             query("type", {"type": "string"}, "Only this anomaly type (with schema)."),
             query("user_id", _NAME, "Only this entity's events (any entity key of the schema)."),
             query("charger_id", _NAME, "Only this entity's events (any entity key of the schema)."),
             query("min_risk", {"type": "integer", "minimum": 0, "maximum": 100}, "Risk at least this."),
             query("acknowledged", {"enum": ["true", "false"]}, "Only (un)acknowledged ones."),
-            query("before", {"type": "integer"}, "Row ids below this (paging)."),
+            query("before", {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}, "Row ids below this (paging)."),
             query("order", {"enum": ["id", "risk"], "default": "id"}, "Newest first, or riskiest first.")]
 
 
 def _event_paths(limit) -> dict[str, Any]:
-    schema_query = {"name": "schema", "in": "query", "required": True, "schema": {"type": "string"},
+    schema_query = {"name": "schema", "in": "query", "required": True, "schema": _SCHEMA_NAME,
                     "description": "An event schema, e.g. ev_charging (see /api/schemas)."}
     entity_queries = [p for p in _event_filters() if p["name"] in ("user_id", "charger_id")]
     file_types = {t: {"schema": {"type": "string"}} for t in
@@ -399,7 +403,8 @@ def _event_paths(limit) -> dict[str, Any]:
                                      **_errors(400, 404, 413, 503)}}},
         "/api/anomalies/{event_id}/acknowledge": {"post": {
             "summary": "Acknowledge an event anomaly: who, when (now), a note.",
-            "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "event_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}}],
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": _ref("AcknowledgeRequest")}}},
             "responses": {"200": _json(_ref("AcknowledgeResponse"), "Acknowledged."),
