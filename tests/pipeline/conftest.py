@@ -1,17 +1,11 @@
-"""Shared helpers: the EV schema and small CSV files of sessions."""
+"""Fixtures of the pipeline tests: the EV charging schema, loaded once."""
 from __future__ import annotations
 
 import pytest
 
 from server.pipeline.schema import load_schema
 
-HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment,ip_address"
-
 
 @pytest.fixture(scope="session")
 def ev_schema():
     return load_schema("ev_charging")
-
-
-def csv_bytes(*rows: str, header: str = HEADER) -> bytes:
-    return ("\n".join([header, *rows]) + "\n").encode()
