@@ -23,7 +23,7 @@ from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .pipeline.scoring import ScoredBatch
 from .writer import Transaction, WriteJob
 
-__all__ = ["AcknowledgeJob", "DeleteImportJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
@@ -164,6 +164,30 @@ class DeleteImportJob(WriteJob):
 
     def apply(self, tx: Transaction) -> int:
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
+
+
+class EventPruneJob(WriteJob):
+    """Retention of scored events: keep the newest ``keep`` rows and none older than ``max_age_s``
+    seconds (0: no age limit), with their acknowledgements.  The result is the rows deleted."""
+
+    def __init__(self, keep: int, max_age_s: float, now: float | None = None):
+        super().__init__()
+        if keep < 1 or max_age_s < 0:
+            raise ValueError("keep must be >= 1 and max_age_s >= 0")
+        self.keep, self.max_age_s, self.now = keep, max_age_s, now
+
+    def apply(self, tx: Transaction) -> int:
+        conn = tx.db.conn
+        row = conn.execute("SELECT id FROM scored_events ORDER BY id DESC LIMIT 1 OFFSET ?",
+                           [self.keep - 1]).fetchone()
+        cutoff = row[0] if row else 0
+        if self.max_age_s > 0:
+            now = self.now if self.now is not None else tx.now
+            aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
+                                [now - self.max_age_s]).fetchone()[0]
+            cutoff = max(cutoff, (aged or 0) + 1)
+        conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
+        return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 
 
 class FlagJob(WriteJob):

@@ -182,3 +182,23 @@ def test_the_ev_feed_stores_sessions_and_drains_at_stop(app):
     finally:
         reader.close()
     assert summary["events"] > 0 and svc.sources.failures == 0
+
+
+def test_retention_keeps_the_newest_scored_events_and_their_acknowledgements(app, client):
+    from server.event_writes import EventPruneJob
+
+    rows = [f"s{i},U{i},C{i},2026-01-01T08:{i:02d}:00Z,30,{55 if i % 2 else 10},0.5" for i in range(10)]
+    summary = _upload(client, _csv(*rows)).get_json()
+    for anomaly in summary["anomaly_list"]:
+        client.post(f"/api/anomalies/{anomaly['id']}/acknowledge", json={"by": "ops"})
+    writer = services_of(app).writer
+    assert writer.write(EventPruneJob(keep=4, max_age_s=0), 10) == 6
+    assert _stored(app) == 4
+    reader = services_of(app).reader()
+    try:
+        orphans = reader.conn.execute("SELECT count(*) FROM acknowledgements a LEFT JOIN scored_events e "
+                                      "ON e.id = a.event_row WHERE e.id IS NULL").fetchone()[0]
+    finally:
+        reader.close()
+    assert orphans == 0
+    assert writer.write(EventPruneJob(keep=100, max_age_s=1, now=1e12), 10) == 4
