@@ -15,6 +15,7 @@ prints the settings table.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -98,6 +99,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         raise
     periodic = {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
                 "retention": (monitor.prune, settings["RETENTION_INTERVAL"])}
+    periodic["event_retention"] = (functools.partial(_prune_scored_events, writer, settings),
+                                   settings["RETENTION_INTERVAL"])
     if snapshots.path is not None and settings["SNAPSHOT_INTERVAL"] > 0:
         periodic["snapshot"] = (snapshots.save_if_due, settings["SNAPSHOT_INTERVAL"])
     jobs = BackgroundJobs(periodic, SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
@@ -134,6 +137,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
              "any" if guard.any_host else ", ".join(sorted(guard.allowed_hosts)),
              settings["RATE_LIMIT"])
     return app
+
+
+def _prune_scored_events(writer, settings) -> int:
+    from .event_writes import EventPruneJob
+
+    deleted = writer.write(EventPruneJob(settings["RETENTION_SCORED_EVENTS"],
+                                         settings["RETENTION_DAYS"] * 86400.0), settings["WRITE_TIMEOUT"])
+    if deleted:
+        log.info("retention pruned %d scored events", deleted)
+    return deleted
 
 
 def _start_ev_feed(svc) -> None:

@@ -15,6 +15,7 @@ Routes (all under /api; see /api/openapi.json):
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 
@@ -40,6 +41,8 @@ UPLOAD_TYPES = {"text/csv": "csv", "application/csv": "csv", "application/x-ndjs
 #: Bytes copied at a time from a request body into its temporary file.
 _COPY_CHUNK = 1 << 20
 _ORIGINS = ("upload", "replay")
+#: SQLite's largest row id.
+MAX_ROW_ID = 2**63 - 1
 
 
 def init_app(app: Flask) -> None:
@@ -66,6 +69,8 @@ def _reader() -> EventReader:
 
 def _schema(required: bool = True) -> Schema | None:
     name = request.args.get("schema")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
+        raise ApiError(400, "schema must be 1 to 64 letters, digits or underscores")
     if not name:
         if required:
             raise ApiError(400, f"name a schema with ?schema=; known: {sorted(services().ingest.schemas)}")
@@ -141,27 +146,43 @@ def _import(source: FileSource, origin: str, keep: int):
 
 
 # -- reads -----------------------------------------------------------------------------------------
+def anomaly_filters() -> dict:
+    """The event-anomaly filters of GET /api/anomalies, checked (400) whether or not ?schema= is given."""
+    order = request.args.get("order", "id")
+    if order not in ("id", "risk"):
+        raise ApiError(400, "order must be 'id' (newest first) or 'risk'")
+    acknowledged = request.args.get("acknowledged")
+    if acknowledged not in (None, "true", "false"):
+        raise ApiError(400, "acknowledged must be true or false")
+    numbers = {}
+    for name, low, high in (("min_risk", 0, 100), ("before", 0, MAX_ROW_ID)):
+        raw = request.args.get(name)
+        if raw is None:
+            numbers[name] = None
+            continue
+        try:
+            numbers[name] = int(raw)
+        except ValueError:
+            raise ApiError(400, f"{name} must be a whole number") from None
+        if not low <= numbers[name] <= high:
+            raise ApiError(400, f"{name} must be between {low} and {high}")
+    for key in ("user_id", "charger_id"):
+        if key in request.args:
+            check_name(request.args[key], key)
+    return {"kind": request.args.get("type") or None, "order": order, **numbers,
+            "acknowledged": None if acknowledged is None else acknowledged == "true"}
+
+
 def event_anomalies():
     """GET /api/anomalies?schema=...: event anomalies, newest first (or ?order=risk)."""
     schema = _schema()
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
-    kind = request.args.get("type") or None
-    min_risk = request.args.get("min_risk")
-    acknowledged = request.args.get("acknowledged")
-    order = request.args.get("order", "id")
-    if order not in ("id", "risk"):
-        raise ApiError(400, "order must be 'id' (newest first) or 'risk'")
-    if acknowledged not in (None, "true", "false"):
-        raise ApiError(400, "acknowledged must be true or false")
-    before = request.args.get("before")
-    try:
-        min_risk = None if min_risk is None else int(min_risk)
-        before = None if before is None else int(before)
-    except ValueError:
-        raise ApiError(400, "min_risk and before must be whole numbers") from None
+    f = anomaly_filters()
+    kind, min_risk, acknowledged, order, before = (f["kind"], f["min_risk"], f["acknowledged"],
+                                                   f["order"], f["before"])
     anomalies = _reader().anomalies(
         schema.name, schema.entities, kind=kind, entity=_entity_filters(schema), min_risk=min_risk,
-        acknowledged=None if acknowledged is None else acknowledged == "true", before_id=before,
+        acknowledged=acknowledged, before_id=before,
         limit=limit, order=order)
     return jsonify({"schema": schema.name, "anomalies": anomalies})
 
@@ -251,6 +272,8 @@ def acknowledge(event_id: int):
         raise ApiError(400, "the body must be a JSON object with 'by' and an optional 'note'")
     by = _text(payload, "by", True, 64)
     note = _text(payload, "note", False)
+    if event_id > MAX_ROW_ID:
+        raise ApiError(404, f"no anomalous event with id {event_id}")
     try:
         ack = services().ingest.acknowledge(event_id, by, note)
     except LookupError as exc:

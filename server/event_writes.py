@@ -10,17 +10,20 @@ riskiest anomalies), which :func:`events_push` rebuilds for a resuming client.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from .event_storage import ENTITY_COLUMNS
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
-from .pipeline.scoring import ORDINARY, ScoredBatch
+from .pipeline.scoring import ScoredBatch
 from .writer import Transaction, WriteJob
 
-__all__ = ["AcknowledgeJob", "DeleteImportJob", "FlagJob", "ScoredEventsJob", "events_push", "PUSHED_ANOMALIES"]
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
@@ -30,9 +33,37 @@ _INSERT = f"INSERT INTO scored_events ({', '.join(_COLUMNS)}) VALUES ({', '.join
 
 
 def _json_lines(frame: pd.DataFrame) -> list[str]:
+    """Each row of ``frame`` as a JSON object, encoded by pandas' C encoder in one call."""
     if frame.empty:
         return []
+    text = frame.to_json(orient="records", double_precision=15)
+    # Split the array between objects (pandas' own lines=True does this in slow Python); a
+    # value holding "},{" would mis-split, which the count shows: then take the slow way.
+    parts = text[2:-2].split("},{")
+    if len(parts) == len(frame):
+        return ["{" + p + "}" for p in parts]
     return frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
+
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def _json_strings(values) -> np.ndarray:
+    """Each value as a JSON string literal (quoted), vectorised when no value needs escaping."""
+    text = np.asarray(values, dtype=object).astype(str).astype(object)
+    if not _NEEDS_ESCAPE.search("".join(text)):  # one C-speed scan of all values at once
+        return '"' + text + '"'
+    return np.array([json.dumps(v) for v in text], dtype=object)
+
+
+def _json_objects(keys: list[str], columns: list) -> np.ndarray:
+    """``{"key": "value", ...}`` per row of string columns, joined element-wise by numpy."""
+    out = None
+    for n, (key, values) in enumerate(zip(keys, columns)):
+        part = ("{" if n == 0 else ",") + json.dumps(key) + ":"
+        encoded = _json_strings(values)
+        out = part + encoded if out is None else out + part + encoded
+    return out + "}"
 
 
 class ScoredEventsJob(WriteJob):
@@ -45,7 +76,7 @@ class ScoredEventsJob(WriteJob):
         # Encoded here, on the caller's thread, so the writer thread only inserts.
         self.rows = self._rows()
 
-    def _rows(self) -> list[list]:
+    def _rows(self) -> list[tuple]:
         batch, schema = self.batch, self.batch.schema
         n = len(batch)
         features = pd.DataFrame({k: v for k, v in batch.features.items() if k != schema.truth})
@@ -54,23 +85,25 @@ class ScoredEventsJob(WriteJob):
             "schema": [schema.name] * n,
             "event_id": features[schema.id].astype(str).tolist(),
             "timestamp": features[schema.timestamp].astype(float).tolist(),
-            "entities": _json_lines(features[list(schema.entities)]),
+            "entities": _json_objects(list(schema.entities),
+                                      [batch.features[e] for e in schema.entities]).tolist(),
             "fields": _json_lines(features),
             "risk": batch.risk.astype(int).tolist(),
-            "severity": [None] * n, "is_anomaly": [0] * n, "types": ["[]"] * n,
-            "explanation": [ORDINARY] * n, "signals": ["[]"] * n,
+            # NULL: the field's default (ScoredEvent), not written for every ordinary event.
+            "severity": [None] * n, "is_anomaly": [0] * n, "types": [None] * n,
+            "explanation": [None] * n, "signals": [None] * n,
             "flagged": batch.flagged.astype(int).tolist(),
             "truth": [t or None for t in truth],
         }
         padding = [[None] * n] * (len(ENTITY_COLUMNS) - len(schema.entities))
         entity_ids = [features[e].astype(str).tolist() for e in schema.entities] + padding
-        rows = [list(r) for r in zip(*(columns[c] for c in _DATA_COLUMNS), *entity_ids, [self.origin] * n)]
+        rows = list(zip(*(columns[c] for c in _DATA_COLUMNS), *entity_ids, [self.origin] * n))
         # Anomalies carry types, signals and explanations: those few go through the typed event.
         self.anomalies: list[tuple[int, ScoredEvent]] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
             stored = to_row(event)
-            rows[i][:len(_DATA_COLUMNS)] = [stored[c] for c in _DATA_COLUMNS]
+            rows[i] = (*(stored[c] for c in _DATA_COLUMNS), *rows[i][len(_DATA_COLUMNS):])
             self.anomalies.append((i, event))
         return rows
 
@@ -103,6 +136,25 @@ def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: 
     return Event(event_id, "events", head, published_ms=published_ms)
 
 
+def event_batch_push(reader, row) -> Event | None:
+    """Rebuild a stored ``events`` push event (a resuming client) from its rows of scored events;
+    None when retention or an undone import removed them."""
+    from .event_storage import event_from_row
+
+    conn = reader.conn
+    first, last = row["first_point_id"], row["last_point_id"]
+    head = conn.execute("SELECT schema, origin, count(*) FROM scored_events WHERE id BETWEEN ? AND ?",
+                        [first, last]).fetchone()
+    if head is None or not head[2]:
+        return None
+    rows = conn.execute(
+        "SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+        "LEFT JOIN acknowledgements a ON a.event_row = e.id "
+        "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id", [first, last]).fetchall()
+    return events_push(row["id"], head[0], head[1], head[2], [event_from_row(r) for r in rows],
+                       published_ms=row["created_ms"])
+
+
 class DeleteImportJob(WriteJob):
     """Remove the events an import stored before it failed, so a file lands whole or not at all."""
 
@@ -112,6 +164,30 @@ class DeleteImportJob(WriteJob):
 
     def apply(self, tx: Transaction) -> int:
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
+
+
+class EventPruneJob(WriteJob):
+    """Retention of scored events: keep the newest ``keep`` rows and none older than ``max_age_s``
+    seconds (0: no age limit), with their acknowledgements.  The result is the rows deleted."""
+
+    def __init__(self, keep: int, max_age_s: float, now: float | None = None):
+        super().__init__()
+        if keep < 1 or max_age_s < 0:
+            raise ValueError("keep must be >= 1 and max_age_s >= 0")
+        self.keep, self.max_age_s, self.now = keep, max_age_s, now
+
+    def apply(self, tx: Transaction) -> int:
+        conn = tx.db.conn
+        row = conn.execute("SELECT id FROM scored_events ORDER BY id DESC LIMIT 1 OFFSET ?",
+                           [self.keep - 1]).fetchone()
+        cutoff = row[0] if row else 0
+        if self.max_age_s > 0:
+            now = self.now if self.now is not None else tx.now
+            aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
+                                [now - self.max_age_s]).fetchone()[0]
+            cutoff = max(cutoff, (aged or 0) + 1)
+        conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
+        return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 
 
 class FlagJob(WriteJob):

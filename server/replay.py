@@ -12,10 +12,12 @@ second; ``max`` sends as fast as the server takes them.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import sys
+from urllib.parse import urlsplit
 
 import pandas as pd
-import requests
 from tqdm import tqdm
 
 from .pipeline.schema import BadData, load_schema
@@ -48,24 +50,36 @@ def main(argv=None) -> int:
     except BadData as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
         return 2
-    session = requests.Session()
+    target = urlsplit(args.url)
+    if target.scheme not in ("http", "https") or not target.hostname:
+        print(f"--url must be http(s)://host[:port], not {args.url!r}", file=sys.stderr)
+        return 2
+    connection_class = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+    conn = connection_class(target.hostname, target.port, timeout=60)  # one keep-alive connection
     headers = {"Content-Type": "text/csv"}
     if args.token:
         headers["Authorization"] = f"Bearer {args.token}"
-    url = f"{args.url.rstrip('/')}/api/upload?schema={args.schema}&origin=replay"
+    path = f"{target.path.rstrip('/')}/api/upload?schema={args.schema}&origin=replay"
     anomalies = 0
-    with tqdm(total=replay.rows, unit="event", desc="replay") as bar:
-        for batch in replay.batches():
-            response = session.post(url, data=batch_csv(batch.frame, schema.timestamp), headers=headers,
-                                    timeout=60)
-            if response.status_code != 200:
-                bar.close()
-                print(f"the server refused a batch: {response.status_code} {response.text[:500]}",
-                      file=sys.stderr)
-                return 1
-            anomalies += response.json()["anomalies"]
-            bar.update(len(batch))
-            bar.set_postfix(anomalies=anomalies)
+    try:
+        with tqdm(total=replay.rows, unit="event", desc="replay") as bar:
+            for batch in replay.batches():
+                conn.request("POST", path, body=batch_csv(batch.frame, schema.timestamp), headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    bar.close()
+                    print(f"the server refused a batch: {response.status} {body[:500].decode(errors='replace')}",
+                          file=sys.stderr)
+                    return 1
+                anomalies += json.loads(body)["anomalies"]
+                bar.update(len(batch))
+                bar.set_postfix(anomalies=anomalies)
+    except OSError as exc:
+        print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
     print(f"sent {replay.sent} events; the server found {anomalies} anomalies")
     return 0
 

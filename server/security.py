@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .concurrency import cooperative
 from .errors import ApiError, error_response
@@ -187,6 +187,10 @@ def _read_body_within(seconds: float) -> None:
         raise _Abort(response) from None
     except ClientDisconnected:
         raise ApiError(400, "the client closed the connection before sending the whole body") from None
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's body reader: a malformed chunk, a broken connection
+        raise ApiError(400, f"the request body could not be read: {exc or type(exc).__name__}") from None
 
 
 def _shut(conn) -> None:

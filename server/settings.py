@@ -204,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between two snapshots of the detectors' learned state, the generators and "
             "the tick count (one is also taken at graceful shutdown; 0: only then).",
             minimum=0.0, maximum=86_400.0),
+    Setting("RETENTION_SCORED_EVENTS", 1_000_000, int,
+            "Scored events (uploads, replays, the EV feed) kept, newest first; older ones and "
+            "those past RETENTION_DAYS are pruned with their acknowledgements.", minimum=1),
     Setting("SCHEMAS", "ev_charging", str,
             "Comma-separated event schemas served (files server/pipeline/schemas/<name>.toml): "
             "their uploads, anomalies, flags and acknowledgements."),

@@ -92,13 +92,14 @@ class Baselines:
         Y = self.transform(X)
         n = self._state("n")[rows].astype(float)
         pop = self.population
-        prior = np.where(pop["n"] > 0, self.warmup, 0.0)
+        # The population judges only once it has seen ``warmup`` values itself.
+        prior = np.where(pop["n"] >= self.warmup, self.warmup, 0.0)
         weight = n + prior
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = (n * self._state("mean")[rows] + prior * pop["mean"]) / weight
             var = (n * self._state("var")[rows] + prior * pop["var"]) / weight
             z = (Y - mean) / np.sqrt(var + self.min_var)
-        z[weight < 2] = np.nan  # neither the entity nor its population has a baseline yet
+        z[(prior == 0) & (n < self.warmup)] = np.nan  # no baseline yet: no evidence either way
         return z
 
     def learn(self, rows: np.ndarray, X: np.ndarray, skip: np.ndarray) -> None:

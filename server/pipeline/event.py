@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from detectors.engine import SEVERITIES
 
-__all__ = ["Event", "EventBatch", "ScoredEvent", "Signal", "attribute", "from_row", "iso_time", "json_schema",
+__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "from_row", "iso_time", "json_schema",
            "sqlite_columns", "to_json", "to_row"]
 
 #: Storage kinds: the Python type sqlite-utils makes a column of, and how values are encoded.
@@ -58,6 +58,8 @@ def iso_time(timestamp: float) -> str:
 
 
 _SCALAR = {"type": ["string", "number", "integer", "boolean", "null"]}
+#: The explanation of an event that nothing flagged.
+ORDINARY = "no rule matched and every feature is within its baselines"
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class ScoredEvent(Event):
                              doc="Anomaly types found, strongest first (e.g. billing_fraud).",
                              default=())
     explanation: str = attribute(stored="text", schema={"type": "string"},
-                                 doc="Why the event was (not) flagged, in words.", default="")
+                                 doc="Why the event was (not) flagged, in words.", default=ORDINARY)
     signals: tuple = attribute(stored="json", schema={"type": "array", "items": _SIGNAL_SCHEMA},
                                doc="Each rule or baseline that flagged the event.", default=())
     flagged: bool = attribute(stored="integer", schema={"type": "boolean"},
@@ -174,10 +176,16 @@ def to_row(event: Event) -> dict:
 
 
 def from_row(cls: type, row: Mapping[str, Any]) -> Event:
-    """Rebuild an event from a row written by :func:`to_row` (extra columns are ignored)."""
+    """Rebuild an event from a row written by :func:`to_row` (extra columns are ignored).
+
+    A NULL in a column whose field has a default stands for that default, so a
+    store may leave the defaults of ordinary events unwritten.
+    """
     values = {}
     for f in fields(cls):
         value = row[f.name]
+        if value is None and (f.default is not MISSING or f.default_factory is not MISSING):
+            continue
         if f.metadata["stored"] == "json":
             value = json.loads(value)
             if f.name == "signals":

@@ -37,15 +37,13 @@ from detectors.engine import SEVERITIES, severity_of
 from .baselines import Baselines
 from .derive import CountPer
 from .entities import EntityTable
-from .event import ScoredEvent, Signal
+from .event import ORDINARY, ScoredEvent, Signal
 from .schema import Schema
 
 __all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
 
 #: Each severity's lower edge on the engine's scale, as a power of the threshold's tail probability.
 SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
-#: The explanation of an event nothing flagged.
-ORDINARY = "no rule matched and every feature is within its baselines"
 #: The power of the threshold's tail probability that is risk 100.
 RISK_FULL = 4.0
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline_helpers import ev_schema  # noqa: F401 -- a fixture
 from server.pipeline.scoring import Scorer
 
 HOUR = 3600.0

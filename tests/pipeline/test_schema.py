@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline_helpers import ev_schema  # noqa: F401 -- a fixture
 from server.pipeline.schema import (BadData, SchemaError, TimeOfDayClock, load_schema,
                                     schema_from_data)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline_helpers import ev_schema  # noqa: F401 -- a fixture
 from server.pipeline.event import ScoredEvent, from_row, json_schema, sqlite_columns, to_json, to_row
 from server.pipeline.scoring import Scorer
 

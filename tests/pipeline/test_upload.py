@@ -13,7 +13,7 @@ from server.sources import Source
 from server.sources.replay import FakeClock, ReplaySource
 from server.sources.upload import FileSource
 
-from conftest import HEADER, csv_bytes
+from pipeline_helpers import HEADER, csv_bytes, ev_schema  # noqa: F401 -- a fixture
 
 GOOD = "s{i},u{u},c{c},2026-01-01T{h:02d}:00:00Z,60,20,8,10.0.0.1"
 

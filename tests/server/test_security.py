@@ -208,7 +208,7 @@ def test_delete_frees_the_name_and_the_slot(make_app):
     client = app.test_client()
     assert client.post("/api/submit", json=POINT, headers=AUTH).status_code == 200
     full = client.post("/api/submit", json={"source": "other", "value": 1.0}, headers=AUTH)
-    assert full.status_code == 400 and "limit" in full.get_json()["error"]
+    assert full.status_code == 409 and "limit" in full.get_json()["error"]
     assert client.delete("/api/streams/mine").status_code == 401
     deleted = client.delete("/api/streams/mine", headers=AUTH)
     assert deleted.status_code == 200 and deleted.get_json()["rows"]["points"] == 1

@@ -92,6 +92,7 @@ def test_after_a_crash_the_points_stored_since_the_snapshot_are_replayed(make_ap
     run_ticks(first, 12)  # scored and stored after the snapshot: a crash now loses them from it
     submit_user_points(first.test_client(), rng, 7)
     services_of(first).snapshots = None  # a crash: no snapshot at shutdown
+    services_of(first).writer.stop()  # and a dead process holds no writer lock
 
     second = make_app()
     assert services_of(second).monitor.tick_count == 47

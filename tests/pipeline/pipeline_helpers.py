@@ -1,4 +1,6 @@
-"""Shared helpers: the EV schema and small CSV files of sessions."""
+"""Shared by the pipeline tests (imported by name: this folder is on sys.path): the EV schema
+fixture and small CSV files.  Not a conftest.py: tests/server and tests/web have one each, and
+pytest's doctest collection imports every conftest under the one module name."""
 from __future__ import annotations
 
 import pytest
