@@ -79,7 +79,10 @@ def test_views_switch_by_link_and_address(ev_page, live_server):
     expect(page.locator("#ev-title")).to_have_text("EV charging sessions")
     for card in ("sessions", "critical", "warnings"):
         expect(page.locator(f"#ev-stat-{card} [data-role=value]")).not_to_have_text("")
-    expect(page.locator("#ev-tabs [role=tab]")).to_have_count(4)  # All and the three types
+    # All and the three types first; other types the data holds (e.g. unusual_energy) after them.
+    expect(page.locator("#ev-tabs [role=tab]").nth(3)).to_have_attribute("data-type", "multi_user_conflict")
+    assert page.locator("#ev-tabs [role=tab]").evaluate_all("tabs => tabs.slice(0, 4).map(t => t.dataset.type)") == [
+        "all", "billing_fraud", "dos_attack", "multi_user_conflict"]
     expect(page.locator("#ev-table thead th")).to_have_count(11)
     # Back to the live streams: the charts kept running while hidden.
     page.go_back()
@@ -192,7 +195,9 @@ def test_flag_user_and_acknowledge_round_trip(ev_page, live_server):
 
     # Unflagging is the server's too.
     row.click()
-    detail.get_by_role("button", name="Unflag user").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/flags") and r.request.method == "DELETE") as cleared:
+        detail.get_by_role("button", name="Unflag user").click()
+    assert cleared.value.status == 200, cleared.value.text()
     expect(detail.get_by_role("button", name="Flag user")).to_be_visible(timeout=10000)
     assert all(f["entity_id"] != "ackmallory" for f in live_server.get("/api/flags?schema=ev_charging")["flags"])
 
