@@ -15,6 +15,7 @@ prints the settings table.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -37,16 +38,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
 
-    from . import api, pages, push, security
+    from . import api, api_events, pages, push, security
+    from .event_storage import EventReader
     from .concurrency import cooperative
     from .errors import register_error_handlers
     from .hub import Hub
     from .logs import configure_logging
     from .monitor import Monitor, build_generators
+    from .pipeline.ingest import Ingest, check_schema_names
     from .scheduler import BackgroundJobs, SchedulerLock
     from .services import EXTENSION, Services
     from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
     from .snapshots import Snapshots, snapshot_path
+    from .sources.supervisor import Supervisor
     from .storage import migrate, open_reader, open_writer
     from .writer import Writer
 
@@ -95,16 +99,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         raise
     periodic = {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
                 "retention": (monitor.prune, settings["RETENTION_INTERVAL"])}
+    periodic["event_retention"] = (functools.partial(_prune_scored_events, writer, settings),
+                                   settings["RETENTION_INTERVAL"])
     if snapshots.path is not None and settings["SNAPSHOT_INTERVAL"] > 0:
         periodic["snapshot"] = (snapshots.save_if_due, settings["SNAPSHOT_INTERVAL"])
     jobs = BackgroundJobs(periodic, SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
+    ingest = Ingest(check_schema_names(settings["SCHEMAS"]), writer, settings["WRITE_TIMEOUT"])
+    reader = open_reader(db_path)
+    try:
+        ingest.load_flags(EventReader(reader.conn).flags())
+    finally:
+        reader.close()
     svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
-                   monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots)
+                   monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots,
+                   ingest=ingest, sources=Supervisor(ingest.store))
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app)
     guard = security.init_app(app, hub)
     api.init_app(app)
+    api_events.init_app(app)
     push.init_app(app)
     app.register_blueprint(pages.bp)
     if cooperative():
@@ -113,6 +127,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         sys.setswitchinterval(settings["THREAD_SWITCH_INTERVAL"])
     if settings["SCHEDULER"]:
         jobs.start()
+        if settings["EV_FEED"] and jobs.running and "ev_charging" in ingest.schema_names:
+            _start_ev_feed(svc)
     log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
              settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
     log.info("security: %s; reading %s; hosts %s; rate limit %s",
@@ -121,6 +137,35 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
              "any" if guard.any_host else ", ".join(sorted(guard.allowed_hosts)),
              settings["RATE_LIMIT"])
     return app
+
+
+def _prune_scored_events(writer, settings) -> int:
+    from .event_writes import EventPruneJob
+
+    deleted = writer.write(EventPruneJob(settings["RETENTION_SCORED_EVENTS"],
+                                         settings["RETENTION_DAYS"] * 86400.0), settings["WRITE_TIMEOUT"])
+    if deleted:
+        log.info("retention pruned %d scored events", deleted)
+    return deleted
+
+
+def _start_ev_feed(svc) -> None:
+    """Start the built-in EV charging feed in the background: building it imports pandas,
+    which the first tick should not wait for."""
+    import threading
+
+    def start() -> None:
+        try:
+            from .sources.ev import EVSource
+
+            schema = svc.ingest.schema("ev_charging")
+            svc.sources.add(EVSource(schema, seed=svc.settings["SEED"], speed=svc.settings["EV_FEED_SPEED"]))
+            if not svc.stopped:
+                svc.sources.start()
+        except Exception:
+            log.exception("the EV charging feed could not start; the server runs without it")
+
+    threading.Thread(target=start, name="start-ev-feed", daemon=True).start()
 
 
 def _import_sqlite_utils_without_pandas() -> None:

@@ -125,7 +125,15 @@ def data(source: str):
 
 @bp.get("/anomalies")
 def anomalies():
-    """Stored anomalies newest first, optionally of one source and since a time."""
+    """Stored anomalies newest first, optionally of one source and since a time.
+
+    With ``?schema=`` (e.g. ev_charging): that schema's event anomalies, with the
+    event's own fields (see :func:`server.api_events.event_anomalies`).
+    """
+    from .api_events import anomaly_filters, event_anomalies
+    if "schema" in request.args:
+        return event_anomalies()
+    anomaly_filters()  # the event filters are checked even where they do not apply
     source = request.args.get("source")
     if source is not None:
         _known_source(source)

@@ -38,6 +38,8 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
          "description": "No control characters; not only white space."}
+_SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_]+$"}
+_MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
 
 
@@ -240,8 +242,176 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
         "ErrorEvent": {"type": "object", "required": ["type", "published_at", "error"],
                        "properties": {**event_base, "type": {"const": "error"},
                                       "error": {"type": "string"}}},
-        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("HelloEvent"),
+        **_event_schemas(),
+        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("HelloEvent"),
                             _ref("PongEvent"), _ref("ErrorEvent")]},
+    }
+
+
+def _event_schemas() -> dict[str, Any]:
+    """Entity-keyed events: derived from the typed event (server/pipeline/event.py)."""
+    from .pipeline.event import ScoredEvent, json_schema
+
+    scored = json_schema(ScoredEvent)
+    stored = {"type": "object", "required": ["id", *scored["required"], "origin", "received_at", "acknowledged"],
+              "properties": {"id": {"type": "integer", "description": "Row id of the stored event."},
+                             **scored["properties"],
+                             "origin": {"type": "string", "description": "upload:<id>, replay:<id> or a feed's name."},
+                             "received_at": {"type": "number", "description": "Stored at, epoch seconds."},
+                             "acknowledged": {"oneOf": [{"type": "null"}, _ref("Acknowledgement")]}}}
+    counts = {"type": "object", "additionalProperties": _COUNT}
+    entity_rank = {"type": "array", "items": {"type": "object", "required": ["id", "anomalies", "max_risk"],
+                                              "properties": {"id": {"type": ["string", "null"]},
+                                                             "anomalies": _COUNT,
+                                                             "max_risk": {"type": ["integer", "null"]},
+                                                             "total_risk": {"type": ["integer", "null"]}}}}
+    flag = {"type": "object", "required": ["schema", "entity", "entity_id", "flagged_by", "flagged_at"],
+            "properties": {"schema": {"type": "string"}, "entity": {"type": "string"},
+                           "entity_id": {"type": "string"}, "flagged_by": {"type": "string"},
+                           "flagged_at": {"type": "number"}, "note": {"type": ["string", "null"]}}}
+    return {
+        "ScoredEvent": stored,
+        "Acknowledgement": {"type": "object", "required": ["by", "at"],
+                            "properties": {"by": {"type": "string"}, "at": {"type": "number"},
+                                           "note": {"type": ["string", "null"]}}},
+        "EventAnomalyList": {"type": "object", "required": ["schema", "anomalies"],
+                             "properties": {"schema": {"type": "string"},
+                                            "anomalies": {"type": "array", "items": _ref("ScoredEvent")}}},
+        "EventList": {"type": "object", "required": ["schema", "events"],
+                      "properties": {"schema": {"type": "string"},
+                                     "events": {"type": "array", "items": _ref("ScoredEvent")}}},
+        "UploadSummary": {"type": "object",
+                          "required": ["schema", "origin", "events", "anomalies", "flagged", "types",
+                                       "severities", "seconds", "anomaly_list", "truncated"],
+                          "properties": {"schema": {"type": "string"}, "origin": {"type": "string"},
+                                         "events": _COUNT, "anomalies": _COUNT, "flagged": _COUNT,
+                                         "types": counts, "severities": counts, "seconds": {"type": "number"},
+                                         "anomaly_list": {"type": "array", "items": _ref("ScoredEvent"),
+                                                          "description": "The first `limit` anomalies."},
+                                         "truncated": {"type": "boolean"}}},
+        "BadFile": {"type": "object", "required": ["error"],
+                    "description": "A file that does not fit the schema has all four members; "
+                                   "any other bad request only `error`.",
+                    "properties": {"error": {"type": "string"},
+                                   "expected": {"type": "array", "items": {"type": "string"}},
+                                   "found": {"type": "array", "items": {"type": "string"}},
+                                   "line": {"type": ["integer", "null"],
+                                            "description": "File line (the header is line 1)."}}},
+        "EventSummary": {"type": "object",
+                         "required": ["schema", "events", "anomalies", "severities", "types",
+                                      "acknowledged", "top", "flagged"],
+                         "properties": {"schema": {"type": "string"}, "events": _COUNT, "anomalies": _COUNT,
+                                        "severities": counts, "types": counts, "acknowledged": _COUNT,
+                                        "top": {"type": "object", "additionalProperties": entity_rank},
+                                        "flagged": {"type": "array", "items": flag}}},
+        "SchemaList": {"type": "object", "required": ["schemas"], "properties": {"schemas": {
+            "type": "array", "items": {"type": "object",
+                                       "required": ["name", "id", "timestamp", "entities", "fields", "rules"],
+                                       "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                                                      "id": {"type": "string"}, "timestamp": {"type": "string"},
+                                                      "entities": {"type": "array", "items": {"type": "string"}},
+                                                      "fields": {"type": "array", "items": {"type": "object"}},
+                                                      "derived": {"type": "array", "items": {"type": "string"}},
+                                                      "rules": {"type": "array", "items": {"type": "object"}}}}}}},
+        "Flag": flag,
+        "FlagList": {"type": "object", "required": ["flags"],
+                     "properties": {"flags": {"type": "array", "items": _ref("Flag")}}},
+        "FlagRequest": {"type": "object", "required": ["schema", "entity", "id"],
+                        "properties": {"schema": _SCHEMA_NAME, "entity": {**_SCHEMA_NAME,
+                                       "description": "An entity key of the schema, e.g. user_id."},
+                                       "id": _NAME, "by": {"type": "string", "maxLength": 64},
+                                       "note": {"type": "string", "maxLength": 500}}},
+        "FlagResponse": {"type": "object", "required": ["flag"], "properties": {"flag": _ref("Flag")}},
+        "FlagCleared": {"type": "object", "required": ["cleared"], "properties": {"cleared": {"type": "object"}}},
+        "AcknowledgeRequest": {"type": "object", "required": ["by"],
+                               "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 64},
+                                              "note": {"type": "string", "maxLength": 500}}},
+        "AcknowledgeResponse": {"type": "object", "required": ["id", "acknowledged"],
+                                "properties": {"id": {"type": "integer"},
+                                               "acknowledged": _ref("Acknowledgement")}},
+        "EventsEvent": {"type": "object",
+                        "required": ["type", "id", "published_at", "schema", "origin", "count",
+                                     "anomaly_count", "types", "anomalies"],
+                        "properties": {"type": {"const": "events"}, "id": {"type": "integer"},
+                                       "published_at": {"type": "integer"}, "schema": {"type": "string"},
+                                       "origin": {"type": "string"}, "count": _COUNT, "anomaly_count": _COUNT,
+                                       "types": counts,
+                                       "anomalies": {"type": "array", "items": _ref("ScoredEvent"),
+                                                     "description": "The batch's riskiest anomalies (20 at most)."}}},
+    }
+
+
+def _event_filters() -> list[dict]:
+    def query(name: str, schema: dict, description: str) -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    return [query("schema", _SCHEMA_NAME, "An event schema (e.g. ev_charging): list its event anomalies."),
+            query("type", {"type": "string"}, "Only this anomaly type (with schema)."),
+            query("user_id", _NAME, "Only this entity's events (any entity key of the schema)."),
+            query("charger_id", _NAME, "Only this entity's events (any entity key of the schema)."),
+            query("min_risk", {"type": "integer", "minimum": 0, "maximum": 100}, "Risk at least this."),
+            query("acknowledged", {"enum": ["true", "false"]}, "Only (un)acknowledged ones."),
+            query("before", {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}, "Row ids below this (paging)."),
+            query("order", {"enum": ["id", "risk"], "default": "id"}, "Newest first, or riskiest first.")]
+
+
+def _event_paths(limit) -> dict[str, Any]:
+    schema_query = {"name": "schema", "in": "query", "required": True, "schema": _SCHEMA_NAME,
+                    "description": "An event schema, e.g. ev_charging (see /api/schemas)."}
+    entity_queries = [p for p in _event_filters() if p["name"] in ("user_id", "charger_id")]
+    file_types = {t: {"schema": {"type": "string"}} for t in
+                  ("text/csv", "application/csv", "application/x-ndjson", "application/jsonl",
+                   "application/x-jsonlines")}
+    flag_body = {"required": True, "content": {"application/json": {"schema": _ref("FlagRequest")}}}
+    return {
+        "/api/upload": {"post": {
+            "summary": "Import a CSV or JSON-lines file of events: checked whole, scored, stored.",
+            "description": "The file is the body (text/csv or JSON lines) or the multipart field "
+                           "`file`. Headers may be snake_case or camelCase (session_id, sessionId). "
+                           "A missing or mistyped column is a 400 BadFile naming what was expected, "
+                           "what was found and the line; nothing of such a file is stored.",
+            "parameters": [schema_query,
+                           {"name": "origin", "in": "query", "required": False,
+                            "schema": {"enum": ["upload", "replay"], "default": "upload"}},
+                           limit(1000, 10_000)],
+            "requestBody": {"required": True, "content": {
+                **file_types, "multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}},
+            "responses": {"200": _json(_ref("UploadSummary"), "Imported: counts and anomalies."),
+                          "400": _json(_ref("BadFile"), "The file does not fit the schema (or another "
+                                                        "bad request: then only `error`)."),
+                          **_errors(404, 408, 413, 415, 503)}}},
+        "/api/events": {"get": {
+            "summary": "Recent events of a schema, newest first (e.g. one user's sessions).",
+            "parameters": [schema_query, *entity_queries, limit(100, 1000)],
+            "responses": {"200": _json(_ref("EventList"), "Events."), **_errors(400, 404)}}},
+        "/api/events/summary": {"get": {
+            "summary": "Counts of a schema's events: anomalies per severity and type, top entities.",
+            "parameters": [schema_query],
+            "responses": {"200": _json(_ref("EventSummary"), "Summary."), **_errors(400, 404)}}},
+        "/api/schemas": {"get": {
+            "summary": "The event schemas served: fields, entities, derived features, rules.",
+            "responses": {"200": _json(_ref("SchemaList"), "Schemas.")}}},
+        "/api/flags": {
+            "get": {"summary": "Flagged entities (optionally of one ?schema=).",
+                    "parameters": [{**schema_query, "required": False}],
+                    "responses": {"200": _json(_ref("FlagList"), "Flags."), **_errors(404)}},
+            "post": {"summary": "Flag an entity (e.g. a user); persisted, its events are marked from now on.",
+                     "requestBody": flag_body,
+                     "responses": {"201": _json(_ref("FlagResponse"), "Flagged."),
+                                   **_errors(400, 404, 413, 503)}},
+            "delete": {"summary": "Clear an entity's flag.", "requestBody": flag_body,
+                       "responses": {"200": _json(_ref("FlagCleared"), "Cleared."),
+                                     **_errors(400, 404, 413, 503)}}},
+        "/api/anomalies/{event_id}/acknowledge": {"post": {
+            "summary": "Acknowledge an event anomaly: who, when (now), a note.",
+            "parameters": [{"name": "event_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}}],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("AcknowledgeRequest")}}},
+            "responses": {"200": _json(_ref("AcknowledgeResponse"), "Acknowledged."),
+                          **_errors(400, 404, 413, 503)}}},
     }
 
 
@@ -279,13 +449,20 @@ def _paths() -> dict[str, Any]:
             "parameters": [source_path, limit(60, 1000)],
             "responses": {"200": _json(_ref("Data"), "Points."), **_errors(400, 404)}}},
         "/api/anomalies": {"get": {
-            "summary": "Stored anomalies, newest first.",
+            "summary": "Stored anomalies, newest first; with ?schema= that schema's event anomalies.",
+            "description": "Without `schema`: anomalies of the numeric streams (AnomalyList). With "
+                           "`schema` (e.g. ev_charging): scored events flagged by a rule or a "
+                           "learned baseline, with the event's own fields, types, risk and "
+                           "acknowledgement (EventAnomalyList); `type`, entity keys (`user_id`, "
+                           "`charger_id`), `min_risk`, `acknowledged`, `before` and `order` filter them.",
             "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME},
                            {"name": "since", "in": "query", "required": False,
                             "schema": _EPOCH_OR_ISO,
                             "description": "Detected at or after: epoch seconds or ISO-8601."},
-                           limit(100, 1000)],
-            "responses": {"200": _json(_ref("AnomalyList"), "Anomalies."), **_errors(400, 404)}}},
+                           limit(100, 1000), *_event_filters()],
+            "responses": {"200": _json({"oneOf": [_ref("AnomalyList"), _ref("EventAnomalyList")]},
+                                       "Anomalies."), **_errors(400, 404)}}},
+        **_event_paths(limit),
         "/api/alerts": {"get": {"summary": "The 20 most recent anomalies, newest first.",
                                 "responses": {"200": _json(_ref("AlertList"), "Alerts.")}}},
         "/api/submit": {"post": {
@@ -333,7 +510,7 @@ def _paths() -> dict[str, Any]:
             "description": "Frames `id: <id>\\nevent: <type>\\ndata: <json>\\n\\n`, `retry: 2000` first, "
                            "`: ping` heartbeat comments. `Last-Event-ID` (header) or ?last_event_id= "
                            "replays stored events with a larger id (at most REPLAY_LIMIT, the newest), "
-                           "in order, before live ones. Each data object is a TickEvent or AnomalyEvent.",
+                           "in order, before live ones. Each data object is a TickEvent, AnomalyEvent or EventsEvent (a stored batch of scored events).",
             "parameters": [source_filter, last_event_id,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
                             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}}],
@@ -410,7 +587,8 @@ def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
                                  "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
                 "Forbidden": error("The Origin header names an origin that is not allowed."),
                 "BodyTimeout": error("The request body did not arrive within BODY_TIMEOUT seconds."),
-                "UnsupportedMediaType": error("A body sent without Content-Type: application/json."),
+                "UnsupportedMediaType": error("A body sent without Content-Type: application/json "
+                                              "(or, to /api/upload, without a file type)."),
                 "TooManyRequests": {**error("Over the per-client rate limit (mutating requests) or "
                                             "push-connection limit."),
                                     "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
@@ -421,7 +599,7 @@ def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
                 "Conflict": error("The request is well formed but does not fit the server's "
                                   "state (a stream's fields, the user stream limit, deleting a "
                                   "built-in stream)."),
-                "TooLarge": error("The body is over MAX_CONTENT_LENGTH."),
+                "TooLarge": error("The body is over MAX_CONTENT_LENGTH (MAX_UPLOAD_BYTES for /api/upload)."),
                 "UriTooLong": error("The request line is over gunicorn's limit (answered by gunicorn)."),
                 "HeadersTooLarge": error("Too many or too large headers (answered by gunicorn)."),
                 "InternalError": error("An unexpected failure (logged)."),

@@ -81,6 +81,11 @@ def replay_events(reader: Reader, last_id: int, limit: int) -> list[Event]:
         elif row["type"] == "anomaly" and row["anomaly_id"] in anomalies:
             events.append(anomaly_event(row["id"], anomalies[row["anomaly_id"]],
                                         published_ms=row["created_ms"]))
+        elif row["type"] == "events":
+            from .event_writes import event_batch_push  # pandas: only once such an event exists
+            rebuilt = event_batch_push(reader, row)
+            if rebuilt is not None:
+                events.append(rebuilt)
     return events
 
 

@@ -20,7 +20,10 @@ decorator:
    in constant time.  401 with ``WWW-Authenticate``.
 5. **Content type**: a mutating request with a body must say
    ``application/json``: a cross-site form or a no-cors ``fetch`` can only send
-   ``text/plain`` and form types.  415.
+   ``text/plain`` and form types.  415.  File uploads (``/api/upload``) take
+   ``text/csv`` or JSON lines (not safelisted either), or a multipart form only
+   when the browser marks it same-origin (``Sec-Fetch-Site``); their size limit
+   is ``MAX_UPLOAD_BYTES``.
 6. **Slow bodies**: the body must arrive within ``BODY_TIMEOUT`` seconds.  408.
 7. **Push streams per client**: at most ``MAX_STREAMS_PER_CLIENT`` SSE/WebSocket
    connections per address.  429.
@@ -49,6 +52,8 @@ __all__ = ["COOKIE_NAME", "SAFE_METHODS", "Guard", "client_identity", "init_app"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_NAME = "anomaly_session"
 PUSH_PATHS = ("/api/stream/anomalies", "/ws")
+#: Paths whose bodies are files (CSV, JSON lines), checked by the view rather than as JSON.
+UPLOAD_PATHS = frozenset({"/api/upload"})
 #: Readable without the token even when READ_ACCESS is TOKEN: the page must load to ask for it.
 PUBLIC_PATHS = frozenset({"/", "/health", "/favicon.ico", "/vendor/chart.umd.js",
                           "/api/openapi.json", "/api/login", "/api/logout"})
@@ -235,7 +240,15 @@ def init_app(app: Flask, hub) -> Guard:
                 return _unauthorized("the token is wrong")
             return _unauthorized("this request needs 'Authorization: Bearer <token>' "
                                  "(the server's ANOMALY_API_TOKEN)")
-        if mutating and _has_body():
+        if mutating and _has_body() and request.path in UPLOAD_PATHS:
+            # A file, not JSON: text/csv and the JSON-lines types are not CORS-safelisted (a
+            # cross-site page must pass a preflight); a multipart form is, so it must come from
+            # this origin by the browser's own account.  The view reads the body to disk itself.
+            request.max_content_length = app.config["MAX_UPLOAD_BYTES"]
+            if request.mimetype == "multipart/form-data" and \
+                    request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+                raise ApiError(403, "a multipart upload must come from this site's own page")
+        elif mutating and _has_body():
             if request.mimetype != "application/json":
                 return error_response(415, "the body must be JSON sent with 'Content-Type: "
                                            f"application/json', not {request.mimetype or 'none'!r}")

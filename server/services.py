@@ -34,6 +34,8 @@ class Services:
     started_at: float = field(default_factory=time.time)
     stopped: bool = False
     snapshots: Any = None  # server.snapshots.Snapshots
+    ingest: Any = None  # server.pipeline.ingest.Ingest: entity-keyed events
+    sources: Any = None  # server.sources.supervisor.Supervisor: live event sources
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -65,6 +67,8 @@ class Services:
         # Only the process that ticked owns the state on disk (a second server must not overwrite it).
         owner = self.jobs.lock.held or not self.settings["SCHEDULER"]
         self.jobs.stop()
+        if self.sources is not None:
+            self.sources.stop()  # drained events are stored before the writer stops
         self.monitor.quiesce()  # a tick still scoring finishes and queues its write first
         if self.snapshots is not None:
             if owner:
@@ -76,6 +80,8 @@ class Services:
         self.hub.close_all()
         self.writer.stop()
         self.monitor.close()
+        if self.ingest is not None:
+            self.ingest.close()
         log.info("server stopped")
 
 

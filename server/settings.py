@@ -204,6 +204,25 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between two snapshots of the detectors' learned state, the generators and "
             "the tick count (one is also taken at graceful shutdown; 0: only then).",
             minimum=0.0, maximum=86_400.0),
+    Setting("RETENTION_SCORED_EVENTS", 1_000_000, int,
+            "Scored events (uploads, replays, the EV feed) kept, newest first; older ones and "
+            "those past RETENTION_DAYS are pruned with their acknowledgements.", minimum=1),
+    Setting("SCHEMAS", "ev_charging", str,
+            "Comma-separated event schemas served (files server/pipeline/schemas/<name>.toml): "
+            "their uploads, anomalies, flags and acknowledgements."),
+    Setting("EV_FEED", True, bool,
+            "Run the built-in EV charging feed (seeded sessions with labelled fraud, DoS and "
+            "conflicts) while the scheduler runs."),
+    Setting("EV_FEED_SPEED", 600.0, float,
+            "Simulated seconds of the EV feed per wall second (600: ten minutes of sessions a "
+            "second, about three sessions).", minimum=1.0, maximum=86_400.0),
+    Setting("MAX_UPLOAD_BYTES", 268_435_456, int,
+            "Largest file accepted by POST /api/upload, in bytes (the body is spooled to a "
+            "temporary file, not held in memory); a larger one is refused with 413.",
+            minimum=1024),
+    Setting("UPLOAD_TIMEOUT", 300.0, float,
+            "Seconds an upload's body may take to arrive in full (BODY_TIMEOUT applies to "
+            "other requests).", minimum=1.0, maximum=3600.0),
     Setting("SNAPSHOT_PATH", "auto", str,
             "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
             "database, 'off' disables snapshots (every restart then starts cold); a relative path "

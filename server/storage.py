@@ -81,12 +81,19 @@ def _migration_alert(db: sqlite_utils.Database) -> None:
     db["anomalies"].add_column("alert", int, not_null_default=0)
 
 
+def _migration_scored_events(db: sqlite_utils.Database) -> None:
+    # Entity-keyed events (issue 9): their tables are declared beside their reads.
+    from .event_storage import migration_scored_events
+    migration_scored_events(db)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
     (2, "episode counts in stream_stats", _migration_episode_counts),
     (3, "owner of user streams", _migration_stream_owner),
     (4, "alert flag of points and anomalies", _migration_alert),
+    (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
 ]
 
 

@@ -31,9 +31,10 @@ class LiveServer:
     counts as up once /health says 200, i.e. the scheduler is ticking.
     """
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, **settings):
         self.process = ServerProcess(workdir, database=workdir / "anomaly.db", settings={
-            "TICK_INTERVAL": TICK_INTERVAL, "INJECTION_RATE": 0.05, "SEED": 7, "SYNCHRONOUS": "NORMAL"})
+            "TICK_INTERVAL": TICK_INTERVAL, "INJECTION_RATE": 0.05, "SEED": 7, "SYNCHRONOUS": "NORMAL",
+            **settings})
         self.base_url = f"http://127.0.0.1:{self.process.port}"
 
     def url(self, path: str) -> str:
@@ -76,12 +77,13 @@ class PageProbe:
         dialog.dismiss()
 
 
-def open_dashboard(browser, server: LiveServer, viewport=LAPTOP, **context_options):
+def open_dashboard(browser, server: LiveServer, viewport=LAPTOP, timeout=30000, **context_options):
     context = browser.new_context(viewport=viewport, **context_options)
     page = context.new_page()
     probe = PageProbe(page)
     page.goto(server.url("/"))
-    page.wait_for_function("() => window.dashboard && window.dashboard.connection === 'live'", timeout=15000)
+    # Generous: the machine is shared, and a loaded one takes seconds to start Chromium's page.
+    page.wait_for_function("() => window.dashboard && window.dashboard.connection === 'live'", timeout=timeout)
     return context, page, probe
 
 

@@ -1,0 +1,165 @@
+"""Storage of scored events and of the actions on them: the tables, and the read queries.
+
+Tables (migration 6)
+--------------------
+``scored_events``   every scored event of every schema: the columns of
+                    :class:`~server.pipeline.event.ScoredEvent` (derived from it), plus the
+                    event's entity ids in ``entity_1..3`` (the schema's entity keys in order,
+                    indexed, so "this user's sessions" is an index range), ``origin``
+                    (upload, replay, ev_charging feed) and ``received_at``
+``entity_flags``    flagged entities (schema, key, id) with who, when and a note; a flagged
+                    entity's events are marked ``flagged`` from then on
+``acknowledgements`` one row per acknowledged anomalous event: who, when, a note
+
+Writes go through the single writer (:mod:`server.event_writes`); this module
+only creates tables and reads.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Sequence
+
+import sqlite_utils
+
+from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
+
+__all__ = ["ENTITY_COLUMNS", "EventReader", "migration_scored_events"]
+
+#: Columns holding an event's entity ids, in its schema's entity order.
+ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
+
+
+def migration_scored_events(db: sqlite_utils.Database) -> None:
+    """Migration 6: scored events, entity flags and acknowledgements."""
+    columns = {"id": int, **sqlite_columns(ScoredEvent), **{c: str for c in ENTITY_COLUMNS},
+               "origin": str, "received_at": float}
+    db["scored_events"].create(columns, pk="id",
+                               not_null={"schema", "event_id", "timestamp", "received_at"})
+    # Every index costs each of the many inserts: anomalies (a few percent of events) get a
+    # partial one; an entity column only where the schema has that many entity keys.
+    db.execute("CREATE INDEX idx_scored_events_anomalies ON scored_events (schema, id) WHERE is_anomaly = 1")
+    # The first entity key (the user, for EV charging) is indexed for all its events, for its
+    # history; the others for their anomalies (searched and ranked), not every event.
+    db.execute("CREATE INDEX idx_scored_events_entity_1 ON scored_events (schema, entity_1, id)")
+    for column in ENTITY_COLUMNS[1:]:
+        db.execute(f"CREATE INDEX idx_scored_events_{column} ON scored_events (schema, {column}, id) "
+                   f"WHERE is_anomaly = 1 AND {column} IS NOT NULL")
+    db["entity_flags"].create({"schema": str, "entity": str, "entity_id": str, "flagged_by": str,
+                               "flagged_at": float, "note": str},
+                              pk=("schema", "entity", "entity_id"))
+    db["acknowledgements"].create({"event_row": int, "acknowledged_by": str,
+                                   "acknowledged_at": float, "note": str}, pk="event_row",
+                                  foreign_keys=[("event_row", "scored_events", "id")])
+
+
+def event_from_row(row: sqlite3.Row) -> dict:
+    """A ``scored_events`` row (joined with its acknowledgement, if any) as the API's JSON."""
+    event = to_json(from_row(ScoredEvent, row))
+    event = {"id": row["id"], **event, "origin": row["origin"], "received_at": row["received_at"]}
+    keys = row.keys()
+    ack = None
+    if "acknowledged_by" in keys and row["acknowledged_at"] is not None:
+        ack = {"by": row["acknowledged_by"], "at": row["acknowledged_at"], "note": row["note"]}
+    event["acknowledged"] = ack
+    return event
+
+
+class EventReader:
+    """Read queries on scored events and actions, on one read-only connection."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _select(self, where: list[str], params: list, order: str, limit: int) -> list[dict]:
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+            f"LEFT JOIN acknowledgements a ON a.event_row = e.id {clause} ORDER BY {order} LIMIT ?",
+            [*params, limit]).fetchall()
+        return [event_from_row(r) for r in rows]
+
+    def anomalies(self, schema: str, entities: Sequence[str], *, kind: str | None = None,
+                  entity: dict[str, str] | None = None, min_risk: int | None = None,
+                  acknowledged: bool | None = None, before_id: int | None = None,
+                  limit: int = 100, order: str = "id") -> list[dict]:
+        """Anomalous events of ``schema``, newest first (or by risk), with optional filters.
+
+        ``kind`` is an anomaly type; ``entity`` maps an entity key of the
+        schema to an id (e.g. ``{"user_id": "U0042"}``).
+        """
+        where, params = ["e.schema = ?", "e.is_anomaly = 1"], [schema]
+        self._filters(where, params, entities, entity, kind, min_risk, acknowledged, before_id)
+        sort = "e.risk DESC, e.id DESC" if order == "risk" else "e.id DESC"
+        return self._select(where, params, sort, limit)
+
+    def events(self, schema: str, entities: Sequence[str], *, entity: dict[str, str] | None = None,
+               before_id: int | None = None, limit: int = 100) -> list[dict]:
+        """Events of ``schema`` (anomalous or not), newest first; e.g. one user's recent sessions."""
+        where, params = ["e.schema = ?"], [schema]
+        self._filters(where, params, entities, entity, None, None, None, before_id)
+        return self._select(where, params, "e.id DESC", limit)
+
+    def event(self, row_id: int) -> dict | None:
+        found = self._select(["e.id = ?"], [row_id], "e.id", 1)
+        return found[0] if found else None
+
+    @staticmethod
+    def _filters(where, params, entities, entity, kind, min_risk, acknowledged, before_id) -> None:
+        for key, value in (entity or {}).items():
+            where.append(f"e.{ENTITY_COLUMNS[list(entities).index(key)]} = ?")
+            params.append(value)
+        if kind is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(e.types) WHERE json_each.value = ?)")
+            params.append(kind)
+        if min_risk is not None:
+            where.append("e.risk >= ?")
+            params.append(min_risk)
+        if acknowledged is not None:
+            where.append("a.event_row IS NOT NULL" if acknowledged else "a.event_row IS NULL")
+        if before_id is not None:
+            where.append("e.id < ?")
+            params.append(before_id)
+
+    def summary(self, schema: str, entities: Sequence[str], top: int = 10) -> dict:
+        """Counts for the schema's view: events, anomalies by severity and type, top entities by risk."""
+        conn = self.conn
+        total, anomalous = conn.execute(
+            "SELECT count(*), coalesce(sum(is_anomaly), 0) FROM scored_events WHERE schema = ?",
+            [schema]).fetchone()
+        severities = dict(conn.execute(
+            "SELECT severity, count(*) FROM scored_events WHERE schema = ? AND is_anomaly = 1 "
+            "GROUP BY severity", [schema]).fetchall())
+        types = dict(conn.execute(
+            "SELECT j.value, count(*) FROM scored_events e, json_each(e.types) j "
+            "WHERE e.schema = ? AND e.is_anomaly = 1 GROUP BY j.value ORDER BY count(*) DESC",
+            [schema]).fetchall())
+        acknowledged = conn.execute(
+            "SELECT count(*) FROM acknowledgements a JOIN scored_events e ON e.id = a.event_row "
+            "WHERE e.schema = ?", [schema]).fetchone()[0]
+        top_entities = {}
+        for key, column in zip(entities, ENTITY_COLUMNS):
+            rows = conn.execute(
+                f"SELECT {column} AS id, count(*) AS anomalies, max(risk) AS max_risk, "
+                f"sum(risk) AS total_risk FROM scored_events WHERE schema = ? AND is_anomaly = 1 "
+                f"GROUP BY {column} ORDER BY total_risk DESC LIMIT ?", [schema, top]).fetchall()
+            top_entities[key] = [dict(r) for r in rows]
+        return {"schema": schema, "events": total, "anomalies": anomalous,
+                "severities": {k: v for k, v in severities.items() if k is not None},
+                "types": types, "acknowledged": acknowledged, "top": top_entities,
+                "flagged": self.flags(schema)}
+
+    def flags(self, schema: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM entity_flags"
+        params: list[Any] = []
+        if schema is not None:
+            sql += " WHERE schema = ?"
+            params.append(schema)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY flagged_at", params).fetchall()]
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,235 @@
+"""Write jobs for scored events and the actions on them (run by the single writer thread).
+
+:class:`ScoredEventsJob` stores whole batches: the rows of ordinary events
+are built column-wise (pandas encodes every event's fields as JSON in one
+call), and only the anomalous ones go through the typed event, so a batch
+of 50,000 sessions costs a few vectorised calls and one ``executemany``.
+It also records one push event per batch (type ``events``: counts and the
+riskiest anomalies), which :func:`events_push` rebuilds for a resuming client.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .event_storage import ENTITY_COLUMNS
+from .events import Event, dumps
+from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
+from .pipeline.scoring import ScoredBatch
+from .writer import Transaction, WriteJob
+
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
+
+#: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
+PUSHED_ANOMALIES = 20
+_DATA_COLUMNS = tuple(sqlite_columns(ScoredEvent))
+_COLUMNS = ("id", *_DATA_COLUMNS, *ENTITY_COLUMNS, "origin", "received_at")
+_INSERT = f"INSERT INTO scored_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def _json_lines(frame: pd.DataFrame) -> list[str]:
+    """Each row of ``frame`` as a JSON object, encoded by pandas' C encoder in one call."""
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", double_precision=15)
+    # Split the array between objects (pandas' own lines=True does this in slow Python); a
+    # value holding "},{" would mis-split, which the count shows: then take the slow way.
+    parts = text[2:-2].split("},{")
+    if len(parts) == len(frame):
+        return ["{" + p + "}" for p in parts]
+    return frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
+
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def _json_strings(values) -> np.ndarray:
+    """Each value as a JSON string literal (quoted), vectorised when no value needs escaping."""
+    text = np.asarray(values, dtype=object).astype(str).astype(object)
+    if not _NEEDS_ESCAPE.search("".join(text)):  # one C-speed scan of all values at once
+        return '"' + text + '"'
+    return np.array([json.dumps(v) for v in text], dtype=object)
+
+
+def _json_objects(keys: list[str], columns: list) -> np.ndarray:
+    """``{"key": "value", ...}`` per row of string columns, joined element-wise by numpy."""
+    out = None
+    for n, (key, values) in enumerate(zip(keys, columns)):
+        part = ("{" if n == 0 else ",") + json.dumps(key) + ":"
+        encoded = _json_strings(values)
+        out = part + encoded if out is None else out + part + encoded
+    return out + "}"
+
+
+class ScoredEventsJob(WriteJob):
+    """Store a scored batch; the result is ``(first row id, anomaly JSON objects)``."""
+
+    def __init__(self, batch: ScoredBatch, origin: str):
+        super().__init__()
+        self.batch = batch
+        self.origin = origin
+        # Encoded here, on the caller's thread, so the writer thread only inserts.
+        self.rows = self._rows()
+
+    def _rows(self) -> list[tuple]:
+        batch, schema = self.batch, self.batch.schema
+        n = len(batch)
+        features = pd.DataFrame({k: v for k, v in batch.features.items() if k != schema.truth})
+        truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
+        columns = {
+            "schema": [schema.name] * n,
+            "event_id": features[schema.id].astype(str).tolist(),
+            "timestamp": features[schema.timestamp].astype(float).tolist(),
+            "entities": _json_objects(list(schema.entities),
+                                      [batch.features[e] for e in schema.entities]).tolist(),
+            "fields": _json_lines(features),
+            "risk": batch.risk.astype(int).tolist(),
+            # NULL: the field's default (ScoredEvent), not written for every ordinary event.
+            "severity": [None] * n, "is_anomaly": [0] * n, "types": [None] * n,
+            "explanation": [None] * n, "signals": [None] * n,
+            "flagged": batch.flagged.astype(int).tolist(),
+            "truth": [t or None for t in truth],
+        }
+        padding = [[None] * n] * (len(ENTITY_COLUMNS) - len(schema.entities))
+        entity_ids = [features[e].astype(str).tolist() for e in schema.entities] + padding
+        rows = list(zip(*(columns[c] for c in _DATA_COLUMNS), *entity_ids, [self.origin] * n))
+        # Anomalies carry types, signals and explanations: those few go through the typed event.
+        self.anomalies: list[tuple[int, ScoredEvent]] = []
+        for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
+            event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
+            stored = to_row(event)
+            rows[i] = (*(stored[c] for c in _DATA_COLUMNS), *rows[i][len(_DATA_COLUMNS):])
+            self.anomalies.append((i, event))
+        return rows
+
+    def apply(self, tx: Transaction):
+        n = len(self.rows)
+        # Row ids from the table itself: only this thread inserts, inside this transaction.
+        first = tx.db.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
+        tx.db.conn.executemany(_INSERT, [(first + i, *row, tx.now) for i, row in enumerate(self.rows)])
+        anomalies = [{"id": first + i, **to_json(event), "origin": self.origin, "received_at": tx.now,
+                      "acknowledged": None} for i, event in self.anomalies]
+        event_id = tx.allocate("events", 1)
+        tx.db.conn.execute(
+            "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
+            "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
+        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies)]
+        return first, anomalies
+
+
+def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: list[dict],
+                published_ms: int | None = None) -> Event:
+    """The push event of one stored batch: counts, types and its riskiest anomalies."""
+    types: dict[str, int] = {}
+    for a in anomalies:
+        for t in a["types"]:
+            types[t] = types.get(t, 0) + 1
+    riskiest = sorted(anomalies, key=lambda a: -a["risk"])[:PUSHED_ANOMALIES]
+    head = (f'"type":"events","id":{event_id},"schema":{dumps(schema)},"origin":{dumps(origin)},'
+            f'"count":{count},"anomaly_count":{len(anomalies)},"types":{dumps(types)},'
+            f'"anomalies":{dumps(riskiest)}')
+    return Event(event_id, "events", head, published_ms=published_ms)
+
+
+def event_batch_push(reader, row) -> Event | None:
+    """Rebuild a stored ``events`` push event (a resuming client) from its rows of scored events;
+    None when retention or an undone import removed them."""
+    from .event_storage import event_from_row
+
+    conn = reader.conn
+    first, last = row["first_point_id"], row["last_point_id"]
+    head = conn.execute("SELECT schema, origin, count(*) FROM scored_events WHERE id BETWEEN ? AND ?",
+                        [first, last]).fetchone()
+    if head is None or not head[2]:
+        return None
+    rows = conn.execute(
+        "SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+        "LEFT JOIN acknowledgements a ON a.event_row = e.id "
+        "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id", [first, last]).fetchall()
+    return events_push(row["id"], head[0], head[1], head[2], [event_from_row(r) for r in rows],
+                       published_ms=row["created_ms"])
+
+
+class DeleteImportJob(WriteJob):
+    """Remove the events an import stored before it failed, so a file lands whole or not at all."""
+
+    def __init__(self, origin: str):
+        super().__init__()
+        self.origin = origin
+
+    def apply(self, tx: Transaction) -> int:
+        return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
+
+
+class EventPruneJob(WriteJob):
+    """Retention of scored events: keep the newest ``keep`` rows and none older than ``max_age_s``
+    seconds (0: no age limit), with their acknowledgements.  The result is the rows deleted."""
+
+    def __init__(self, keep: int, max_age_s: float, now: float | None = None):
+        super().__init__()
+        if keep < 1 or max_age_s < 0:
+            raise ValueError("keep must be >= 1 and max_age_s >= 0")
+        self.keep, self.max_age_s, self.now = keep, max_age_s, now
+
+    def apply(self, tx: Transaction) -> int:
+        conn = tx.db.conn
+        row = conn.execute("SELECT id FROM scored_events ORDER BY id DESC LIMIT 1 OFFSET ?",
+                           [self.keep - 1]).fetchone()
+        cutoff = row[0] if row else 0
+        if self.max_age_s > 0:
+            now = self.now if self.now is not None else tx.now
+            aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
+                                [now - self.max_age_s]).fetchone()[0]
+            cutoff = max(cutoff, (aged or 0) + 1)
+        conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
+        return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
+
+
+class FlagJob(WriteJob):
+    """Flag an entity (or clear its flag); the result is the stored flag (None once cleared)."""
+
+    def __init__(self, schema: str, entity: str, entity_id: str, by: str, note: str, clear: bool = False):
+        super().__init__()
+        self.key = {"schema": schema, "entity": entity, "entity_id": entity_id}
+        self.by, self.note, self.clear = by, note, clear
+
+    def apply(self, tx: Transaction):
+        if self.clear:
+            tx.db.conn.execute("DELETE FROM entity_flags WHERE schema = ? AND entity = ? AND entity_id = ?",
+                               list(self.key.values()))
+            return None
+        row = {**self.key, "flagged_by": self.by, "flagged_at": tx.now, "note": self.note}
+        tx.db["entity_flags"].upsert(row, pk=("schema", "entity", "entity_id"))
+        return row
+
+
+class AcknowledgeJob(WriteJob):
+    """Acknowledge an anomalous event: who, when, a note.  Raises LookupError if there is none."""
+
+    def __init__(self, event_row: int, by: str, note: str):
+        super().__init__()
+        self.event_row, self.by, self.note = event_row, by, note
+
+    def apply(self, tx: Transaction):
+        found = tx.db.conn.execute("SELECT is_anomaly FROM scored_events WHERE id = ?",
+                                   [self.event_row]).fetchone()
+        if found is None or not found[0]:
+            raise LookupError(f"no anomalous event with id {self.event_row}")
+        row = {"event_row": self.event_row, "acknowledged_by": self.by, "acknowledged_at": tx.now,
+               "note": self.note}
+        tx.db["acknowledgements"].upsert(row, pk="event_row")
+        return {"by": self.by, "at": tx.now, "note": self.note}
+
+
+def flags_by_key(rows: Iterable[dict]) -> dict[str, dict[str, set]]:
+    """``{schema: {entity key: {ids}}}`` from flag rows."""
+    out: dict[str, dict[str, set]] = {}
+    for row in rows:
+        out.setdefault(row["schema"], {}).setdefault(row["entity"], set()).add(row["entity_id"])
+    return out
+

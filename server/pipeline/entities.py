@@ -1,0 +1,202 @@
+"""Entities at scale: one row per entity (a user, a charger), created on first sight, evicted when idle.
+
+An :class:`EntityTable` maps one entity key's ids to rows of numpy columns
+that the baselines and rules keep their per-entity state in.  Rows are
+claimed on first sight and freed when an entity has not been seen for
+``idle_seconds`` of event time; when ``capacity`` rows are in use, the least
+recently seen entity makes room.  So memory stays bounded however many
+distinct ids a feed carries.
+
+Looking ids up costs one dict access per *distinct* entity of a batch
+(after ``pandas.factorize``), not per event; everything else is array work.
+
+>>> table = EntityTable(capacity=2, idle_seconds=60)
+>>> table.add_column("total", (), 0.0)
+>>> rows = table.rows(np.array(["a", "b", "a"], dtype=object), np.array([0.0, 1.0, 2.0]))
+>>> rows.tolist(), len(table)
+([0, 1, 0], 2)
+>>> _ = table.rows(np.array(["c"], dtype=object), np.array([100.0]))  # a and b idle > 60 s
+>>> table.ids(), table.evicted
+(['c'], 2)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["EntityTable", "count_in_window"]
+
+
+class EntityTable:
+    """Rows of per-entity state for one entity key, with idle eviction and a hard capacity."""
+
+    def __init__(self, capacity: int, idle_seconds: float, initial: int = 1024):
+        if capacity < 1 or idle_seconds <= 0:
+            raise ValueError("capacity must be >= 1 and idle_seconds > 0")
+        self.capacity = int(capacity)
+        self.idle_seconds = float(idle_seconds)
+        self._allocated = min(self.capacity, int(initial))
+        self._index: dict[Any, int] = {}
+        self._ids = np.full(self._allocated, None, dtype=object)
+        self.last_seen = np.full(self._allocated, -np.inf)
+        self._free = list(range(self._allocated - 1, -1, -1))
+        self._columns: dict[str, tuple[tuple, Any]] = {}
+        self.columns: dict[str, np.ndarray] = {}
+        #: The latest event time seen: the clock idle eviction runs on.
+        self.clock = -np.inf
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def ids(self) -> list:
+        return [self._ids[r] for r in sorted(self._index.values())]
+
+    def row_of(self, entity_id) -> int | None:
+        return self._index.get(entity_id)
+
+    def add_column(self, name: str, shape: tuple, fill, dtype=float) -> None:
+        """Declare a per-entity column of ``shape`` per row, reset to ``fill`` for new entities."""
+        if name in self.columns:
+            raise ValueError(f"column {name!r} exists")
+        self._columns[name] = (tuple(shape), fill)
+        self.columns[name] = np.full((self._allocated, *shape), fill, dtype=dtype)
+
+    def nbytes(self) -> int:
+        """Bytes of the numpy state (ids and the index dict not counted; see the benchmark)."""
+        return self.last_seen.nbytes + self._ids.nbytes + sum(c.nbytes for c in self.columns.values())
+
+    # -- lookups ------------------------------------------------------------------------------
+    def rows(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The row of each id (claiming rows for new ids), and mark them seen at ``times``."""
+        codes, uniques = pd.factorize(ids)
+        index = self._index
+        unique_rows = np.fromiter((index.get(u, -1) for u in uniques), dtype=np.int64,
+                                  count=len(uniques))
+        latest = np.full(len(uniques), -np.inf)
+        np.maximum.at(latest, codes, times)
+        if len(times):
+            self.clock = max(self.clock, float(np.nanmax(times)))
+        known = unique_rows >= 0
+        # Seen now, before any eviction below could take them for idle.
+        np.maximum.at(self.last_seen, unique_rows[known], latest[known])
+        new = np.flatnonzero(~known)
+        if new.size:
+            unique_rows[new] = self._claim(len(new), protect=unique_rows[unique_rows >= 0])
+            for position, row in zip(new.tolist(), unique_rows[new].tolist()):
+                index[uniques[position]] = row
+                self._ids[row] = uniques[position]
+            self.last_seen[unique_rows[new]] = latest[new]
+        return unique_rows[codes]
+
+    def evict_idle(self) -> int:
+        """Free the rows of entities unseen for ``idle_seconds`` of event time; return how many."""
+        idle = np.flatnonzero(self.last_seen < self.clock - self.idle_seconds)
+        idle = idle[self._ids[idle] != None]  # noqa: E711 -- elementwise on an object array
+        self._release(idle)
+        return len(idle)
+
+    # -- rows -------------------------------------------------------------------------------
+    def _claim(self, n: int, protect: np.ndarray) -> np.ndarray:
+        if len(self._free) < n:
+            self.evict_idle()
+        if len(self._free) < n and self._allocated < self.capacity:
+            self._grow(min(self.capacity, max(self._allocated * 2, len(self._index) + n)))
+        if len(self._free) < n:
+            # Full of recently seen entities: forget the least recently seen (not this batch's).
+            seen = self.last_seen.copy()
+            seen[protect] = np.inf
+            seen[self._ids == None] = np.inf  # noqa: E711
+            need = n - len(self._free)
+            if need > self.capacity - len(protect):
+                raise ValueError(f"a batch names more than {self.capacity} distinct entities")
+            self._release(np.argpartition(seen, need - 1)[:need])
+        taken = [self._free.pop() for _ in range(n)]
+        return np.array(taken, dtype=np.int64)
+
+    def _release(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        for row in rows.tolist():
+            del self._index[self._ids[row]]
+            self._ids[row] = None
+            self._free.append(row)
+        self.last_seen[rows] = -np.inf
+        for name, (_, fill) in self._columns.items():
+            self.columns[name][rows] = fill
+        self.evicted += len(rows)
+
+    def _grow(self, allocated: int) -> None:
+        old = self._allocated
+        extra = allocated - old
+        self._ids = np.concatenate([self._ids, np.full(extra, None, dtype=object)])
+        self.last_seen = np.concatenate([self.last_seen, np.full(extra, -np.inf)])
+        for name, (shape, fill) in self._columns.items():
+            column = self.columns[name]
+            self.columns[name] = np.concatenate([column, np.full((extra, *shape), fill, dtype=column.dtype)])
+        self._free = list(range(allocated - 1, old - 1, -1)) + self._free
+        self._allocated = allocated
+
+
+def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, window: float,
+                    min_count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Count each event's entity's events within ``window`` seconds up to it, and remember them.
+
+    ``ring`` is an ``(entities, K)`` column of each entity's K latest event
+    times (-inf when empty), updated in place.  An event counts itself, the
+    earlier events of its batch and the remembered ones in ``(t - window, t]``;
+    so the count is exact up to K remembered events.
+
+    Returns ``(counts, covered)``: per event, its count, and whether it lies in
+    the window of some event whose count reaches ``min_count`` (so a rule can
+    mark every event of a qualifying window of this batch, not only the last).
+
+    >>> ring = np.full((2, 3), -np.inf)
+    >>> counts, covered = count_in_window(ring, np.array([0, 0, 1, 0]),
+    ...                                   np.array([0., 10., 20., 4000.]), 3600, min_count=2)
+    >>> counts.tolist(), covered.tolist(), ring[0].tolist()
+    ([1, 2, 1, 1], [True, True, False, False], [4000.0, 10.0, 0.0])
+    >>> count_in_window(ring, np.array([0]), np.array([4100.]), 3600)[0].tolist()
+    [2]
+    """
+    n, K = len(rows), ring.shape[1]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    entities, local = np.unique(rows, return_inverse=True)
+    history = ring[entities]
+    remembered = np.isfinite(history).ravel()
+    h_entity = np.repeat(np.arange(len(entities)), K)[remembered]
+    h_time = history.ravel()[remembered]
+    entity = np.concatenate([h_entity, local])
+    time = np.concatenate([h_time, times])
+    position = np.concatenate([np.full(len(h_time), -1), np.arange(n)])
+    order = np.lexsort((position, time, entity))  # history first on ties, batch in its own order
+    entity, time, position = entity[order], time[order], position[order]
+    base = float(time.min())
+    span = float(time.max()) - base + window + 1.0
+    # One sorted key for (entity, time), so one searchsorted finds every window's start.
+    key = entity * span + (time - base)
+    lower = np.searchsorted(key, key - window, side="right")
+    at = np.arange(len(key))
+    counts = at - lower + 1
+    is_batch = position >= 0
+    out_counts = np.empty(n, dtype=np.int64)
+    out_counts[position[is_batch]] = counts[is_batch]
+    covered = np.zeros(n, dtype=bool)
+    if min_count is not None:
+        ends = np.flatnonzero(is_batch & (counts >= min_count))
+        if ends.size:
+            marks = np.zeros(len(key) + 1, dtype=np.int64)
+            np.add.at(marks, lower[ends], 1)
+            np.add.at(marks, ends + 1, -1)
+            inside = np.cumsum(marks[:-1]) > 0
+            covered[position[is_batch & inside]] = True
+    # Remember each entity's K latest times: rank counted from its group's end.
+    group_end = np.searchsorted(entity, entity, side="right") - 1
+    rank = group_end - at
+    keep = rank < K
+    ring[entities] = -np.inf
+    ring[entities[entity[keep]], rank[keep]] = time[keep]
+    return out_counts, covered

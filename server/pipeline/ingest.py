@@ -1,0 +1,224 @@
+"""The pipeline's server side: score batches of a schema's events, mark flagged entities, store them.
+
+One :class:`Ingest` per app holds a :class:`~server.pipeline.scoring.Scorer`
+per schema.  Scorers keep per-entity state and are not thread-safe, so every
+batch is scored under one lock, on a dedicated OS thread (under gevent that
+keeps numpy off the event loop), and queued to the single writer while the
+lock is held, so the database sees batches in the order they were scored.
+
+An import (an uploaded file, a replayed one) is all or nothing: its batches
+are stored under one origin, and if a write fails the ones already stored
+are deleted again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..concurrency import DedicatedThread
+from .event import EventBatch
+
+__all__ = ["ImportSummary", "Ingest", "check_schema_names"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def check_schema_names(raw: str) -> list[str]:
+    """The names of the SCHEMAS setting, each with its file (checked at start-up, without pandas)."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    known = sorted(p.stem for p in _SCHEMA_DIR.glob("*.toml"))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from ..settings import SettingsError
+        raise SettingsError(f"ANOMALY_SCHEMAS={raw!r}: unknown schema(s) {unknown}; known: {known}")
+    return names
+
+
+@dataclass
+class ImportSummary:
+    """What an import stored: counts, counts per type and severity, and its anomalies."""
+
+    schema: str
+    origin: str
+    events: int = 0
+    anomalies: int = 0
+    flagged: int = 0
+    types: dict = field(default_factory=dict)
+    severities: dict = field(default_factory=dict)
+    anomaly_list: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, count: int, anomalies: list[dict], flagged: int, keep: int) -> None:
+        self.events += count
+        self.anomalies += len(anomalies)
+        self.flagged += flagged
+        for a in anomalies:
+            for t in a["types"]:
+                self.types[t] = self.types.get(t, 0) + 1
+            self.severities[a["severity"]] = self.severities.get(a["severity"], 0) + 1
+        room = keep - len(self.anomaly_list)
+        if room > 0:
+            self.anomaly_list.extend(anomalies[:room])
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "origin": self.origin, "events": self.events,
+                "anomalies": self.anomalies, "flagged": self.flagged, "types": self.types,
+                "severities": self.severities, "seconds": round(self.seconds, 3),
+                "anomaly_list": self.anomaly_list,
+                "truncated": self.anomalies > len(self.anomaly_list)}
+
+
+class Ingest:
+    """Scores and stores batches of events, per schema; holds the operators' flags."""
+
+    def __init__(self, schema_names: Sequence[str], writer, write_timeout: float):
+        self.schema_names = tuple(schema_names)
+        self.writer = writer
+        self.write_timeout = write_timeout
+        self.flags: dict[str, dict[str, set]] = {}
+        self._schemas: dict | None = None
+        self._scorers: dict = {}
+        self._load_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._thread = DedicatedThread("pipeline")
+        #: Files are parsed here, off the event loop and beside the scoring thread.
+        self._parser = DedicatedThread("upload")
+        self._closed = False
+
+    @property
+    def schemas(self) -> dict:
+        """The served schemas by name, loaded on first use (pandas stays out of the start-up)."""
+        if self._schemas is None:
+            with self._load_lock:
+                if self._schemas is None:
+                    from .schema import load_schema
+                    from .scoring import Scorer
+
+                    schemas = {name: load_schema(name) for name in self.schema_names}
+                    self._scorers = {name: Scorer(schema) for name, schema in schemas.items()}
+                    self._schemas = schemas
+        return self._schemas
+
+    @property
+    def scorers(self) -> dict:
+        self.schemas  # noqa: B018 -- loads them
+        return self._scorers
+
+    def load_flags(self, rows: Iterable[dict]) -> None:
+        from ..event_writes import flags_by_key
+
+        self.flags = flags_by_key(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._thread.close()
+        self._parser.close()
+
+    def schema(self, name: str):
+        if name not in self.schemas:
+            raise LookupError(f"unknown schema {name!r}; known: {sorted(self.schemas)}")
+        return self.schemas[name]
+
+    # -- batches ----------------------------------------------------------------------------
+    def store(self, batches: Iterable[EventBatch], origin: str, *, keep_anomalies: int = 1000,
+              whole: bool = False) -> ImportSummary:
+        """Score and store every batch; wait for the commits; return a summary.
+
+        ``whole=True`` makes it one import: its events are stored under a
+        unique origin, removed again if any write fails.
+        """
+        started = time.perf_counter()
+        origin = f"{origin}:{uuid.uuid4().hex[:12]}" if whole else origin
+        summary: ImportSummary | None = None
+        jobs = []
+        try:
+            for batch in batches:
+                if summary is None:
+                    summary = ImportSummary(batch.schema.name, origin)
+                job = self._score_and_queue(batch, origin)
+                jobs.append(job)
+                # Wait for older commits as we go, so at most a few batches are in flight.
+                while len(jobs) > 2:
+                    self._collect(jobs.pop(0), summary, keep_anomalies)
+            for job in jobs:
+                self._collect(job, summary, keep_anomalies)
+        except BaseException:
+            if whole and jobs:
+                self._undo(origin)
+            raise
+        if summary is None:
+            summary = ImportSummary("", origin)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def import_source(self, source, origin: str, keep_anomalies: int = 1000) -> ImportSummary:
+        """Check a file source whole, then score and store all of it (or nothing)."""
+        self._parser.run(source.start)
+        batches = iter(source.batches())
+
+        def parsed():
+            while (batch := self._parser.run(next, batches, None)) is not None:
+                yield batch
+
+        return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
+
+    def _score_and_queue(self, batch: EventBatch, origin: str):
+        from ..event_writes import ScoredEventsJob
+
+        scorer = self.scorers[batch.schema.name]
+        flags = self.flags.get(batch.schema.name, {})
+
+        def score():
+            scored = scorer.score(batch.frame)
+            scored.mark_flagged(flags)
+            return ScoredEventsJob(scored, origin)
+
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pipeline is shutting down")
+            job = self._thread.run(score)
+            return self.writer.submit(job, timeout=self.write_timeout)
+
+    def _collect(self, job, summary: ImportSummary, keep: int) -> None:
+        _, anomalies = job.wait(self.write_timeout)
+        summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
+
+    def _undo(self, origin: str) -> None:
+        from ..event_writes import DeleteImportJob
+
+        try:
+            removed = self.writer.write(DeleteImportJob(origin), self.write_timeout)
+            log.warning("import %s failed; removed its %d stored events", origin, removed)
+        except Exception:
+            log.exception("import %s failed and its stored events could not be removed", origin)
+
+    # -- actions ----------------------------------------------------------------------------
+    def flag(self, schema: str, entity: str, entity_id: str, by: str, note: str,
+             clear: bool = False) -> dict | None:
+        """Flag (or clear) an entity: persisted first, then applied to the events that follow."""
+        from ..event_writes import FlagJob
+
+        if entity not in self.schema(schema).entities:
+            raise LookupError(f"{entity!r} is not an entity of {schema}; use one of "
+                              f"{list(self.schemas[schema].entities)}")
+        row = self.writer.write(FlagJob(schema, entity, entity_id, by, note, clear), self.write_timeout)
+        with self._lock:
+            ids = self.flags.setdefault(schema, {}).setdefault(entity, set())
+            if clear:
+                ids.discard(entity_id)
+            else:
+                ids.add(entity_id)
+        return row
+
+    def acknowledge(self, event_row: int, by: str, note: str) -> dict:
+        from ..event_writes import AcknowledgeJob
+
+        return self.writer.write(AcknowledgeJob(event_row, by, note), self.write_timeout)

@@ -1,0 +1,225 @@
+"""Score batches of a schema's events: derived features, learned baselines, rules, one verdict each.
+
+The :class:`Scorer` owns one :class:`~server.pipeline.entities.EntityTable`
+per entity key of its schema, and in it every per-entity column that the
+derived features, baselines and rules keep.  ``score(frame)`` works on the
+whole batch at once: each step is a handful of numpy calls, none per event.
+
+One scale for every kind of evidence: a learned deviation of ``z`` standard
+units has the normal tail probability ``p = P(Z > |z|)``; a rule's declared
+severity stands for the lower edge of that severity's band on the engine's
+scale (:func:`detectors.engine.severity_of`: a tail probability
+``p_t ** step`` where ``p_t`` is the threshold's).  An event's risk is its
+strongest evidence, ``100 * log p / (4 log p_t)`` clipped to 0-100, so a
+deviation at the threshold is risk 25 and a critical rule is risk 88.
+
+>>> from .schema import load_schema
+>>> scorer = Scorer(load_schema("ev_charging"))
+>>> frame = pd.DataFrame({"session_id": ["s1"], "user_id": ["u1"], "charger_id": ["c1"],
+...     "start_time": [0.0], "duration": [60.0], "energy": [62.0], "payment": [0.5],
+...     "ip_address": [""], "label": [""]})
+>>> event = scorer.score(frame).events()[0]
+>>> event.types, event.severity, event.risk
+(('billing_fraud',), 'critical', 88)
+>>> event.explanation
+'billing_fraud (rule, critical): delivered 62.0 kWh for a payment of 0.50'
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.special import log_ndtr
+
+from detectors.engine import SEVERITIES, severity_of
+
+from .baselines import Baselines
+from .derive import CountPer
+from .entities import EntityTable
+from .event import ORDINARY, ScoredEvent, Signal
+from .schema import Schema
+
+__all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
+
+#: Each severity's lower edge on the engine's scale, as a power of the threshold's tail probability.
+SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
+#: The power of the threshold's tail probability that is risk 100.
+RISK_FULL = 4.0
+
+
+class _BatchState:
+    """What derived features and rules read of the batch: entity rows and times."""
+
+    def __init__(self, tables: dict[str, EntityTable], rows: dict[str, np.ndarray], times: np.ndarray):
+        self._tables, self._rows, self.times = tables, rows, times
+
+    def table(self, entity: str) -> EntityTable:
+        return self._tables[entity]
+
+    def rows(self, entity: str) -> np.ndarray:
+        return self._rows[entity]
+
+
+class Scorer:
+    """Scores one schema's events batch by batch, keeping per-entity state between batches."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        spec = schema.baseline
+        self.tables = {e: EntityTable(spec.max_entities, spec.idle_seconds) for e in schema.entities}
+        for feature in schema.derived:
+            if isinstance(feature, CountPer):
+                for name, shape, fill in feature.columns():
+                    self.tables[feature.entity].add_column(name, shape, fill)
+        for rule in schema.rules:
+            for entity, name, shape, fill, dtype in rule.columns():
+                self.tables[entity].add_column(name, shape, fill, dtype=dtype)
+        self.baselines: dict[str, tuple[list, Baselines]] = {}
+        for entity in schema.entities:
+            features = [f for f in spec.features if f.entity == entity]
+            if features:
+                model = Baselines([(f.feature, f.transform, f.min_scale) for f in features],
+                                  spec.memory, spec.warmup)
+                model.attach(self.tables[entity])
+                self.baselines[entity] = (features, model)
+        self.threshold_logp = float(log_ndtr(-spec.threshold))
+        self.events_scored = 0
+
+    def entity_counts(self) -> dict[str, int]:
+        return {e: len(t) for e, t in self.tables.items()}
+
+    def state_bytes(self) -> int:
+        return sum(t.nbytes() for t in self.tables.values())
+
+    def score(self, frame: pd.DataFrame) -> "ScoredBatch":
+        """Score a typed batch (from :meth:`Schema.coerce`), then learn it."""
+        schema = self.schema
+        # Plain numpy columns from here on: pandas' per-call overhead would dominate small batches.
+        features = {c: frame[c].to_numpy() for c in frame.columns}
+        n = len(frame)
+        times = features[schema.timestamp].astype(float)
+        if n:
+            for table in self.tables.values():  # forget the idle first, so none of them is judged by stale habits
+                table.clock = max(table.clock, float(np.nanmax(times)))
+                table.evict_idle()
+        rows = {e: self.tables[e].rows(features[e].astype(object), times) for e in schema.entities}
+        state = _BatchState(self.tables, rows, times)
+        for derived in schema.derived:
+            features[derived.name] = derived.compute(features, state)
+
+        logp = np.zeros(n)
+        signals: dict[int, list[tuple[float, Signal]]] = {}
+        learned = []
+        flagged_any = np.zeros(n, dtype=bool)
+        for entity, (specs, model) in self.baselines.items():
+            X = np.column_stack([np.asarray(features[f.feature], dtype=float) for f in specs])
+            z = model.score(rows[entity], X)
+            with np.errstate(invalid="ignore"):
+                tail = log_ndtr(-np.abs(np.nan_to_num(z)))
+            logp = np.minimum(logp, tail.min(axis=1) if tail.size else 0.0)
+            beyond = np.abs(np.nan_to_num(z)) >= schema.baseline.threshold
+            flagged_any |= beyond.any(axis=1)
+            learned.append((entity, model, X, beyond.any(axis=1)))
+            for i, j in zip(*np.nonzero(beyond)):
+                signals.setdefault(int(i), []).append(
+                    (float(tail[i, j]), self._baseline_signal(specs[j], features, int(i), float(z[i, j]))))
+
+        for rule in schema.rules:
+            mask, extra = rule.apply(features, state)
+            strength = self.threshold_logp * SEVERITY_STEPS[rule.severity]
+            logp[mask] = np.minimum(logp[mask], strength)
+            flagged_any |= mask
+            for i in np.flatnonzero(mask).tolist():
+                values = _row(features, i)
+                reason = rule.reason(values, {k: v[i] for k, v in extra.items()})
+                signals.setdefault(i, []).append((strength, Signal(rule.type, "rule", reason, rule.severity)))
+
+        for entity, model, X, beyond in learned:
+            model.learn(rows[entity], X, skip=beyond)
+        self.events_scored += n
+        risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
+        return ScoredBatch(schema, features, risk, flagged_any, signals)
+
+    def _baseline_signal(self, spec, features: dict, i: int, z: float) -> Signal:
+        kind = (spec.high if z > 0 else spec.low) or f"unusual_{spec.feature}"
+        p = float(np.exp(log_ndtr(-abs(z))))
+        threshold = float(np.exp(self.threshold_logp))
+        severity = severity_of(1.0 - p, 1.0 - threshold) or SEVERITIES[0]
+        value = features[spec.feature][i]
+        reason = (f"{spec.feature} {value:.4g} is {abs(z):.1f} sd {'above' if z > 0 else 'below'} the "
+                  f"usual of {spec.entity} {features[spec.entity][i]}")
+        return Signal(kind, "baseline", reason, severity)
+
+
+def _row(columns: dict, i: int) -> dict:
+    return {c: _plain(v[i]) for c, v in columns.items()}
+
+
+def _plain(value):
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class ScoredBatch:
+    """A scored batch: its features, risks and flags as arrays, events built only when asked."""
+
+    def __init__(self, schema: Schema, features: dict, risk: np.ndarray,
+                 is_anomaly: np.ndarray, signals: dict[int, list]):
+        self.schema = schema
+        self.features = features
+        self.risk = risk
+        self.is_anomaly = is_anomaly
+        self._signals = signals
+        #: Events one of whose entities an operator has flagged (set by the caller).
+        self.flagged = np.zeros(len(risk), dtype=bool)
+
+    def mark_flagged(self, flags: dict[str, set]) -> None:
+        """Mark the events of flagged entities: ``flags`` maps an entity key to flagged ids."""
+        for key, ids in flags.items():
+            if ids and key in self.features:
+                self.flagged |= pd.Index(self.features[key]).isin(list(ids))
+
+    def __len__(self) -> int:
+        return len(self.risk)
+
+    def anomaly_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.is_anomaly)
+
+    def types_of(self, i: int) -> tuple[str, ...]:
+        ranked = sorted(self._signals.get(i, []), key=lambda s: s[0])
+        return tuple(dict.fromkeys(s.type for _, s in ranked))
+
+    def type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for i in self._signals:
+            for t in self.types_of(i):
+                counts[t] = counts.get(t, 0) + 1
+        return counts
+
+    def events(self, indices: Iterable[int] | None = None) -> list[ScoredEvent]:
+        """The scored events at ``indices`` (all when None), as typed events."""
+        schema = self.schema
+        indices = range(len(self)) if indices is None else indices
+        out = []
+        for i in indices:
+            i = int(i)
+            values = _row(self.features, i)
+            ranked = [s for _, s in sorted(self._signals.get(i, []), key=lambda s: s[0])]
+            severity = max((SEVERITIES.index(s.severity) for s in ranked), default=None)
+            truth = values.pop(schema.truth, None) if schema.truth else None
+            explanation = "; ".join(f"{s.type} ({s.origin}, {s.severity}): {s.reason}" for s in ranked)
+            out.append(ScoredEvent(
+                schema=schema.name, event_id=str(values[schema.id]), timestamp=float(values[schema.timestamp]),
+                entities={e: str(values[e]) for e in schema.entities}, fields=values,
+                risk=int(self.risk[i]), severity=None if severity is None else SEVERITIES[severity],
+                is_anomaly=bool(self.is_anomaly[i]), types=tuple(dict.fromkeys(s.type for s in ranked)),
+                explanation=explanation or ORDINARY,
+                signals=tuple(ranked), flagged=bool(self.flagged[i]), truth=truth or None))
+        return out
+
+    def anomalies(self) -> list[ScoredEvent]:
+        return self.events(self.anomaly_indices())

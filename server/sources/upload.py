@@ -1,0 +1,275 @@
+"""A file of events (CSV or JSON lines), checked whole, then read again in chunks as batches.
+
+Large files are streamed: pandas reads ``chunk_rows`` lines at a time, so
+memory stays bounded by a chunk, not by the file.  ``start()`` reads the
+whole file once and types every chunk, so a file with a bad line anywhere
+raises :class:`~server.pipeline.schema.BadData` before a single event is
+yielded: a file is imported whole or not at all.  The error names what was
+expected, what was found and the line.
+
+>>> import io
+>>> from server.pipeline.schema import load_schema
+>>> text = (b"sessionId,userId,chargerId,startTime,duration,energy,payment\\n"
+...         b"s1,u1,c1,2026-01-01T08:00:00Z,60,20,8\\n")
+>>> source = FileSource(io.BytesIO(text), load_schema("ev_charging"))
+>>> source.start(); [len(b) for b in source.batches()], source.rows
+([1], 1)
+>>> bad = b"session_id,user_id,charger_id,start_time,duration,energy,payment\\ns1,u1,c1,08:00,sixty,20,8\\n"
+>>> FileSource(io.BytesIO(bad), load_schema("ev_charging")).start()
+Traceback (most recent call last):
+...
+server.pipeline.schema.BadData: column 'duration' needs a number on every line; line(s) 2 do not: found 'sixty'
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import threading
+import warnings
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..pipeline.event import EventBatch
+from ..pipeline.schema import BadData, Schema, TimeOfDayClock
+
+__all__ = ["FileSource", "detect_format"]
+
+FORMATS = ("csv", "jsonl")
+#: Bytes looked at to tell text from binary and CSV from JSON lines.
+SNIFF_BYTES = 8192
+
+
+def detect_format(head: bytes, filename: str | None = None) -> str:
+    """``csv`` or ``jsonl``, from the file name's extension, else from its first character.
+
+    >>> detect_format(b'{"a": 1}\\n'), detect_format(b"a,b\\n1,2\\n"), detect_format(b"", "x.ndjson")
+    ('jsonl', 'csv', 'jsonl')
+    """
+    suffix = Path(filename or "").suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    return "jsonl" if head.lstrip()[:1] == b"{" else "csv"
+
+
+class FileSource:
+    """Events from one file (a path, or a seekable binary file object).
+
+    Parameters
+    ----------
+    file : path or binary file
+        Read twice (check, then yield), so a file object must be seekable.
+    schema : Schema
+    format : {"csv", "jsonl"} or None
+        None: from ``filename`` or the content.
+    chunk_rows : int
+        Lines parsed at a time.
+    day : float or None
+        Epoch seconds of the UTC midnight that times of day are placed on (default: today).
+    """
+
+    def __init__(self, file: str | Path | IO[bytes], schema: Schema, *, format: str | None = None,
+                 filename: str | None = None, chunk_rows: int = 50_000, day: float | None = None):
+        self.file = file
+        self.schema = schema
+        self.name = f"file:{filename or getattr(file, 'name', None) or 'upload'}"
+        self.filename = filename or (str(file) if isinstance(file, (str, Path)) else None)
+        self.format = format
+        self.chunk_rows = int(chunk_rows)
+        self.day = day
+        self.rows = 0
+        self._checked = False
+        self._stopped = threading.Event()
+
+    # -- Source -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Read and type the whole file once; raise :class:`BadData` at the first problem."""
+        try:
+            rows = sum(len(batch) for batch in self._read())
+        except _FastPathFailed:
+            # A numeric column the C reader could not parse: read it as text to find the line.
+            rows = sum(len(batch) for batch in self._read(as_text=True))
+        if rows == 0:
+            raise BadData("the file has a header but no events",
+                          expected=self.schema.describe_columns(), found=[], line=2)
+        self.rows = rows
+        self._checked = True
+
+    def batches(self) -> Iterator[EventBatch]:
+        if not self._checked:
+            raise RuntimeError("start() checks the file first; call it before batches()")
+        for batch in self._read():
+            if self._stopped.is_set():
+                return
+            yield batch
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def drain(self) -> list[EventBatch]:
+        return []  # nothing is read ahead of what batches() yields
+
+    # -- reading ----------------------------------------------------------------------------
+    def _open(self) -> IO[bytes]:
+        if isinstance(self.file, (str, Path)):
+            return open(self.file, "rb")
+        self.file.seek(0)
+        return _Unclosable(self.file)
+
+    def _read(self, as_text: bool = False) -> Iterator[EventBatch]:
+        clock = TimeOfDayClock(self.day)
+        with self._open() as handle:
+            head = handle.read(SNIFF_BYTES)
+            _check_text(head)
+            handle.seek(0)
+            fmt = self.format or detect_format(head, self.filename)
+            if fmt not in FORMATS:
+                raise ValueError(f"format must be one of {FORMATS}")
+            if fmt == "csv":
+                yield from self._csv_chunks(handle, clock, as_text)
+            else:
+                yield from self._jsonl_chunks(handle, clock)
+
+    def _csv_chunks(self, handle: IO[bytes], clock: TimeOfDayClock, as_text: bool) -> Iterator[EventBatch]:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        try:
+            header = pd.read_csv(text, nrows=0, dtype=object, index_col=False).columns
+            text.seek(0)
+            numeric = [h for h, f in self.schema.resolve_headers(list(header)).items()
+                       if self.schema.fields[f].type in ("number", "integer")] if len(header) else []
+            # Numbers parsed by pandas' C reader are ~20x faster than converting strings later;
+            # a file where that fails is read again as text, which finds and names the bad line.
+            # object, not str: pandas 3's string dtype costs more than the parse itself.
+            dtype = object if as_text else {h: (float if h in numeric else object) for h in header}
+            with warnings.catch_warnings():
+                # index_col=False stops pandas taking extra fields of the first row as an index;
+                # it then only warns that it drops them, which is bad data here.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                chunks = pd.read_csv(text, dtype=dtype, keep_default_na=False,
+                                     na_values={h: [""] for h in numeric}, chunksize=self.chunk_rows,
+                                     skipinitialspace=True, skip_blank_lines=True, index_col=False)
+                first = next(chunks, None)
+            if first is None:
+                raise pd.errors.EmptyDataError
+            line = 2
+            mapping = self.schema.resolve_headers(list(first.columns))
+            for chunk in itertools.chain([first], chunks):
+                yield EventBatch(self.schema, self._typed(chunk, mapping, line, clock), line)
+                line += len(chunk)
+        except pd.errors.EmptyDataError:
+            raise BadData("the file is empty; expected a header line with the columns "
+                          + ", ".join(self.schema.describe_columns()),
+                          expected=self.schema.describe_columns(), found=[], line=1) from None
+        except pd.errors.ParserWarning:
+            raise BadData("the file is not valid CSV: line 2 has more fields than the header",
+                          expected=self.schema.describe_columns(), found=[], line=2) from None
+        except pd.errors.ParserError as exc:
+            raise BadData(f"the file is not valid CSV: {exc}".strip(),
+                          expected=self.schema.describe_columns(), found=[], line=_line_in(str(exc))) from None
+        except UnicodeDecodeError as exc:
+            raise BadData(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start} of a chunk)",
+                          expected=["UTF-8 text"], found=["binary data"]) from None
+        except BadData:
+            raise
+        except ValueError as exc:
+            if as_text:
+                raise
+            raise _FastPathFailed(str(exc)) from None
+        finally:
+            text.detach()
+
+    def _jsonl_chunks(self, handle: IO[bytes], clock: TimeOfDayClock) -> Iterator[EventBatch]:
+        line = 1
+        lines: list[bytes] = []
+        for raw in handle:
+            lines.append(raw)
+            if len(lines) == self.chunk_rows:
+                yield self._jsonl_batch(lines, line, clock)
+                line += len(lines)
+                lines = []
+        if lines:
+            yield self._jsonl_batch(lines, line, clock)
+        elif line == 1:
+            raise BadData("the file is empty; expected one JSON object per line with the fields "
+                          + ", ".join(self.schema.describe_columns()),
+                          expected=self.schema.describe_columns(), found=[], line=1)
+
+    def _jsonl_batch(self, lines: list[bytes], first_line: int, clock: TimeOfDayClock) -> EventBatch:
+        records = []
+        for offset, raw in enumerate(lines):  # the C json decoder; pandas' reader hides line numbers
+            if not raw.strip():
+                records.append({})
+                continue
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise BadData(f"line {first_line + offset} is not a JSON object: {exc}",
+                              expected=["one JSON object per line"], found=[raw[:80].decode("utf-8", "replace")],
+                              line=first_line + offset) from None
+            if not isinstance(record, dict):
+                raise BadData(f"line {first_line + offset} is not a JSON object",
+                              expected=["one JSON object per line"], found=[type(record).__name__],
+                              line=first_line + offset)
+            records.append(record)
+        frame = pd.DataFrame.from_records(records)
+        headers = list(frame.columns)
+        mapping = self.schema.resolve_headers(headers)
+        frame = frame.astype(object).where(frame.notna(), "").astype(str).astype(object)
+        # Blank lines kept their place so line numbers stay right; now drop them.
+        blank = np.array([not r for r in records])
+        if blank.any():
+            frame = frame[~blank]
+        return EventBatch(self.schema, self._typed(frame, mapping, first_line, clock), first_line)
+
+    def _typed(self, chunk: pd.DataFrame, mapping: dict, first_line: int, clock) -> pd.DataFrame:
+        chunk = chunk[list(mapping)].rename(columns=mapping)
+        return self.schema.coerce(chunk, first_line, clock)
+
+
+class _FastPathFailed(Exception):
+    """pandas could not parse a numeric column as numbers; the text path will say where."""
+
+
+class _Unclosable(io.RawIOBase):
+    """Lets ``with`` close a view of a caller's file object without closing the file itself."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=0):
+        return self._inner.seek(offset, whence)
+
+    def readinto(self, buffer):
+        data = self._inner.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _check_text(head: bytes) -> None:
+    if b"\x00" in head:
+        raise BadData("the file is binary, not CSV or JSON lines text",
+                      expected=["UTF-8 text"], found=["binary data"], line=1)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
+            raise BadData("the file is not UTF-8 text", expected=["UTF-8 text"], found=["binary data"],
+                          line=head[:exc.start].count(b"\n") + 1) from None
+
+
+def _line_in(message: str) -> int | None:
+    import re
+
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None

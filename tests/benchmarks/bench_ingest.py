@@ -1,0 +1,183 @@
+"""Ingest of entity-keyed events end to end: parse, check, score, store, push; memory per entity.
+
+Writes a CSV of EV charging sessions over 100,000 users and 10,000 chargers
+(not timed), then runs the upload path as the server does: the whole-file
+check (``FileSource.start``), then :meth:`Ingest.import_source` (read into
+batches, score each (derived features, per-entity baselines, rules), store it
+through the single writer into SQLite in WAL mode with synchronous=FULL, and
+publish its push event to the hub).  Latency is per batch: from the moment
+its scoring starts to the hub's publish after its commit.  A second run
+scores without storing, to split the cost.  Memory per entity is the numpy
+state of the entity tables divided by the entities held, plus the id index
+(dict entry and id string) measured on a sample.
+
+    .venv/bin/python tests/benchmarks/bench_ingest.py
+    .venv/bin/python tests/benchmarks/bench_ingest.py --events 1000000 --users 100000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from server.hub import Hub  # noqa: E402
+from server.pipeline.ingest import Ingest  # noqa: E402
+from server.pipeline.schema import load_schema  # noqa: E402
+from server.pipeline.scoring import Scorer  # noqa: E402
+from server.sources.upload import FileSource  # noqa: E402
+from server.storage import migrate, open_writer  # noqa: E402
+from server.writer import Writer  # noqa: E402
+
+T0 = 1_767_225_600.0
+
+
+def write_sessions(path: Path, events: int, users: int, chargers: int, days: float, seed: int = 0) -> None:
+    """Sessions over ``days``, every user appearing, each charger's sessions one after another.
+
+    Session i starts at ``i * step`` (plus jitter) on charger ``i % chargers``,
+    so a charger's sessions are ``chargers * step`` apart and last less than
+    that: ordinary traffic, which no rule should flag (vectorised, untimed).
+    """
+    rng = np.random.default_rng(seed)
+    user = np.concatenate([np.arange(users), rng.integers(0, users, max(0, events - users))])[:events]
+    rng.shuffle(user)
+    step = days * 86400.0 / events
+    spacing = chargers * step
+    start = T0 + np.arange(events) * step + rng.uniform(0, step / 2, events)
+    energy = np.round(rng.lognormal(np.log(20), 0.4, events), 3)
+    duration = np.minimum(energy / 11 * 60 + 5, 0.8 * spacing / 60)
+    price = rng.uniform(0.25, 0.6, chargers)
+    charger = np.arange(events) % chargers
+    frame = pd.DataFrame({
+        "session_id": np.char.add("S", np.arange(events).astype(str)),
+        "user_id": np.char.add("U", user.astype(str)),
+        "charger_id": np.char.add("C", charger.astype(str)),
+        "start_time": pd.to_datetime(start, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration": np.round(duration, 2),
+        "energy": energy,
+        "payment": np.round(energy * price[charger], 2),
+        "ip_address": "10.0.0.1",
+    })
+    frame.to_csv(path, index=False)
+
+
+def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
+    """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored."""
+    db = open_writer(db_path, "FULL")
+    migrate(db)
+    db.close()
+    hub = Hub(256)
+    published: dict[int, float] = {}
+    publish = hub.publish
+
+    def timed_publish(events):
+        publish(events)
+        for event in events:
+            if event.type == "events":
+                published[len(published)] = time.perf_counter()
+
+    writer = Writer(db_path, "FULL", 64, on_commit=timed_publish).start()
+    ingest = Ingest([schema.name], writer, write_timeout=120.0)
+    started_scoring: list[float] = []
+    scorer = ingest.scorers[schema.name]
+    score = scorer.score
+
+    def timed_score(frame):
+        started_scoring.append(time.perf_counter())
+        return score(frame)
+
+    scorer.score = timed_score
+    source = FileSource(path, schema, chunk_rows=chunk)
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = ingest.import_source(source, "bench")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    writer.stop()
+    ingest.close()
+    latencies = [published[i] - started_scoring[i] for i in range(len(started_scoring))]
+    return wall, cpu, latencies, summary.events
+
+
+def index_bytes_per_entity(ids: list[str]) -> float:
+    """A dict entry (key pointer, value, hash) plus the id string and the row int, per entity."""
+    index = {i: n for n, i in enumerate(ids)}
+    per_entry = sys.getsizeof(index) / len(index)
+    return per_entry + float(np.mean([sys.getsizeof(i) for i in ids])) + sys.getsizeof(len(ids) + 10**6)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--chargers", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=6.0, help="time the sessions span (default 6 days)")
+    parser.add_argument("--chunk", type=int, default=50_000, help="rows per batch (default 50,000)")
+    args = parser.parse_args(argv)
+
+    schema = load_schema("ev_charging")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sessions.csv"
+        write_sessions(path, args.events, args.users, args.chargers, args.days)
+        size = os.path.getsize(path)
+        print(f"{args.events:,} sessions, {args.users:,} users, {args.chargers:,} chargers, "
+              f"{size / 2**20:.0f} MiB CSV, batches of {args.chunk:,}")
+
+        source = FileSource(path, schema, chunk_rows=args.chunk)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        source.start()
+        checked, cpu_checked = time.perf_counter(), time.process_time()
+        scorer = Scorer(schema)
+        parse_s = score_s = parse_cpu = score_cpu = 0.0
+        anomalies = 0
+        mark, cpu_mark = time.perf_counter(), time.process_time()
+        for batch in source.batches():
+            parsed, cpu_parsed = time.perf_counter(), time.process_time()
+            scored = scorer.score(batch.frame)
+            anomalies += int(scored.is_anomaly.sum())
+            anomalies_listed = scored.anomalies()  # what the server stores and pushes in detail
+            del anomalies_listed
+            done, cpu_done = time.perf_counter(), time.process_time()
+            parse_s += parsed - mark
+            score_s += done - parsed
+            parse_cpu += cpu_parsed - cpu_mark
+            score_cpu += cpu_done - cpu_parsed
+            mark, cpu_mark = done, cpu_done
+        total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+
+        stored = store_end_to_end(path, schema, args.chunk, Path(tmp) / "bench.db")
+
+    n = args.events
+    rows = [("check pass", checked - started, cpu_checked - cpu_started),
+            ("read pass", parse_s, parse_cpu),
+            ("score", score_s, score_cpu),
+            ("end to end", total, total_cpu)]
+    print(f"{'':12} {'wall s':>7} {'events/s':>10}   {'cpu s':>7} {'events/cpu-s':>12}")
+    for label, wall, cpu in rows:
+        print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
+    print(f"flagged: {anomalies:,} of {n:,} sessions")
+    wall, cpu, latencies, stored_count = stored
+    print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
+          f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored)")
+    print(f"batch scored -> pushed: p50 {np.percentile(latencies, 50):.2f} s, "
+          f"p99 {np.percentile(latencies, 99):.2f} s over {len(latencies)} batches of {args.chunk:,}")
+    counts = scorer.entity_counts()
+    entities = sum(counts.values())
+    state = scorer.state_bytes() / entities
+    sample = [f"U{i}" for i in range(min(args.users, 100_000))]
+    index = index_bytes_per_entity(sample)
+    print(f"entities held {counts}; numpy state {state:.0f} B/entity, id index ~{index:.0f} B/entity, "
+          f"total ~{state + index:.0f} B/entity")
+    print(f"(a shared 2-core machine, load average {os.getloadavg()[0]:.1f}: wall times suffer "
+          "when other jobs run; cpu times much less)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The scorer: learned per-entity baselines beside rules, one risk scale, typed events out."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline_helpers import ev_schema  # noqa: F401 -- a fixture
+from server.pipeline.event import ScoredEvent, from_row, json_schema, sqlite_columns, to_json, to_row
+from server.pipeline.scoring import Scorer
+
+T0 = 1_767_225_600.0
+
+
+def _charger_history(n=60, price=0.40, seed=0):
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(10, 40, n)
+    return pd.DataFrame({
+        "session_id": [f"s{i}" for i in range(n)], "user_id": [f"u{i % 20}" for i in range(n)],
+        "charger_id": "c1", "start_time": T0 + np.arange(n) * 18000.0,
+        "duration": energy / 11 * 60 + 5, "energy": energy, "payment": np.round(energy * price, 2),
+        "ip_address": "", "label": ""})
+
+
+def test_a_payment_far_below_the_chargers_tariff_is_learned_billing_fraud(ev_schema):
+    scorer = Scorer(ev_schema)
+    scorer.score(_charger_history())
+    odd = _charger_history(1).assign(session_id="x", start_time=T0 + 1.2e6, energy=20.0,
+                                     duration=115.0, payment=1.6)  # 0.08 per kWh, usual 0.40
+    event = scorer.score(odd).events()[0]
+    assert event.types[0] == "billing_fraud" and event.signals[0].origin == "baseline"
+    assert "payment_per_kwh 0.08 is" in event.explanation and "below the usual of charger_id c1" in event.explanation
+    assert 25 <= event.risk <= 100 and event.severity is not None
+
+
+def test_ordinary_sessions_are_not_flagged_and_have_low_risk(ev_schema):
+    scorer = Scorer(ev_schema)
+    scorer.score(_charger_history(seed=1))
+    batch = scorer.score(_charger_history(seed=2).assign(start_time=lambda f: f["start_time"] + 1.2e6))
+    assert not batch.is_anomaly.any() and batch.risk.max() < 25
+
+
+def test_a_flagged_event_does_not_teach_its_baseline(ev_schema):
+    scorer = Scorer(ev_schema)
+    scorer.score(_charger_history())
+    fraud = _charger_history(30, price=0.03, seed=5).assign(start_time=lambda f: f["start_time"] + 1e6)
+    batch = scorer.score(fraud)
+    assert batch.is_anomaly.all()
+    again = scorer.score(fraud.assign(start_time=lambda f: f["start_time"] + 1.2e6))
+    assert again.is_anomaly.all()  # still fraud: the cut payments were not learned as the tariff
+
+
+def test_scored_events_round_trip_through_rows_and_json(ev_schema):
+    scorer = Scorer(ev_schema)
+    event = scorer.score(_charger_history(3)).events()[0]
+    assert from_row(ScoredEvent, to_row(event)) == event
+    body = to_json(event)
+    assert set(json_schema(ScoredEvent)["required"]) == set(body)
+    assert set(sqlite_columns(ScoredEvent)) == set(to_row(event))
+    assert body["fields"]["session_id"] == "s0" and body["entities"] == {"user_id": "u0", "charger_id": "c1"}
+    assert "payment_per_kwh" in body["fields"] and body["truth"] is None
+
+
+def test_entities_beyond_the_idle_time_are_forgotten(ev_schema):
+    scorer = Scorer(ev_schema)
+    scorer.score(_charger_history(5))
+    assert scorer.entity_counts() == {"user_id": 5, "charger_id": 1}
+    later = _charger_history(1).assign(user_id="new", charger_id="c9", start_time=T0 + 30 * 86400)
+    scorer.score(later)
+    assert scorer.entity_counts() == {"user_id": 1, "charger_id": 1}
