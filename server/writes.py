@@ -104,6 +104,8 @@ class PointsJob(WriteJob):
                         a["anomaly_id"]) for i, a in enumerate(anomalies)]
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, points)
+        for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
+            observer.points_stored(tx, points)
 
         # Encoded here, on the writer thread, so the event loop only splices strings.
         wire_points = [{k: v for k, v in p.items() if k not in ("tick", "_episode")} for p in points]
