@@ -7,12 +7,13 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import ApiError
+from .exports import parse_format, respond
 from .monitor import BuiltinStream, UnknownSource
 from .security import client_identity
 from .services import services
 from .storage import Reader
-from .validation import (InvalidRequest, parse_configure, parse_json, parse_limit, parse_since, parse_submit,
-                         check_name)
+from .validation import (InvalidRequest, parse_configure, parse_event_id, parse_json, parse_limit,
+                         parse_severities, parse_since, parse_submit, check_name)
 
 __all__ = ["bp", "init_app", "reader", "request_body"]
 
@@ -62,6 +63,12 @@ def request_body() -> bytes:
     except Exception as exc:  # the server's body reader: a malformed chunk, a broken connection
         raise ApiError(400, f"the request body could not be read: {exc or type(exc).__name__}") from None
     return data
+
+
+#: CSV columns of an anomaly (nested values as JSON text).
+ANOMALY_COLUMNS = ("anomaly_id", "id", "source", "timestamp", "detected_at", "score", "severity",
+                   "is_anomaly", "values", "expected", "fired", "detectors", "explanation",
+                   "truth", "warming_up")
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -131,7 +138,12 @@ def anomalies():
         _known_source(source)
     since = parse_since(request.args.get("since"))
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
-    return jsonify({"anomalies": reader().anomalies(source, since, limit)})
+    fmt = parse_format(request.args.get("format"))
+    until = parse_since(request.args.get("until"), "until")
+    severities = parse_severities(request.args.get("severity"))
+    before = parse_event_id(request.args.get("before"), "before")
+    rows = reader().anomalies(source, since, limit, until=until, severities=severities, before=before)
+    return respond(rows, "anomalies", fmt, ANOMALY_COLUMNS, "anomalies")
 
 
 @bp.get("/alerts")

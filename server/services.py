@@ -34,6 +34,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     stopped: bool = False
     snapshots: Any = None  # server.snapshots.Snapshots
+    alerts: Any = None  # server.alerts.service.Alerts
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -74,6 +75,8 @@ class Services:
                     log.exception("the snapshot at shutdown failed; the next start replays from the last one")
             self.snapshots.close()
         self.hub.close_all()
+        if self.alerts is not None:
+            self.alerts.stop()  # before the writer: it records deliveries through it
         self.writer.stop()
         self.monitor.close()
         log.info("server stopped")

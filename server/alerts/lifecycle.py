@@ -219,6 +219,8 @@ class AlertBook:
                     alert.active = False
                     changed[key] = alert
         for alert in changed.values():
+            if alert.id is None:
+                self._save(conn, alert)  # its id first: notifications name it
             self._advance(tx, alert, now)
             self._save(conn, alert)
 
