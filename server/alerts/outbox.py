@@ -72,14 +72,14 @@ class MarkDelivered(WriteJob):
 class MarkFailed(WriteJob):
     def __init__(self, ids: list[int], error: str, base_s: float, max_s: float):
         super().__init__()
-        self.ids, self.error, self.base_s, self.max_s = ids, error, base_s, max_s
+        self.ids, self.reason, self.base_s, self.max_s = ids, error, base_s, max_s
 
     def apply(self, tx: Transaction) -> int:
         # Backoff from each row's own attempt count: base, 2 base, 4 base, ... at most max.
         tx.db.conn.executemany(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
             "next_attempt_at = ? + min(?, ? * (1 << min(attempts, 30))) WHERE id = ?",
-            [(self.error[:500], tx.now, self.max_s, self.base_s, i) for i in self.ids])
+            [(self.reason[:500], tx.now, self.max_s, self.base_s, i) for i in self.ids])
         return len(self.ids)
 
 

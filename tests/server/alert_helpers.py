@@ -31,6 +31,7 @@ class WebhookReceiver:
         self.fail_next = fail_next
         self.hold = hold
         self.requests = 0
+        self.started = 0  # requests begun (a held one counts here before it is answered)
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         receiver = self
@@ -38,6 +39,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.started += 1
                 if receiver.hold is not None:
                     receiver.hold.wait(30)
                 with receiver.lock:
