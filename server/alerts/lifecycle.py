@@ -206,22 +206,25 @@ class AlertBook:
         conn = tx.db.conn
         self._ensure_loaded(conn)
         now = tx.now
-        changed: dict[tuple, Alert] = {}
+        # Points are applied in order: within one batch a spike and the normal point after it
+        # must fire and then resolve, not cancel out.  Saved once each, at the end.
+        changed: dict[int, Alert] = {}
         for point in points:
             subject = (point["source"], point.get("entity"))
             if point.get("is_anomaly") or point.get("alert"):
-                for type_ in _types_of(point):
-                    alert = self._anomalous(subject, type_, point, now)
-                    changed[alert.key] = alert
+                touched = [self._anomalous(subject, t, point, now) for t in _types_of(point)]
             elif subject in self._by_subject:
-                for key in list(self._by_subject[subject]):
-                    alert = self._open[key]
+                touched = [self._open[key] for key in list(self._by_subject[subject])]
+                for alert in touched:
                     alert.active = False
-                    changed[key] = alert
+            else:
+                continue
+            for alert in touched:
+                if alert.id is None:
+                    self._save(conn, alert)  # its id first: notifications name it
+                self._advance(tx, alert, now)
+                changed[id(alert)] = alert
         for alert in changed.values():
-            if alert.id is None:
-                self._save(conn, alert)  # its id first: notifications name it
-            self._advance(tx, alert, now)
             self._save(conn, alert)
 
     def sweep(self, tx) -> int:

@@ -178,3 +178,12 @@ def test_alerts_survive_a_rebuild_of_the_app(make_app):
                                                origin="submit"))
     [alert] = second.test_client().get("/api/incidents").get_json()["alerts"]
     assert alert["points"] == 2 and alert["severity"] == "critical" and alert["state"] == "firing"
+
+
+def test_points_of_one_batch_are_applied_in_order(db):
+    """A spike and the normal point after it, stored together, fire and then resolve."""
+    book, sent = make_book(Policy(for_s=0, keep_firing_for_s=0))
+    clock = Clock(db, book)
+    clock.points(1, ("s", True, "high"), ("s", False, None), ("s", True, "low"))
+    assert [(r["state"], r["points"]) for r in rows(db)] == [("resolved", 1), ("firing", 1)]
+    assert [s for _, s in sent] == ["firing", "resolved", "firing"]
