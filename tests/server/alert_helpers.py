@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from server.writes import PointsJob
@@ -23,13 +24,15 @@ class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that records every JSON body POSTed to it.
 
     ``fail_next`` answers that many requests 500 first; ``hold`` (a threading.Event) makes
-    every request wait until it is set (a receiver that hangs).
+    every request wait until it is set (a receiver that hangs); ``delay`` seconds slow every
+    answer down (a busy receiver).
     """
 
-    def __init__(self, fail_next: int = 0, hold: threading.Event | None = None):
+    def __init__(self, fail_next: int = 0, hold: threading.Event | None = None, delay: float = 0.0):
         self.bodies: list[dict] = []
         self.fail_next = fail_next
         self.hold = hold
+        self.delay = delay
         self.requests = 0
         self.started = 0  # requests begun (a held one counts here before it is answered)
         self.lock = threading.Lock()
@@ -43,6 +46,8 @@ class WebhookReceiver:
                     receiver.started += 1
                 if receiver.hold is not None:
                     receiver.hold.wait(30)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 with receiver.lock:
                     receiver.requests += 1
                     failing = receiver.fail_next > 0
