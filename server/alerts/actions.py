@@ -114,12 +114,13 @@ class ExpireSilence(WriteJob):
 class Sweep(WriteJob):
     """The clock's part of the lifecycle, and dropping long-delivered outbox rows."""
 
-    def __init__(self, book: AlertBook, keep_delivered_s: float):
+    def __init__(self, book: AlertBook, keep_delivered_s: float | None):
         super().__init__()
         self.book, self.keep_delivered_s = book, keep_delivered_s
 
     def apply(self, tx: Transaction) -> int:
         changed = self.book.sweep(tx)
-        tx.db.conn.execute("DELETE FROM outbox WHERE delivered_at < ?",
-                           [tx.now - self.keep_delivered_s])
+        if self.keep_delivered_s is not None:
+            tx.db.conn.execute("DELETE FROM outbox WHERE delivered_at < ?",
+                               [tx.now - self.keep_delivered_s])
         return changed

@@ -44,7 +44,9 @@ def _alerts() -> Alerts:
 def _write(job) -> Any:
     from ..services import services
     try:
-        return services().writer.write(job, services().settings["WRITE_TIMEOUT"])
+        result = services().writer.write(job, services().settings["WRITE_TIMEOUT"])
+        _alerts().committed()  # a resolve may have queued notifications: send them now
+        return result
     except NotFound as exc:
         raise ApiError(404, f"no {'silence' if isinstance(job, ExpireSilence) else 'alert'} "
                             f"with id {exc.args[0]}") from None

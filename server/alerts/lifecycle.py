@@ -197,6 +197,10 @@ class AlertBook:
             if not keys:
                 del self._by_subject[(alert.stream, alert.entity)]
 
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
     def open_alerts(self) -> list[Alert]:
         return list(self._open.values())
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -13,6 +14,8 @@ from .silences import SilenceBook
 __all__ = ["Alerts", "EXTENSION", "build_alerts"]
 
 EXTENSION = "anomaly_alerts"
+#: Delivered notifications are deleted a day after delivery, looked for this often.
+PRUNE_EVERY_S = 600.0
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +29,7 @@ class Alerts:
     sender: OutboxSender
     writer: Any
     _seen_enqueued: int = field(default=0)
+    _last_prune: float = field(default=0.0)
 
     # -- the writer's observer protocol -----------------------------------------------------
     def points_stored(self, tx, points: list[dict]) -> None:
@@ -44,8 +48,19 @@ class Alerts:
 
     # -- jobs -------------------------------------------------------------------------------
     def sweep(self) -> int:
+        """The clock's part of the lifecycle (a periodic job); a no-op without open alerts."""
         from .actions import Sweep
-        return self.writer.write(Sweep(self.book, KEEP_DELIVERED_S), timeout=30.0)
+
+        now = time.time()
+        prune_due = now - self._last_prune >= PRUNE_EVERY_S
+        if not (self.book.open_alerts() or self.book.stale or prune_due):
+            return 0
+        if prune_due:
+            self._last_prune = now
+        changed = self.writer.write(Sweep(self.book, KEEP_DELIVERED_S if prune_due else None),
+                                    timeout=30.0)
+        self.committed()
+        return changed
 
     def stop(self) -> None:
         self.sender.stop()
