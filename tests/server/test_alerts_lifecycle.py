@@ -187,3 +187,25 @@ def test_points_of_one_batch_are_applied_in_order(db):
     clock.points(1, ("s", True, "high"), ("s", False, None), ("s", True, "low"))
     assert [(r["state"], r["points"]) for r in rows(db)] == [("resolved", 1), ("firing", 1)]
     assert [s for _, s in sent] == ["firing", "resolved", "firing"]
+
+
+def test_a_failing_alert_observer_never_costs_the_points(app, client):
+    svc = services_of(app)
+
+    class Broken:
+        rolled_back = 0
+
+        def points_stored(self, tx, points):
+            tx.db.conn.execute("INSERT INTO alert_audit (at, action) VALUES (1, 'half-done')")
+            raise RuntimeError("a bug in the alert code")
+
+        def rollback(self):
+            Broken.rolled_back += 1
+
+    svc.writer.observers.insert(0, Broken())
+    from alert_helpers import store_point
+    stored = store_point(app, "cpu_usage", severity="high")
+    assert client.get("/api/data/cpu_usage").get_json()["points"][-1]["id"] == stored["id"]
+    assert Broken.rolled_back == 1
+    assert client.get("/api/audit").get_json()["audit"] == []  # its half-done write was undone
+    assert len(client.get("/api/incidents").get_json()["alerts"]) == 1  # the others still ran
