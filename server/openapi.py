@@ -290,12 +290,15 @@ def _alert_schemas() -> dict[str, Any]:
                      "created_at": {"type": "number"}, "expired_at": time_or_null,
                      "state": {"enum": ["pending", "active", "expired"]}}
     by = {**_NAME, "description": "Who acts (default: the client's address)."}
-    note = {"type": "string", "maxLength": 1000}
+    note = {"type": ["string", "null"], "maxLength": 1000}
     moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e11},
                         {"type": "string", "format": "date-time"}],
               "description": "Epoch seconds or ISO-8601."}
     return {
-        "Alert": {"type": "object", "required": list(alert_props), "properties": alert_props},
+        "Alert": {"type": "object", "required": [k for k in alert_props if k != "silenced_by"],
+                  "properties": alert_props,
+                  "description": "silenced_by (ids of the silences covering an open alert) is "
+                                 "in lists and single alerts, not in action answers."},
         "IncidentList": {"type": "object", "required": ["alerts", "open"], "properties": {
             "alerts": {"type": "array", "items": _ref("Alert")},
             "open": {"type": "object", "required": ["pending", "firing"],

@@ -237,10 +237,10 @@ SEVERITY_NAMES = ("low", "medium", "high", "critical")
 
 
 def parse_severities(raw: str | None) -> list[str] | None:
-    """A ``severity=high,critical`` filter; None when absent or empty."""
-    if raw is None or not raw.strip():
+    """A ``severity=high,critical`` filter (no spaces); None when absent."""
+    if raw is None:
         return None
-    names = [s.strip() for s in raw.split(",") if s.strip()]
+    names = raw.split(",")
     wrong = [n for n in names if n not in SEVERITY_NAMES]
     if wrong:
         raise InvalidRequest(f"severity must be one or more of {', '.join(SEVERITY_NAMES)} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -58,6 +59,18 @@ def _check_id(value: int, what: str) -> int:
     return value
 
 
+def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated ``state=`` filter (no spaces); empty list when absent."""
+    if raw is None:
+        return []
+    names = raw.split(",")
+    wrong = [n for n in names if n not in allowed]
+    if wrong:
+        raise InvalidRequest(f"state must be one or more of {', '.join(allowed)} "
+                             f"(comma-separated), got {wrong[0][:40]!r}")
+    return names
+
+
 def _text(body: dict, key: str) -> str | None:
     value = body.get(key)
     if value is None:
@@ -82,28 +95,34 @@ def _body(allowed: set[str]) -> dict:
 def _actor(body: dict) -> dict:
     """Who acts: the ``by`` name given, else the client's address; with address and token."""
     identity = client_identity()
-    name = body.get("by")
-    if name is not None:
-        name = check_name(name, "by")
+    name = check_name(body["by"], "by") if "by" in body else None
     return {"name": name or identity["address"] or "unknown", **identity}
 
 
 def _time(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
+    """A time in a body: epoch seconds in [0, 1e11] or an ISO-8601 date-time string."""
+    if key not in body:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidRequest(f"{key} must be epoch seconds or an ISO-8601 date-time")
-    return parse_since(str(value), key)
+    value = body[key]
+    if isinstance(value, str):
+        try:
+            if "T" not in value.upper():  # a date-time, not a date alone
+                raise ValueError(value)
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(f"{key} must be an ISO-8601 date-time, got {value[:40]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e11:
+        raise InvalidRequest(f"{key} must be epoch seconds (0 to 1e11) or an ISO-8601 date-time")
+    return float(value)
 
 
 # -- alerts -------------------------------------------------------------------------------------
 def _alert_query(args) -> tuple[str, list]:
     where, params = [], []
-    states = [s.strip() for s in (args.get("state") or "").split(",") if s.strip()]
-    wrong = [s for s in states if s not in STATES]
-    if wrong:
-        raise InvalidRequest(f"state must be one or more of {', '.join(STATES)}, got {wrong[0][:40]!r}")
+    states = _choices(args.get("state"), STATES)
     if states:
         where.append(f"state IN ({','.join('?' * len(states))})")
         params += states
@@ -200,10 +219,7 @@ def resolve(alert_id: int):
 @bp.get("/silences")
 def list_silences():
     """Silences, newest first; ``?state=active,pending,expired``."""
-    wanted = [s.strip() for s in (request.args.get("state") or "").split(",") if s.strip()]
-    wrong = [s for s in wanted if s not in ("active", "pending", "expired")]
-    if wrong:
-        raise InvalidRequest(f"state must be one or more of active, pending, expired, got {wrong[0][:40]!r}")
+    wanted = _choices(request.args.get("state"), ("active", "pending", "expired"))
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
     now = time.time()
     rows = reader().conn.execute("SELECT * FROM silences ORDER BY id DESC").fetchall()
@@ -235,8 +251,6 @@ def create_silence():
         ends = begin + float(duration)
     else:
         ends = _time(body, "ends_at")
-        if ends is None:
-            raise InvalidRequest("ends_at must be epoch seconds or an ISO-8601 date-time")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
     silence = _write(CreateSilence(_alerts().silences, matchers, starts, ends, _actor(body),
