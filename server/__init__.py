@@ -38,7 +38,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
 
-    from . import api, api_events, pages, push, security
+    from . import api, api_events, metrics, pages, push, security
+    from .alerts import api as alerts_api
+    from .alerts.service import EXTENSION as ALERTS, build_alerts
     from .event_storage import EventReader
     from .concurrency import cooperative
     from .errors import register_error_handlers
@@ -81,8 +83,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     finally:
         reader.close()
     hub = Hub(settings["CLIENT_QUEUE_SIZE"], last_id=last_event_id)
+    alerts = None
+
+    def committed(events: list) -> None:
+        hub.publish(events)
+        if alerts is not None:
+            alerts.committed()
+
     writer = Writer(db_path, settings["SYNCHRONOUS"], settings["WRITE_QUEUE_SIZE"],
-                    on_commit=hub.publish).start()
+                    on_commit=committed)
+    # Observes the writer's transactions from the first one on (its state is read lazily).
+    alerts = build_alerts(settings, writer, lambda: open_reader(db_path))
+    writer.start()
     generators = build_generators(make_stream, list(STREAMS), settings["SEED"],
                                   settings["INJECTION_RATE"])
     monitor = Monitor(engine, generators, writer, db_path, settings)
@@ -101,6 +113,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 "retention": (monitor.prune, settings["RETENTION_INTERVAL"])}
     periodic["event_retention"] = (functools.partial(_prune_scored_events, writer, settings),
                                    settings["RETENTION_INTERVAL"])
+    periodic["alerts"] = (alerts.sweep, settings["ALERT_EVALUATION_INTERVAL"])
     if snapshots.path is not None and settings["SNAPSHOT_INTERVAL"] > 0:
         periodic["snapshot"] = (snapshots.save_if_due, settings["SNAPSHOT_INTERVAL"])
     jobs = BackgroundJobs(periodic, SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
@@ -114,12 +127,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                    monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots,
                    ingest=ingest, sources=Supervisor(ingest.store))
     app.extensions[EXTENSION] = svc
+    app.extensions[ALERTS] = alerts
+    app.extensions[metrics.EXTENSION] = metrics.Metrics(svc, alerts)
+    svc.alerts = alerts
 
     register_error_handlers(app)
     guard = security.init_app(app, hub)
     api.init_app(app)
     api_events.init_app(app)
     push.init_app(app)
+    app.register_blueprint(alerts_api.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(pages.bp)
     if cooperative():
         # The event loop shares the GIL with the engine and writer threads; a short switch
@@ -129,6 +147,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         jobs.start()
         if settings["EV_FEED"] and jobs.running and "ev_charging" in ingest.schema_names:
             _start_ev_feed(svc)
+    alerts.sender.start()  # delivers what a previous run committed but did not deliver
     log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
              settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
     log.info("security: %s; reading %s; hosts %s; rate limit %s",

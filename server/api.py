@@ -7,12 +7,13 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import ApiError
+from .exports import parse_format, respond
 from .monitor import BuiltinStream, UnknownSource
 from .security import client_identity
 from .services import services
 from .storage import Reader
-from .validation import (InvalidRequest, parse_configure, parse_json, parse_limit, parse_since, parse_submit,
-                         check_name)
+from .validation import (InvalidRequest, parse_configure, parse_event_id, parse_json, parse_limit,
+                         parse_severities, parse_since, parse_submit, check_name)
 
 __all__ = ["bp", "init_app", "reader", "request_body"]
 
@@ -62,6 +63,12 @@ def request_body() -> bytes:
     except Exception as exc:  # the server's body reader: a malformed chunk, a broken connection
         raise ApiError(400, f"the request body could not be read: {exc or type(exc).__name__}") from None
     return data
+
+
+#: CSV columns of an anomaly (nested values as JSON text).
+ANOMALY_COLUMNS = ("anomaly_id", "id", "source", "timestamp", "detected_at", "score", "severity",
+                   "is_anomaly", "values", "expected", "fired", "detectors", "explanation",
+                   "truth", "warming_up")
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -131,15 +138,21 @@ def anomalies():
     event's own fields (see :func:`server.api_events.event_anomalies`).
     """
     from .api_events import anomaly_filters, event_anomalies
+    # Every filter is checked whichever branch answers, so a bad value is a 400 in both.
+    fmt = parse_format(request.args.get("format"))
+    until = parse_since(request.args.get("until"), "until")
+    severities = parse_severities(request.args.get("severity"))
+    before = parse_event_id(request.args.get("before"), "before")
     if "schema" in request.args:
-        return event_anomalies()
+        return event_anomalies()  # JSON only, for now: see the OpenAPI description of format
     anomaly_filters()  # the event filters are checked even where they do not apply
     source = request.args.get("source")
     if source is not None:
         _known_source(source)
     since = parse_since(request.args.get("since"))
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
-    return jsonify({"anomalies": reader().anomalies(source, since, limit)})
+    rows = reader().anomalies(source, since, limit, until=until, severities=severities, before=before)
+    return respond(rows, "anomalies", fmt, ANOMALY_COLUMNS, "anomalies")
 
 
 @bp.get("/alerts")

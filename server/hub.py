@@ -249,6 +249,12 @@ class Hub:
         return {"sse": sum(c.kind == "sse" for c in clients),
                 "ws": sum(c.kind == "ws" for c in clients)}
 
+    def queued(self) -> int:
+        """Events waiting in all clients' queues (for /metrics)."""
+        with self._lock:
+            clients = list(self._clients)
+        return sum(c.queue.qsize() for c in clients)
+
     def publish(self, events: list[Event]) -> None:
         """Stamp ``published_at`` on ``events`` and hand them to every client; never waits."""
         if not events:

@@ -119,6 +119,10 @@ class Monitor:
         self._closed = False
         self._engine_thread = DedicatedThread("engine")
         self._window_ranges: dict[str, tuple[int | None, int | None]] | None = None
+        #: Called with (seconds, streams) after every engine step (scoring latency metrics).
+        self.on_step: Callable[[float, int], None] | None = None
+        #: Called with the seconds of every tick, scoring and commit included.
+        self.on_tick: Callable[[float], None] | None = None
 
     @property
     def write_timeout(self) -> float:
@@ -207,8 +211,18 @@ class Monitor:
             log.error("tick %d: %s", number, problem)
         stored = job.wait(self.write_timeout) if job is not None else []
         self.tick_ms.append((time.perf_counter() - started) * 1000)
+        if self.on_tick is not None:
+            self.on_tick(time.perf_counter() - started)
         self.last_tick_at = time.time()
         return stored
+
+    def _step(self, points: dict) -> dict:
+        """One engine step, timed for whoever listens (server/metrics.py)."""
+        started = time.perf_counter()
+        verdicts = self.engine.step(points)
+        if self.on_step is not None:
+            self.on_step(time.perf_counter() - started, len(points))
+        return verdicts
 
     def _draw_and_score(self) -> tuple[list[dict], list[str]]:
         """Runs on the engine thread.  A failing generator costs only its own stream this tick."""
@@ -227,7 +241,7 @@ class Monitor:
         if not drawn:
             return [], problems
         now = time.time()
-        verdicts = self.engine.step({name: values for name, (_, values) in drawn.items()})
+        verdicts = self._step({name: values for name, (_, values) in drawn.items()})
         points = []
         for name, (p, _) in drawn.items():
             verdict = verdicts[name]
@@ -412,7 +426,7 @@ class Monitor:
         k = start
         while k < len(rounds):
             batch = rounds[k]
-            verdicts = self.engine.step({s: entry[2] for s, entry in batch.items()})
+            verdicts = self._step({s: entry[2] for s, entry in batch.items()})
             for source, (n, index, _, timestamp) in batch.items():
                 points.append(_point(verdicts[source], source, timestamp, None))
                 order.append((n, index))

@@ -41,6 +41,15 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "patter
 _SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_]+$"}
 _MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
+_MATCH_VALUE = {"type": "string", "minLength": 1, "maxLength": 200}
+_SEVERITY_MATCH = {"enum": ["low", "medium", "high", "critical", ">=low", ">=medium", ">=high",
+                            ">=critical"]}
+_SEVERITY_FILTER = {"type": "string", "pattern": "^(low|medium|high|critical)(,(low|medium|high|critical))*$",
+                    "description": "Comma-separated severities."}
+_FORMAT = {"name": "format", "in": "query", "required": False,
+           "schema": {"enum": ["json", "csv", "jsonl"], "default": "json"},
+           "description": "json (default), csv (nested values as JSON text) or jsonl (JSON lines); "
+                          "any other value is a 400."}
 
 
 def _configure_request(windows: dict[str, tuple[int, int]] | None) -> dict:
@@ -245,6 +254,99 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
         **_event_schemas(),
         "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("HelloEvent"),
                             _ref("PongEvent"), _ref("ErrorEvent")]},
+        **_alert_schemas(),
+    }
+
+
+def _alert_schemas() -> dict[str, Any]:
+    """Alerts (one per incident), silences, the audit log, receivers (server/alerts/)."""
+    time_or_null = {"type": ["number", "null"], "description": "Epoch seconds."}
+    text_or_null = {"type": ["string", "null"]}
+    id_or_null = {"type": ["integer", "null"]}
+    matchers = {"type": "object", "additionalProperties": False, "minProperties": 1,
+                "description": "Label: value, or a list of values (any matches); severity also "
+                               "takes '>=high' (that severity or worse).",
+                "properties": {label: {"anyOf": [_MATCH_VALUE, {"type": "array", "items": _MATCH_VALUE,
+                                                               "minItems": 1, "maxItems": 100}]}
+                               for label in ("stream", "entity", "type")}}
+    matchers["properties"]["severity"] = {"anyOf": [_SEVERITY_MATCH, {
+        "type": "array", "items": _SEVERITY_MATCH, "minItems": 1, "maxItems": 100}]}
+    alert_props = {
+        "id": {"type": "integer"}, "fingerprint": {"type": "string"},
+        "stream": {"type": "string"}, "entity": text_or_null,
+        "type": {"type": "string", "description": "Anomaly type ('anomaly' for the learned detectors)."},
+        "state": {"enum": ["pending", "firing", "resolved"]},
+        "active": {"type": "boolean", "description": "The subject's last point was anomalous."},
+        "severity": {"enum": [None, "low", "medium", "high", "critical"],
+                     "description": "Peak severity of the incident."},
+        "peak_score": {"type": "number"}, "points": {**_COUNT, "description": "Anomalous points."},
+        "first_point_id": id_or_null, "last_point_id": id_or_null,
+        "started_at": {"type": "number"}, "fired_at": time_or_null,
+        "last_anomalous_at": {"type": "number"}, "resolved_at": time_or_null,
+        "resolved_by": {"type": ["string", "null"], "description": "'auto', a person, or null "
+                                                                  "(dropped while pending)."},
+        "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
+        "notified_at": time_or_null, "summary": text_or_null,
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "silenced_by": {"type": "array", "items": {"type": "integer"}},
+    }
+    silence_props = {"id": {"type": "integer"}, "matchers": {"type": "object"},
+                     "starts_at": {"type": "number"}, "ends_at": {"type": "number"},
+                     "created_by": text_or_null, "comment": text_or_null,
+                     "created_at": {"type": "number"}, "expired_at": time_or_null,
+                     "state": {"enum": ["pending", "active", "expired"]}}
+    by = {**_NAME, "description": "Who acts (default: the client's address)."}
+    note = {"type": ["string", "null"], "maxLength": 1000}
+    moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e11},
+                        {"type": "string", "format": "date-time"}],
+              "description": "Epoch seconds or ISO-8601."}
+    return {
+        "Alert": {"type": "object", "required": [k for k in alert_props if k != "silenced_by"],
+                  "properties": alert_props,
+                  "description": "silenced_by (ids of the silences covering an open alert) is "
+                                 "in lists and single alerts, not in action answers."},
+        "IncidentList": {"type": "object", "required": ["alerts", "open"], "properties": {
+            "alerts": {"type": "array", "items": _ref("Alert")},
+            "open": {"type": "object", "required": ["pending", "firing"],
+                     "properties": {"pending": _COUNT, "firing": _COUNT}}}},
+        "AlertAnswer": {"type": "object", "required": ["alert"], "properties": {"alert": _ref("Alert")}},
+        "AlertDetail": {"type": "object", "required": ["alert", "audit"], "properties": {
+            "alert": _ref("Alert"), "audit": {"type": "array", "items": _ref("AuditEntry")}}},
+        "AlertAction": {"type": "object", "additionalProperties": False,
+                        "properties": {"by": by, "note": note}},
+        "AuditEntry": {"type": "object",
+                       "required": ["id", "at", "actor", "action", "alert_id", "silence_id", "detail"],
+                       "properties": {"id": {"type": "integer"}, "at": {"type": "number"},
+                                      "actor": text_or_null, "address": text_or_null,
+                                      "token": text_or_null,
+                                      "action": {"enum": ["acknowledge", "resolve", "silence",
+                                                          "expire_silence"]},
+                                      "alert_id": id_or_null, "silence_id": id_or_null,
+                                      "detail": {"type": "object"}}},
+        "AuditList": {"type": "object", "required": ["audit"],
+                      "properties": {"audit": {"type": "array", "items": _ref("AuditEntry")}}},
+        "Silence": {"type": "object", "required": list(silence_props), "properties": silence_props},
+        "SilenceAnswer": {"type": "object", "required": ["silence"],
+                          "properties": {"silence": _ref("Silence")}},
+        "SilenceList": {"type": "object", "required": ["silences"],
+                        "properties": {"silences": {"type": "array", "items": _ref("Silence")}}},
+        "SilenceRequest": {
+            "type": "object", "required": ["matchers"], "additionalProperties": False,
+            "description": "Give exactly one of ends_at and duration.",
+            "properties": {"matchers": matchers, "starts_at": moment, "ends_at": moment,
+                           "duration": {"type": "number", "exclusiveMinimum": 0,
+                                        "maximum": 366 * 86400, "description": "Seconds."},
+                           "by": by, "comment": note},
+            "oneOf": [{"required": ["ends_at"], "not": {"required": ["duration"]}},
+                      {"required": ["duration"], "not": {"required": ["ends_at"]}}]},
+        "ReceiverList": {"type": "object", "required": ["receivers", "sender"], "properties": {
+            "receivers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "matchers", "send_resolved", "outbox"],
+                "properties": {"name": {"type": "string"},
+                               "kind": {"enum": ["webhook", "slack", "email"]},
+                               "matchers": {"type": "object"}, "send_resolved": {"type": "boolean"},
+                               "outbox": {"type": "object"}}}},
+            "sender": {"type": "object", "additionalProperties": _COUNT}}},
     }
 
 
@@ -459,12 +561,27 @@ def _paths() -> dict[str, Any]:
                            {"name": "since", "in": "query", "required": False,
                             "schema": _EPOCH_OR_ISO,
                             "description": "Detected at or after: epoch seconds or ISO-8601."},
-                           limit(100, 1000), *_event_filters()],
-            "responses": {"200": _json({"oneOf": [_ref("AnomalyList"), _ref("EventAnomalyList")]},
-                                       "Anomalies."), **_errors(400, 404)}}},
+                           {"name": "until", "in": "query", "required": False,
+                            "schema": _EPOCH_OR_ISO, "description": "Detected before."},
+                           {"name": "severity", "in": "query", "required": False,
+                            "schema": _SEVERITY_FILTER},
+                           {"name": "before", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
+                            "description": "Only anomaly ids below this (paging: the last "
+                                           "anomaly_id of the previous page)."},
+                           limit(100, 1000), _FORMAT, *[q for q in _event_filters() if q["name"] != "before"]],
+            "responses": {"200": _exportable({"oneOf": [_ref("AnomalyList"), _ref("EventAnomalyList")]},
+                                              "Anomalies (with ?schema=, event anomalies, in JSON only)."),
+                          **_errors(400, 404)}}},
         **_event_paths(limit),
         "/api/alerts": {"get": {"summary": "The 20 most recent anomalies, newest first.",
                                 "responses": {"200": _json(_ref("AlertList"), "Alerts.")}}},
+        **_alert_paths(limit),
+        "/metrics": {"get": {
+            "summary": "Prometheus text exposition: points, anomalies, alerts, latencies, queues, "
+                       "push clients, outbox backlog.",
+            "responses": {"200": {"description": "Prometheus text format 0.0.4.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/submit": {"post": {
             "summary": "Score and store one point or a batch (a new source creates a user stream).",
             "description": "Answers 200 only once the points and their verdicts are committed "
@@ -528,6 +645,79 @@ def _paths() -> dict[str, Any]:
             "responses": {"101": {"description": "Switching protocols; messages are Event objects.",
                                   "content": {"application/json": {"schema": _ref("Event")}}},
                           **_errors(400)}}},
+    }
+
+
+def _exportable(schema: dict, description: str) -> dict:
+    """A 200 answer in JSON, CSV or JSON lines, by ?format=."""
+    answer = _json(schema, description)
+    answer["content"]["text/csv"] = {"schema": {"type": "string"}}
+    answer["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
+    return answer
+
+
+def _alert_paths(limit) -> dict[str, Any]:
+    def id_param(name: str) -> dict:
+        return {"name": name, "in": "path", "required": True,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EVENT_ID}}
+
+    def query(name: str, schema: dict, description: str = "") -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                **({"description": description} if description else {})}
+
+    action_body = {"required": False, "content": {"application/json": {"schema": _ref("AlertAction")}}}
+    states = {"type": "string", "pattern": "^(pending|firing|resolved)(,(pending|firing|resolved))*$",
+              "description": "Comma-separated states."}
+    return {
+        "/api/incidents": {"get": {
+            "summary": "Alerts (one per incident of a stream or entity and an anomaly type), newest first.",
+            "description": "pending -> firing -> resolved (ALERT_FOR, ALERT_KEEP_FIRING_FOR); each "
+                           "carries its anomalous points' count and peak severity.",
+            "parameters": [query("state", states), query("stream", _NAME), query("entity", _NAME),
+                           query("type", _NAME), query("severity", _SEVERITY_FILTER),
+                           query("acknowledged", {"enum": ["true", "false"]}),
+                           query("since", _EPOCH_OR_ISO, "Started at or after."),
+                           query("until", _EPOCH_OR_ISO, "Started before."),
+                           query("before", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
+                                 "Only alert ids below this (paging)."),
+                           limit(100, 1000), _FORMAT],
+            "responses": {"200": _exportable(_ref("IncidentList"), "Alerts."), **_errors(400)}}},
+        "/api/incidents/{alert_id}": {"get": {
+            "summary": "One alert with its audit trail.", "parameters": [id_param("alert_id")],
+            "responses": {"200": _json(_ref("AlertDetail"), "The alert."), **_errors(404)}}},
+        "/api/incidents/{alert_id}/acknowledge": {"post": {
+            "summary": "Acknowledge an open alert (who, note): it is not notified again.",
+            "parameters": [id_param("alert_id")], "requestBody": action_body,
+            "responses": {"200": _json(_ref("AlertAnswer"), "Acknowledged."),
+                          **_errors(400, 404, 409, 413, 503)}}},
+        "/api/incidents/{alert_id}/resolve": {"post": {
+            "summary": "Resolve an open alert by hand (receivers that heard it fire hear it end).",
+            "parameters": [id_param("alert_id")], "requestBody": action_body,
+            "responses": {"200": _json(_ref("AlertAnswer"), "Resolved."),
+                          **_errors(400, 404, 409, 413, 503)}}},
+        "/api/silences": {
+            "get": {"summary": "Silences, newest first.",
+                    "parameters": [query("state", {"type": "string", "pattern":
+                                                   "^(active|pending|expired)(,(active|pending|expired))*$"}),
+                                   limit(100, 1000)],
+                    "responses": {"200": _json(_ref("SilenceList"), "Silences."), **_errors(400)}},
+            "post": {"summary": "Silence matching alerts (no notifications) from starts_at until ends_at.",
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("SilenceRequest")}}},
+                     "responses": {"201": _json(_ref("SilenceAnswer"), "Created."),
+                                   **_errors(400, 409, 413, 503)}}},
+        "/api/silences/{silence_id}": {"delete": {
+            "summary": "Expire a silence now.", "parameters": [id_param("silence_id")],
+            "responses": {"200": _json(_ref("SilenceAnswer"), "Expired."), **_errors(404, 409, 503)}}},
+        "/api/audit": {"get": {
+            "summary": "Every action on alerts and silences, newest first.",
+            "parameters": [query("alert_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
+                           query("silence_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
+                           limit(100, 1000)],
+            "responses": {"200": _json(_ref("AuditList"), "Audit entries."), **_errors(400)}}},
+        "/api/receivers": {"get": {
+            "summary": "Notification receivers (from ALERT_RECEIVERS) with their outbox backlog.",
+            "responses": {"200": _json(_ref("ReceiverList"), "Receivers.")}}},
     }
 
 

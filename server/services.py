@@ -36,6 +36,7 @@ class Services:
     snapshots: Any = None  # server.snapshots.Snapshots
     ingest: Any = None  # server.pipeline.ingest.Ingest: entity-keyed events
     sources: Any = None  # server.sources.supervisor.Supervisor: live event sources
+    alerts: Any = None  # server.alerts.service.Alerts
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -78,6 +79,8 @@ class Services:
                     log.exception("the snapshot at shutdown failed; the next start replays from the last one")
             self.snapshots.close()
         self.hub.close_all()
+        if self.alerts is not None:
+            self.alerts.stop()  # before the writer: it records deliveries through it
         self.writer.stop()
         self.monitor.close()
         if self.ingest is not None:

@@ -227,6 +227,40 @@ SETTINGS: tuple[Setting, ...] = (
             "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
             "database, 'off' disables snapshots (every restart then starts cold); a relative path "
             "is taken from the repository root."),
+    # -- alerts (server/alerts/; README "Alerts") --------------------------------------------
+    Setting("ALERT_FOR", 0.0, float,
+            "Seconds an alert stays pending, its stream or entity anomalous all along, before it "
+            "fires and is notified (Prometheus's 'for'); 0 fires on the first anomalous point.",
+            minimum=0.0, maximum=86_400.0),
+    Setting("ALERT_KEEP_FIRING_FOR", 60.0, float,
+            "Seconds a firing alert stays firing after its stream or entity is back to normal; an "
+            "anomalous point within them continues the same incident (against flapping).",
+            minimum=0.0, maximum=86_400.0),
+    Setting("ALERT_REPEAT_INTERVAL", 14_400.0, float,
+            "Seconds after which a firing alert that nobody acknowledged is notified again "
+            "(0: never).", minimum=0.0, maximum=30 * 86_400.0),
+    Setting("ALERT_EVALUATION_INTERVAL", 1.0, float,
+            "Seconds between two evaluations of open alerts against the clock (pending alerts "
+            "firing, quiet ones resolving, repeats, silences ending).", minimum=0.1, maximum=3600.0),
+    Setting("ALERT_RECEIVERS", "", str,
+            "JSON or TOML file listing the notification receivers (webhook, slack, email) and "
+            "their matchers (README \"Alerts\"); a relative path is taken from the repository "
+            "root. Empty: no notifications."),
+    Setting("ALERT_RECEIVER_TIMEOUT", 5.0, float,
+            "Default seconds a receiver may take to answer before the delivery counts as failed "
+            "(a receiver's own 'timeout' overrides it).", minimum=0.1, maximum=300.0),
+    Setting("OUTBOX_POLL_INTERVAL", 1.0, float,
+            "Seconds between two looks at the notification outbox when no commit wakes the "
+            "sender (retries are found this way).", minimum=0.05, maximum=300.0),
+    Setting("OUTBOX_RETRY_BASE", 1.0, float,
+            "Seconds before the first retry of a failed notification; each later retry waits "
+            "twice as long as the one before.", minimum=0.01, maximum=3600.0),
+    Setting("OUTBOX_RETRY_MAX", 300.0, float,
+            "Longest wait between two retries of a failed notification (it is retried until "
+            "delivered).", minimum=0.01, maximum=86_400.0),
+    Setting("EXTERNAL_URL", "", str,
+            "The server's URL as receivers should link to it (generatorURL, externalURL); empty: "
+            "http://127.0.0.1:5001."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

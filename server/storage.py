@@ -17,6 +17,7 @@ Tables
 ``detector_stats``   running count of points each detector fired on
 ``meta``             small key/value facts (the health probe writes here)
 ``schema_migrations`` which migrations have been applied
+``alerts``, ``silences``, ``alert_audit``, ``outbox``  see server/alerts/schema.py
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import sqlite_utils
+
+from .alerts.schema import migration_alerts
 
 __all__ = ["MIGRATIONS", "Reader", "anomaly_from_row", "migrate", "open_reader", "open_writer",
            "point_from_row", "schema_version"]
@@ -94,6 +97,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (3, "owner of user streams", _migration_stream_owner),
     (4, "alert flag of points and anomalies", _migration_alert),
     (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
+    (7, "alerts, silences, audit log, outbox", migration_alerts),
 ]
 
 
@@ -232,8 +236,10 @@ class Reader:
         return [point_from_row(r) for r in rows]
 
     def anomalies(self, source: str | None = None, since: float | None = None,
-                  limit: int = 100) -> list[dict]:
-        """Anomalies newest first, optionally of one source and detected at or after ``since``."""
+                  limit: int = 100, until: float | None = None,
+                  severities: Sequence[str] | None = None, before: int | None = None) -> list[dict]:
+        """Anomalies newest first, optionally of one source, detected at or after ``since`` and
+        before ``until``, of the given severities, with an anomaly id below ``before`` (paging)."""
         where, params = [], []
         if source is not None:
             where.append("source = ?")
@@ -241,6 +247,15 @@ class Reader:
         if since is not None:
             where.append("detected_at >= ?")
             params.append(since)
+        if until is not None:
+            where.append("detected_at < ?")
+            params.append(until)
+        if severities:
+            where.append(f"severity IN ({','.join('?' * len(severities))})")
+            params.extend(severities)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._rows(f"SELECT * FROM anomalies {clause} ORDER BY id DESC LIMIT ?",
                           [*params, limit])

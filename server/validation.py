@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
-           "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID"]
+           "parse_severities", "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID"]
 
 MAX_NAME_LENGTH = 64
 MAX_FIELDS = 32
@@ -223,14 +223,29 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     return limit
 
 
-def parse_since(raw: str | None) -> float | None:
-    """A ``since`` query parameter: epoch seconds or an ISO-8601 date-time."""
+def parse_since(raw: str | None, name: str = "since") -> float | None:
+    """A ``since`` (or ``until``) query parameter: epoch seconds or an ISO-8601 date-time."""
     if raw is None:
         return None
     try:
-        return _number(float(raw), "since")
+        return _number(float(raw), name)
     except ValueError:
-        return _timestamp(raw, "since")
+        return _timestamp(raw, name)
+
+
+SEVERITY_NAMES = ("low", "medium", "high", "critical")
+
+
+def parse_severities(raw: str | None) -> list[str] | None:
+    """A ``severity=high,critical`` filter (no spaces); None when absent."""
+    if raw is None:
+        return None
+    names = raw.split(",")
+    wrong = [n for n in names if n not in SEVERITY_NAMES]
+    if wrong:
+        raise InvalidRequest(f"severity must be one or more of {', '.join(SEVERITY_NAMES)} "
+                             f"(comma-separated), got {wrong[0][:40]!r}")
+    return names
 
 
 def parse_sources(raw: str | None) -> frozenset[str] | None:

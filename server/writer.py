@@ -59,10 +59,13 @@ class WriteTimeout(WriterError):
 class Transaction:
     """What a job sees while the batch transaction is open on the writer thread."""
 
-    def __init__(self, db: sqlite_utils.Database, next_ids: dict[str, int], now: float):
+    def __init__(self, db: sqlite_utils.Database, next_ids: dict[str, int], now: float,
+                 observers: list | None = None):
         self.db = db
         self.now = now
         self._next_ids = next_ids
+        #: Objects told about stored points in this transaction (``points_stored(tx, points)``).
+        self.observers = observers or []
 
     def allocate(self, table: str, count: int) -> int:
         """Reserve ``count`` consecutive row ids of ``table``; return the first one.
@@ -146,6 +149,10 @@ class Writer:
         # lock; another refuses writes (503) and takes over once the holder has exited.
         self._owner = SchedulerLock(self.path.with_name(self.path.name + ".writer.lock"))
         self._reload_ids = False
+        #: Told of every batch of stored points inside its transaction
+        #: (``points_stored(tx, points)``) and of every rolled-back job (``rollback()``), so
+        #: state derived from points (server/alerts) commits with them.
+        self.observers: list = []
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Writer":
@@ -292,7 +299,7 @@ class Writer:
         if self._reload_ids:
             self._reload_ids = False
             self._load_next_ids()
-        tx = Transaction(db, self._next_ids, time.time())
+        tx = Transaction(db, self._next_ids, time.time(), self.observers)
         events: list = []
         try:
             with db.atomic():
@@ -304,9 +311,18 @@ class Writer:
                     except Exception as exc:
                         self._next_ids.update(saved_ids)
                         job.error, job.result, job.events = exc, None, []
+                        self._rolled_back()
                     else:
                         events.extend(job.events)
         except BaseException:
             self._load_next_ids()
+            self._rolled_back()
             raise
         return events
+
+    def _rolled_back(self) -> None:
+        for observer in self.observers:
+            try:
+                observer.rollback()
+            except Exception:
+                log.exception("writer: an observer failed to roll back")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from typing import Iterable
 
 from .events import anomaly_event, dumps, tick_event
 from .writer import Transaction, WriteJob
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
 
@@ -105,6 +108,14 @@ class PointsJob(WriteJob):
                         a["anomaly_id"]) for i, a in enumerate(anomalies)]
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, points)
+        for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
+            try:
+                with tx.db.atomic():  # a savepoint: a failing observer never costs the points
+                    observer.points_stored(tx, points)
+            except Exception:
+                log.exception("writer: %s failed on stored points; its changes are rolled back",
+                              type(observer).__name__)
+                observer.rollback()
 
         # Encoded here, on the writer thread, so the event loop only splices strings.
         wire_points = [{k: v for k, v in p.items() if k not in ("tick", "_episode")} for p in points]

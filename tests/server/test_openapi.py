@@ -64,6 +64,14 @@ CALLS = [
     ("/api/configure", "post", "/api/configure", {"source": "cpu_usage", "threshold": 0.99}, 200),
     ("/api/configure", "post", "/api/configure", {"source": "nosuch", "threshold": 0.99}, 404),
     ("/vendor/chart.umd.js", "get", "/vendor/chart.umd.js", None, None),
+    ("/api/incidents", "get", "/api/incidents?state=firing,pending", None, 200),
+    ("/api/incidents", "get", "/api/incidents?format=pdf", None, 400),
+    ("/api/incidents/{alert_id}", "get", "/api/incidents/424242", None, 404),
+    ("/api/incidents/{alert_id}/acknowledge", "post", "/api/incidents/424242/acknowledge", {"by": "x"}, 404),
+    ("/api/silences", "post", "/api/silences", {"matchers": {"stream": "cpu_usage"}, "duration": 60}, 201),
+    ("/api/silences", "get", "/api/silences", None, 200),
+    ("/api/audit", "get", "/api/audit", None, 200),
+    ("/api/receivers", "get", "/api/receivers", None, 200),
 ]
 
 

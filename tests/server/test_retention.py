@@ -57,5 +57,5 @@ def test_prune_by_age_and_replay_skips_what_is_gone(make_app):
 
 def test_the_retention_job_is_scheduled(make_app):
     app = make_app()
-    assert set(services_of(app).jobs.jobs) == {"tick", "retention", "event_retention", "snapshot"}
+    assert set(services_of(app).jobs.jobs) == {"tick", "retention", "event_retention", "snapshot", "alerts"}
     assert services_of(app).jobs.jobs["retention"][1] == 60.0

@@ -1,0 +1,17 @@
+"""Alerts people act on: lifecycle, acknowledgement, silences, notifications (issue 10).
+
+The pieces, each in its own module:
+
+* :mod:`.lifecycle` -- anomalous points become one alert per incident of a
+  (stream, entity, type): pending -> firing -> resolved, with ``for`` and
+  ``keep_firing_for``.
+* :mod:`.silences` -- matchers, silences.
+* :mod:`.actions` -- acknowledge, resolve, silence, expire, each with its audit row.
+* :mod:`.outbox` and :mod:`.receivers` -- durable notifications (webhook in
+  Alertmanager's format, Slack, e-mail) and their background sender.
+* :mod:`.schema` -- the tables (SQLite migration 7).
+* :mod:`.api` -- the HTTP routes.
+
+:class:`.service.Alerts` joins them to the writer: it observes every stored batch of
+points (in the batch's transaction) and is told when a job rolls back.
+"""

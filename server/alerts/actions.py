@@ -1,0 +1,126 @@
+"""What people do to alerts and silences, each a write job that also writes its audit row.
+
+Every job runs on the writer thread, so it sees and changes the same open
+alerts as the lifecycle, in the same order as the points.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..validation import Conflict
+from ..writer import Transaction, WriteJob
+from .lifecycle import AlertBook
+from .silences import Silence, SilenceBook
+
+__all__ = ["Acknowledge", "CreateSilence", "ExpireSilence", "Resolve", "Sweep", "audit"]
+
+
+class NotFound(LookupError):
+    """No alert or silence with that id."""
+
+
+def audit(tx: Transaction, actor: dict, action: str, alert_id: int | None = None,
+          silence_id: int | None = None, detail: dict | None = None) -> None:
+    """One row of the audit log: who (name, address, token fingerprint), when, what."""
+    tx.db.conn.execute(
+        "INSERT INTO alert_audit (at, actor, address, token, action, alert_id, silence_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [tx.now, actor.get("name"), actor.get("address"), actor.get("token"), action, alert_id,
+         silence_id, json.dumps(detail or {}, separators=(",", ":"))])
+
+
+class Acknowledge(WriteJob):
+    """Acknowledge an open alert: who, when, a note; it is not notified again while open."""
+
+    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
+        super().__init__()
+        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+
+    def apply(self, tx: Transaction) -> dict[str, Any]:
+        alert = self.book.load(tx.db.conn, self.alert_id)
+        if alert is None:
+            raise NotFound(self.alert_id)
+        if not alert.is_open:
+            raise Conflict(f"alert {self.alert_id} is resolved; only an open alert can be acknowledged")
+        self.book.acknowledge(tx, alert, self.actor["name"], self.note)
+        audit(tx, self.actor, "acknowledge", alert_id=alert.id, detail={"note": self.note})
+        return alert.to_dict()
+
+
+class Resolve(WriteJob):
+    """Resolve an open alert by hand (its receivers hear it end if they heard it fire)."""
+
+    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
+        super().__init__()
+        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+
+    def apply(self, tx: Transaction) -> dict[str, Any]:
+        alert = self.book.load(tx.db.conn, self.alert_id)
+        if alert is None:
+            raise NotFound(self.alert_id)
+        if not alert.is_open:
+            raise Conflict(f"alert {self.alert_id} is already resolved")
+        self.book.resolve_by_hand(tx, alert, self.actor["name"])
+        audit(tx, self.actor, "resolve", alert_id=alert.id, detail={"note": self.note})
+        return alert.to_dict()
+
+
+class CreateSilence(WriteJob):
+    def __init__(self, silences: SilenceBook, matchers: dict, starts_at: float | None,
+                 ends_at: float, actor: dict, comment: str | None):
+        super().__init__()
+        self.silences, self.matchers, self.actor, self.comment = silences, matchers, actor, comment
+        self.starts_at, self.ends_at = starts_at, ends_at
+
+    def apply(self, tx: Transaction) -> dict[str, Any]:
+        self.silences.ensure_loaded(tx.db.conn, tx.now)
+        starts = tx.now if self.starts_at is None else self.starts_at
+        cursor = tx.db.conn.execute(
+            "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [json.dumps(self.matchers), starts, self.ends_at, self.actor["name"], self.comment, tx.now])
+        silence = Silence(cursor.lastrowid, self.matchers, starts, self.ends_at, self.actor["name"],
+                          self.comment, tx.now)
+        self.silences.put(silence)
+        audit(tx, self.actor, "silence", silence_id=silence.id,
+              detail={"matchers": self.matchers, "starts_at": starts, "ends_at": self.ends_at,
+                      "comment": self.comment})
+        return silence.to_dict(tx.now)
+
+
+class ExpireSilence(WriteJob):
+    """End a silence now (it stays listed, expired)."""
+
+    def __init__(self, silences: SilenceBook, silence_id: int, actor: dict):
+        super().__init__()
+        self.silences, self.silence_id, self.actor = silences, silence_id, actor
+
+    def apply(self, tx: Transaction) -> dict[str, Any]:
+        self.silences.ensure_loaded(tx.db.conn, tx.now)
+        row = tx.db.conn.execute("SELECT * FROM silences WHERE id = ?", [self.silence_id]).fetchone()
+        if row is None:
+            raise NotFound(self.silence_id)
+        silence = Silence.from_row(row)
+        if silence.state(tx.now) == "expired":
+            raise Conflict(f"silence {self.silence_id} has already expired")
+        silence.expired_at = tx.now
+        tx.db.conn.execute("UPDATE silences SET expired_at = ? WHERE id = ?", [tx.now, silence.id])
+        self.silences.put(silence)
+        audit(tx, self.actor, "expire_silence", silence_id=silence.id)
+        return silence.to_dict(tx.now)
+
+
+class Sweep(WriteJob):
+    """The clock's part of the lifecycle, and dropping long-delivered outbox rows."""
+
+    def __init__(self, book: AlertBook, keep_delivered_s: float | None):
+        super().__init__()
+        self.book, self.keep_delivered_s = book, keep_delivered_s
+
+    def apply(self, tx: Transaction) -> int:
+        changed = self.book.sweep(tx)
+        if self.keep_delivered_s is not None:
+            tx.db.conn.execute("DELETE FROM outbox WHERE delivered_at < ?",
+                               [tx.now - self.keep_delivered_s])
+        return changed
