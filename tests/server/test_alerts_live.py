@@ -43,9 +43,10 @@ def test_no_alert_is_lost_when_the_server_is_killed_during_a_delivery_storm(tmp_
     try:
         names = [f"storm{i}" for i in range(STREAMS)]
         submit(server, [{"source": n, "value": float(k % 3)} for n in names for k in range(40)])
-        # A new record on every stream (one alert each, firing), then normal points (resolved).
+        # A new record on every stream (one alert each, firing), then normal points: enough of
+        # them in a row to end each stream's anomalous episode (hysteresis), so it resolves.
         spikes = [{"source": n, "value": 1e6} for n in names]
-        submit(server, spikes + [{"source": n, "value": float(k % 3)} for n in names for k in range(2)])
+        submit(server, spikes + [{"source": n, "value": float(k % 3)} for n in names for k in range(8)])
         deadline = time.monotonic() + 60
         while len(receiver.bodies) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
