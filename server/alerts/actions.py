@@ -30,40 +30,49 @@ def audit(tx: Transaction, actor: dict, action: str, alert_id: int | None = None
          silence_id, json.dumps(detail or {}, separators=(",", ":"))])
 
 
-class Acknowledge(WriteJob):
+class _OpenAlertAction(WriteJob):
+    """An action of a person on one open alert, recorded in the audit log under ``action``."""
+
+    action = ""
+    #: The 409 message for an alert that is already resolved.
+    resolved_message = ""
+
+    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
+        super().__init__()
+        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+
+    def apply(self, tx: Transaction) -> dict[str, Any]:
+        alert = self.book.load(tx.db.conn, self.alert_id)
+        if alert is None:
+            raise NotFound(self.alert_id)
+        if not alert.is_open:
+            raise Conflict(self.resolved_message.format(id=self.alert_id))
+        self._act(tx, alert)
+        audit(tx, self.actor, self.action, alert_id=alert.id, detail={"note": self.note})
+        return alert.to_dict()
+
+    def _act(self, tx: Transaction, alert) -> None:
+        raise NotImplementedError
+
+
+class Acknowledge(_OpenAlertAction):
     """Acknowledge an open alert: who, when, a note; it is not notified again while open."""
 
-    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
-        super().__init__()
-        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+    action = "acknowledge"
+    resolved_message = "alert {id} is resolved; only an open alert can be acknowledged"
 
-    def apply(self, tx: Transaction) -> dict[str, Any]:
-        alert = self.book.load(tx.db.conn, self.alert_id)
-        if alert is None:
-            raise NotFound(self.alert_id)
-        if not alert.is_open:
-            raise Conflict(f"alert {self.alert_id} is resolved; only an open alert can be acknowledged")
+    def _act(self, tx: Transaction, alert) -> None:
         self.book.acknowledge(tx, alert, self.actor["name"], self.note)
-        audit(tx, self.actor, "acknowledge", alert_id=alert.id, detail={"note": self.note})
-        return alert.to_dict()
 
 
-class Resolve(WriteJob):
+class Resolve(_OpenAlertAction):
     """Resolve an open alert by hand (its receivers hear it end if they heard it fire)."""
 
-    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
-        super().__init__()
-        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+    action = "resolve"
+    resolved_message = "alert {id} is already resolved"
 
-    def apply(self, tx: Transaction) -> dict[str, Any]:
-        alert = self.book.load(tx.db.conn, self.alert_id)
-        if alert is None:
-            raise NotFound(self.alert_id)
-        if not alert.is_open:
-            raise Conflict(f"alert {self.alert_id} is already resolved")
+    def _act(self, tx: Transaction, alert) -> None:
         self.book.resolve_by_hand(tx, alert, self.actor["name"])
-        audit(tx, self.actor, "resolve", alert_id=alert.id, detail={"note": self.note})
-        return alert.to_dict()
 
 
 class CreateSilence(WriteJob):
