@@ -36,7 +36,8 @@ moments of earlier points, so scores are causal.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+# scipy.stats is imported where it is used: it costs about a second at server start.
+from scipy import special
 from threadpoolctl import ThreadpoolController
 
 from .base import Detector
@@ -72,6 +73,7 @@ def chi2_logsf(x, df) -> np.ndarray:
     >>> v = chi2_logsf(np.array([10.0, 1e3, 1e5]), np.array([3.0, 38.0, 38.0]))
     >>> bool(np.isfinite(v).all() and v[0] > v[1] > v[2]), np.round(v[:2], 3).tolist()
     (True, [-3.992, -424.496])
+    >>> from scipy import stats
     >>> x = np.linspace(0, 80, 9)
     >>> bool(np.allclose(chi2_logsf(x, 19.0), stats.chi2.logsf(x, 19.0), atol=0.02))
     True
@@ -96,6 +98,7 @@ def chi2_logsf(x, df) -> np.ndarray:
 def chi2_median(df):
     """The median of a chi-square law with ``df`` degrees of freedom (Wilson and Hilferty's approximation).
 
+    >>> from scipy import stats
     >>> round(float(chi2_median(38.0)), 2), round(float(stats.chi2.median(38.0)), 2)
     (37.34, 37.34)
     """
@@ -172,6 +175,8 @@ class JointModelDetector(Detector):
         self.residual_ = np.full(S, d, dtype=np.int64)
         self.ratio_ = np.ones(S)
         self.contributions_ = np.zeros((S, d), dtype=np.float32)
+        from scipy import stats
+
         self.clip_z2_ = float(stats.chi2.isf(CLIP_P, d))
 
     # -- scoring ----------------------------------------------------------
