@@ -123,9 +123,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ingest.load_flags(EventReader(reader.conn).flags())
     finally:
         reader.close()
+    sources = Supervisor(ingest.store)
+    monitor.attach(sources)  # the generators and HTTP submit: sources under the one supervisor
     svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
                    monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots,
-                   ingest=ingest, sources=Supervisor(ingest.store))
+                   ingest=ingest, sources=sources)
     app.extensions[EXTENSION] = svc
     app.extensions[ALERTS] = alerts
     app.extensions[metrics.EXTENSION] = metrics.Metrics(svc, alerts)

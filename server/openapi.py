@@ -10,6 +10,7 @@ from typing import Any
 
 from detectors.engine import WINDOW_RANGE
 
+from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
 
@@ -83,31 +84,6 @@ def _configure_request(windows: dict[str, tuple[int, int]] | None) -> dict:
 
 
 def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
-    point_props = {
-        "id": {"type": "integer", "description": "Row id of the point."},
-        "source": _NAME,
-        "timestamp": {"type": "number", "description": "Epoch seconds (wall clock when produced, "
-                                                       "or the submitted timestamp)."},
-        "values": {"type": "object", "additionalProperties": {"type": "number"}},
-        "score": {"type": "number", "minimum": 0, "maximum": 1,
-                  "description": "Ensemble score; higher is more anomalous."},
-        "is_anomaly": {"type": "boolean",
-                       "description": "The point is part of an anomalous episode of its stream."},
-        "alert": {"type": "boolean",
-                  "description": "The point starts an anomalous episode (one alert per incident)."},
-        "severity": {"enum": [None, "low", "medium", "high", "critical"]},
-        "explanation": {"type": ["string", "null"], "description": "Why the point was (not) flagged."},
-        "detectors": {"type": "object", "additionalProperties": {"type": "number"},
-                      "description": "Each enabled member detector's calibrated score."},
-        "fired": {"type": "array", "items": {"type": "string"}},
-        "expected": {"type": "object", "additionalProperties": {
-            "type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}},
-        "truth": {"oneOf": [{"type": "null"}, {
-            "type": "object", "required": ["is_anomaly", "kind"],
-            "properties": {"is_anomaly": {"type": "boolean"}, "kind": {"type": ["string", "null"]}}}],
-            "description": "Injected ground truth (built-in streams only)."},
-        "warming_up": {"type": "boolean"},
-    }
     detector_config = {
         "type": "object", "required": ["threshold", "window", "enabled", "weight"],
         "properties": {"threshold": {"type": "number"}, "window": {"type": ["integer", "null"]},
@@ -154,7 +130,7 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                        "properties": {"authenticated": {"type": "boolean"},
                                       "token_required": {"type": "boolean"},
                                       "read_requires_token": {"type": "boolean"}}},
-        "Point": {"type": "object", "required": list(point_props), "properties": point_props},
+        "Point": point_json_schema(),
         "Anomaly": {"allOf": [_ref("Point"), {
             "type": "object", "required": ["anomaly_id", "detected_at"],
             "properties": {"anomaly_id": {"type": "integer"}, "detected_at": {"type": "number"}}}]},

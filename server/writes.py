@@ -8,30 +8,13 @@ from collections import Counter
 from typing import Iterable
 
 from .events import anomaly_event, dumps, tick_event
+from .pipeline import point
+from .pipeline.point import ScoredPoint
 from .writer import Transaction, WriteJob
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
-
-_POINT_INSERT_COLUMNS = (
-    "id", "source", "tick", "timestamp", "field_values", "score", "is_anomaly", "alert", "severity",
-    "explanation", "detector_scores", "fired", "expected", "truth_anomaly", "truth_kind",
-    "warming_up",
-)
-
-
-def _point_row(point: dict) -> tuple:
-    truth = point.get("truth")
-    return (
-        point["id"], point["source"], point.get("tick"), point["timestamp"],
-        dumps(point["values"]), point["score"], int(point["is_anomaly"]),
-        int(point.get("alert", False)), point["severity"],
-        point.get("explanation"), dumps(point["detectors"]), dumps(point["fired"]),
-        dumps(point["expected"]), None if truth is None else int(truth["is_anomaly"]),
-        None if truth is None else truth.get("kind"), int(point["warming_up"]),
-    )
-
 
 def _insert_sql(table: str, columns: Iterable[str]) -> str:
     columns = tuple(columns)
@@ -39,9 +22,9 @@ def _insert_sql(table: str, columns: Iterable[str]) -> str:
             f"VALUES ({', '.join('?' * len(columns))})")
 
 
-_INSERT_POINT = _insert_sql("points", (*_POINT_INSERT_COLUMNS, "received_at"))
-_INSERT_ANOMALY = _insert_sql("anomalies", (*_POINT_INSERT_COLUMNS[1:], "id", "point_id",
-                                            "detected_at"))
+_INSERT_POINT = _insert_sql("points", (*point.ROW_COLUMNS, "received_at"))
+# An anomaly row is its point's row with the point's id moved to point_id and an id of its own.
+_INSERT_ANOMALY = _insert_sql("anomalies", (*point.ROW_COLUMNS[1:], "id", "point_id", "detected_at"))
 _INSERT_EVENT = _insert_sql("events", ("id", "type", "created_ms", "tick", "first_point_id",
                                        "last_point_id", "anomaly_id"))
 _BUMP_STREAM_STATS = (
@@ -62,8 +45,9 @@ class PointsJob(WriteJob):
 
     Parameters
     ----------
-    points : list of dict
-        Point objects without ``id`` (jsonable), in the order they were scored.
+    points : list of ScoredPoint
+        Without ``id``, in the order they were scored (a mapping in the point's JSON
+        form is read into a ScoredPoint: tools and tests build points by hand).
     tick : int or None
         The scheduler tick that produced them (None for a submit).
     origin : {"scheduler", "submit"}
@@ -71,16 +55,16 @@ class PointsJob(WriteJob):
     new_streams : list of dict
         User streams created by this submit, stored in the same transaction.
 
-    The result is the list of point objects with their ``id`` set.  Events: one
+    The result is the points' JSON objects with their ``id`` set.  Events: one
     tick event, then one anomaly event per flagged point, with consecutive ids.
     """
 
-    def __init__(self, points: list[dict], tick: int | None, origin: str,
+    def __init__(self, points: list[ScoredPoint], tick: int | None, origin: str,
                  new_streams: Iterable[dict] = ()):
         super().__init__()
         if not points:
             raise ValueError("a PointsJob needs at least one point")
-        self.points = points
+        self.points = [p if isinstance(p, ScoredPoint) else point.from_json(p) for p in points]
         self.tick = tick
         self.origin = origin
         self.new_streams = list(new_streams)
@@ -90,59 +74,57 @@ class PointsJob(WriteJob):
         if self.new_streams:
             StreamsJob(self.new_streams, replace=False).apply(tx)
         first_id = tx.allocate("points", len(self.points))
-        points = [{"id": first_id + i, **p, "tick": self.tick} for i, p in enumerate(self.points)]
-        conn.executemany(_INSERT_POINT, [(*_point_row(p), tx.now) for p in points])
+        points = [point.replace(p, id=first_id + i, tick=self.tick) for i, p in enumerate(self.points)]
+        rows = [point.to_row(p) for p in points]
+        conn.executemany(_INSERT_POINT, [(*row, tx.now) for row in rows])
 
-        flagged = [p for p in points if p["is_anomaly"]]
+        flagged = [n for n, p in enumerate(points) if p.is_anomaly]
         first_anomaly = tx.allocate("anomalies", len(flagged))
-        anomalies = [dict(p, anomaly_id=first_anomaly + i, detected_at=tx.now)
-                     for i, p in enumerate(flagged)]
-        conn.executemany(_INSERT_ANOMALY, [(*_point_row(a)[1:], a["anomaly_id"], a["id"],
-                                            a["detected_at"]) for a in anomalies])
+        conn.executemany(_INSERT_ANOMALY, [(*rows[n][1:], first_anomaly + i, points[n].id, tx.now)
+                                           for i, n in enumerate(flagged)])
 
         created_ms = int(tx.now * 1000)
-        first_event = tx.allocate("events", 1 + len(anomalies))
-        event_rows = [(first_event, "tick", created_ms, self.tick, points[0]["id"],
-                       points[-1]["id"], None)]
-        event_rows += [(first_event + 1 + i, "anomaly", created_ms, self.tick, a["id"], a["id"],
-                        a["anomaly_id"]) for i, a in enumerate(anomalies)]
+        first_event = tx.allocate("events", 1 + len(flagged))
+        event_rows = [(first_event, "tick", created_ms, self.tick, points[0].id, points[-1].id, None)]
+        event_rows += [(first_event + 1 + i, "anomaly", created_ms, self.tick, points[n].id, points[n].id,
+                        first_anomaly + i) for i, n in enumerate(flagged)]
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, points)
+        # Encoded here, on the writer thread, so the event loop only splices strings.
+        wire_points = [point.to_json(p) for p in points]
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observer.points_stored(tx, points)
+                    observer.points_stored(tx, wire_points)
             except Exception:
                 log.exception("writer: %s failed on stored points; its changes are rolled back",
                               type(observer).__name__)
                 observer.rollback()
 
-        # Encoded here, on the writer thread, so the event loop only splices strings.
-        wire_points = [{k: v for k, v in p.items() if k not in ("tick", "_episode")} for p in points]
         self.events = [tick_event(first_event, self.tick, self.origin, wire_points)]
         self.events += [anomaly_event(first_event + 1 + i,
-                                      {k: v for k, v in a.items() if k != "tick"})
-                        for i, a in enumerate(anomalies)]
+                                      {**wire_points[n], "anomaly_id": first_anomaly + i, "detected_at": tx.now})
+                        for i, n in enumerate(flagged)]
         return wire_points
 
     @staticmethod
-    def _bump_stats(conn, points: list[dict]) -> None:
+    def _bump_stats(conn, points: list[ScoredPoint]) -> None:
         per_source: dict[str, list[int]] = {}
         fired: Counter = Counter()
         for p in points:
-            counts = per_source.setdefault(p["source"], [0, 0, 0, 0, 0, 0, 0])
+            counts = per_source.setdefault(p.source, [0, 0, 0, 0, 0, 0, 0])
             # Anomalies count every point of an episode; live precision counts alerts (one per
             # episode), so an incident that lasts is one true or one false positive.
-            flagged, alert, truth = p["is_anomaly"], p.get("alert", False), p.get("truth")
+            flagged, alert, truth = p.is_anomaly, p.alert, p.truth
             counts[0] += 1
             counts[1] += int(flagged)
             if truth is not None:
-                counts[2] += int(alert and truth["is_anomaly"])
-                counts[3] += int(alert and not truth["is_anomaly"])
-                counts[4] += int(not flagged and truth["is_anomaly"])
-                counts[5] += int(p.get("_episode") == "caught")
-                counts[6] += int(p.get("_episode") == "missed")
-            fired.update(p["fired"])
+                counts[2] += int(alert and truth.is_anomaly)
+                counts[3] += int(alert and not truth.is_anomaly)
+                counts[4] += int(not flagged and truth.is_anomaly)
+                counts[5] += int(p.episode == "caught")
+                counts[6] += int(p.episode == "missed")
+            fired.update(p.fired)
         conn.executemany(_BUMP_STREAM_STATS, [(s, *c) for s, c in per_source.items()])
         if fired:
             conn.executemany(_BUMP_DETECTOR_STATS, list(fired.items()))

@@ -1,15 +1,19 @@
-"""The supervisor: owns every live source's lifecycle (start, stop, drain) and feeds their batches on.
+"""The supervisor: owns every live source's lifecycle (start, stop, drain) and feeds pulled batches on.
 
-Each source runs in a thread of its own (a greenlet under gevent), handing
-each batch to the pipeline's ``store``.  A batch that fails is logged and
-the source carries on.  At shutdown every source is stopped, then drained,
-and what it had taken in but not yet handed over is stored before the
-writer stops: nothing a source has accepted is lost.
+Each pulled source runs in a thread of its own (a greenlet under gevent),
+handing each batch to the pipeline's ``store``; a driven source (the
+generators, HTTP submit) is fed from outside and only started and stopped
+here.  A batch that fails is logged and the source carries on.  At shutdown
+every source is stopped, then drained, and what it had taken in but not yet
+handed over is stored before the writer stops: nothing a source has
+accepted is lost.
 """
 from __future__ import annotations
 
 import logging
 import threading
+
+from . import PulledSource
 
 __all__ = ["Supervisor"]
 
@@ -23,6 +27,7 @@ class Supervisor:
         self.store = store
         self.sources: dict[str, object] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._started: set[str] = set()
         self.batches = 0
         self.failures = 0
 
@@ -32,10 +37,13 @@ class Supervisor:
         self.sources[source.name] = source
 
     def start(self) -> None:
-        for name, source in self.sources.items():
-            if name in self._threads:
+        for name, source in list(self.sources.items()):
+            if name in self._started:
                 continue
             source.start()
+            self._started.add(name)
+            if not isinstance(source, PulledSource):
+                continue  # driven: fed by its clock or by requests
             thread = threading.Thread(target=self._run, args=(source,), name=f"source-{name}", daemon=True)
             self._threads[name] = thread
             thread.start()
@@ -65,6 +73,7 @@ class Supervisor:
                 except Exception:
                     log.exception("source %s: storing %d drained batches failed", source.name, len(drained))
         self._threads.clear()
+        self._started.clear()
 
     def stats(self) -> dict:
         return {"sources": sorted(self.sources), "batches": self.batches, "failures": self.failures}

@@ -1,0 +1,23 @@
+"""Retention of points: what the RETENTION_* settings no longer keep is deleted, in one write job."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from .writer import Writer
+from .writes import PruneJob
+
+__all__ = ["prune_points"]
+
+log = logging.getLogger(__name__)
+
+
+def prune_points(writer: Writer, settings: Mapping[str, Any]) -> dict[str, int]:
+    """Delete the points, anomalies and push events past retention; return the counts deleted."""
+    deleted = writer.write(
+        PruneJob(settings["RETENTION_POINTS"], settings["RETENTION_EVENTS"],
+                 settings["RETENTION_DAYS"] * 86400.0),
+        settings["WRITE_TIMEOUT"])
+    if any(deleted.values()):
+        log.info("retention pruned %s", deleted)
+    return deleted
