@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from server.pipeline.schema import BadData
-from server.sources import Source
+from server.sources import PulledSource, Source
 from server.sources.replay import FakeClock, ReplaySource
 from server.sources.upload import FileSource
 
@@ -29,7 +29,8 @@ def _read(data: bytes, schema, **kw) -> list:
 
 
 def test_a_file_source_is_a_source(ev_schema):
-    assert isinstance(FileSource(io.BytesIO(b""), ev_schema), Source)
+    source = FileSource(io.BytesIO(b""), ev_schema)
+    assert isinstance(source, Source) and isinstance(source, PulledSource)  # the supervisor pulls it
 
 
 def test_csv_is_read_in_chunks_with_line_numbers(ev_schema):
