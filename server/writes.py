@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Iterable
 
 from .events import anomaly_event, dumps, tick_event
@@ -74,7 +75,7 @@ class PointsJob(WriteJob):
         if self.new_streams:
             StreamsJob(self.new_streams, replace=False).apply(tx)
         first_id = tx.allocate("points", len(self.points))
-        points = [point.replace(p, id=first_id + i, tick=self.tick) for i, p in enumerate(self.points)]
+        points = [replace(p, id=first_id + i, tick=self.tick) for i, p in enumerate(self.points)]
         rows = [point.to_row(p) for p in points]
         conn.executemany(_INSERT_POINT, [(*row, tx.now) for row in rows])
 

@@ -17,13 +17,14 @@ its storage kind, its JSON schema and whether it is sent at all.
 >>> row = dict(zip(ROW_COLUMNS, to_row(point)))
 >>> row["field_values"], row["truth_anomaly"], row["truth_kind"], row["tick"]
 ('{"value":97.0}', 1, 'spike', 3)
+>>> from dataclasses import replace
 >>> from_row(row) == replace(point, episode=None)
 True
 """
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Mapping
 
 from detectors.engine import SEVERITIES
@@ -33,8 +34,7 @@ from ..explain import explain
 from ..validation import MAX_NAME_LENGTH, NAME_PATTERN
 
 __all__ = ["ROW_COLUMNS", "ScoredPoint", "Truth", "anomaly_from_row", "anomaly_json", "from_json",
-           "from_row", "from_verdict", "json_schema", "replace", "sqlite_columns", "to_json",
-           "to_row"]
+           "from_row", "from_verdict", "json_schema", "sqlite_columns", "to_json", "to_row"]
 
 
 @dataclass(frozen=True, slots=True)

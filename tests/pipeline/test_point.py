@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -74,7 +75,7 @@ def test_from_row_inverts_to_row_and_from_json_inverts_to_json():
                          detectors={}, fired=(), expected={}, truth=None, warming_up=True)
     assert point.from_row(dict(zip(point.ROW_COLUMNS, point.to_row(scored)))) == scored
     assert point.from_json(point.to_json(scored)) == scored
-    labelled = point.replace(scored, truth=Truth(True, "spike"), tick=3)
+    labelled = replace(scored, truth=Truth(True, "spike"), tick=3)
     assert point.from_row(dict(zip(point.ROW_COLUMNS, point.to_row(labelled)))) == labelled
 
 
