@@ -13,10 +13,12 @@ retention                                   :mod:`server.retention`
 the scored point                            :mod:`server.pipeline.point`
 ==========================================  =========================================
 
-A point's path: a source (generators or submit) scores it on the engine
-thread into a :class:`~server.pipeline.point.ScoredPoint`, queues a
-:class:`~server.writes.PointsJob` for the writer (server/writer.py), which
-commits it and hands its push events to the hub (server/hub.py).
+A point's path, in five files: its source (server/sources/submit.py or
+generators.py) scores it through the engine thread into a
+:class:`~server.pipeline.point.ScoredPoint` (server/pipeline/point.py) and
+queues a :class:`~server.writes.PointsJob` (server/writes.py); the writer
+thread (server/writer.py) commits it and hands its push events to the hub
+(server/hub.py).
 """
 from __future__ import annotations
 
