@@ -75,38 +75,39 @@ class PointsJob(WriteJob):
         if self.new_streams:
             StreamsJob(self.new_streams, replace=False).apply(tx)
         first_id = tx.allocate("points", len(self.points))
-        points = [replace(p, id=first_id + i, tick=self.tick) for i, p in enumerate(self.points)]
-        rows = [point.to_row(p) for p in points]
+        stored = [replace(p, id=first_id + i, tick=self.tick) for i, p in enumerate(self.points)]
+        rows = [point.to_row(p) for p in stored]
         conn.executemany(_INSERT_POINT, [(*row, tx.now) for row in rows])
+        # Encoded here, on the writer thread, so the event loop only splices strings.
+        points = [point.to_json(p) for p in stored]
 
-        flagged = [n for n, p in enumerate(points) if p.is_anomaly]
+        flagged = [n for n, p in enumerate(stored) if p.is_anomaly]
         first_anomaly = tx.allocate("anomalies", len(flagged))
-        conn.executemany(_INSERT_ANOMALY, [(*rows[n][1:], first_anomaly + i, points[n].id, tx.now)
-                                           for i, n in enumerate(flagged)])
+        anomalies = [dict(points[n], anomaly_id=first_anomaly + i, detected_at=tx.now)
+                     for i, n in enumerate(flagged)]
+        conn.executemany(_INSERT_ANOMALY, [(*rows[n][1:], a["anomaly_id"], a["id"], a["detected_at"])
+                                           for n, a in zip(flagged, anomalies)])
 
         created_ms = int(tx.now * 1000)
-        first_event = tx.allocate("events", 1 + len(flagged))
-        event_rows = [(first_event, "tick", created_ms, self.tick, points[0].id, points[-1].id, None)]
-        event_rows += [(first_event + 1 + i, "anomaly", created_ms, self.tick, points[n].id, points[n].id,
-                        first_anomaly + i) for i, n in enumerate(flagged)]
+        first_event = tx.allocate("events", 1 + len(anomalies))
+        event_rows = [(first_event, "tick", created_ms, self.tick, points[0]["id"],
+                       points[-1]["id"], None)]
+        event_rows += [(first_event + 1 + i, "anomaly", created_ms, self.tick, a["id"], a["id"],
+                        a["anomaly_id"]) for i, a in enumerate(anomalies)]
         conn.executemany(_INSERT_EVENT, event_rows)
-        self._bump_stats(conn, points)
-        # Encoded here, on the writer thread, so the event loop only splices strings.
-        wire_points = [point.to_json(p) for p in points]
+        self._bump_stats(conn, stored)
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observer.points_stored(tx, wire_points)
+                    observer.points_stored(tx, points)
             except Exception:
                 log.exception("writer: %s failed on stored points; its changes are rolled back",
                               type(observer).__name__)
                 observer.rollback()
 
-        self.events = [tick_event(first_event, self.tick, self.origin, wire_points)]
-        self.events += [anomaly_event(first_event + 1 + i,
-                                      {**wire_points[n], "anomaly_id": first_anomaly + i, "detected_at": tx.now})
-                        for i, n in enumerate(flagged)]
-        return wire_points
+        self.events = [tick_event(first_event, self.tick, self.origin, points)]
+        self.events += [anomaly_event(first_event + 1 + i, a) for i, a in enumerate(anomalies)]
+        return points
 
     @staticmethod
     def _bump_stats(conn, points: list[ScoredPoint]) -> None:
