@@ -105,11 +105,13 @@ class ScoredPoint:
 
 
 # -- the row mapping ------------------------------------------------------------------------------
+#: The SQLite column type(s) of each storage kind (the truth takes two columns).
+_COLUMN_TYPES = {"text": (str,), "real": (float,), "integer": (int,), "boolean": (int,), "json": (str,),
+                 "truth": (int, str)}
+
+
 def _columns_of(f) -> tuple[str, ...]:
-    kind = f.metadata["stored"]
-    if kind is None:
-        return ()
-    if kind == "truth":
+    if f.metadata["stored"] == "truth":
         return ("truth_anomaly", "truth_kind")
     return (f.metadata["column"] or f.name,)
 
@@ -117,19 +119,12 @@ def _columns_of(f) -> tuple[str, ...]:
 _STORED_FIELDS = tuple(f for f in fields(ScoredPoint) if f.metadata["stored"] is not None)
 #: The columns of ``points`` (and, but for ``id``, of ``anomalies``) in :func:`to_row`'s order.
 ROW_COLUMNS: tuple[str, ...] = tuple(c for f in _STORED_FIELDS for c in _columns_of(f))
-_SQLITE_TYPES = {"text": str, "real": float, "integer": int, "boolean": int, "json": str}
 
 
 def sqlite_columns() -> dict[str, type]:
     """``{column: python type}`` of a point's row, for sqlite-utils (``id`` included)."""
-    out: dict[str, type] = {}
-    for f in _STORED_FIELDS:
-        kind = f.metadata["stored"]
-        if kind == "truth":
-            out.update(truth_anomaly=int, truth_kind=str)
-        else:
-            out[f.metadata["column"] or f.name] = _SQLITE_TYPES[kind]
-    return out
+    types = [t for f in _STORED_FIELDS for t in _COLUMN_TYPES[f.metadata["stored"]]]
+    return dict(zip(ROW_COLUMNS, types))
 
 
 def _encoder(kind: str) -> Callable[[Any], tuple]:
@@ -143,16 +138,11 @@ def _encoder(kind: str) -> Callable[[Any], tuple]:
 
 
 def _decoder(f) -> Callable[[Mapping[str, Any]], Any]:
-    kind, column = f.metadata["stored"], f.metadata["column"] or f.name
+    kind, (column, *_) = f.metadata["stored"], _columns_of(f)
     if kind == "json":
-        empty = () if f.name == "fired" else None
-        def decode(row):
-            text = row[column]
-            if text is None:
-                return tuple(empty) if empty is not None else {}
-            value = json.loads(text)
-            return tuple(value) if f.name == "fired" else value
-        return decode
+        # A JSON array is kept as a tuple (the point is frozen), an object as a dict; NULL is empty.
+        container = tuple if f.metadata["schema"].get("type") == "array" else dict
+        return lambda row: container() if row[column] is None else container(json.loads(row[column]))
     if kind == "boolean":
         return lambda row: bool(row[column])
     if kind == "truth":
