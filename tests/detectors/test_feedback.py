@@ -1,0 +1,114 @@
+"""'Not an anomaly' feedback teaches one stream: the same injected pattern no longer alerts there,
+while another stream given the same pattern still alerts; the lesson outlasts the value window and
+a snapshot, and a larger excursion still alerts on the taught stream."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.engine import Engine
+from detectors.ensemble import ACCEPT_POINTS, VALUE_WINDOW
+from detectors.snapshot import read_snapshot, write_snapshot
+
+#: The injected pattern: a five-point bump added to the series (about 4 to 7 standard deviations
+#: of the baseline's noise above a sine of amplitude 5).
+BUMP = np.array([12.0, 18.0, 22.0, 18.0, 12.0])
+FIRST, MARKED_AT, SNAPSHOT_AT = 900, 930, 3000
+#: The repeat comes more than a value window after the marked bump, on another phase of the sine.
+REPEAT = FIRST + VALUE_WINDOW + 400
+#: Twice the bump on the taught stream: beyond what was accepted, so it must still alert.
+LARGER = REPEAT + 600
+LENGTH = LARGER + 100
+
+
+def _series(seed: int, phase: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(LENGTH)
+    x = 50 + 5 * np.sin(2 * np.pi * t / 300 + phase) + rng.normal(0, 1, LENGTH)
+    for start in (FIRST, REPEAT):
+        x[start:start + len(BUMP)] += BUMP
+    return x
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One run of two streams with the same injections; ``taught`` is marked after its first bump.
+
+    Half way the engine is saved to a snapshot file and a fresh engine restored
+    from it carries on, so the lesson must survive the snapshot too.
+    """
+    series = {"taught": _series(1, 0.0), "untaught": _series(2, 1.0)}
+    series["taught"][LARGER:LARGER + len(BUMP)] += 2 * BUMP
+    engine = Engine()
+    for name in series:
+        engine.add_stream(name, ("v",))
+    alerts: dict[str, list[int]] = {name: [] for name in series}
+    path = tmp_path_factory.mktemp("feedback") / "engine.npz"
+    for i in range(LENGTH):
+        result = engine.step({name: {"v": float(x[i])} for name, x in series.items()})
+        for verdict in result.alerts():
+            alerts[verdict.stream].append(i)
+        if i == MARKED_AT:
+            marked = series["taught"][FIRST:FIRST + len(BUMP)]
+            engine.accept_normal("taught", [{"v": float(v)} for v in marked])
+        if i == SNAPSHOT_AT:
+            meta, arrays = engine.export_state()
+            write_snapshot(path, meta, arrays)
+            engine = Engine()
+            engine.import_state(*read_snapshot(path))
+    return alerts, read_snapshot(path)[1]
+
+
+def _near(alerts: list[int], start: int) -> bool:
+    return any(start <= i < start + 25 for i in alerts)
+
+
+def test_both_streams_alert_on_the_first_bump(run):
+    alerts, _ = run
+    assert _near(alerts["taught"], FIRST) and _near(alerts["untaught"], FIRST)
+
+
+def test_the_marked_pattern_no_longer_alerts_on_the_taught_stream_only(run):
+    alerts, _ = run
+    assert _near(alerts["untaught"], REPEAT), alerts
+    assert not _near(alerts["taught"], REPEAT), alerts
+
+
+def test_a_larger_excursion_still_alerts_on_the_taught_stream(run):
+    alerts, _ = run
+    assert _near(alerts["taught"], LARGER), alerts
+
+
+def test_the_acceptance_is_saved_in_the_snapshot(run):
+    _, arrays = run
+    floors = [name for name in arrays if name.endswith("accepted_")]
+    assert any("value_records_" in name for name in floors)
+    assert any("pattern_records_" in name for name in floors)
+    untils = [a for name, a in arrays.items() if name.endswith("value_records_.accepted_until_")]
+    assert untils and max(int(a.max()) for a in untils) >= ACCEPT_POINTS
+
+
+def test_feedback_ends_the_open_episode():
+    rng = np.random.default_rng(5)
+    engine = Engine()
+    engine.add_stream("s", ("v",))
+    x = 50 + rng.normal(0, 1, 700)
+    x[600:620] += 30.0  # a plateau: the episode would last as long
+    in_episode = []
+    for i, v in enumerate(x[:610]):
+        in_episode.append(engine.step({"s": {"v": float(v)}})["s"].is_anomaly)
+    assert in_episode[-1]
+    engine.accept_normal("s", [{"v": float(v)} for v in x[600:610]])
+    after = [engine.step({"s": {"v": float(v)}})["s"] for v in x[610:700]]
+    assert not any(v.is_anomaly for v in after)
+
+
+def test_feedback_names_a_known_stream_and_its_fields():
+    engine = Engine(members=("zscore", "mad"))
+    engine.add_stream("s", ("v",))
+    with pytest.raises(ValueError, match="unknown stream"):
+        engine.accept_normal("nope", [{"v": 1.0}])
+    with pytest.raises(ValueError, match="takes fields"):
+        engine.accept_normal("s", [{"w": 1.0}])
+    with pytest.raises(ValueError, match="at least one point"):
+        engine.accept_normal("s", [])
