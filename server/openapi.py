@@ -559,7 +559,14 @@ def _paths() -> dict[str, Any]:
                            "`schema` (e.g. ev_charging): scored events flagged by a rule or a "
                            "learned baseline, with the event's own fields, types, risk and "
                            "acknowledgement (EventAnomalyList); `type`, entity keys (`user_id`, "
-                           "`charger_id`), `min_risk`, `acknowledged`, `before` and `order` filter them.",
+                           "`charger_id`), `min_risk`, `acknowledged`, `before` and `order` filter them. "
+                           "With `schema` and `format=csv`, one column per field of the event (the "
+                           "schema's fields and derived features) between id, event_id, timestamp_iso "
+                           "and the pipeline's columns (risk, severity, types, explanation, signals, "
+                           "flagged, truth, acknowledged_by/_at/_note, origin, received_at); with "
+                           "`format=jsonl`, one ScoredEvent object per line. Both are streamed as "
+                           "they are read, and their `limit` is 10,000 by default and may go up to "
+                           "1,000,000 (the JSON answer's stays 100 and 1,000).",
             "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME},
                            {"name": "since", "in": "query", "required": False,
                             "schema": _EPOCH_OR_ISO,
@@ -574,7 +581,7 @@ def _paths() -> dict[str, Any]:
                                            "anomaly_id of the previous page)."},
                            limit(100, 1000), _FORMAT, *[q for q in _event_filters() if q["name"] != "before"]],
             "responses": {"200": _exportable({"oneOf": [_ref("AnomalyList"), _ref("EventAnomalyList")]},
-                                              "Anomalies (with ?schema=, event anomalies, in JSON only)."),
+                                              "Anomalies (with ?schema=, event anomalies)."),
                           **_errors(400, 404)}}},
         **_event_paths(limit),
         "/api/alerts": {"get": {"summary": "The 20 most recent anomalies, newest first.",
