@@ -9,10 +9,8 @@ import pytest
 from detectors.engine import Engine
 from detectors.ensemble import ACCEPT_POINTS, VALUE_WINDOW
 from detectors.snapshot import read_snapshot, write_snapshot
+from feedback_series import BUMP, bumped_series
 
-#: The injected pattern: a five-point bump added to the series (about 4 to 7 standard deviations
-#: of the baseline's noise above a sine of amplitude 5).
-BUMP = np.array([12.0, 18.0, 22.0, 18.0, 12.0])
 FIRST, MARKED_AT, SNAPSHOT_AT = 900, 930, 3000
 #: The repeat comes more than a value window after the marked bump, on another phase of the sine.
 REPEAT = FIRST + VALUE_WINDOW + 400
@@ -22,12 +20,7 @@ LENGTH = LARGER + 100
 
 
 def _series(seed: int, phase: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(LENGTH)
-    x = 50 + 5 * np.sin(2 * np.pi * t / 300 + phase) + rng.normal(0, 1, LENGTH)
-    for start in (FIRST, REPEAT):
-        x[start:start + len(BUMP)] += BUMP
-    return x
+    return bumped_series(seed, phase, LENGTH, (FIRST, REPEAT))
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,17 @@ listed, survives a restart whose snapshot predates it, and bad requests get clea
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from alert_helpers import store_point
 from server_helpers import services_of
 
-BUMP = np.array([12.0, 18.0, 22.0, 18.0, 12.0])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detectors"))
+from feedback_series import bumped_series  # noqa: E402  (the engine tests' series)
+
 FIRST = 900
 #: More than the engine's 4,000-point value window after the first bump: an untaught stream has
 #: forgotten it by then, so only the verdict can keep the repeat from alerting.
@@ -20,16 +23,8 @@ LENGTH = REPEAT + 60
 TAUGHT, UNTAUGHT = "fb_taught", "fb_untaught"
 
 
-def _series(seed: int, phase: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(LENGTH)
-    x = 50 + 5 * np.sin(2 * np.pi * t / 300 + phase) + rng.normal(0, 1, LENGTH)
-    for start in (FIRST, REPEAT):
-        x[start:start + len(BUMP)] += BUMP
-    return x
-
-
-SERIES = {TAUGHT: _series(1, 0.0), UNTAUGHT: _series(2, 1.0)}
+SERIES = {TAUGHT: bumped_series(1, 0.0, LENGTH, (FIRST, REPEAT)),
+          UNTAUGHT: bumped_series(2, 1.0, LENGTH, (FIRST, REPEAT))}
 
 
 def submit(client, start: int, stop: int) -> dict[str, list[int]]:
