@@ -463,6 +463,7 @@ class Engine:
         self._bank_for(len(s["fields"]), windows)  # first: a bad parameter must leave the stream as it was
         old = self._banks[s["bank"]]
         history = old.recent(s["row"])
+        taught = old.detector.acceptance(s["row"])  # "not an anomaly" outlives a rebuild
         old.release_row(s["row"])
         s["windows"] = windows
         self._place(name)
@@ -475,6 +476,7 @@ class Engine:
             X[s["row"]] = point
             bank.detector.step(X)
             bank.remember(X, present)
+        bank.detector.set_acceptance(s["row"], taught)
 
     # -- snapshots (format and checks in detectors/snapshot.py) ----------------
     def export_state(self, copy: bool = True) -> tuple[dict, dict]:

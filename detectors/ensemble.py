@@ -257,6 +257,15 @@ class EnsembleDetector(Detector):
         self.alert_score_[row] = 0.0
         self.since_alert_[row] = REFRACTORY
 
+    def acceptance(self, row: int) -> dict:
+        """What stream ``row`` was taught by :meth:`accept_normal`, for :meth:`set_acceptance`."""
+        return {"value": self.value_records_.acceptance(row), "pattern": self.pattern_records_.acceptance(row)}
+
+    def set_acceptance(self, row: int, taught: dict) -> None:
+        """Carry :meth:`acceptance` of another detector (the stream's, before it was rebuilt) to ``row``."""
+        self.value_records_.set_acceptance(row, *taught["value"])
+        self.pattern_records_.set_acceptance(row, *taught["pattern"])
+
     def _episodes(self, X, alert, novelty_logp, evidence_logp, present, centre, scale):
         opens, in_episode = self.episodes_.update(X, alert, novelty_logp, evidence_logp, present, centre, scale)
         self.alert_, self.is_anomaly_ = opens, in_episode

@@ -157,6 +157,15 @@ class RecordTracker:
         self.accepted_[row] = np.where(seen, np.maximum(floor, peak + reach), floor)
         self.accepted_until_[row] = self.seen_[row] + int(lifetime)
 
+    def acceptance(self, row: int) -> tuple[np.ndarray, int]:
+        """Stream ``row``'s accepted floors and the points they still hold for (to carry them over)."""
+        return self.accepted_[row].copy(), int(max(self.accepted_until_[row] - self.seen_[row], 0))
+
+    def set_acceptance(self, row: int, floors: np.ndarray, left: int) -> None:
+        """Give stream ``row`` floors from :meth:`acceptance`, holding for ``left`` more points."""
+        self.accepted_[row] = floors
+        self.accepted_until_[row] = self.seen_[row] + left
+
     def update(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it."""
         learning = present & (self.seen_ >= self.warmup)

@@ -144,3 +144,20 @@ def test_a_snapshot_from_before_feedback_is_restored_with_nothing_accepted():
     del meta["banks"][0]["structure"]["seen_"]
     with pytest.raises(Exception, match="layout differs"):
         Engine(members=("zscore", "mad", "pattern")).import_state(meta, arrays)
+
+
+def test_the_acceptance_outlives_a_window_change():
+    rng = np.random.default_rng(11)
+    engine = Engine()
+    engine.add_stream("s", ("v",))
+    for v in 50 + rng.normal(0, 1, 600):
+        engine.step({"s": {"v": float(v)}})
+    engine.accept_normal("s", [{"v": 70.0}])
+    before = engine._banks[engine._streams["s"]["bank"]].detector.value_records_
+    floors, left = before.acceptance(engine._streams["s"]["row"])
+    engine.configure("s", detector="zscore", window=50)  # a new bank: the detector is rebuilt
+    after = engine._banks[engine._streams["s"]["bank"]].detector.value_records_
+    assert after is not before
+    moved_floors, moved_left = after.acceptance(engine._streams["s"]["row"])
+    np.testing.assert_array_equal(moved_floors, floors)
+    assert moved_left == left > 0
