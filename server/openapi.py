@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.engine import WINDOW_RANGE
+from detectors.ensemble import ACCEPT_POINTS
 
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
@@ -693,7 +694,7 @@ def _feedback_schemas(by: dict, note: dict) -> dict[str, Any]:
 def _feedback_paths(limit, id_param) -> dict[str, Any]:
     body = {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}}
     teaches = ("The stream learns the values as normal: the same values, and the same pattern, stop "
-               "alerting on it (for 100,000 of its points; other streams are unchanged). The "
+               f"alerting on it (for {ACCEPT_POINTS:,} of its points; other streams are unchanged). The "
                "incident's alert, if still open, is resolved with the resolution 'not an anomaly'; "
                "the verdict is stored, audited, and taught again after a restart whose snapshot "
                "predates it. 409 for a stream the learned detectors do not score (a schema's events).")
