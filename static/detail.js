@@ -132,8 +132,10 @@
         done();
         var alert = answer && answer.alert;
         var resolved = alert && alert.resolution === 'not an anomaly';
-        AW.anomalies.notice('Not an anomaly', a.source + ' learned these values' +
-          (resolved ? '; its alert #' + alert.id + ' is resolved.' : '.'));
+        var told = a.source + ' learned these values' + (resolved ? '; its alert #' + alert.id + ' is resolved.' : '.');
+        // Said in the dialog too: a modal dialog sits above the toasts while it is open.
+        setText(msg, told);
+        AW.anomalies.notice('Not an anomaly', told);
       }).catch(function (err) {
         setText(msg, err.message);
         msg.classList.add('is-error');

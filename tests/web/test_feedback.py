@@ -28,6 +28,7 @@ def test_not_an_anomaly_button_teaches_the_stream_and_shows_a_toast(dashboard, l
     expect(toast).to_contain_text(f"{source} learned these values")
     expect(button).to_have_text("Marked as not an anomaly")
     expect(button).to_be_disabled()
+    expect(page.locator("#detail .detail-feedback .form-message")).to_contain_text(f"{source} learned these values")
 
     [stored] = live_server.get("/api/feedback", stream=source)["feedback"]
     assert stored["point_id"] == verdict["id"] and stored["note"] == "a known batch job"
