@@ -319,6 +319,36 @@ class Engine:
         best = ratio.max()
         return [m for m, r in zip(self.members, ratio) if np.isfinite(r) and r >= best]
 
+    # -- feedback ---------------------------------------------------------
+    def accept_normal(self, stream: str, points) -> None:
+        """Teach ``stream`` that ``points`` were not anomalies: the same values stop alerting on it.
+
+        ``points`` is a sequence of ``{field: value}`` mappings (the marked
+        point, or every point of a marked incident).  Only this stream's row
+        changes; see :meth:`detectors.ensemble.EnsembleDetector.accept_normal`
+        for what is learned and for how long.
+
+        >>> engine = Engine(members=("zscore", "mad"))
+        >>> engine.add_stream("cpu", ("cpu",))
+        >>> engine.accept_normal("cpu", [{"cpu": 95.0}])
+        >>> engine.accept_normal("cpu", [{"load": 1.0}])
+        Traceback (most recent call last):
+        ...
+        ValueError: stream 'cpu' takes fields ['cpu'], got ['load']
+        """
+        s = self._streams.get(stream)
+        if s is None:
+            raise ValueError(f"unknown stream {stream!r}")
+        fields = s["fields"]
+        rows = []
+        for values in points:
+            if len(values) != len(fields) or not all(f in values for f in fields):
+                raise ValueError(f"stream {stream!r} takes fields {list(fields)}, got {sorted(values)}")
+            rows.append([float(values[f]) for f in fields])
+        if not rows:
+            raise ValueError("give at least one point to accept")
+        self._banks[s["bank"]].detector.accept_normal(s["row"], np.array(rows))
+
     # -- configuration ----------------------------------------------------
     def configure(self, stream: str, *, detector: str | None = None, threshold=None, window=None,
                   enabled=None, weight=None) -> dict:
@@ -433,6 +463,7 @@ class Engine:
         self._bank_for(len(s["fields"]), windows)  # first: a bad parameter must leave the stream as it was
         old = self._banks[s["bank"]]
         history = old.recent(s["row"])
+        taught = old.detector.acceptance(s["row"])  # "not an anomaly" outlives a rebuild
         old.release_row(s["row"])
         s["windows"] = windows
         self._place(name)
@@ -445,6 +476,7 @@ class Engine:
             X[s["row"]] = point
             bank.detector.step(X)
             bank.remember(X, present)
+        bank.detector.set_acceptance(s["row"], taught)
 
     # -- snapshots (format and checks in detectors/snapshot.py) ----------------
     def export_state(self, copy: bool = True) -> tuple[dict, dict]:

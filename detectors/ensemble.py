@@ -28,6 +28,14 @@ alert opens an *episode* (:class:`~detectors.novelty.EpisodeState`): every
 point is marked anomalous until the stream is back to normal, and the
 incident raises no second alert; inside an episode novelty counts in the
 score only when it escalates past the alert's.
+
+**"Not an anomaly".**  :meth:`EnsembleDetector.accept_normal` teaches one
+stream that some of its points were normal: their values (both signs), and
+the largest pattern distance since the stream's last alert, become floors
+under the stream's recent records (:meth:`~detectors.novelty.RecordTracker.accept`),
+the values with a margin of :data:`ACCEPT_MARGIN` of each one's range, the
+distance times :data:`PATTERN_ACCEPT_FACTOR`; and the stream's open episode ends.  The floors last :data:`ACCEPT_POINTS` points
+of that stream, not the :data:`VALUE_WINDOW` the records slide over.
 """
 from __future__ import annotations
 
@@ -72,6 +80,21 @@ RELEASE_P = 1e-2
 REFERENCE_FLOOR = 0.01
 #: What a novelty alert names when the value record caused it, and when the pattern record did.
 VALUE_CAUSE, PATTERN_CAUSE = 1, 2
+#: Points of a stream for which a "not an anomaly" verdict holds: 25 value windows, about 28 hours
+#: at one point a second.  Long enough that what recurs daily (a nightly job, a morning peak) is
+#: still accepted the next time, and far past the value window (1 h 7 min at 1 Hz), which would
+#: forget the verdict with the marked points; finite, so a verdict given on a stream that has
+#: since changed does not blind it for good.  A new verdict restarts the count.
+ACCEPT_POINTS = 25 * VALUE_WINDOW
+#: A repeat of accepted values up to this much beyond them, in units of the channel's range, is
+#: accepted too: the same pattern recurs with some noise and on another baseline, never identical.
+ACCEPT_MARGIN = 0.25
+#: A stretch up to this many times as far from the stream's history as the marked incident's is
+#: accepted too.  The distance to the nearest earlier stretch depends on what the history holds at
+#: the time (the phase of a cycle, the neighbours of the stretch): one bump repeated on another
+#: phase of a sine measured 1.5 times the first one's distance (tests/detectors/test_feedback.py).
+#: Larger excursions of the values are still caught by the value records.
+PATTERN_ACCEPT_FACTOR = 2.0
 
 
 @register
@@ -127,6 +150,8 @@ class EnsembleDetector(Detector):
     """
 
     name = "ensemble"
+    #: Learned state added after snapshots were first written (see detectors/snapshot.py).
+    snapshot_added = ("episode_distance_",)
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
@@ -171,6 +196,9 @@ class EnsembleDetector(Detector):
         #: The novelty score of each stream's last alert (or its escalation), and points since that alert.
         self.alert_score_ = np.zeros(n_streams)
         self.since_alert_ = np.full(n_streams, REFRACTORY, dtype=np.int64)
+        #: The largest pattern distance since each stream's last alert (while its episode is open
+        #: or within REFRACTORY points, as long as a marked stretch moves the distance).
+        self.episode_distance_ = np.zeros(n_streams)
 
     def member_thresholds(self) -> np.ndarray:
         """Return each member's flag threshold, in member order."""
@@ -200,9 +228,43 @@ class EnsembleDetector(Detector):
         self.alert_score_ = np.where(opens, novel, np.where(escalates, np.maximum(novel, self.alert_score_),
                                                             self.alert_score_))
         self.since_alert_ = np.where(opens, 0, self.since_alert_ + present)
+        self._track_episode_distance(opens, present)
         self.novelty_ = np.where(held, 0.0, novel)
         self.cause_ = np.where(held, 0, self.cause_)
         return np.maximum(self.novelty_, POINTWISE_CAP * fused)
+
+    def _track_episode_distance(self, opens, present):
+        if "pattern" not in self.members:
+            return
+        distance = self.detectors_[self.members.index("pattern")].distance_
+        during = present & (self.episodes_.open_ | (self.since_alert_ < REFRACTORY))
+        self.episode_distance_ = np.where(opens, distance, np.where(
+            during, np.maximum(self.episode_distance_, distance), self.episode_distance_))
+
+    def accept_normal(self, row: int, X) -> None:
+        """Teach stream ``row`` that the points ``X`` ``(k, d)`` were normal ("not an anomaly").
+
+        Their values, and the pattern distance of the stream's last incident,
+        set no record for :data:`ACCEPT_POINTS` more points (see the module
+        docstring), and the stream's open episode ends now.
+        """
+        X = np.asarray(X, dtype=float).reshape(-1, self.n_features_)
+        self.value_records_.accept(row, np.concatenate([X, -X], axis=1), ACCEPT_MARGIN, ACCEPT_POINTS)
+        if "pattern" in self.members:
+            distance = PATTERN_ACCEPT_FACTOR * self.episode_distance_[row:row + 1, None]
+            self.pattern_records_.accept(row, distance, 0.0, ACCEPT_POINTS)
+        self.episodes_.close([row])
+        self.alert_score_[row] = 0.0
+        self.since_alert_[row] = REFRACTORY
+
+    def acceptance(self, row: int) -> dict:
+        """What stream ``row`` was taught by :meth:`accept_normal`, for :meth:`set_acceptance`."""
+        return {"value": self.value_records_.acceptance(row), "pattern": self.pattern_records_.acceptance(row)}
+
+    def set_acceptance(self, row: int, taught: dict) -> None:
+        """Carry :meth:`acceptance` of another detector (the stream's, before it was rebuilt) to ``row``."""
+        self.value_records_.set_acceptance(row, *taught["value"])
+        self.pattern_records_.set_acceptance(row, *taught["pattern"])
 
     def _episodes(self, X, alert, novelty_logp, evidence_logp, present, centre, scale):
         opens, in_episode = self.episodes_.update(X, alert, novelty_logp, evidence_logp, present, centre, scale)

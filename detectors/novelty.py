@@ -28,6 +28,13 @@ may move the stream's recent record and its range by at most ``step``
 ranges beyond them.  A real change of level still gets through in a few
 points (each one widens the range by up to ``step``), one point cannot.
 
+**Accepted values.**  When an operator says "not an anomaly",
+:meth:`RecordTracker.accept` puts a *floor* under a stream's recent maximum:
+the marked values (plus a margin) count as seen lately, so the same values
+set no record, for a stated number of the stream's own points rather than
+for the sliding window (which would forget the verdict as soon as the
+marked points left it).
+
 :class:`EpisodeState` turns alerts into anomalous *episodes*: a stream is in
 an episode from the alert until it is back to normal (hysteresis), so every
 point of an incident is marked, and the incident raises one alert.
@@ -85,6 +92,10 @@ class RecordTracker:
     [0.0, 0.0, 0.0, 0.0, -3.386, 0.0]
     """
 
+    #: Learned state added after snapshots were first written (see detectors/snapshot.py): an
+    #: older snapshot is restored without it, as if nothing had been accepted.
+    snapshot_added = ("accepted_", "accepted_until_")
+
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
                  step: float = math.inf):
         self.step = float(step)
@@ -109,13 +120,60 @@ class RecordTracker:
         self.seen_ = np.zeros(n_streams, dtype=np.int64)
         #: Record strengths of the last update, ``(S, C)``; 0 where no record.
         self.strength_ = np.zeros((n_streams, n_channels))
+        #: Values accepted as normal (see :meth:`accept`): a floor under the recent maximum ...
+        self.accepted_ = np.full((n_streams, n_channels), -np.inf)
+        #: ... in force while the stream has seen fewer points than this.
+        self.accepted_until_ = np.zeros(n_streams, dtype=np.int64)
         return self
+
+    def accept(self, row: int, U: np.ndarray, margin: float, lifetime: int) -> None:
+        """Take the values ``U`` ``(k, C)`` of stream ``row`` as normal for its next ``lifetime`` points.
+
+        Each channel's recent maximum is held at least at the highest accepted
+        value plus ``margin`` ranges of that channel (the unit strengths are
+        measured in), so a repeat of the marked values, or one a little
+        larger, sets no record; NaN values accept nothing.  The margin is in
+        ranges rather than in the marked excursion because by now the marked
+        points have been learned: their excess over the recent maximum is gone.
+        A new acceptance adds to one still in force and restarts its lifetime.
+
+        >>> tracker = RecordTracker(window=8, scale=0.5, n_blocks=4).reset(n_streams=1, n_channels=1)
+        >>> for u in [1.0, 3.0, 2.0, 2.5]:
+        ...     _ = tracker.update(np.array([[u]]), np.array([True]))
+        >>> tracker.accept(0, np.array([[5.0]]), margin=0.25, lifetime=100)
+        >>> float(tracker.accepted_[0, 0])            # 5 + 0.25 * (3 - 1)
+        5.5
+        >>> _ = tracker.update(np.array([[5.4]]), np.array([True])); float(tracker.strength_[0, 0])
+        0.0
+        """
+        U = np.asarray(U, dtype=float).reshape(-1, self.accepted_.shape[1])
+        seen = np.isfinite(U).any(axis=0)
+        if not seen.any():
+            return
+        peak = np.max(np.where(np.isfinite(U), U, -np.inf), axis=0)
+        spread = self.high_[row] - self.low_[row]
+        reach = margin * np.where(np.isfinite(spread), spread, 0.0)
+        floor = self.accepted_[row] if self.seen_[row] < self.accepted_until_[row] else -np.inf
+        self.accepted_[row] = np.where(seen, np.maximum(floor, peak + reach), floor)
+        self.accepted_until_[row] = self.seen_[row] + int(lifetime)
+
+    def acceptance(self, row: int) -> tuple[np.ndarray, int]:
+        """Stream ``row``'s accepted floors and the points they still hold for (to carry them over)."""
+        return self.accepted_[row].copy(), int(max(self.accepted_until_[row] - self.seen_[row], 0))
+
+    def set_acceptance(self, row: int, floors: np.ndarray, left: int) -> None:
+        """Give stream ``row`` floors from :meth:`acceptance`, holding for ``left`` more points."""
+        self.accepted_[row] = floors
+        self.accepted_until_[row] = self.seen_[row] + left
 
     def update(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it."""
         learning = present & (self.seen_ >= self.warmup)
         learned = np.maximum(self.seen_ - self.warmup, 1)
         recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
+        accepting = self.seen_ < self.accepted_until_
+        if accepting.any():
+            recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))
         spread = self.high_ - self.low_
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             strength = (U - recent) / spread
@@ -229,3 +287,8 @@ class EpisodeState:
             self.centre_[rows] = centre[rows]
             self.scale_[rows] = scale[rows]
         return opens, self.open_ & present
+
+    def close(self, rows) -> None:
+        """End the episodes of ``rows`` now (an operator said they were not anomalies)."""
+        self.open_[rows] = False
+        self.calm_[rows] = 0

@@ -10,7 +10,10 @@ walks a freshly built twin the same way and copies the saved values in, but
 only when the twin's structure is the saved one and its parameters (scalars
 of attributes not ending in ``_``) are equal: a snapshot written by other code
 or other settings raises :class:`SnapshotMismatch` instead of loading state
-that would mean something else.
+that would mean something else.  One difference is let through: learned
+state that a class added after its snapshots were first written, which it
+names in ``snapshot_added``; a snapshot without it is restored, and the
+added attributes keep the values ``reset`` gave them.
 
 On disk a snapshot is one ``.npz`` file (``numpy.savez``, no pickled objects:
 it is read with ``allow_pickle=False``) holding the arrays and a ``meta``
@@ -82,7 +85,9 @@ def restore_into(obj, structure: dict, scalars: dict, arrays: dict) -> None:
 
     Nothing is changed unless everything matches.
     """
-    own_structure, own_scalars, _ = flatten(obj, copy=False)
+    own_structure, own_scalars, added = {}, {}, {}
+    _walk(obj, "", own_structure, own_scalars, {}, set(), False, added)
+    own_structure = _without_added(own_structure, structure, added)
     if own_structure != structure:
         raise SnapshotMismatch(f"state layout differs at {_first_difference(own_structure, structure)}")
     for path, value in own_scalars.items():
@@ -101,7 +106,25 @@ def _is_state(path: str) -> bool:
     return bool(names) and names[-1].endswith("_")
 
 
-def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool) -> None:
+def _without_added(own: dict, saved: dict, added: dict[str, frozenset]) -> dict:
+    """``own`` structure less the attributes added to a class (``snapshot_added``) that ``saved`` lacks."""
+    reduced = dict(own)
+    for path, names in added.items():
+        ours, theirs = own.get(path), saved.get(path)
+        if ours is None or theirs is None or theirs[0] != "object" or theirs[1] != ours[1]:
+            continue
+        missing = {n for n in names if n in ours[2] and n not in theirs[2]}
+        if not missing:
+            continue
+        reduced[path] = [ours[0], ours[1], [a for a in ours[2] if a not in missing]]
+        for name in missing:
+            root = _join(path, name)
+            for p in [p for p in reduced if p == root or p.startswith(root + ".")]:
+                del reduced[p]
+    return reduced
+
+
+def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool, added=None) -> None:
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise SnapshotError(f"{path}: arrays of Python objects are not saved")
@@ -116,21 +139,23 @@ def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool) -
     elif isinstance(value, (list, tuple)):
         structure[path] = [type(value).__name__, len(value)]
         for i, item in enumerate(value):
-            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen, copy)
+            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen, copy, added)
     elif isinstance(value, dict):
         if not all(isinstance(k, str) and k and not k.isdigit() and "." not in k for k in value):
             raise SnapshotError(f"{path}: only dicts with plain string keys are saved")
         structure[path] = ["dict", sorted(value)]
         for key in sorted(value):
-            _walk(value[key], _join(path, key), structure, scalars, arrays, seen, copy)
+            _walk(value[key], _join(path, key), structure, scalars, arrays, seen, copy, added)
     elif hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
         if id(value) in seen:
             raise SnapshotError(f"{path}: an object reachable twice is not saved")
         seen.add(id(value))
         attributes = sorted(k for k in vars(value) if k not in _SKIPPED)
         structure[path] = ["object", f"{type(value).__module__}.{type(value).__qualname__}", attributes]
+        if added is not None and getattr(value, "snapshot_added", None):
+            added[path] = frozenset(value.snapshot_added)
         for key in attributes:
-            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen, copy)
+            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen, copy, added)
     else:
         raise SnapshotError(f"{path or 'the object'}: a {type(value).__name__} is not saved")
 

@@ -38,7 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from detectors.engine import Engine
     from generators import STREAMS, make_stream
 
-    from . import api, api_events, metrics, pages, push, security
+    from . import api, api_events, feedback, metrics, pages, push, security
     from .alerts import api as alerts_api
     from .alerts.service import EXTENSION as ALERTS, build_alerts
     from .event_storage import EventReader
@@ -139,6 +139,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api_events.init_app(app)
     push.init_app(app)
     app.register_blueprint(alerts_api.bp)
+    feedback.init_app(app)  # before the first tick: teaches what the snapshot predates
     app.register_blueprint(metrics.bp)
     app.register_blueprint(pages.bp)
     if cooperative():

@@ -144,7 +144,7 @@ def anomalies():
     severities = parse_severities(request.args.get("severity"))
     before = parse_event_id(request.args.get("before"), "before")
     if "schema" in request.args:
-        return event_anomalies()  # JSON only, for now: see the OpenAPI description of format
+        return event_anomalies()  # JSON, or the schema's events as CSV / JSON lines
     anomaly_filters()  # the event filters are checked even where they do not apply
     source = request.args.get("source")
     if source is not None:

@@ -6,7 +6,8 @@ Routes (all under /api; see /api/openapi.json):
                                                  or the body as ``text/csv`` / ``application/x-ndjson``),
                                                  imported whole or not at all; answers a summary
 ``GET  /api/anomalies?schema=ev_charging&...``   event anomalies with the event's own fields
-                                                 (served by :func:`event_anomalies` from api.py)
+                                                 (served by :func:`event_anomalies` from api.py);
+                                                 ``&format=csv|jsonl`` exports them, streamed
 ``GET  /api/events?schema=...&user_id=...``      recent events, e.g. one user's sessions
 ``GET  /api/events/summary?schema=...``          counts for the view: per severity, per type, top entities
 ``GET  /api/schemas``                            the declared schemas: fields, entities, rules
@@ -25,6 +26,7 @@ from werkzeug.exceptions import ClientDisconnected
 from .concurrency import cooperative
 from .errors import ApiError
 from .event_storage import EventReader
+from .exports import parse_format, stream
 from .pipeline.schema import BadData, Schema
 from .security import client_identity
 from .services import services
@@ -43,6 +45,13 @@ _COPY_CHUNK = 1 << 20
 _ORIGINS = ("upload", "replay")
 #: SQLite's largest row id.
 MAX_ROW_ID = 2**63 - 1
+#: Event anomalies in one CSV or JSON-lines export by default, and at most (streamed: memory
+#: holds one row at a time, so the bound is the answer's size, not the server's memory).
+EXPORT_LIMIT, MAX_EXPORT_LIMIT = 10_000, 1_000_000
+#: CSV columns of an exported event anomaly before and after the event's own fields.
+EXPORT_HEAD = ("id", "event_id", "timestamp_iso")
+EXPORT_TAIL = ("risk", "severity", "types", "explanation", "signals", "flagged", "truth",
+               "acknowledged_by", "acknowledged_at", "acknowledged_note", "origin", "received_at")
 
 
 def init_app(app: Flask) -> None:
@@ -174,17 +183,50 @@ def anomaly_filters() -> dict:
 
 
 def event_anomalies():
-    """GET /api/anomalies?schema=...: event anomalies, newest first (or ?order=risk)."""
+    """GET /api/anomalies?schema=...: event anomalies, newest first (or ?order=risk).
+
+    ``?format=csv`` has one column per field of the event (its schema's fields and derived
+    features) between the pipeline's columns; ``?format=jsonl`` one event object per line, as
+    in the JSON answer.  Both are streamed from the database as they are read.
+    """
     schema = _schema()
-    limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
+    fmt = parse_format(request.args.get("format"))
+    exporting = fmt != "json"
+    limit = parse_limit(request.args.get("limit"), default=EXPORT_LIMIT if exporting else 100,
+                        maximum=MAX_EXPORT_LIMIT if exporting else 1000)
     f = anomaly_filters()
-    kind, min_risk, acknowledged, order, before = (f["kind"], f["min_risk"], f["acknowledged"],
-                                                   f["order"], f["before"])
-    anomalies = _reader().anomalies(
-        schema.name, schema.entities, kind=kind, entity=_entity_filters(schema), min_risk=min_risk,
-        acknowledged=acknowledged, before_id=before,
-        limit=limit, order=order)
-    return jsonify({"schema": schema.name, "anomalies": anomalies})
+    filters = {"kind": f["kind"], "entity": _entity_filters(schema), "min_risk": f["min_risk"],
+               "acknowledged": f["acknowledged"], "before_id": f["before"], "limit": limit,
+               "order": f["order"]}
+    if not exporting:
+        return jsonify({"schema": schema.name, "anomalies": _reader().anomalies(schema.name, schema.entities,
+                                                                                **filters)})
+    # Its own connection: the answer is read after this view has returned (and its g is gone).
+    reader = services().reader()
+    events = EventReader(reader.conn).iter_anomalies(schema.name, schema.entities, **filters)
+    if fmt == "csv":
+        own = _own_columns(schema)
+        return stream((export_row(e, own) for e in events), fmt, [*EXPORT_HEAD, *own.values(), *EXPORT_TAIL],
+                      f"{schema.name}-anomalies", close=reader.close)
+    return stream(events, fmt, (), f"{schema.name}-anomalies", close=reader.close)
+
+
+def _own_columns(schema: Schema) -> dict[str, str]:
+    """The event's own fields (the schema's, without its truth label, then derived features) and
+    their CSV columns: a field named like one of the pipeline's columns gets a ``field_`` prefix."""
+    names = [n for n in schema.fields if n != schema.truth] + [d.name for d in schema.derived]
+    taken = set(EXPORT_HEAD) | set(EXPORT_TAIL)
+    return {n: f"field_{n}" if n in taken else n for n in names}
+
+
+def export_row(event: dict, own: dict[str, str]) -> dict:
+    """An event anomaly flattened to its CSV columns (see :func:`_own_columns`)."""
+    fields = event["fields"]
+    row = {column: fields.get(name) for name, column in own.items()}
+    row.update((key, event.get(key)) for key in (*EXPORT_HEAD, *EXPORT_TAIL) if key in event)
+    ack = event.get("acknowledged") or {}
+    row.update(acknowledged_by=ack.get("by"), acknowledged_at=ack.get("at"), acknowledged_note=ack.get("note"))
+    return row
 
 
 @bp.get("/events")

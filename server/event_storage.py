@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import sqlite_utils
 
@@ -75,18 +75,27 @@ class EventReader:
         self.conn.close()
 
     def _select(self, where: list[str], params: list, order: str, limit: int) -> list[dict]:
+        return list(self._iterate(where, params, order, limit))
+
+    def _iterate(self, where: list[str], params: list, order: str, limit: int) -> Iterator[dict]:
+        """The events found, read from the cursor one at a time."""
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.conn.execute(
+        cursor = self.conn.execute(
             f"SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
             f"LEFT JOIN acknowledgements a ON a.event_row = e.id {clause} ORDER BY {order} LIMIT ?",
-            [*params, limit]).fetchall()
-        return [event_from_row(r) for r in rows]
+            [*params, limit])
+        return (event_from_row(r) for r in cursor)
 
-    def anomalies(self, schema: str, entities: Sequence[str], *, kind: str | None = None,
-                  entity: dict[str, str] | None = None, min_risk: int | None = None,
-                  acknowledged: bool | None = None, before_id: int | None = None,
-                  limit: int = 100, order: str = "id") -> list[dict]:
-        """Anomalous events of ``schema``, newest first (or by risk), with optional filters.
+    def anomalies(self, schema: str, entities: Sequence[str], **filters) -> list[dict]:
+        """Anomalous events of ``schema``: :meth:`iter_anomalies` as a list."""
+        return list(self.iter_anomalies(schema, entities, **filters))
+
+    def iter_anomalies(self, schema: str, entities: Sequence[str], *, kind: str | None = None,
+                       entity: dict[str, str] | None = None, min_risk: int | None = None,
+                       acknowledged: bool | None = None, before_id: int | None = None,
+                       limit: int = 100, order: str = "id") -> Iterator[dict]:
+        """Anomalous events of ``schema``, newest first (or by risk), with optional filters,
+        read one at a time (an export of many holds one in memory).
 
         ``kind`` is an anomaly type; ``entity`` maps an entity key of the
         schema to an id (e.g. ``{"user_id": "U0042"}``).
@@ -94,7 +103,7 @@ class EventReader:
         where, params = ["e.schema = ?", "e.is_anomaly = 1"], [schema]
         self._filters(where, params, entities, entity, kind, min_risk, acknowledged, before_id)
         sort = "e.risk DESC, e.id DESC" if order == "risk" else "e.id DESC"
-        return self._select(where, params, sort, limit)
+        return self._iterate(where, params, sort, limit)
 
     def events(self, schema: str, entities: Sequence[str], *, entity: dict[str, str] | None = None,
                before_id: int | None = None, limit: int = 100) -> list[dict]:

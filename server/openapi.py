@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.engine import WINDOW_RANGE
+from detectors.ensemble import ACCEPT_POINTS
 
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
@@ -261,6 +262,8 @@ def _alert_schemas() -> dict[str, Any]:
         "last_anomalous_at": {"type": "number"}, "resolved_at": time_or_null,
         "resolved_by": {"type": ["string", "null"], "description": "'auto', a person, or null "
                                                                   "(dropped while pending)."},
+        "resolution": {"type": ["string", "null"],
+                       "description": "Why a person resolved it: 'not an anomaly' after that feedback."},
         "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
         "notified_at": time_or_null, "summary": text_or_null,
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -296,7 +299,7 @@ def _alert_schemas() -> dict[str, Any]:
                                       "actor": text_or_null, "address": text_or_null,
                                       "token": text_or_null,
                                       "action": {"enum": ["acknowledge", "resolve", "silence",
-                                                          "expire_silence"]},
+                                                          "expire_silence", "feedback"]},
                                       "alert_id": id_or_null, "silence_id": id_or_null,
                                       "detail": {"type": "object"}}},
         "AuditList": {"type": "object", "required": ["audit"],
@@ -315,6 +318,7 @@ def _alert_schemas() -> dict[str, Any]:
                            "by": by, "comment": note},
             "oneOf": [{"required": ["ends_at"], "not": {"required": ["duration"]}},
                       {"required": ["duration"], "not": {"required": ["ends_at"]}}]},
+        **_feedback_schemas(by, note),
         "ReceiverList": {"type": "object", "required": ["receivers", "sender"], "properties": {
             "receivers": {"type": "array", "items": {
                 "type": "object", "required": ["name", "kind", "matchers", "send_resolved", "outbox"],
@@ -532,7 +536,14 @@ def _paths() -> dict[str, Any]:
                            "`schema` (e.g. ev_charging): scored events flagged by a rule or a "
                            "learned baseline, with the event's own fields, types, risk and "
                            "acknowledgement (EventAnomalyList); `type`, entity keys (`user_id`, "
-                           "`charger_id`), `min_risk`, `acknowledged`, `before` and `order` filter them.",
+                           "`charger_id`), `min_risk`, `acknowledged`, `before` and `order` filter them. "
+                           "With `schema` and `format=csv`, one column per field of the event (the "
+                           "schema's fields and derived features) between id, event_id, timestamp_iso "
+                           "and the pipeline's columns (risk, severity, types, explanation, signals, "
+                           "flagged, truth, acknowledged_by/_at/_note, origin, received_at); with "
+                           "`format=jsonl`, one ScoredEvent object per line. Both are streamed as "
+                           "they are read, and their `limit` is 10,000 by default and may go up to "
+                           "1,000,000 (the JSON answer's stays 100 and 1,000).",
             "parameters": [{"name": "source", "in": "query", "required": False, "schema": _NAME},
                            {"name": "since", "in": "query", "required": False,
                             "schema": _EPOCH_OR_ISO,
@@ -547,7 +558,7 @@ def _paths() -> dict[str, Any]:
                                            "anomaly_id of the previous page)."},
                            limit(100, 1000), _FORMAT, *[q for q in _event_filters() if q["name"] != "before"]],
             "responses": {"200": _exportable({"oneOf": [_ref("AnomalyList"), _ref("EventAnomalyList")]},
-                                              "Anomalies (with ?schema=, event anomalies, in JSON only)."),
+                                              "Anomalies (with ?schema=, event anomalies)."),
                           **_errors(400, 404)}}},
         **_event_paths(limit),
         "/api/alerts": {"get": {"summary": "The 20 most recent anomalies, newest first.",
@@ -632,6 +643,58 @@ def _exportable(schema: dict, description: str) -> dict:
     return answer
 
 
+def _feedback_schemas(by: dict, note: dict) -> dict[str, Any]:
+    """'Not an anomaly' verdicts (server/feedback.py)."""
+    id_or_null = {"type": ["integer", "null"]}
+    values = {"type": "object", "additionalProperties": {"type": "number"}}
+    props = {"id": {"type": "integer"}, "at": {"type": "number"}, "verdict": {"enum": ["not_anomaly"]},
+             "note": {"type": ["string", "null"]}, "by": {"type": ["string", "null"]},
+             "address": {"type": ["string", "null"]}, "stream": {"type": "string"},
+             "anomaly_id": id_or_null, "point_id": id_or_null,
+             "alert_id": {**id_or_null, "description": "The incident's alert (resolved by it if open)."},
+             "taught": {"type": "array", "items": values,
+                        "description": "The values the stream was taught are normal."},
+             "scored_through": {"type": "integer",
+                                "description": "The last point the engine had scored when it learned them."}}
+    return {
+        "FeedbackRequest": {"type": "object", "required": ["verdict"], "additionalProperties": False,
+                            "properties": {"verdict": {"enum": ["not_anomaly"]}, "note": note, "by": by}},
+        "Feedback": {"type": "object", "required": list(props), "properties": props},
+        "FeedbackAnswer": {"type": "object", "required": ["feedback", "alert"], "properties": {
+            "feedback": _ref("Feedback"), "alert": {"oneOf": [{"type": "null"}, _ref("Alert")]}}},
+        "FeedbackList": {"type": "object", "required": ["feedback"],
+                         "properties": {"feedback": {"type": "array", "items": _ref("Feedback")}}},
+    }
+
+
+def _feedback_paths(limit, id_param) -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}}
+    teaches = ("The stream learns the values as normal: the same values, and the same pattern, stop "
+               f"alerting on it (for {ACCEPT_POINTS:,} of its points; other streams are unchanged). The "
+               "incident's alert, if still open, is resolved with the resolution 'not an anomaly'; "
+               "the verdict is stored, audited, and taught again after a restart whose snapshot "
+               "predates it. 409 for a stream the learned detectors do not score (a schema's events).")
+    return {
+        "/api/anomalies/{anomaly_id}/feedback": {"post": {
+            "summary": "Not an anomaly: teach a learned stream that this anomalous point was normal.",
+            "description": "anomaly_id is the anomaly_id of GET /api/anomalies. " + teaches,
+            "parameters": [id_param("anomaly_id")], "requestBody": body,
+            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
+                          **_errors(400, 404, 409, 413, 503)}}},
+        "/api/incidents/{alert_id}/feedback": {"post": {
+            "summary": "Not an anomaly: teach the alert's stream that its anomalous points were normal.",
+            "description": "Every stored anomalous point of the alert (up to 1,000) is taught. " + teaches,
+            "parameters": [id_param("alert_id")], "requestBody": body,
+            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
+                          **_errors(400, 404, 409, 413, 503)}}},
+        "/api/feedback": {"get": {
+            "summary": "The 'not an anomaly' verdicts given, newest first.",
+            "parameters": [{"name": "stream", "in": "query", "required": False, "schema": _NAME},
+                           limit(100, 1000)],
+            "responses": {"200": _json(_ref("FeedbackList"), "Verdicts."), **_errors(400)}}},
+    }
+
+
 def _alert_paths(limit) -> dict[str, Any]:
     def id_param(name: str) -> dict:
         return {"name": name, "in": "path", "required": True,
@@ -694,6 +757,7 @@ def _alert_paths(limit) -> dict[str, Any]:
         "/api/receivers": {"get": {
             "summary": "Notification receivers (from ALERT_RECEIVERS) with their outbox backlog.",
             "responses": {"200": _json(_ref("ReceiverList"), "Receivers.")}}},
+        **_feedback_paths(limit, id_param),
     }
 
 

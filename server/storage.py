@@ -18,6 +18,7 @@ Tables
 ``meta``             small key/value facts (the health probe writes here)
 ``schema_migrations`` which migrations have been applied
 ``alerts``, ``silences``, ``alert_audit``, ``outbox``  see server/alerts/schema.py
+``feedback``         "not an anomaly" verdicts on anomalies and alerts (server/feedback.py)
 """
 from __future__ import annotations
 
@@ -93,6 +94,19 @@ def _migration_scored_events(db: sqlite_utils.Database) -> None:
     migration_scored_events(db)
 
 
+def _migration_feedback(db: sqlite_utils.Database) -> None:
+    # "Not an anomaly" (issue 10): who said it, when, why, about which anomaly or alert, the values
+    # the stream was taught, and the last point the engine had scored when it learned them (so a
+    # restart re-teaches what its snapshot predates).  An alert resolved by it says so.
+    db["feedback"].create({"id": int, "at": float, "verdict": str, "note": str, "actor": str,
+                           "address": str, "token": str, "stream": str, "anomaly_id": int,
+                           "point_id": int, "alert_id": int, "taught": str, "scored_through": int},
+                          pk="id", not_null={"at", "verdict", "stream", "taught", "scored_through"})
+    db["feedback"].create_index(["stream", "id"])
+    db["feedback"].create_index(["scored_through"])
+    db["alerts"].add_column("resolution", str)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
@@ -101,6 +115,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "alert flag of points and anomalies", _migration_alert),
     (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
     (7, "alerts, silences, audit log, outbox", migration_alerts),
+    (8, "not-an-anomaly feedback", _migration_feedback),
 ]
 
 

@@ -212,14 +212,29 @@
       others.forEach(function (o) { if (names.indexOf(o.source) < 0) names.push(o.source); });
       body.appendChild(el('span', 'toast-more', '+' + others.length + ' more on ' + names.join(', ')));
     }
+    toast.appendChild(body);
+    var dismiss = mount(toast);
     body.addEventListener('click', function () {
       AW.detail.open(remembered.get(key) || a, null);
       dismiss();
     });
+  }
+
+  /** A toast that only tells (an action's outcome): a title and one line, no detail to open. */
+  function notice(title, text) {
+    var toast = el('div', 'toast toast-notice', null, { role: 'status' });
+    var body = el('div', 'toast-body');
+    body.appendChild(el('span', 'toast-title', title));
+    body.appendChild(el('span', 'toast-text', text));
+    toast.appendChild(body);
+    mount(toast);
+  }
+
+  /** Puts a toast on top of the pile with its close button and timer; returns its dismiss function. */
+  function mount(toast) {
     var close = el('button', 'toast-close', null, { type: 'button', 'aria-label': 'Dismiss notification' });
     close.appendChild(el('span', null, '×', { 'aria-hidden': 'true' }));
     close.addEventListener('click', dismiss);
-    toast.appendChild(body);
     toast.appendChild(close);
 
     var box = $('toasts');
@@ -243,6 +258,7 @@
       window.setTimeout(function () { toast.remove(); }, dom.prefersReducedMotion() ? 0 : 180);
     }
     arm();
+    return dismiss;
   }
 
   function start() {
@@ -258,6 +274,7 @@
     keyOf: keyOf,
     get: lookup,
     remember: remember,
+    notice: notice,
     handle: handle,
     loadRecent: loadRecent,
     start: start

@@ -1,6 +1,8 @@
 /* The detail dialog of one point: score, severity, values against their expected ranges, each
  * detector's score and threshold, and the explanation. Opened from a history row, a toast, a
  * chart marker or the submit verdict; focus goes back to the opener when it closes.
+ * An anomaly has a "Not an anomaly" button: the stream is taught that these values are normal
+ * (POST /api/anomalies/<anomaly_id>/feedback), and a toast says what happened.
  */
 (function (AW) {
   'use strict';
@@ -14,6 +16,8 @@
   var severityOf = AW.points.severityOf;
 
   var opener = null;
+  /** Anomaly ids marked "not an anomaly" from this page, so a reopened dialog says so. */
+  var marked = Object.create(null);
 
   function streamInfo(name) {
     var stream = AW.streams.get(name);
@@ -100,6 +104,47 @@
     return table;
   }
 
+  function feedbackBlock(a) {
+    var box = el('div', 'detail-feedback');
+    var note = el('input', null, null, { type: 'text', name: 'note', autocomplete: 'off', maxlength: '1000',
+      placeholder: 'Why (optional)', 'aria-label': 'Why it is not an anomaly' });
+    var button = el('button', 'btn btn-small', 'Not an anomaly', { type: 'button', id: 'detail-not-anomaly' });
+    var msg = el('p', 'form-message', null, { role: 'status', 'aria-live': 'polite' });
+    box.appendChild(el('p', 'detail-feedback-hint', 'If this is normal for ' + a.source + ', say so: the stream learns ' +
+      'these values, and the same pattern stops alerting on it.'));
+    box.appendChild(note);
+    box.appendChild(button);
+    box.appendChild(msg);
+    function done() {
+      button.disabled = true;
+      note.disabled = true;
+      setText(button, 'Marked as not an anomaly');
+    }
+    if (marked[a.anomaly_id]) done();
+    button.addEventListener('click', function () {
+      button.disabled = true;
+      setText(msg, '');
+      msg.classList.remove('is-error');
+      var body = { verdict: 'not_anomaly' };
+      if (note.value.trim()) body.note = note.value.trim();
+      AW.api('/api/anomalies/' + a.anomaly_id + '/feedback', { method: 'POST', body: body }).then(function (answer) {
+        marked[a.anomaly_id] = true;
+        done();
+        var alert = answer && answer.alert;
+        var resolved = alert && alert.resolution === 'not an anomaly';
+        var told = a.source + ' learned these values' + (resolved ? '; its alert #' + alert.id + ' is resolved.' : '.');
+        // Said in the dialog too: a modal dialog sits above the toasts while it is open.
+        setText(msg, told);
+        AW.anomalies.notice('Not an anomaly', told);
+      }).catch(function (err) {
+        setText(msg, err.message);
+        msg.classList.add('is-error');
+        button.disabled = false;
+      });
+    });
+    return box;
+  }
+
   function open(a, from) {
     var dialog = $('detail');
     opener = from || document.activeElement;
@@ -134,6 +179,7 @@
     body.appendChild(el('h3', 'detail-section', 'Detectors'));
     body.appendChild(detectorsTable(a));
     body.appendChild(el('p', 'detail-explain', AW.points.explain(a)));
+    if (a.is_anomaly && isNum(a.anomaly_id)) body.appendChild(feedbackBlock(a));
 
     if (!dialog.open) {
       if (typeof dialog.showModal === 'function') dialog.showModal();

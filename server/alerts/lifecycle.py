@@ -76,6 +76,7 @@ class Alert:
     last_anomalous_at: float = 0.0
     resolved_at: float | None = None
     resolved_by: str | None = None
+    resolution: str | None = None  # why a person resolved it, e.g. "not an anomaly" (server/feedback.py)
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
     ack_note: str | None = None
@@ -332,7 +333,8 @@ class AlertBook:
         self._save(tx.db.conn, alert)
         return alert
 
-    def resolve_by_hand(self, tx, alert: Alert, who: str) -> Alert:
+    def resolve_by_hand(self, tx, alert: Alert, who: str, reason: str | None = None) -> Alert:
+        alert.resolution = reason
         self._resolve(tx, alert, tx.now, by=who)
         self._save(tx.db.conn, alert)
         return alert

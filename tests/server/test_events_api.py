@@ -202,3 +202,42 @@ def test_retention_keeps_the_newest_scored_events_and_their_acknowledgements(app
         reader.close()
     assert orphans == 0
     assert writer.write(EventPruneJob(keep=100, max_age_s=1, now=1e12), 10) == 4
+
+
+def test_event_anomalies_export_as_csv_and_json_lines_with_their_own_fields(client):
+    import csv
+
+    rows = [f"f{i},U{i},C{i % 3},2026-01-01T08:{i:02d}:00Z,60,{60 + i},0.5" for i in range(30)]
+    assert _upload(client, _csv(*rows, ORDINARY)).status_code == 200
+    listed = client.get("/api/anomalies?schema=ev_charging&limit=1000").get_json()["anomalies"]
+    assert len(listed) == 30
+
+    answer = client.get("/api/anomalies?schema=ev_charging&format=csv")
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert answer.is_streamed
+    assert 'filename="ev_charging-anomalies.csv"' in answer.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert [r["event_id"] for r in table] == [a["event_id"] for a in listed]  # newest first, all of them
+    header = list(table[0])
+    assert header[:3] == ["id", "event_id", "timestamp_iso"]
+    for field in ("session_id", "user_id", "charger_id", "start_time", "duration", "energy", "payment",
+                  "payment_per_kwh", "hour_of_day"):
+        assert field in header
+    assert "label" not in header  # the truth label is the truth column
+    first = table[0]
+    assert first["session_id"] == "f29" and float(first["energy"]) == 89.0 and first["user_id"] == "U29"
+    assert json.loads(first["types"]) == listed[0]["types"] and "billing_fraud" in listed[0]["types"]
+    assert first["severity"] == listed[0]["severity"] == "critical"
+    assert first["acknowledged_by"] == ""
+
+    lines = client.get("/api/anomalies?schema=ev_charging&format=jsonl&limit=5")
+    assert lines.status_code == 200 and lines.mimetype == "application/x-ndjson"
+    objects = [json.loads(line) for line in lines.get_data(as_text=True).splitlines()]
+    assert objects == listed[:5]  # exactly the JSON answer's objects
+
+    # Filters apply to exports as to the JSON answer; bad values are 400s whatever the format.
+    one = client.get("/api/anomalies?schema=ev_charging&format=csv&user_id=U3").get_data(as_text=True)
+    assert [r["user_id"] for r in csv.DictReader(io.StringIO(one))] == ["U3"]
+    assert client.get("/api/anomalies?schema=ev_charging&format=xml").status_code == 400
+    assert client.get("/api/anomalies?schema=ev_charging&format=csv&limit=0").status_code == 400
+    assert client.get("/api/anomalies?schema=nosuch&format=csv").status_code == 404
