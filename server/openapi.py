@@ -10,6 +10,7 @@ from typing import Any
 
 from detectors.engine import WINDOW_RANGE
 
+from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
 
@@ -252,8 +253,14 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                        "properties": {**event_base, "type": {"const": "error"},
                                       "error": {"type": "string"}}},
         **_event_schemas(),
-        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("HelloEvent"),
-                            _ref("PongEvent"), _ref("ErrorEvent")]},
+        "AlertEvent": {"type": "object", "required": ["type", "id", "published_at", "transition", "alert"],
+                       "description": "One transition of an alert (server/alerts/live.py); `alert` is the "
+                                      "alert as it stands (when replayed: as it stands now).",
+                       "properties": {**event_base, "type": {"const": "alert"},
+                                      "transition": {"enum": list(ALERT_TRANSITIONS)},
+                                      "alert": _ref("Alert")}},
+        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("AlertEvent"),
+                            _ref("HelloEvent"), _ref("PongEvent"), _ref("ErrorEvent")]},
         **_alert_schemas(),
     }
 
@@ -623,11 +630,13 @@ def _paths() -> dict[str, Any]:
         "/api/openapi.json": {"get": {"summary": "This description.", "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/api/stream/anomalies": {"get": {
-            "summary": "Server-Sent Events: tick and anomaly events.",
+            "summary": "Server-Sent Events: tick, anomaly and alert events.",
             "description": "Frames `id: <id>\\nevent: <type>\\ndata: <json>\\n\\n`, `retry: 2000` first, "
                            "`: ping` heartbeat comments. `Last-Event-ID` (header) or ?last_event_id= "
                            "replays stored events with a larger id (at most REPLAY_LIMIT, the newest), "
-                           "in order, before live ones. Each data object is a TickEvent, AnomalyEvent or EventsEvent (a stored batch of scored events).",
+                           "in order, before live ones. Each data object is a TickEvent, AnomalyEvent, EventsEvent (a stored batch of scored events) "
+                           "or AlertEvent (`event: alert`, one per alert transition: pending, firing, acknowledged, "
+                           "silenced, unsilenced, resolved).",
             "parameters": [source_filter, last_event_id,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
                             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}}],
@@ -637,7 +646,8 @@ def _paths() -> dict[str, Any]:
                           **_errors(400)}}},
         "/ws": {"get": {
             "summary": "WebSocket with the same events as SSE.",
-            "description": "First message: a HelloEvent. Then TickEvent and AnomalyEvent objects. "
+            "description": "First message: a HelloEvent. Then TickEvent, AnomalyEvent, EventsEvent and "
+                           "AlertEvent objects. "
                            "Send {\"subscribe\": [sources]} (empty or \"*\" = all) or {\"type\": \"ping\"} "
                            "(answered by a PongEvent); a bad message is answered by an ErrorEvent. The "
                            "server pings every WS_PING_INTERVAL seconds.",

@@ -12,7 +12,8 @@ Tables
 ``points``           every scored data point (per-detector scores, severity, explanation, truth)
 ``anomalies``        the flagged points, kept with their own retention, plus ``detected_at``
 ``config``           each stream's detector configuration, as set through /api/configure
-``events``           the push-event sequence (ids for SSE/WebSocket, replay after Last-Event-ID)
+``events``           the push-event sequence (ids for SSE/WebSocket, replay after Last-Event-ID);
+                     an alert transition names its alert (``alert_id``, ``transition``)
 ``stream_stats``     running counts per stream (points, anomalies, tp, fp, fn), never pruned
 ``detector_stats``   running count of points each detector fired on
 ``meta``             small key/value facts (the health probe writes here)
@@ -29,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlite_utils
 
-from .alerts.schema import migration_alerts
+from .alerts.schema import migration_alert_events, migration_alerts
 
 __all__ = ["MIGRATIONS", "Reader", "anomaly_from_row", "migrate", "open_reader", "open_writer",
            "point_from_row", "schema_version"]
@@ -98,6 +99,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "alert flag of points and anomalies", _migration_alert),
     (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
     (7, "alerts, silences, audit log, outbox", migration_alerts),
+    (9, "alert transitions as push events", migration_alert_events),
 ]
 
 

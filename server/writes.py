@@ -108,10 +108,11 @@ class PointsJob(WriteJob):
                         a["anomaly_id"]) for i, a in enumerate(anomalies)]
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, points)
+        observed: list = []  # push events of observers (alert transitions), after the anomalies'
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observer.points_stored(tx, points)
+                    observed += observer.points_stored(tx, points) or []
             except Exception:
                 log.exception("writer: %s failed on stored points; its changes are rolled back",
                               type(observer).__name__)
@@ -123,6 +124,7 @@ class PointsJob(WriteJob):
         self.events += [anomaly_event(first_event + 1 + i,
                                       {k: v for k, v in a.items() if k != "tick"})
                         for i, a in enumerate(anomalies)]
+        self.events += observed
         return wire_points
 
     @staticmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .lifecycle import Alert, AlertBook, Policy
+from .live import AlertFeed
 from .outbox import KEEP_DELIVERED_S, Outbox, OutboxSender
 from .receivers import Receiver, load_receivers
 from .silences import SilenceBook
@@ -28,13 +29,16 @@ class Alerts:
     outbox: Outbox
     sender: OutboxSender
     writer: Any
+    feed: AlertFeed
     _seen_enqueued: int = field(default=0)
     _last_prune: float = field(default=0.0)
 
     # -- the writer's observer protocol -----------------------------------------------------
-    def points_stored(self, tx, points: list[dict]) -> None:
+    def points_stored(self, tx, points: list[dict]) -> list:
+        """Advance the alerts of ``points``; return the push events of their transitions."""
         self.silences.ensure_loaded(tx.db.conn, tx.now)
         self.book.points_stored(tx, points)
+        return self.feed.events(tx)
 
     def rollback(self) -> None:
         self.book.rollback()
@@ -57,7 +61,7 @@ class Alerts:
             return 0
         if prune_due:
             self._last_prune = now
-        changed = self.writer.write(Sweep(self.book, KEEP_DELIVERED_S if prune_due else None),
+        changed = self.writer.write(Sweep(self.feed, KEEP_DELIVERED_S if prune_due else None),
                                     timeout=30.0)
         self.committed()
         return changed
@@ -91,7 +95,7 @@ def build_alerts(settings: dict, writer, open_reader: Callable) -> Alerts:
     sender = OutboxSender(outbox, writer, open_reader, external,
                           poll_s=settings["OUTBOX_POLL_INTERVAL"],
                           base_s=settings["OUTBOX_RETRY_BASE"], max_s=settings["OUTBOX_RETRY_MAX"])
-    alerts = Alerts(book, silences, outbox, sender, writer)
+    alerts = Alerts(book, silences, outbox, sender, writer, AlertFeed(book, silences))
     writer.observers.append(alerts)
     if receivers:
         log.info("alerts: %d receiver(s): %s", len(receivers),
