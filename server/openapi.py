@@ -262,7 +262,47 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
         "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("AlertEvent"),
                             _ref("HelloEvent"), _ref("PongEvent"), _ref("ErrorEvent")]},
         **_alert_schemas(),
+        **_history_schemas(),
     }
+
+
+def _history_schemas() -> dict[str, Any]:
+    """The history view's answer (server/api_history.py)."""
+    per_field = {"type": "object", "additionalProperties": {"type": ["number", "null"]},
+                 "description": "Field name -> value."}
+    bucket = {"type": "object",
+              "required": ["start", "end", "count", "first", "last", "anomalies", "max_score",
+                           "min", "max", "mean"],
+              "properties": {"start": {"type": "number"}, "end": {"type": "number"},
+                             "count": {**_COUNT, "description": "Points in [start, end)."},
+                             "first": {"type": "number", "description": "Its first point's timestamp."},
+                             "last": {"type": "number", "description": "Its last point's timestamp."},
+                             "anomalies": _COUNT, "max_score": {"type": ["number", "null"]},
+                             "min": per_field, "max": per_field, "mean": per_field}}
+    sample = {"type": "object", "required": ["id", "timestamp", "values", "score", "is_anomaly", "severity"],
+              "properties": {"id": {"type": "integer"}, "timestamp": {"type": "number"},
+                             "values": per_field, "score": {"type": ["number", "null"]},
+                             "is_anomaly": {"type": "boolean"}, "alert": {"type": "boolean"},
+                             "severity": {"type": ["string", "null"]}}}
+    mark = {"type": "object", "required": ["id", "timestamp", "values", "score", "severity"],
+            "properties": {**sample["properties"], "explanation": {"type": ["string", "null"]}}}
+    return {"History": {
+        "type": "object",
+        "required": ["source", "fields", "from", "to", "total", "resolution", "bucket_seconds",
+                     "points", "buckets", "anomalies", "anomalies_truncated"],
+        "properties": {
+            "source": _NAME, "fields": {"type": "array", "items": {"type": "string"}},
+            "from": {"type": "number"}, "to": {"type": "number"},
+            "total": {**_COUNT, "description": "Stored points in [from, to)."},
+            "resolution": {"enum": ["raw", "buckets"],
+                           "description": "raw: at most max_points points, as stored; buckets: "
+                                          "max_points equal spans (empty ones left out)."},
+            "bucket_seconds": {"type": ["number", "null"]},
+            "points": {"oneOf": [{"type": "null"}, {"type": "array", "items": sample}]},
+            "buckets": {"oneOf": [{"type": "null"}, {"type": "array", "items": bucket}]},
+            "anomalies": {"type": "array", "items": mark,
+                          "description": "Anomalous points in the range, oldest first (the newest 1000)."},
+            "anomalies_truncated": {"type": "boolean"}}}}
 
 
 def _alert_schemas() -> dict[str, Any]:
@@ -557,6 +597,24 @@ def _paths() -> dict[str, Any]:
             "summary": "Latest points of one stream, oldest first.",
             "parameters": [source_path, limit(60, 1000)],
             "responses": {"200": _json(_ref("Data"), "Points."), **_errors(400, 404)}}},
+        "/api/history/{source}": {"get": {
+            "summary": "A stream's stored points over a time range, downsampled on the server.",
+            "description": "By the points' own timestamps, in [from, to). At most `max_points` points "
+                           "come as stored (resolution raw); more are cut into `max_points` equal "
+                           "spans with per field min, max and mean (resolution buckets), so a spike "
+                           "survives a long range. The range's anomalies come beside them. A range "
+                           "that is empty, backwards or longer than 400 days is a 400.",
+            "parameters": [source_path,
+                           {"name": "from", "in": "query", "required": False,
+                            "schema": {"type": ["number", "string"]},
+                            "description": "Epoch seconds or ISO-8601; default: an hour before `to`."},
+                           {"name": "to", "in": "query", "required": False,
+                            "schema": {"type": ["number", "string"]},
+                            "description": "Epoch seconds or ISO-8601; default: now."},
+                           {"name": "max_points", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 10, "maximum": 5000, "default": 600}}],
+            "responses": {"200": _json(_ref("History"), "Points or buckets, and anomalies."),
+                          **_errors(400, 404)}}},
         "/api/anomalies": {"get": {
             "summary": "Stored anomalies, newest first; with ?schema= that schema's event anomalies.",
             "description": "Without `schema`: anomalies of the numeric streams (AnomalyList). With "

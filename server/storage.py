@@ -91,6 +91,13 @@ def _migration_scored_events(db: sqlite_utils.Database) -> None:
     migration_scored_events(db)
 
 
+def _migration_alert_events_history(db: sqlite_utils.Database) -> None:
+    # Alert transitions join the push-event sequence (server/alerts/live.py); the history view
+    # reads a stream's points by their own time (server/api_history.py).
+    migration_alert_events(db)
+    db["points"].create_index(["source", "timestamp"])
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
@@ -99,7 +106,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "alert flag of points and anomalies", _migration_alert),
     (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
     (7, "alerts, silences, audit log, outbox", migration_alerts),
-    (9, "alert transitions as push events", migration_alert_events),
+    (9, "alert transitions as push events; points by stream and time", _migration_alert_events_history),
 ]
 
 
