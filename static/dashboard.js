@@ -32,6 +32,7 @@
     AW.alerts.table.start();
     AW.alerts.actions.start();
     AW.alerts.silences.start();
+    AW.history.chart.start();
     AW.views.start();
 
     AW.streams.loadStatus().catch(function () {
@@ -52,6 +53,7 @@
     openDetail: function (point) { AW.detail.open(point, null); },
     reconnect: function () { AW.live.reconnect(); },
     alerts: AW.alerts.store,
+    history: AW.history,
     get connection() { return AW.live.state; },
     get lastEventId() { return AW.live.lastEventId; }
   };

@@ -6,7 +6,7 @@
   'use strict';
 
   var dom = AW.dom;
-  var VIEWS = ['streams', 'ev', 'alerts'];
+  var VIEWS = ['streams', 'ev', 'alerts', 'history'];
   var bus = AW.emitter();
   var current = null;
 
