@@ -198,6 +198,17 @@ class DeleteStreamJob(WriteJob):
                               ("stream_stats", "source"), ("streams", "name")):
             deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} = ? ",
                                           [self.name]).rowcount
+        for observer in tx.observers:  # the alert lifecycle resolves the stream's open alerts
+            gone = getattr(observer, "stream_deleted", None)
+            if gone is None:
+                continue
+            try:
+                with tx.db.atomic():  # a failing observer never keeps the stream alive
+                    self.events += gone(tx, self.name) or []
+            except Exception:
+                log.exception("writer: %s failed on a deleted stream; its changes are rolled back",
+                              type(observer).__name__)
+                observer.rollback()
         return deleted
 
 

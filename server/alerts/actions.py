@@ -134,16 +134,27 @@ class ExpireSilence(WriteJob):
 
 
 class Sweep(WriteJob):
-    """The clock's part of the lifecycle, and dropping long-delivered outbox rows."""
+    """The clock's part of the lifecycle; when a prune is due, retention of what is over.
 
-    def __init__(self, feed: AlertFeed, keep_delivered_s: float | None):
+    ``keep_delivered_s``: delivered outbox rows older than that go.  ``keep_over_s``
+    (RETENTION_DAYS; 0 keeps everything): resolved alerts, expired silences and audit rows
+    older than that go.  Open alerts and silences in force are never pruned.
+    """
+
+    def __init__(self, feed: AlertFeed, keep_delivered_s: float | None = None,
+                 keep_over_s: float | None = None):
         super().__init__()
-        self.feed, self.keep_delivered_s = feed, keep_delivered_s
+        self.feed, self.keep_delivered_s, self.keep_over_s = feed, keep_delivered_s, keep_over_s
 
     def apply(self, tx: Transaction) -> int:
         changed = self.feed.book.sweep(tx)
         self.events = self.feed.events(tx)
+        conn = tx.db.conn
         if self.keep_delivered_s is not None:
-            tx.db.conn.execute("DELETE FROM outbox WHERE delivered_at < ?",
-                               [tx.now - self.keep_delivered_s])
+            conn.execute("DELETE FROM outbox WHERE delivered_at < ?", [tx.now - self.keep_delivered_s])
+        if self.keep_over_s:
+            cutoff = tx.now - self.keep_over_s
+            conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?", [cutoff])
+            conn.execute("DELETE FROM silences WHERE coalesce(expired_at, ends_at) < ?", [cutoff])
+            conn.execute("DELETE FROM alert_audit WHERE at < ?", [cutoff])
         return changed

@@ -341,6 +341,16 @@ class AlertBook:
         self._save(tx.db.conn, alert)
         return alert
 
+    def resolve_stream(self, tx, stream: str, reason: str) -> list[Alert]:
+        """Resolve every open alert of ``stream`` (its entities' too), ``resolved_by`` ``reason``."""
+        self._ensure_loaded(tx.db.conn)
+        self.changes = []
+        ended = sorted((a for a in self._open.values() if a.stream == stream), key=lambda a: a.id)
+        for alert in ended:
+            self._resolve(tx, alert, tx.now, by=reason)
+            self._save(tx.db.conn, alert)
+        return ended
+
     def resolve_by_hand(self, tx, alert: Alert, who: str) -> Alert:
         self.changes = []
         self._resolve(tx, alert, tx.now, by=who)
