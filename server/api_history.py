@@ -24,7 +24,7 @@ from .api import reader
 from .errors import ApiError
 from .services import services
 from .storage import point_from_row
-from .validation import InvalidRequest, check_name, parse_since
+from .validation import InvalidRequest, check_name, parse_limit, parse_since
 
 __all__ = ["DEFAULT_POINTS", "MAX_ANOMALIES", "MAX_POINTS", "MAX_RANGE_S", "bp"]
 
@@ -54,18 +54,6 @@ def _range(args) -> tuple[float, float]:
         raise InvalidRequest(f"the range is {(to - start) / 86400:.1f} days long; the limit is "
                              f"{MAX_RANGE_S / 86400:g} days")
     return start, to
-
-
-def _max_points(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_POINTS
-    try:
-        most = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"max_points must be an integer, got {raw[:40]!r}") from None
-    if not MIN_POINTS <= most <= MAX_POINTS:
-        raise InvalidRequest(f"max_points must be between {MIN_POINTS} and {MAX_POINTS}, got {most}")
-    return most
 
 
 def _raw(conn, source: str, start: float, to: float) -> list[dict]:
@@ -118,7 +106,8 @@ def history(source: str):
     if source not in svc.monitor.streams:
         raise ApiError(404, f"unknown source {source!r}")
     start, to = _range(request.args)
-    most = _max_points(request.args.get("max_points"))
+    most = parse_limit(request.args.get("max_points"), DEFAULT_POINTS, MAX_POINTS, "max_points",
+                       MIN_POINTS)
     conn = reader().conn
     total = conn.execute(f"SELECT count(*) FROM points WHERE {_IN_RANGE}",
                          [source, start, to]).fetchone()[0]
