@@ -47,6 +47,20 @@
     return button;
   }
 
+  /** The alert's stream in the history view, from a little before it started to a little after it ended. */
+  function historyButton(alert) {
+    var button = el('button', 'btn btn-small btn-ghost', 'History', { type: 'button', 'data-action': 'history',
+      title: 'The stream around this alert' });
+    button.addEventListener('click', function () {
+      var end = alert.resolved_at || Date.now() / 1000;
+      var margin = Math.max(300, (end - alert.started_at) * 0.25);
+      if (!AW.history.chart.open(alert.stream, alert.started_at - margin, end + margin)) {
+        showMessage('The stream ' + alert.stream + ' is gone.', true);
+      }
+    });
+    return button;
+  }
+
   function buildRow(alert) {
     var tr = el('tr', 'alert-row sev-border-' + (alert.severity || 'low'), null,
       { 'data-alert-id': String(alert.id), 'data-state': alert.state });
@@ -60,6 +74,7 @@
     tr.appendChild(el('td', 'nowrap', ended));
     tr.appendChild(statusCell(alert));
     var actions = el('td', 'alert-actions');
+    actions.appendChild(historyButton(alert));
     if (alert.state !== 'resolved') {
       if (!alert.acknowledged_at) actions.appendChild(actionButton('Acknowledge', 'acknowledge', alert));
       actions.appendChild(actionButton('Silence', 'silence', alert));

@@ -239,10 +239,22 @@
     enableDragZoom();
   }
 
+  /** Show ``stream`` over [from, to] (epoch seconds) in the history view (e.g. from an alert). */
+  function open(stream, from, to) {
+    if (!AW.streams.all.has(stream)) return false;
+    fillStreams();
+    $('hist-stream').value = stream;
+    AW.history.range.zoomTo(from, to);
+    if (visible) load();
+    else window.location.hash = '#history';
+    return true;
+  }
+
   AW.history = AW.history || {};
   AW.history.chart = {
     start: start,
     load: load,
+    open: open,
     get chart() { return chart; },
     get answer() { return last; }
   };

@@ -116,3 +116,23 @@ def test_the_silence_dialog_shows_the_servers_refusal(dashboard, live_server):
     expect(page.locator("#alert-silence-message")).to_contain_text("future")
     expect(page.locator("#alert-silence")).to_be_visible()
     page.click("#alert-silence-cancel")
+
+
+def test_an_alert_opens_its_stream_in_the_history_view_around_it(dashboard, live_server):
+    page, _ = dashboard
+    source = "web_alert_history"
+    alert = firing_alert(live_server, source, seed=24)
+    page.click("#view-link-alerts")
+    row = alert_row(page, source)
+    expect(row).to_have_count(1, timeout=10000)
+    row.locator("[data-action=history]").click()
+    expect(page.locator("#hist-view")).to_be_visible()
+    assert page.evaluate("() => window.location.hash") == "#history"
+    expect(page.locator("#hist-stream")).to_have_value(source)
+    page.wait_for_function(
+        """() => { const a = window.dashboard.history.chart.answer;
+                     return a && a.source === '%s' && a.anomalies.length > 0; }""" % source, timeout=15000)
+    answer = page.evaluate("() => { const a = window.dashboard.history.chart.answer;"
+                           " return {from: a.from, to: a.to, total: a.total}; }")
+    assert answer["from"] < alert["started_at"] < answer["to"]
+    assert answer["total"] > 0
