@@ -11,6 +11,8 @@
   var el = dom.el;
   var $ = dom.$;
 
+  var AGE_EVERY_MS = 15000;
+
   var state = 'firing';
   var query = '';
   var rows = new Map(); // alert id -> {tr, alert}
@@ -61,6 +63,19 @@
     return button;
   }
 
+  function endedText(alert) {
+    return alert.resolved_at ? fmt.dateTime(alert.resolved_at)
+      : 'open ' + fmt.duration(Date.now() / 1000 - alert.started_at);
+  }
+
+  /** Open alerts' ages move on with the clock, not with events. */
+  function refreshAges() {
+    if (!visible) return;
+    rows.forEach(function (row) {
+      if (!row.alert.resolved_at) dom.setText(row.tr.querySelector('.alert-ended'), endedText(row.alert));
+    });
+  }
+
   function buildRow(alert) {
     var tr = el('tr', 'alert-row sev-border-' + (alert.severity || 'low'), null,
       { 'data-alert-id': String(alert.id), 'data-state': alert.state });
@@ -69,9 +84,7 @@
     tr.appendChild(el('td', null, alert.type));
     tr.appendChild(el('td', 'num', fmt.count(alert.points)));
     tr.appendChild(el('td', 'nowrap', fmt.dateTime(alert.started_at)));
-    var ended = alert.resolved_at ? fmt.dateTime(alert.resolved_at)
-      : 'open ' + fmt.duration(Date.now() / 1000 - alert.started_at);
-    tr.appendChild(el('td', 'nowrap', ended));
+    tr.appendChild(el('td', 'nowrap alert-ended', endedText(alert)));
     tr.appendChild(statusCell(alert));
     var actions = el('td', 'alert-actions');
     actions.appendChild(historyButton(alert));
@@ -149,6 +162,7 @@
       render();
     });
     AW.alerts.store.on('change', render);
+    window.setInterval(refreshAges, AGE_EVERY_MS);
     AW.alerts.store.on('counts', renderCounts);
     AW.views.on('shown', function (name) {
       visible = name === 'alerts';
