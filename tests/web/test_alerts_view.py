@@ -25,6 +25,15 @@ def alert_row(page, source: str):
     return page.locator("#alerts-table tbody tr.alert-row", has_text=source)
 
 
+def shown_alert(page, live_server, source: str, seed: int):
+    """A firing alert of a new stream, and its row once the alerts page shows it."""
+    alert = firing_alert(live_server, source, seed=seed)
+    page.click("#view-link-alerts")
+    row = alert_row(page, source)
+    expect(row).to_have_count(1, timeout=10000)
+    return alert, row
+
+
 def test_a_new_alert_appears_live_and_is_acknowledged_with_who_and_note(dashboard, live_server):
     page, _ = dashboard
     page.goto(live_server.url("/#alerts"))
@@ -69,10 +78,7 @@ def test_a_new_alert_appears_live_and_is_acknowledged_with_who_and_note(dashboar
 def test_silence_prefills_matchers_from_the_alert_and_can_be_expired(dashboard, live_server):
     page, _ = dashboard
     source = "web_alert_silence"
-    alert = firing_alert(live_server, source, seed=22)
-    page.click("#view-link-alerts")
-    row = alert_row(page, source)
-    expect(row).to_have_count(1, timeout=10000)
+    alert, row = shown_alert(page, live_server, source, seed=22)
 
     row.locator("[data-action=silence]").click()
     expect(page.locator("#alert-silence")).to_be_visible()
@@ -98,17 +104,13 @@ def test_silence_prefills_matchers_from_the_alert_and_can_be_expired(dashboard, 
     silence_row.locator("[data-action=expire]").click()
     expect(silence_row).to_have_count(0, timeout=10000)
     expect(row.locator(".badge-silenced")).to_have_count(0, timeout=10000)
-    silence = requests.get(live_server.url(f"/api/silences?state=expired"), timeout=10).json()["silences"]
+    silence = requests.get(live_server.url("/api/silences?state=expired"), timeout=10).json()["silences"]
     assert any(s["id"] == mine[0]["id"] for s in silence)
 
 
 def test_the_silence_dialog_shows_the_servers_refusal(dashboard, live_server):
     page, _ = dashboard
-    source = "web_alert_refused"
-    firing_alert(live_server, source, seed=23)
-    page.click("#view-link-alerts")
-    row = alert_row(page, source)
-    expect(row).to_have_count(1, timeout=10000)
+    _, row = shown_alert(page, live_server, "web_alert_refused", seed=23)
     row.locator("[data-action=silence]").click()
     page.select_option("#alert-silence-duration", "until")
     page.fill("#alert-silence-until", "2001-01-01T00:00")  # in the past: the server says 409
@@ -121,10 +123,7 @@ def test_the_silence_dialog_shows_the_servers_refusal(dashboard, live_server):
 def test_an_alert_opens_its_stream_in_the_history_view_around_it(dashboard, live_server):
     page, _ = dashboard
     source = "web_alert_history"
-    alert = firing_alert(live_server, source, seed=24)
-    page.click("#view-link-alerts")
-    row = alert_row(page, source)
-    expect(row).to_have_count(1, timeout=10000)
+    alert, row = shown_alert(page, live_server, source, seed=24)
     row.locator("[data-action=history]").click()
     expect(page.locator("#hist-view")).to_be_visible()
     assert page.evaluate("() => window.location.hash") == "#history"
