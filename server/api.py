@@ -34,8 +34,11 @@ def _close_reader(exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .api_history import bp as history_bp
+
     app.teardown_appcontext(_close_reader)
     app.register_blueprint(bp)
+    app.register_blueprint(history_bp)
 
 
 def _known_source(name: str) -> str:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 #: Event types that live in the database, so may reach a resuming client twice.
-STORED_TYPES = ("tick", "anomaly", "events")
+STORED_TYPES = ("tick", "anomaly", "events", "alert")
 #: Queued to wake a client's greenlet so that it notices it was dropped or closed.
 WAKE = object()
 

@@ -11,6 +11,7 @@ from typing import Any
 from detectors.engine import WINDOW_RANGE
 from detectors.ensemble import ACCEPT_POINTS
 
+from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
@@ -229,10 +230,56 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                        "properties": {**event_base, "type": {"const": "error"},
                                       "error": {"type": "string"}}},
         **_event_schemas(),
-        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("HelloEvent"),
-                            _ref("PongEvent"), _ref("ErrorEvent")]},
+        "AlertEvent": {"type": "object", "required": ["type", "id", "published_at", "transition", "alert"],
+                       "description": "One transition of an alert (server/alerts/live.py); `alert` is the "
+                                      "alert as it stands (when replayed: as it stands now).",
+                       "properties": {**event_base, "type": {"const": "alert"},
+                                      "transition": {"enum": list(ALERT_TRANSITIONS)},
+                                      "alert": _ref("Alert")}},
+        "Event": {"oneOf": [_ref("TickEvent"), _ref("AnomalyEvent"), _ref("EventsEvent"), _ref("AlertEvent"),
+                            _ref("HelloEvent"), _ref("PongEvent"), _ref("ErrorEvent")]},
         **_alert_schemas(),
+        **_history_schemas(),
     }
+
+
+def _history_schemas() -> dict[str, Any]:
+    """The history view's answer (server/api_history.py)."""
+    per_field = {"type": "object", "additionalProperties": {"type": ["number", "null"]},
+                 "description": "Field name -> value."}
+    bucket = {"type": "object",
+              "required": ["start", "end", "count", "first", "last", "anomalies", "max_score",
+                           "min", "max", "mean"],
+              "properties": {"start": {"type": "number"}, "end": {"type": "number"},
+                             "count": {**_COUNT, "description": "Points in [start, end)."},
+                             "first": {"type": "number", "description": "Its first point's timestamp."},
+                             "last": {"type": "number", "description": "Its last point's timestamp."},
+                             "anomalies": _COUNT, "max_score": {"type": ["number", "null"]},
+                             "min": per_field, "max": per_field, "mean": per_field}}
+    sample = {"type": "object", "required": ["id", "timestamp", "values", "score", "is_anomaly", "severity"],
+              "properties": {"id": {"type": "integer"}, "timestamp": {"type": "number"},
+                             "values": per_field, "score": {"type": ["number", "null"]},
+                             "is_anomaly": {"type": "boolean"}, "alert": {"type": "boolean"},
+                             "severity": {"type": ["string", "null"]}}}
+    mark = {"type": "object", "required": ["id", "timestamp", "values", "score", "severity"],
+            "properties": {**sample["properties"], "explanation": {"type": ["string", "null"]}}}
+    return {"History": {
+        "type": "object",
+        "required": ["source", "fields", "from", "to", "total", "resolution", "bucket_seconds",
+                     "points", "buckets", "anomalies", "anomalies_truncated"],
+        "properties": {
+            "source": _NAME, "fields": {"type": "array", "items": {"type": "string"}},
+            "from": {"type": "number"}, "to": {"type": "number"},
+            "total": {**_COUNT, "description": "Stored points in [from, to)."},
+            "resolution": {"enum": ["raw", "buckets"],
+                           "description": "raw: at most max_points points, as stored; buckets: "
+                                          "max_points equal spans (empty ones left out)."},
+            "bucket_seconds": {"type": ["number", "null"]},
+            "points": {"oneOf": [{"type": "null"}, {"type": "array", "items": sample}]},
+            "buckets": {"oneOf": [{"type": "null"}, {"type": "array", "items": bucket}]},
+            "anomalies": {"type": "array", "items": mark,
+                          "description": "Anomalous points in the range, oldest first (the newest 1000)."},
+            "anomalies_truncated": {"type": "boolean"}}}}
 
 
 def _alert_schemas() -> dict[str, Any]:
@@ -260,8 +307,8 @@ def _alert_schemas() -> dict[str, Any]:
         "first_point_id": id_or_null, "last_point_id": id_or_null,
         "started_at": {"type": "number"}, "fired_at": time_or_null,
         "last_anomalous_at": {"type": "number"}, "resolved_at": time_or_null,
-        "resolved_by": {"type": ["string", "null"], "description": "'auto', a person, or null "
-                                                                  "(dropped while pending)."},
+        "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', a "
+                                                                  "person, or null (dropped while pending)."},
         "resolution": {"type": ["string", "null"],
                        "description": "Why a person resolved it: 'not an anomaly' after that feedback."},
         "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
@@ -530,6 +577,24 @@ def _paths() -> dict[str, Any]:
             "summary": "Latest points of one stream, oldest first.",
             "parameters": [source_path, limit(60, 1000)],
             "responses": {"200": _json(_ref("Data"), "Points."), **_errors(400, 404)}}},
+        "/api/history/{source}": {"get": {
+            "summary": "A stream's stored points over a time range, downsampled on the server.",
+            "description": "By the points' own timestamps, in [from, to). At most `max_points` points "
+                           "come as stored (resolution raw); more are cut into `max_points` equal "
+                           "spans with per field min, max and mean (resolution buckets), so a spike "
+                           "survives a long range. The range's anomalies come beside them. A range "
+                           "that is empty, backwards or longer than 400 days is a 400.",
+            "parameters": [source_path,
+                           {"name": "from", "in": "query", "required": False,
+                            "schema": {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+                            "description": "Epoch seconds or ISO-8601; default: an hour before `to`."},
+                           {"name": "to", "in": "query", "required": False,
+                            "schema": {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+                            "description": "Epoch seconds or ISO-8601; default: now."},
+                           {"name": "max_points", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 10, "maximum": 5000, "default": 600}}],
+            "responses": {"200": _json(_ref("History"), "Points or buckets, and anomalies."),
+                          **_errors(400, 404)}}},
         "/api/anomalies": {"get": {
             "summary": "Stored anomalies, newest first; with ?schema= that schema's event anomalies.",
             "description": "Without `schema`: anomalies of the numeric streams (AnomalyList). With "
@@ -610,11 +675,13 @@ def _paths() -> dict[str, Any]:
         "/api/openapi.json": {"get": {"summary": "This description.", "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/api/stream/anomalies": {"get": {
-            "summary": "Server-Sent Events: tick and anomaly events.",
+            "summary": "Server-Sent Events: tick, anomaly and alert events.",
             "description": "Frames `id: <id>\\nevent: <type>\\ndata: <json>\\n\\n`, `retry: 2000` first, "
                            "`: ping` heartbeat comments. `Last-Event-ID` (header) or ?last_event_id= "
                            "replays stored events with a larger id (at most REPLAY_LIMIT, the newest), "
-                           "in order, before live ones. Each data object is a TickEvent, AnomalyEvent or EventsEvent (a stored batch of scored events).",
+                           "in order, before live ones. Each data object is a TickEvent, AnomalyEvent, EventsEvent (a stored batch of scored events) "
+                           "or AlertEvent (`event: alert`, one per alert transition: pending, firing, acknowledged, "
+                           "silenced, unsilenced, resolved).",
             "parameters": [source_filter, last_event_id,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
                             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}}],
@@ -624,7 +691,8 @@ def _paths() -> dict[str, Any]:
                           **_errors(400)}}},
         "/ws": {"get": {
             "summary": "WebSocket with the same events as SSE.",
-            "description": "First message: a HelloEvent. Then TickEvent and AnomalyEvent objects. "
+            "description": "First message: a HelloEvent. Then TickEvent, AnomalyEvent, EventsEvent and "
+                           "AlertEvent objects. "
                            "Send {\"subscribe\": [sources]} (empty or \"*\" = all) or {\"type\": \"ping\"} "
                            "(answered by a PongEvent); a bad message is answered by an ErrorEvent. The "
                            "server pings every WS_PING_INTERVAL seconds.",

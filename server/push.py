@@ -20,11 +20,13 @@ import logging
 import queue
 import socket
 import threading
+import time
 from typing import Iterator
 
 from flask import Blueprint, Flask, Response, request
 from flask_sock import ConnectionClosed, Sock
 
+from .alerts.live import replay_alert_events
 from .concurrency import cooperative
 from .events import Event, anomaly_event, http_chunk, now_ms, plain_event, tick_event
 from .hub import STORED_TYPES, WAKE, Client
@@ -69,6 +71,7 @@ def replay_events(reader: Reader, last_id: int, limit: int) -> list[Event]:
         last = max(r["last_point_id"] for r in ticks)
         points_by_id = {p["id"]: p for p in reader.points_between(first, last)}
     anomalies = reader.anomalies_by_id([r["anomaly_id"] for r in rows if r["type"] == "anomaly"])
+    alerts = replay_alert_events(reader.conn, [r for r in rows if r["type"] == "alert"], time.time())
     events = []
     for row in rows:
         if row["type"] == "tick":
@@ -86,6 +89,8 @@ def replay_events(reader: Reader, last_id: int, limit: int) -> list[Event]:
             rebuilt = event_batch_push(reader, row)
             if rebuilt is not None:
                 events.append(rebuilt)
+        elif row["type"] == "alert" and row["id"] in alerts:
+            events.append(alerts[row["id"]])
     return events
 
 
@@ -148,7 +153,8 @@ def _pump(client: Client, svc: Services, wire_format: str, resume: int | None,
 # -- Server-Sent Events ---------------------------------------------------------------------
 @bp.get("/api/stream/anomalies")
 def sse():
-    """Server-Sent Events: tick and anomaly events; ?source=a,b filters; Last-Event-ID resumes."""
+    """Server-Sent Events: tick, anomaly, events and alert events; ?source=a,b filters;
+    Last-Event-ID resumes."""
     svc = services()
     sources = parse_sources(request.args.get("source"))  # InvalidRequest: a 400 before the stream
     header = request.headers.get("Last-Event-ID")

@@ -134,7 +134,8 @@ class Guard:
             return False
         if request.method not in SAFE_METHODS:
             return True
-        return self.read_needs_token and (request.path.startswith("/api/") or request.path == "/ws")
+        return self.read_needs_token and (request.path.startswith("/api/")
+                                          or request.path in ("/ws", "/metrics"))
 
     @property
     def session_value(self) -> str:

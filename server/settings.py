@@ -141,7 +141,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Data points kept per stream (older ones are pruned). Anomalies are kept by the same count.",
             minimum=10),
     Setting("RETENTION_DAYS", 7.0, float,
-            "Days a point, anomaly or event is kept; 0 keeps them regardless of age.",
+            "Days a point, anomaly or event is kept, and a resolved alert, an expired silence or "
+            "an audit row after it ended; 0 keeps them regardless of age.",
             minimum=0.0),
     Setting("RETENTION_EVENTS", 50_000, int,
             "Push events kept for Last-Event-ID replay (newest ones).", minimum=100),

@@ -12,7 +12,8 @@ Tables
 ``points``           every scored data point (per-detector scores, severity, explanation, truth)
 ``anomalies``        the flagged points, kept with their own retention, plus ``detected_at``
 ``config``           each stream's detector configuration, as set through /api/configure
-``events``           the push-event sequence (ids for SSE/WebSocket, replay after Last-Event-ID)
+``events``           the push-event sequence (ids for SSE/WebSocket, replay after Last-Event-ID);
+                     an alert transition names its alert (``alert_id``, ``transition``)
 ``stream_stats``     running counts per stream (points, anomalies, tp, fp, fn), never pruned
 ``detector_stats``   running count of points each detector fired on
 ``meta``             small key/value facts (the health probe writes here)
@@ -30,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlite_utils
 
-from .alerts.schema import migration_alerts
+from .alerts.schema import migration_alert_events, migration_alerts
 from .pipeline import point
 from .pipeline.point import anomaly_from_row
 
@@ -107,6 +108,13 @@ def _migration_feedback(db: sqlite_utils.Database) -> None:
     db["alerts"].add_column("resolution", str)
 
 
+def _migration_alert_events_history(db: sqlite_utils.Database) -> None:
+    # Alert transitions join the push-event sequence (server/alerts/live.py); the history view
+    # reads a stream's points by their own time (server/api_history.py).
+    migration_alert_events(db)
+    db["points"].create_index(["source", "timestamp"])
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
@@ -116,6 +124,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (6, "scored events, entity flags, acknowledgements", _migration_scored_events),
     (7, "alerts, silences, audit log, outbox", migration_alerts),
     (8, "not-an-anomaly feedback", _migration_feedback),
+    (9, "alert transitions as push events; points by stream and time", _migration_alert_events_history),
 ]
 
 

@@ -210,16 +210,17 @@ def parse_configure(payload: Any) -> ConfigureRequest:
     return ConfigureRequest(source, detector, params)
 
 
-def parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    """A ``limit`` query parameter: an integer in [1, maximum]."""
+def parse_limit(raw: str | None, default: int, maximum: int, name: str = "limit",
+                minimum: int = 1) -> int:
+    """A ``limit`` (or ``name``) query parameter: an integer in [minimum, maximum]."""
     if raw is None:
         return default
     try:
         limit = int(raw)
     except ValueError:
-        raise InvalidRequest(f"limit must be an integer, got {raw[:40]!r}") from None
-    if not 1 <= limit <= maximum:
-        raise InvalidRequest(f"limit must be between 1 and {maximum}, got {limit}")
+        raise InvalidRequest(f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not minimum <= limit <= maximum:
+        raise InvalidRequest(f"{name} must be between {minimum} and {maximum}, got {limit}")
     return limit
 
 

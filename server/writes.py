@@ -96,10 +96,11 @@ class PointsJob(WriteJob):
                         a["anomaly_id"]) for i, a in enumerate(anomalies)]
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, stored)
+        observed: list = []  # push events of observers (alert transitions), after the anomalies'
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observer.points_stored(tx, points)
+                    observed += observer.points_stored(tx, points) or []
             except Exception:
                 log.exception("writer: %s failed on stored points; its changes are rolled back",
                               type(observer).__name__)
@@ -107,6 +108,7 @@ class PointsJob(WriteJob):
 
         self.events = [tick_event(first_event, self.tick, self.origin, points)]
         self.events += [anomaly_event(first_event + 1 + i, a) for i, a in enumerate(anomalies)]
+        self.events += observed
         return points
 
     @staticmethod
@@ -180,6 +182,17 @@ class DeleteStreamJob(WriteJob):
                               ("stream_stats", "source"), ("streams", "name")):
             deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} = ? ",
                                           [self.name]).rowcount
+        for observer in tx.observers:  # the alert lifecycle resolves the stream's open alerts
+            gone = getattr(observer, "stream_deleted", None)
+            if gone is None:
+                continue
+            try:
+                with tx.db.atomic():  # a failing observer never keeps the stream alive
+                    self.events += gone(tx, self.name) or []
+            except Exception:
+                log.exception("writer: %s failed on a deleted stream; its changes are rolled back",
+                              type(observer).__name__)
+                observer.rollback()
         return deleted
 
 

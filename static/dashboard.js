@@ -29,12 +29,17 @@
     AW.ev.summary.start();
     AW.ev.table.start();
     AW.ev.detail.start();
+    AW.alerts.table.start();
+    AW.alerts.actions.start();
+    AW.alerts.silences.start();
+    AW.history.chart.start();
     AW.views.start();
 
     AW.streams.loadStatus().catch(function () {
       AW.dom.setText(AW.dom.$('charts-empty'), 'The server cannot be reached. Retrying…');
     }).then(function () {
       AW.live.start();
+      AW.alerts.store.start();
       AW.streams.loadWindows();
       AW.anomalies.loadRecent();
     });
@@ -47,6 +52,8 @@
     alerted: AW.anomalies.alerted,
     openDetail: function (point) { AW.detail.open(point, null); },
     reconnect: function () { AW.live.reconnect(); },
+    alerts: AW.alerts.store,
+    history: AW.history,
     get connection() { return AW.live.state; },
     get lastEventId() { return AW.live.lastEventId; }
   };

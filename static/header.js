@@ -1,4 +1,5 @@
-/* The top bar: the clock and the sound switch (the connection badge belongs to live.js). */
+/* The top bar: the clock, the sound switch and the firing alerts' badge (the connection badge
+ * belongs to live.js). */
 (function (AW) {
   'use strict';
 
@@ -29,10 +30,22 @@
     });
   }
 
+  /** The count of firing alerts, a link to the alerts page; hidden while none fires. */
+  function initAlertsBadge() {
+    AW.alerts.store.on('counts', function (counts) {
+      var badge = $('alerts-badge');
+      dom.setText($('alerts-badge-count'), AW.fmt.count(counts.firing));
+      badge.hidden = !counts.firing;
+      badge.setAttribute('aria-label', counts.firing + ' firing alert' + (counts.firing === 1 ? '' : 's') +
+        (counts.pending ? ', ' + counts.pending + ' pending' : ''));
+    });
+  }
+
   function start() {
     tickClock();
     window.setInterval(tickClock, 1000);
     initSoundSwitch();
+    initAlertsBadge();
   }
 
   AW.header = { start: start };

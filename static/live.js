@@ -5,6 +5,7 @@
  *   AnomalyWatch.live.on('anomaly', fn)   fn(anomaly)  one stored anomaly
  *   AnomalyWatch.live.on('events', fn)    fn(event)    a stored batch of entity events {schema, count,
  *                                                      anomaly_count, types, anomalies: the riskiest}
+ *   AnomalyWatch.live.on('alert', fn)     fn(event)    an alert transition {transition, alert}
  *   AnomalyWatch.live.on('resumed', fn)   fn()         back after an outage: fetch what was missed
  *   AnomalyWatch.live.on('state', fn)     fn(state)    connecting | live | reconnecting | disconnected
  *
@@ -74,6 +75,7 @@
     source.addEventListener('tick', onMessage);
     source.addEventListener('anomaly', onMessage);
     source.addEventListener('events', onMessage);
+    source.addEventListener('alert', onMessage);
     source.addEventListener('message', onMessage); // events sent without an event: line
   }
 
@@ -113,6 +115,7 @@
     if (type === 'tick') bus.emit('tick', data);
     else if (type === 'anomaly' && data.anomaly) bus.emit('anomaly', data.anomaly);
     else if (type === 'events') bus.emit('events', data);
+    else if (type === 'alert' && data.alert) bus.emit('alert', data);
   }
 
   AW.live = {

@@ -1,4 +1,4 @@
-/* The page's views (live streams, EV charging), switched by the address's #fragment, so a view
+/* The page's views (live streams, EV charging, alerts, history), switched by the address's #fragment, so a view
  * can be linked and the back button works. Every element with data-view="<name>" belongs to
  * a view; widgets learn that their view became visible through AnomalyWatch.views.on('shown').
  */
@@ -6,7 +6,7 @@
   'use strict';
 
   var dom = AW.dom;
-  var VIEWS = ['streams', 'ev'];
+  var VIEWS = ['streams', 'ev', 'alerts', 'history'];
   var bus = AW.emitter();
   var current = null;
 

@@ -9,9 +9,12 @@ The pieces, each in its own module:
 * :mod:`.actions` -- acknowledge, resolve, silence, expire, each with its audit row.
 * :mod:`.outbox` and :mod:`.receivers` -- durable notifications (webhook in
   Alertmanager's format, Slack, e-mail) and their background sender.
-* :mod:`.schema` -- the tables (SQLite migration 7).
+* :mod:`.live` -- every transition as a push event (``event: alert``), stored so that it
+  replays after Last-Event-ID.
+* :mod:`.schema` -- the tables (SQLite migration 7; migration 9 links push events to alerts).
 * :mod:`.api` -- the HTTP routes.
 
 :class:`.service.Alerts` joins them to the writer: it observes every stored batch of
-points (in the batch's transaction) and is told when a job rolls back.
+points (in the batch's transaction), returning the push events of the transitions they
+cause; it is told when a stream is deleted (its alerts end) and when a job rolls back.
 """

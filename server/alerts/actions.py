@@ -1,7 +1,8 @@
 """What people do to alerts and silences, each a write job that also writes its audit row.
 
 Every job runs on the writer thread, so it sees and changes the same open
-alerts as the lifecycle, in the same order as the points.
+alerts as the lifecycle, in the same order as the points; each publishes the
+transitions it causes through the feed (server/alerts/live.py).
 """
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 from ..validation import Conflict
 from ..writer import Transaction, WriteJob
-from .lifecycle import AlertBook
-from .silences import Silence, SilenceBook
+from .live import AlertFeed
+from .silences import Silence
+
 
 __all__ = ["Acknowledge", "CreateSilence", "ExpireSilence", "Resolve", "Sweep", "audit"]
 
@@ -37,9 +39,10 @@ class _OpenAlertAction(WriteJob):
     #: The 409 message for an alert that is already resolved.
     resolved_message = ""
 
-    def __init__(self, book: AlertBook, alert_id: int, actor: dict, note: str | None):
+    def __init__(self, feed: AlertFeed, alert_id: int, actor: dict, note: str | None):
         super().__init__()
-        self.book, self.alert_id, self.actor, self.note = book, alert_id, actor, note
+        self.feed, self.book = feed, feed.book
+        self.alert_id, self.actor, self.note = alert_id, actor, note
 
     def apply(self, tx: Transaction) -> dict[str, Any]:
         alert = self.book.load(tx.db.conn, self.alert_id)
@@ -49,6 +52,7 @@ class _OpenAlertAction(WriteJob):
             raise Conflict(self.resolved_message.format(id=self.alert_id))
         self._act(tx, alert)
         audit(tx, self.actor, self.action, alert_id=alert.id, detail={"note": self.note})
+        self.events = self.feed.events(tx)
         return alert.to_dict()
 
     def _act(self, tx: Transaction, alert) -> None:
@@ -76,10 +80,13 @@ class Resolve(_OpenAlertAction):
 
 
 class CreateSilence(WriteJob):
-    def __init__(self, silences: SilenceBook, matchers: dict, starts_at: float | None,
+    """Create a silence; the open alerts it covers from now on are announced as ``silenced``."""
+
+    def __init__(self, feed: AlertFeed, matchers: dict, starts_at: float | None,
                  ends_at: float, actor: dict, comment: str | None):
         super().__init__()
-        self.silences, self.matchers, self.actor, self.comment = silences, matchers, actor, comment
+        self.feed, self.silences = feed, feed.silences
+        self.matchers, self.actor, self.comment = matchers, actor, comment
         self.starts_at, self.ends_at = starts_at, ends_at
 
     def apply(self, tx: Transaction) -> dict[str, Any]:
@@ -95,15 +102,18 @@ class CreateSilence(WriteJob):
         audit(tx, self.actor, "silence", silence_id=silence.id,
               detail={"matchers": self.matchers, "starts_at": starts, "ends_at": self.ends_at,
                       "comment": self.comment})
+        if silence.active_at(tx.now):
+            self.events = self.feed.silence_changed(tx, silence, "silenced")
         return silence.to_dict(tx.now)
 
 
 class ExpireSilence(WriteJob):
     """End a silence now (it stays listed, expired)."""
 
-    def __init__(self, silences: SilenceBook, silence_id: int, actor: dict):
+    def __init__(self, feed: AlertFeed, silence_id: int, actor: dict):
         super().__init__()
-        self.silences, self.silence_id, self.actor = silences, silence_id, actor
+        self.feed, self.silences = feed, feed.silences
+        self.silence_id, self.actor = silence_id, actor
 
     def apply(self, tx: Transaction) -> dict[str, Any]:
         self.silences.ensure_loaded(tx.db.conn, tx.now)
@@ -113,23 +123,38 @@ class ExpireSilence(WriteJob):
         silence = Silence.from_row(row)
         if silence.state(tx.now) == "expired":
             raise Conflict(f"silence {self.silence_id} has already expired")
+        was_active = silence.active_at(tx.now)
         silence.expired_at = tx.now
         tx.db.conn.execute("UPDATE silences SET expired_at = ? WHERE id = ?", [tx.now, silence.id])
         self.silences.put(silence)
         audit(tx, self.actor, "expire_silence", silence_id=silence.id)
+        if was_active:
+            self.events = self.feed.silence_changed(tx, silence, "unsilenced")
         return silence.to_dict(tx.now)
 
 
 class Sweep(WriteJob):
-    """The clock's part of the lifecycle, and dropping long-delivered outbox rows."""
+    """The clock's part of the lifecycle; when a prune is due, retention of what is over.
 
-    def __init__(self, book: AlertBook, keep_delivered_s: float | None):
+    ``keep_delivered_s``: delivered outbox rows older than that go.  ``keep_over_s``
+    (RETENTION_DAYS; 0 keeps everything): resolved alerts, expired silences and audit rows
+    older than that go.  Open alerts and silences in force are never pruned.
+    """
+
+    def __init__(self, feed: AlertFeed, keep_delivered_s: float | None = None,
+                 keep_over_s: float | None = None):
         super().__init__()
-        self.book, self.keep_delivered_s = book, keep_delivered_s
+        self.feed, self.keep_delivered_s, self.keep_over_s = feed, keep_delivered_s, keep_over_s
 
     def apply(self, tx: Transaction) -> int:
-        changed = self.book.sweep(tx)
+        changed = self.feed.book.sweep(tx)
+        self.events = self.feed.events(tx)
+        conn = tx.db.conn
         if self.keep_delivered_s is not None:
-            tx.db.conn.execute("DELETE FROM outbox WHERE delivered_at < ?",
-                               [tx.now - self.keep_delivered_s])
+            conn.execute("DELETE FROM outbox WHERE delivered_at < ?", [tx.now - self.keep_delivered_s])
+        if self.keep_over_s:
+            cutoff = tx.now - self.keep_over_s
+            conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?", [cutoff])
+            conn.execute("DELETE FROM silences WHERE coalesce(expired_at, ends_at) < ?", [cutoff])
+            conn.execute("DELETE FROM alert_audit WHERE at < ?", [cutoff])
         return changed

@@ -23,7 +23,8 @@ from ..validation import (MAX_EVENT_ID, Conflict, InvalidRequest, check_name, pa
 from .actions import Acknowledge, CreateSilence, ExpireSilence, NotFound, Resolve
 from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
-from .silences import Silence, matches, parse_matchers
+from .live import active_silences, alert_object, covering
+from .silences import Silence, parse_matchers
 
 __all__ = ["ALERT_COLUMNS", "bp"]
 
@@ -154,17 +155,11 @@ def _alert_query(args) -> tuple[str, list]:
 
 
 def _active_silences(now: float) -> list[Silence]:
-    rows = reader().conn.execute("SELECT * FROM silences WHERE expired_at IS NULL AND starts_at <= ? "
-                                 "AND ends_at > ?", [now, now]).fetchall()
-    return [Silence.from_row(r) for r in rows]
+    return active_silences(reader().conn, now)
 
 
 def _alert_dict(alert: Alert, silences: list[Silence]) -> dict:
-    data = alert.to_dict()
-    labels = alert.labels()
-    data["silenced_by"] = ([s.id for s in silences if matches(s.matchers, labels)]
-                           if alert.is_open else [])
-    return data
+    return alert_object(alert, covering(silences, alert))
 
 
 @bp.get("/incidents")
@@ -202,7 +197,7 @@ def acknowledge(alert_id: int):
     """Acknowledge an open alert (who, note): it is not notified again."""
     _check_id(alert_id, "alert")
     body = _body({"by", "note"})
-    alert = _write(Acknowledge(_alerts().book, alert_id, _actor(body), _text(body, "note")))
+    alert = _write(Acknowledge(_alerts().feed, alert_id, _actor(body), _text(body, "note")))
     return jsonify({"alert": alert})
 
 
@@ -211,7 +206,7 @@ def resolve(alert_id: int):
     """Resolve an open alert by hand."""
     _check_id(alert_id, "alert")
     body = _body({"by", "note"})
-    alert = _write(Resolve(_alerts().book, alert_id, _actor(body), _text(body, "note")))
+    alert = _write(Resolve(_alerts().feed, alert_id, _actor(body), _text(body, "note")))
     return jsonify({"alert": alert})
 
 
@@ -253,7 +248,7 @@ def create_silence():
         ends = _time(body, "ends_at")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
-    silence = _write(CreateSilence(_alerts().silences, matchers, starts, ends, _actor(body),
+    silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, _actor(body),
                                    _text(body, "comment")))
     return jsonify({"silence": silence}), 201
 
@@ -263,7 +258,7 @@ def expire_silence(silence_id: int):
     """End a silence now."""
     _check_id(silence_id, "silence")
     actor = _actor({})
-    return jsonify({"silence": _write(ExpireSilence(_alerts().silences, silence_id, actor))})
+    return jsonify({"silence": _write(ExpireSilence(_alerts().feed, silence_id, actor))})
 
 
 # -- audit and receivers ------------------------------------------------------------------------

@@ -170,11 +170,15 @@ class AlertBook:
         self._stale = True
         #: Changes of state since start (for /metrics): (from, to) -> count.
         self.transitions: dict[tuple[str, str], int] = {}
+        #: (alert, transition) of the last call that changed alerts, in order: what the push
+        #: channels announce (server/alerts/live.py).  Each entry point starts it afresh.
+        self.changes: list[tuple[Alert, str]] = []
 
     # -- state ------------------------------------------------------------------------------
     def rollback(self) -> None:
         """A job that changed alerts was rolled back: reload from the database before the next."""
         self._stale = True
+        self.changes = []
 
     def _ensure_loaded(self, conn: sqlite3.Connection) -> None:
         if not self._stale:
@@ -210,6 +214,7 @@ class AlertBook:
         """Advance the alerts of the subjects of ``points`` (stored in this transaction)."""
         conn = tx.db.conn
         self._ensure_loaded(conn)
+        self.changes = []
         now = tx.now
         # Points are applied in order: within one batch a spike and the normal point after it
         # must fire and then resolve, not cancel out.  Saved once each, at the end.
@@ -236,6 +241,7 @@ class AlertBook:
         """Apply the clock to open alerts (for, keep_firing_for, repeats); return alerts changed."""
         conn = tx.db.conn
         self._ensure_loaded(conn)
+        self.changes = []
         count = 0
         for alert in list(self._open.values()):
             before = (alert.state, alert.notified_at)
@@ -252,6 +258,7 @@ class AlertBook:
             alert = Alert(None, subject[0], subject[1], type_, started_at=now,
                           first_point_id=point.get("id"))
             self._remember(alert)
+            self.changes.append((alert, "pending"))
         alert.active = True
         alert.points += 1
         alert.last_anomalous_at = now
@@ -301,6 +308,7 @@ class AlertBook:
     def _move(self, alert: Alert, state: str) -> None:
         self.transitions[(alert.state, state)] = self.transitions.get((alert.state, state), 0) + 1
         alert.state = state
+        self.changes.append((alert, state))
 
     def _save(self, conn: sqlite3.Connection, alert: Alert) -> None:
         row = alert.to_row()
@@ -327,13 +335,25 @@ class AlertBook:
         return None if row is None else alert_from_row(row)
 
     def acknowledge(self, tx, alert: Alert, who: str, note: str | None) -> Alert:
+        self.changes = [(alert, "acknowledged")]
         alert.acknowledged_at = tx.now
         alert.acknowledged_by = who
         alert.ack_note = note
         self._save(tx.db.conn, alert)
         return alert
 
+    def resolve_stream(self, tx, stream: str, reason: str) -> list[Alert]:
+        """Resolve every open alert of ``stream`` (its entities' too), ``resolved_by`` ``reason``."""
+        self._ensure_loaded(tx.db.conn)
+        self.changes = []
+        ended = sorted((a for a in self._open.values() if a.stream == stream), key=lambda a: a.id)
+        for alert in ended:
+            self._resolve(tx, alert, tx.now, by=reason)
+            self._save(tx.db.conn, alert)
+        return ended
+
     def resolve_by_hand(self, tx, alert: Alert, who: str, reason: str | None = None) -> Alert:
+        self.changes = []
         alert.resolution = reason
         self._resolve(tx, alert, tx.now, by=who)
         self._save(tx.db.conn, alert)

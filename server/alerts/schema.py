@@ -40,3 +40,14 @@ def migration_alerts(db: sqlite_utils.Database) -> None:
                          "next_attempt_at": float, "delivered_at": float, "last_error": str},
                         pk="id", not_null={"receiver", "alert_id", "status", "alert", "created_at"})
     db.execute("CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL")
+
+
+def migration_alert_events(db: sqlite_utils.Database) -> None:
+    """Migration 9: alert transitions join the push-event sequence (replayed after Last-Event-ID).
+
+    An ``alert`` event row names its alert and the transition (pending, firing,
+    acknowledged, silenced, unsilenced, resolved); replay rebuilds the event from the
+    alert's row.
+    """
+    db["events"].add_column("alert_id", int)
+    db["events"].add_column("transition", str)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .lifecycle import Alert, AlertBook, Policy
+from .live import AlertFeed
 from .outbox import KEEP_DELIVERED_S, Outbox, OutboxSender
 from .receivers import Receiver, load_receivers
 from .silences import SilenceBook
@@ -14,8 +15,11 @@ from .silences import SilenceBook
 __all__ = ["Alerts", "EXTENSION", "build_alerts"]
 
 EXTENSION = "anomaly_alerts"
-#: Delivered notifications are deleted a day after delivery, looked for this often.
+#: Delivered notifications are deleted a day after delivery, and resolved alerts, expired
+#: silences and audit rows after RETENTION_DAYS: looked for this often.
 PRUNE_EVERY_S = 600.0
+#: ``resolved_by`` of the alerts of a deleted stream.
+STREAM_DELETED = "stream deleted"
 log = logging.getLogger(__name__)
 
 
@@ -28,13 +32,27 @@ class Alerts:
     outbox: Outbox
     sender: OutboxSender
     writer: Any
+    feed: AlertFeed
+    #: Resolved alerts, expired silences and audit rows are pruned this long after (0: never).
+    keep_over_s: float = 0.0
     _seen_enqueued: int = field(default=0)
     _last_prune: float = field(default=0.0)
 
     # -- the writer's observer protocol -----------------------------------------------------
-    def points_stored(self, tx, points: list[dict]) -> None:
+    def points_stored(self, tx, points: list[dict]) -> list:
+        """Advance the alerts of ``points``; return the push events of their transitions."""
         self.silences.ensure_loaded(tx.db.conn, tx.now)
         self.book.points_stored(tx, points)
+        return self.feed.events(tx)
+
+    def stream_deleted(self, tx, stream: str) -> list:
+        """A stream is being deleted (in ``tx``): its open alerts end, audited, announced."""
+        from .actions import audit
+
+        for alert in self.book.resolve_stream(tx, stream, STREAM_DELETED):
+            audit(tx, {"name": "server"}, "resolve", alert_id=alert.id,
+                  detail={"reason": STREAM_DELETED})
+        return self.feed.events(tx)
 
     def rollback(self) -> None:
         self.book.rollback()
@@ -57,8 +75,8 @@ class Alerts:
             return 0
         if prune_due:
             self._last_prune = now
-        changed = self.writer.write(Sweep(self.book, KEEP_DELIVERED_S if prune_due else None),
-                                    timeout=30.0)
+        job = Sweep(self.feed, KEEP_DELIVERED_S, self.keep_over_s) if prune_due else Sweep(self.feed)
+        changed = self.writer.write(job, timeout=30.0)
         self.committed()
         return changed
 
@@ -91,7 +109,8 @@ def build_alerts(settings: dict, writer, open_reader: Callable) -> Alerts:
     sender = OutboxSender(outbox, writer, open_reader, external,
                           poll_s=settings["OUTBOX_POLL_INTERVAL"],
                           base_s=settings["OUTBOX_RETRY_BASE"], max_s=settings["OUTBOX_RETRY_MAX"])
-    alerts = Alerts(book, silences, outbox, sender, writer)
+    alerts = Alerts(book, silences, outbox, sender, writer, AlertFeed(book, silences),
+                    keep_over_s=settings["RETENTION_DAYS"] * 86400.0)
     writer.observers.append(alerts)
     if receivers:
         log.info("alerts: %d receiver(s): %s", len(receivers),
