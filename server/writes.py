@@ -97,10 +97,12 @@ class PointsJob(WriteJob):
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, stored)
         observed: list = []  # push events of observers (alert transitions), after the anomalies'
+        # Observers see the points' JSON, plus the entity a point is about (alerts are per entity).
+        seen = [dict(j, entity=p.entity) if p.entity is not None else j for j, p in zip(points, stored)]
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observed += observer.points_stored(tx, points) or []
+                    observed += observer.points_stored(tx, seen) or []
             except Exception:
                 log.exception("writer: %s failed on stored points; its changes are rolled back",
                               type(observer).__name__)

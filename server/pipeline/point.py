@@ -98,6 +98,10 @@ class ScoredPoint:
         doc="Injected ground truth (built-in streams only).")
     warming_up: bool = _attribute(stored="boolean", schema={"type": "boolean"},
                                   doc="The detectors are still learning this stream.")
+    #: The entity of an entity-keyed stream the point is about (a pump, a charger): alerts are kept per
+    #: (stream, entity, type), so the writer hands it to its observers; the points table has no column.
+    entity: str | None = _attribute(stored=None, schema=None, default=None,
+                                    doc="The entity the point is about, if any.")
     #: "caught" or "missed" when this point decides an injected anomaly's fate (server/episodes.py):
     #: the writer counts it in stream_stats; it is neither stored nor sent.
     episode: str | None = _attribute(stored=None, schema=None, default=None,
@@ -185,7 +189,7 @@ def to_json(point: ScoredPoint) -> dict:
 def from_json(obj: Mapping[str, Any]) -> ScoredPoint:
     """A point from its JSON object (tools and tests build points by hand this way).
 
-    Members the JSON form does not have (``tick``, ``episode``) are taken when
+    Members the JSON form does not have (``tick``, ``entity``, ``episode``) are taken when
     present; unknown members are an error, so a misspelt one is not silently lost.
     """
     known = {f.name for f in fields(ScoredPoint)}
