@@ -34,16 +34,30 @@ Subclasses implement :meth:`_allocate` (create state for ``S`` streams) and
 :meth:`_score_and_learn` (score the present rows, then update them); a joint
 model may implement :meth:`field_contributions` to say which fields made
 the last tick's score.
+
+**The fast path.**  :meth:`Detector.step_block` scores ``T`` successive points
+of *one* stream (a file, a replay, a submitted batch) and returns what ``T``
+calls of :meth:`step` in which only that stream has a point would, leaving
+the same state behind.  A detector whose statistics are exactly
+vectorisable over time implements :meth:`_score_block` (see there); every
+other one is stepped point by point, so the block path is never an
+approximation.  :meth:`score_series`, :meth:`label_series` and
+:meth:`score_many` score each series as one block.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
 import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Detector", "NotResetError", "as_epoch_seconds"]
+__all__ = ["Block", "Detector", "NotResetError", "as_epoch_seconds"]
+
+#: Most numbers a vectorised block holds in one temporary array (windows x fields x points): the
+#: block is scored in chunks of points so that memory stays bounded at any length.
+BLOCK_NUMBERS = 1 << 21
 
 
 def as_epoch_seconds(timestamps, n: int) -> np.ndarray:
@@ -69,6 +83,22 @@ def as_epoch_seconds(timestamps, n: int) -> np.ndarray:
 
 class NotResetError(RuntimeError):
     """Raised when a detector is stepped before :meth:`Detector.reset`."""
+
+
+@dataclass
+class Block:
+    """What :meth:`Detector.step_block` returns for ``T`` points of one stream.
+
+    ``scores``, ``is_anomaly`` and ``alert`` are ``(T,)``: the stream's row of
+    the score, :attr:`Detector.is_anomaly_` and :attr:`Detector.alert_` after
+    each point.  ``traces`` holds what the caller asked to follow point by
+    point (see :meth:`Detector.step_block`), each with ``T`` rows.
+    """
+
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+    alert: np.ndarray
+    traces: dict = field(default_factory=dict)
 
 
 class Detector:
@@ -150,11 +180,15 @@ class Detector:
         docstring; only detectors with ``uses_time`` read it.
         """
         X = self._check_tick(X)
-        self.time_ = as_epoch_seconds(timestamps, self.n_streams_)
+        return self._tick(X, as_epoch_seconds(timestamps, self.n_streams_), self._score_and_learn)
+
+    def _tick(self, X: np.ndarray, times: np.ndarray, score_and_learn) -> np.ndarray:
+        """One tick's bookkeeping around ``score_and_learn(X, present)`` (the detector's own model)."""
+        self.time_ = times
         present = ~np.isnan(X).any(axis=1)
         scores = np.zeros(self.n_streams_)
         if present.any():
-            raw = self._score_and_learn(X, present)
+            raw = score_and_learn(X, present)
             ready = present & (self.seen_ >= self.warmup)
             scores[ready] = np.clip(np.nan_to_num(raw[ready], nan=0.0), 0.0, 1.0)
             self.seen_[present] += 1
@@ -203,34 +237,120 @@ class Detector:
         return self._run(series, timestamps)[0]
 
     def _run(self, series: list, timestamps: list | None = None, with_episodes: bool = False):
+        """Score each series as one block of its own stream (row ``i`` of a bank of ``len(series)``)."""
         arrays = [np.asarray(s, dtype=float) for s in series]
         arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
         if not arrays:
             return [], [], []
         d = arrays[0].shape[1]
-        if any(a.shape[1] != d for a in arrays):
+        if any(a.ndim != 2 or a.shape[1] != d for a in arrays):
             raise ValueError("all series must have the same number of fields")
-        length = max(len(a) for a in arrays)
-        padded = np.full((length, len(arrays), d), np.nan)
-        for i, a in enumerate(arrays):
-            padded[: len(a), i] = a
-        times = None
-        if timestamps is not None:
-            if len(timestamps) != len(arrays):
-                raise ValueError("give one array of timestamps per series")
-            times = np.full((length, len(arrays)), np.nan)
-            for i, (a, ts) in enumerate(zip(arrays, timestamps)):
-                times[: len(a), i] = as_epoch_seconds(ts, len(a))
+        if timestamps is not None and len(timestamps) != len(arrays):
+            raise ValueError("give one array of timestamps per series")
         self.reset(len(arrays), d)
-        out = np.empty((length, len(arrays)))
-        anomalous = np.zeros((length, len(arrays)), dtype=bool)
-        alerts = np.zeros((length, len(arrays)), dtype=bool)
-        for t in range(length):
-            out[t] = self.step(padded[t], None if times is None else times[t])
-            if with_episodes:
-                anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
-        cut = [slice(0, len(a)) for a in arrays]
-        return tuple([m[c, i].copy() for i, c in enumerate(cut)] for m in (out, anomalous, alerts))
+        blocks = [self.step_block(a, None if timestamps is None else timestamps[i], row=i)
+                  for i, a in enumerate(arrays)]
+        return ([b.scores for b in blocks], [b.is_anomaly for b in blocks], [b.alert for b in blocks])
+
+    def step_block(self, X, timestamps=None, *, row: int = 0, trace=()) -> Block:
+        """Score ``T`` successive points of stream ``row``, as ``T`` calls of :meth:`step` would, and learn them.
+
+        ``X`` is ``(T, d)`` (or ``(T,)`` for one field), NaN rows are ticks
+        without a point; ``timestamps`` ``(T,)`` as for :meth:`step`.  The
+        other streams of the bank sit out every one of those ticks, so the
+        result, and the state left behind, are those of ``T`` steps in which
+        only ``row`` has a point.
+
+        ``trace`` names what to follow point by point, returned in
+        :attr:`Block.traces`: ``"range"`` gives ``(low, high)``, each ``(T, d)``,
+        the detector's own expected range just before each point (before the
+        sign rule of :meth:`expected_range`); any other name is a per-stream
+        attribute, read after each point.  A detector with an exact
+        vectorised path (:meth:`_score_block`) takes it when it can supply
+        the trace; otherwise it steps point by point.
+        """
+        X = self._check_block(X)
+        times = as_epoch_seconds(timestamps, len(X))
+        if not 0 <= row < self.n_streams_:
+            raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
+        if len(X) == 0:
+            empty = np.zeros(0, dtype=bool)
+            return Block(np.zeros(0), empty, empty.copy(), {})
+        if self._vectorised(trace):
+            return self._vector_block(X, times, row, "range" in trace)
+        return self._looped_block(X, times, row, tuple(trace))
+
+    def own_expected_range(self):
+        """Return :meth:`expected_range` as the detector's model gives it, before the sign rule."""
+        method = type(self).expected_range
+        return getattr(method, "__wrapped__", method)(self)
+
+    def _vectorised(self, trace) -> bool:
+        return (type(self)._score_block is not Detector._score_block
+                and type(self)._update_episodes is Detector._update_episodes
+                and set(trace) <= {"range"})
+
+    def _looped_block(self, X: np.ndarray, times: np.ndarray, row: int, trace: tuple) -> Block:
+        """The reference path: one :meth:`step` per point, every other stream absent."""
+        T, S = len(X), self.n_streams_
+        scores = np.zeros(T)
+        anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
+        followed = {name: [] for name in trace}
+        for t in range(T):
+            tick = np.full((S, self.n_features_), np.nan)
+            tick[row] = X[t]
+            when = np.full(S, np.nan)
+            when[row] = times[t]
+            if "range" in followed:
+                expected = self.own_expected_range()
+                followed["range"].append(None if expected is None else (expected[0][row], expected[1][row]))
+            scores[t] = self.step(tick, when)[row]
+            anomalous[t], alerts[t] = self.is_anomaly_[row], self.alert_[row]
+            for name in trace:
+                if name != "range":
+                    followed[name].append(np.array(getattr(self, name)[row], copy=True))
+        traces = {name: np.stack(values) for name, values in followed.items() if name != "range"}
+        if "range" in followed:
+            ranges = followed["range"]
+            traces["range"] = None if ranges[0] is None else tuple(np.stack(part) for part in zip(*ranges))
+        return Block(scores, anomalous, alerts, traces)
+
+    def _vector_block(self, X: np.ndarray, times: np.ndarray, row: int, with_range: bool) -> Block:
+        """The fast path: :meth:`_score_block` over the present points in chunks, then the base bookkeeping."""
+        T, (S, d) = len(X), (self.n_streams_, self.n_features_)
+        at = np.flatnonzero(~np.isnan(X).any(axis=1))
+        points = X[at]
+        raw = np.empty(len(at))
+        low, high = np.full((T, d), np.nan), np.full((T, d), np.nan)
+        chunk = max(64, BLOCK_NUMBERS // (d * self._block_width()))
+        # The chunk that completes the windows ends there: a full window and a filling one are
+        # computed by different (equal up to rounding) formulas, as the step does.
+        cuts = sorted({0, len(at), *range(min(self._points_to_fill(row), len(at)), len(at), chunk),
+                       *range(0, min(self._points_to_fill(row), len(at)), chunk)})
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            raw[a:b], expected = self._score_block(row, points[a:b], with_range)
+            if with_range:
+                low[at[a:b]], high[at[a:b]] = expected
+        self._cache_ = {}
+        ready = self.seen_[row] + np.arange(len(at)) >= self.warmup
+        kept = np.where(ready, np.clip(np.nan_to_num(raw, nan=0.0), 0.0, 1.0), 0.0)
+        self.seen_[row] += len(at)
+        self.never_negative_[row] &= ~(points < 0).any(axis=0)
+        self.never_positive_[row] &= ~(points > 0).any(axis=0)
+        # The default episode rule over the block: a run of points at or over the threshold.
+        flagged = kept >= self.threshold
+        before = np.concatenate([[self.episode_open_[row]], flagged[:-1]])
+        if len(at):
+            self.episode_open_[row] = flagged[-1]
+        scores = np.zeros(T)
+        anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
+        scores[at], anomalous[at], alerts[at] = kept, flagged, flagged & ~before
+        self.is_anomaly_, self.alert_ = np.zeros(S, dtype=bool), np.zeros(S, dtype=bool)
+        self.is_anomaly_[row], self.alert_[row] = anomalous[-1], alerts[-1]
+        self.time_ = np.full(S, np.nan)
+        self.time_[row] = times[-1]
+        self.ticks_ += T
+        return Block(scores, anomalous, alerts, {"range": (low, high)} if with_range else {})
 
     # -- for subclasses ---------------------------------------------------
     def _update_episodes(self, scores: np.ndarray, present: np.ndarray) -> None:
@@ -262,6 +382,36 @@ class Detector:
     def _score_and_learn(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return raw calibrated scores ``(S,)`` for present rows, then update their state."""
         raise NotImplementedError
+
+    def _score_block(self, row: int, points: np.ndarray, with_range: bool):
+        """Return the raw scores ``(n,)`` of ``n`` successive present points of stream ``row``, and learn them.
+
+        Optional, for the fast path: a detector that implements it returns
+        exactly what ``n`` calls of :meth:`_score_and_learn` would (up to
+        floating-point rounding) and leaves the same state; with
+        ``with_range`` also ``(low, high)``, each ``(n, d)``, its own expected
+        range before each point, else None.  The base class handles warm-up,
+        clipping, the sign flags and the episodes.
+        """
+        raise NotImplementedError
+
+    def _block_width(self) -> int:
+        """Numbers per field and point the fast path's temporary arrays hold (a window's length)."""
+        return 1
+
+    def _points_to_fill(self, row: int) -> int:
+        """Present points before stream ``row``'s windows are full (0 when they are, or have none)."""
+        return 0
+
+    def _check_block(self, X) -> np.ndarray:
+        if not hasattr(self, "n_streams_"):
+            raise NotResetError(f"{self.name}: call reset(n_streams, n_features) before step_block()")
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 1 and self.n_features_ == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != self.n_features_:
+            raise ValueError(f"{self.name}: expected a block of shape (T, {self.n_features_}), got {X.shape}")
+        return X
 
     def _check_tick(self, X) -> np.ndarray:
         if not hasattr(self, "n_streams_"):

@@ -134,6 +134,14 @@ class _Bank:
         self.history_next[rows] = (self.history_next[rows] + 1) % HISTORY
         self.history_count[rows] = np.minimum(self.history_count[rows] + 1, HISTORY)
 
+    def remember_block(self, row: int, values: np.ndarray) -> None:
+        """Remember ``T`` points of one row, as ``T`` calls of :meth:`remember` would."""
+        last = values[-HISTORY:]
+        slots = (self.history_next[row] + len(values) - len(last) + np.arange(len(last))) % HISTORY
+        self.history[row, slots] = last
+        self.history_next[row] = (self.history_next[row] + len(values)) % HISTORY
+        self.history_count[row] = min(self.history_count[row] + len(values), HISTORY)
+
     def recent(self, row: int) -> np.ndarray:
         """Return the row's remembered points, oldest first."""
         n = self.history_count[row]
@@ -258,6 +266,37 @@ class Engine:
             values = np.array([[points[n][f] for f in self._streams[n]["fields"]] for n in names], dtype=float)
             result._add(names, values, *self._step_bank(self._banks[key], rows, values))
         return result
+
+    def step_block(self, name: str, values, fields: Sequence[str] | None = None) -> "BlockResult":
+        """Score ``T`` successive points of one stream at once, leaving the engine as ``T`` :meth:`step` calls would.
+
+        ``values`` is ``(T, d)`` in the stream's field order (or in the order
+        of ``fields``, when given); a NaN row is a point the stream skips, as
+        a NaN value would be in :meth:`step`.  For a file, a replay or a
+        submitted batch of one stream: the detectors score the block on
+        their fast path (:meth:`~detectors.base.Detector.step_block`).
+        Returns the ``T`` verdicts as a lazily built sequence.
+        """
+        stream = self._streams.get(name)
+        if stream is None:
+            raise ValueError(f"unknown stream {name!r}")
+        values = np.asarray(values, dtype=float)
+        values = values[:, None] if values.ndim == 1 else values
+        if fields is not None:
+            fields = tuple(fields)
+            if sorted(fields) != sorted(stream["fields"]):
+                raise ValueError(f"stream {name!r} takes fields {list(stream['fields'])}, got {sorted(fields)}")
+            values = values[:, [fields.index(f) for f in stream["fields"]]]
+        if values.ndim != 2 or values.shape[1] != len(stream["fields"]):
+            raise ValueError(f"stream {name!r} takes {len(stream['fields'])} field(s) per point, got {values.shape}")
+        bank, row = self._banks[stream["bank"]], stream["row"]
+        det = bank.detector
+        det.stream_thresholds_ = bank.thresholds
+        present = ~np.isnan(values).any(axis=1)
+        warming = det.seen_[row] + np.cumsum(present) - present < det.warmup
+        block = det.step_block(values, row=row, trace=("range", "member_scores_", "cause_"))
+        bank.remember_block(row, values)
+        return BlockResult(self, name, values, block, warming)
 
     def group(self, names: Sequence[str]) -> "StreamGroup":
         """Resolve a fixed list of streams once, for ticks given as one ``(n, d)`` array with no per-stream work."""
@@ -591,6 +630,33 @@ class TickResult(Mapping):
     def alerts(self) -> list[Verdict]:
         """Return the verdicts of the streams whose anomalous episode started on this tick (one per incident)."""
         return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][1])]
+
+
+class BlockResult(Sequence):
+    """The ``T`` verdicts of :meth:`Engine.step_block`, as a sequence built lazily, and their arrays.
+
+    ``scores``, ``is_anomaly`` and ``alert`` are ``(T,)`` arrays, so a caller
+    storing a batch needs no Python work per point; ``result[t]`` builds the
+    :class:`Verdict` of point ``t`` when asked.
+    """
+
+    def __init__(self, engine: Engine, name: str, values: np.ndarray, block, warming: np.ndarray):
+        self._engine, self._name, self._values, self._warming = engine, name, values, warming
+        self.scores, self.is_anomaly, self.alert = block.scores, block.is_anomaly, block.alert
+        self._members, self._cause = block.traces["member_scores_"], block.traces["cause_"]
+        self._range = block.traces["range"]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, t):
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(len(self)))]
+        t = range(len(self))[t]
+        low, high = (None, None) if self._range is None else (self._range[0][t], self._range[1][t])
+        state = (self.is_anomaly[t], self.alert[t], self._cause[t])
+        return self._engine._verdict(self._name, self._values[t], self.scores[t], self._members[t], state,
+                                     self._warming[t], low, high)
 
 
 class StreamGroup:

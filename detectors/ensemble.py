@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
+from .base import Block, Detector, as_epoch_seconds
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .stats import logp_from_score, score_from_logp, z_multiplier
@@ -177,8 +177,101 @@ class EnsembleDetector(Detector):
         return np.array([d.threshold for d in self.detectors_])
 
     def _score_and_learn(self, X, present):
-        centre, scale = self._reference(X)
+        source = self._range_source()
+        centre, scale = self._reference(X, None if source is None else source.own_expected_range())
         scores = np.stack([d.step(X) for d in self.detectors_], axis=1)
+        return self._fuse_and_track(X, present, scores, centre, scale, self._pattern_distance())
+
+    def step_block(self, X, timestamps=None, *, row: int = 0, trace=()):
+        """Score ``T`` points of stream ``row`` as ``T`` steps would (see :meth:`Detector.step_block`).
+
+        Each member scores the whole block on its own fast path (or point by
+        point), following what the ensemble reads of it on each tick (the
+        range member's range, the pattern member's distance); then the
+        ensemble's own recursion (fusion, records, episodes) runs over the
+        block's ticks.  Besides ``"range"`` (the ensemble's expected range,
+        already on the series' sign side), ``trace`` may name any per-stream
+        attribute, e.g. ``"member_scores_"`` or ``"cause_"``.
+        """
+        X = self._check_block(X)
+        times = as_epoch_seconds(timestamps, len(X))
+        if not 0 <= row < self.n_streams_:
+            raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
+        T, (S, d) = len(X), (self.n_streams_, self.n_features_)
+        source = self._range_source()
+        # Members are stepped only on ticks where some stream has a point (see Detector._tick), and
+        # without the points' times, as in _score_and_learn.
+        at = np.flatnonzero(~np.isnan(X).any(axis=1))
+        blocks = []
+        for member in self.detectors_:
+            follow = ("range",) if member is source else ()
+            follow += ("distance_",) if member.name == "pattern" else ()
+            blocks.append(member.step_block(X[at], row=row, trace=follow))
+        member_scores = np.zeros((T, len(self.detectors_)))
+        for j, b in enumerate(blocks):
+            member_scores[at, j] = b.scores
+        own = None
+        if source is not None and blocks[self.detectors_.index(source)].traces["range"] is not None:
+            # A tick without a point changes nothing: its range is that before the next point, or now.
+            after = np.searchsorted(at, np.arange(T))
+            now = source.own_expected_range()
+            own = tuple(np.concatenate([traced, part[row][None]])[after]
+                        for traced, part in zip(blocks[self.detectors_.index(source)].traces["range"], now))
+        pattern = self._pattern_distance()
+        distances = np.zeros(T)
+        if pattern is not None:
+            distances[at] = blocks[self.members.index("pattern")].traces["distance_"]
+        scores = np.zeros(T)
+        anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
+        followed = {name: [] for name in trace}
+        for t in range(T):
+            tick = np.full((S, d), np.nan)
+            tick[row] = X[t]
+            when = np.full(S, np.nan)
+            when[row] = times[t]
+            if "range" in followed:
+                followed["range"].append(self._kept_row(row, None if own is None else (own[0][t], own[1][t])))
+            tick_scores = np.zeros((S, len(self.detectors_)))
+            tick_scores[row] = member_scores[t]
+            own_range = None
+            if own is not None:
+                own_range = (np.zeros((S, d)), np.zeros((S, d)))
+                own_range[0][row], own_range[1][row] = own[0][t], own[1][t]
+            distance = None
+            if pattern is not None:
+                distance = pattern.copy()
+                distance[row] = distances[t]
+
+            def tail(X_t, present, scores_t=tick_scores, own_t=own_range, distance_t=distance):
+                centre, scale = self._reference(X_t, own_t)
+                return self._fuse_and_track(X_t, present, scores_t, centre, scale, distance_t)
+
+            scores[t] = self._tick(tick, when, tail)[row]
+            anomalous[t], alerts[t] = self.is_anomaly_[row], self.alert_[row]
+            for name in trace:
+                if name != "range":
+                    followed[name].append(np.array(getattr(self, name)[row], copy=True))
+        traces = {name: np.stack(values) for name, values in followed.items() if name != "range"}
+        if "range" in followed:
+            ranges = followed["range"]
+            traces["range"] = None if ranges[0] is None else tuple(np.stack(part) for part in zip(*ranges))
+        return Block(scores, anomalous, alerts, traces)
+
+    def _kept_row(self, row, expected):
+        """One stream's expected range kept on its sign side, as :meth:`expected_range` would give it now."""
+        if expected is None:
+            return None
+        seen = self.seen_[row] > 0
+        low, high = expected
+        return (np.where(seen & self.never_negative_[row], np.maximum(low, 0.0), low),
+                np.where(seen & self.never_positive_[row], np.minimum(high, 0.0), high))
+
+    def _fuse_and_track(self, X, present, scores, centre, scale, distance):
+        """Fuse the members' scores of this tick, add novelty, and keep the episodes (the ensemble's own state).
+
+        ``centre`` and ``scale`` are the reference range before the tick,
+        ``distance`` the pattern member's distances after it (None without one).
+        """
         self.member_scores_ = scores
         fused = self._fuse(scores)
         ready = present & (self.seen_ >= self.warmup)
@@ -186,7 +279,7 @@ class EnsembleDetector(Detector):
         if not self.novelty:
             self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
-        novel_logp = self._novelty_logp(X, present)
+        novel_logp = self._novelty_logp(X, present, distance)
         novel = score_from_logp(novel_logp)
         # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
         # only when it escalates past the alert's: one incident, one alert.
@@ -215,10 +308,10 @@ class EnsembleDetector(Detector):
         self.alert_ = self.alert_ & present & ~warming
         self.is_anomaly_ = self.is_anomaly_ & present & ~warming
 
-    def _reference(self, X):
+    def _reference(self, X, own_range):
         """Centre and spread ``(S, d)`` of the range each field is expected in on this tick (before learning).
 
-        Taken from the first range member (a robust one by default), with the
+        Taken from the first range member's own range ``own_range`` (a robust one by default), with the
         spread at least :data:`REFERENCE_FLOOR` of the field's range so far;
         frozen by the episode state when an episode starts.
         """
@@ -228,9 +321,8 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         if source is None:
             return np.zeros((S, d)), np.full((S, d), np.inf)
-        # The member's own model, before the base class keeps it on the series' sign side.
-        own = getattr(type(source).expected_range, "__wrapped__", type(source).expected_range)
-        low, high = own(source)
+        # ``own_range``: the member's own model, before the base class keeps it on the series' sign side.
+        low, high = own_range
         k = z_multiplier(source.threshold, 1)
         centre = 0.5 * (low + high)
         scale = np.maximum(0.5 * (high - low) / k, REFERENCE_FLOOR * span)
@@ -256,15 +348,18 @@ class EnsembleDetector(Detector):
                 fused = np.where(w > 0, scores, 0.0).max(axis=1)
         return np.where(total > 0, fused, 0.0)
 
-    def _novelty_logp(self, X, present):
+    def _pattern_distance(self):
+        """The pattern member's distances ``(S,)`` after this tick, or None without a pattern member."""
+        return self.detectors_[self.members.index("pattern")].distance_ if "pattern" in self.members else None
+
+    def _novelty_logp(self, X, present, distance):
         """Return each stream's novelty as a log tail probability: its rarest record over the channels."""
         logp = self.value_records_.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
         cause = np.where(logp < 0, VALUE_CAUSE, 0).astype(np.int8)
         if "pattern" in self.members:
             i = self.members.index("pattern")
             on = self.stream_weights_[:, i] > 0
-            distance = self.detectors_[i].distance_[:, None]
-            pattern = self.pattern_records_.update(distance, present & on)[:, 0]
+            pattern = self.pattern_records_.update(distance[:, None], present & on)[:, 0]
             cause = np.where(pattern < logp, PATTERN_CAUSE, cause).astype(np.int8)
             logp = np.minimum(logp, pattern)
         self.cause_ = cause
