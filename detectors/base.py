@@ -276,7 +276,7 @@ class Detector:
         if len(X) == 0:
             empty = np.zeros(0, dtype=bool)
             return Block(np.zeros(0), empty, empty.copy(), {})
-        if self._vectorised(trace):
+        if self._vectorised(trace, row):
             return self._vector_block(X, times, row, "range" in trace)
         return self._looped_block(X, times, row, tuple(trace))
 
@@ -285,10 +285,15 @@ class Detector:
         method = type(self).expected_range
         return getattr(method, "__wrapped__", method)(self)
 
-    def _vectorised(self, trace) -> bool:
+    def _vectorised(self, trace, row: int) -> bool:
+        """Whether a block of stream ``row`` may take the fast path, following ``trace``."""
         return (type(self)._score_block is not Detector._score_block
                 and type(self)._update_episodes is Detector._update_episodes
-                and set(trace) <= {"range"})
+                and set(trace) <= {"range"} and self._can_block(row))
+
+    def _can_block(self, row: int) -> bool:
+        """Whether :meth:`_score_block` is exact for stream ``row`` in the bank's present state (default: yes)."""
+        return True
 
     def _looped_block(self, X: np.ndarray, times: np.ndarray, row: int, trace: tuple) -> Block:
         """The reference path: one :meth:`step` per point, every other stream absent."""

@@ -159,6 +159,47 @@ class CausalEmbedding:
             features = self._project(features, present)
         return features
 
+    def transform_block(self, row: int, points: np.ndarray) -> np.ndarray:
+        """Return the ``(n, width_)`` features of ``n`` successive points of stream ``row``, as ``n`` :meth:`transform` calls would.
+
+        The running average is a recursion (each point's winsorised value
+        moves it), so it is followed point by point here, with the same
+        arithmetic as :meth:`transform`; the features are then built at
+        once.  Only for embeddings without a projection (``width_`` at most
+        ``max_width``).
+        """
+        if self.projection_ is not None:
+            raise ValueError("transform_block does not project: the embedding is wider than max_width")
+        n, d = points.shape
+        alpha = 2.0 / (self.span + 1.0)
+        previous, average = np.empty((n, d)), np.empty((n, d))
+        prev, avg, spread = self.previous_[row].copy(), self.average_[row].copy(), self.spread_[row].copy()
+        count, started = int(self.deviations_[row]), bool(self.started_[row])
+        for k in range(n):
+            x = points[k]
+            if not started:
+                prev, avg = x, x
+            previous[k], average[k] = prev, avg
+            prev = x
+            # np.minimum(np.maximum()) is np.clip without its Python wrapper (a few us a call).
+            learned = np.minimum(np.maximum(x, avg - DEV_LIMIT * spread), avg + DEV_LIMIT * spread) if count >= 3 else x
+            if started:
+                spread = spread + max(1.0 / (count + 1.0), _SPREAD_RATE) * (np.abs(learned - avg) - spread)
+                count += 1
+            avg = avg + alpha * (learned - avg)
+            started = True
+        if n:
+            self.previous_[row], self.average_[row], self.spread_[row] = prev, avg, spread
+            self.deviations_[row], self.started_[row] = count, True
+        features = np.empty((n, d * len(self.parts_)), dtype=np.float32)
+        for i, part in enumerate(self.parts_):
+            block = features[:, i * d : (i + 1) * d]
+            if part == "value":
+                block[:] = points
+            else:
+                np.subtract(points, previous if part == "diff" else average, out=block, casting="same_kind")
+        return features
+
     def _project(self, features: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Standardise each feature by its running centre and spread, then project on the fixed random directions."""
         n = self.scaled_count_

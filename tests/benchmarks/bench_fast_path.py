@@ -69,7 +69,7 @@ def main() -> None:
         for name in DEFAULT_MEMBERS + ("ensemble",):
             det = detectors.make(name)
             det.score_series(X[:200])  # imports (scipy.stats) and first calls out of the timing
-            path = "vector" if det._vectorised(()) else ("mixed" if name == "ensemble" else "loop")
+            path = "vector" if det._vectorised((), 0) else ("mixed" if name == "ensemble" else "loop")
             block = timed(lambda: det.score_series(X))
             step = timed(lambda: stepped(detectors.make(name), X[: args.stepped]))
             print(f"{name:18s} {path:6s} {rate(args.rows, block)} {rate(args.stepped, step)}", flush=True)
