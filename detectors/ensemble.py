@@ -197,6 +197,8 @@ class EnsembleDetector(Detector):
         times = as_epoch_seconds(timestamps, len(X))
         if not 0 <= row < self.n_streams_:
             raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
+        if self.n_streams_ > 1:
+            return self._on_twin(X, times, row, tuple(trace))
         T, (S, d) = len(X), (self.n_streams_, self.n_features_)
         source = self._range_source()
         # Members are stepped only on ticks where some stream has a point (see Detector._tick), and
@@ -256,6 +258,19 @@ class EnsembleDetector(Detector):
             ranges = followed["range"]
             traces["range"] = None if ranges[0] is None else tuple(np.stack(part) for part in zip(*ranges))
         return Block(scores, anomalous, alerts, traces)
+
+    def _others_sat_out(self, row, X):
+        super()._others_sat_out(row, X)
+        if len(X) == 0:
+            return
+        others = np.arange(self.n_streams_) != row
+        for name in ("member_scores_", "novelty_", "cause_"):
+            getattr(self, name)[others] = 0
+        self.value_records_.strength_[others] = 0.0
+        self.pattern_records_.strength_[others] = 0.0
+        points = X[~np.isnan(X).any(axis=1)]
+        for member in self.detectors_:
+            member._others_sat_out(row, points)
 
     def _kept_row(self, row, expected):
         """One stream's expected range kept on its sign side, as :meth:`expected_range` would give it now."""

@@ -220,7 +220,9 @@ class CausalEmbedding:
         self.scaled_count_ = n + present
         # The projection keeps distances; two summaries keep a lone extreme field from drowning among many.
         out = np.empty((len(z), self.width_), dtype=np.float32)
-        out[:, :-2] = z @ self.projection_
+        # In float64: a float32 product rounds differently for one row and for many (BLAS kernels), and a
+        # stream must score alike alone (a block on a one-stream twin) and in a bank.
+        out[:, :-2] = z.astype(np.float64) @ self.projection_.astype(np.float64)
         out[:, -2] = np.abs(z).max(axis=1)
         out[:, -1] = np.sqrt(np.mean(z * z, axis=1))
         return out
