@@ -101,6 +101,34 @@ class Block:
     traces: dict = field(default_factory=dict)
 
 
+class Traces:
+    """What :meth:`Detector.step_block` follows point by point: a range before each tick, attributes after it."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.wants_range = "range" in self.names
+        self._values = {name: [] for name in self.names}
+
+    def add_range(self, expected) -> None:
+        """Record one stream's ``(low, high)`` before a tick (None when the detector has no range)."""
+        self._values["range"].append(expected)
+
+    def add_after(self, det: "Detector", row: int) -> None:
+        """Record stream ``row``'s value of every followed attribute after a tick."""
+        for name in self.names:
+            if name != "range":
+                self._values[name].append(np.array(getattr(det, name)[row], copy=True))
+
+    def collect(self) -> dict:
+        """Return ``{name: (T, ...) array}``, and ``"range"`` as ``(low, high)`` or None."""
+        out = {name: np.stack(values) if values else np.zeros(0)
+               for name, values in self._values.items() if name != "range"}
+        if self.wants_range:
+            ranges = self._values["range"]
+            out["range"] = None if not ranges or ranges[0] is None else tuple(np.stack(p) for p in zip(*ranges))
+        return out
+
+
 class Detector:
     """Base class of every detector bank.
 
@@ -274,8 +302,7 @@ class Detector:
         if not 0 <= row < self.n_streams_:
             raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
         if len(X) == 0:
-            empty = np.zeros(0, dtype=bool)
-            return Block(np.zeros(0), empty, empty.copy(), {})
+            return Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
         if self._vectorised(trace, row):
             return self._vector_block(X, times, row, "range" in trace)
         if self.n_streams_ > 1:
@@ -329,28 +356,27 @@ class Detector:
 
     def _looped_block(self, X: np.ndarray, times: np.ndarray, row: int, trace: tuple) -> Block:
         """The reference path: one :meth:`step` per point, every other stream absent."""
-        T, S = len(X), self.n_streams_
+        T = len(X)
         scores = np.zeros(T)
         anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
-        followed = {name: [] for name in trace}
+        followed = Traces(trace)
         for t in range(T):
-            tick = np.full((S, self.n_features_), np.nan)
-            tick[row] = X[t]
-            when = np.full(S, np.nan)
-            when[row] = times[t]
-            if "range" in followed:
+            tick, when = self._one_point(row, X[t], times[t])
+            if followed.wants_range:
                 expected = self.own_expected_range()
-                followed["range"].append(None if expected is None else (expected[0][row], expected[1][row]))
+                followed.add_range(None if expected is None else (expected[0][row], expected[1][row]))
             scores[t] = self.step(tick, when)[row]
             anomalous[t], alerts[t] = self.is_anomaly_[row], self.alert_[row]
-            for name in trace:
-                if name != "range":
-                    followed[name].append(np.array(getattr(self, name)[row], copy=True))
-        traces = {name: np.stack(values) for name, values in followed.items() if name != "range"}
-        if "range" in followed:
-            ranges = followed["range"]
-            traces["range"] = None if ranges[0] is None else tuple(np.stack(part) for part in zip(*ranges))
-        return Block(scores, anomalous, alerts, traces)
+            followed.add_after(self, row)
+        return Block(scores, anomalous, alerts, followed.collect())
+
+    def _one_point(self, row: int, x: np.ndarray, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """A tick ``(S, d)`` and its times ``(S,)`` in which only stream ``row`` has a point."""
+        tick = np.full((self.n_streams_, self.n_features_), np.nan)
+        tick[row] = x
+        when = np.full(self.n_streams_, np.nan)
+        when[row] = time
+        return tick, when
 
     def _vector_block(self, X: np.ndarray, times: np.ndarray, row: int, with_range: bool) -> Block:
         """The fast path: :meth:`_score_block` over the present points in chunks, then the base bookkeeping."""

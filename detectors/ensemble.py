@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Block, Detector, as_epoch_seconds
+from .base import Block, Detector, Traces, as_epoch_seconds
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .stats import logp_from_score, score_from_logp, z_multiplier
@@ -197,6 +197,8 @@ class EnsembleDetector(Detector):
         times = as_epoch_seconds(timestamps, len(X))
         if not 0 <= row < self.n_streams_:
             raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
+        if len(X) == 0:
+            return Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
         if self.n_streams_ > 1:
             return self._on_twin(X, times, row, tuple(trace))
         T, (S, d) = len(X), (self.n_streams_, self.n_features_)
@@ -225,14 +227,11 @@ class EnsembleDetector(Detector):
             distances[at] = blocks[self.members.index("pattern")].traces["distance_"]
         scores = np.zeros(T)
         anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
-        followed = {name: [] for name in trace}
+        followed = Traces(trace)
         for t in range(T):
-            tick = np.full((S, d), np.nan)
-            tick[row] = X[t]
-            when = np.full(S, np.nan)
-            when[row] = times[t]
-            if "range" in followed:
-                followed["range"].append(self._kept_row(row, None if own is None else (own[0][t], own[1][t])))
+            tick, when = self._one_point(row, X[t], times[t])
+            if followed.wants_range:
+                followed.add_range(self._kept_row(row, None if own is None else (own[0][t], own[1][t])))
             tick_scores = np.zeros((S, len(self.detectors_)))
             tick_scores[row] = member_scores[t]
             own_range = None
@@ -250,14 +249,8 @@ class EnsembleDetector(Detector):
 
             scores[t] = self._tick(tick, when, tail)[row]
             anomalous[t], alerts[t] = self.is_anomaly_[row], self.alert_[row]
-            for name in trace:
-                if name != "range":
-                    followed[name].append(np.array(getattr(self, name)[row], copy=True))
-        traces = {name: np.stack(values) for name, values in followed.items() if name != "range"}
-        if "range" in followed:
-            ranges = followed["range"]
-            traces["range"] = None if ranges[0] is None else tuple(np.stack(part) for part in zip(*ranges))
-        return Block(scores, anomalous, alerts, traces)
+            followed.add_after(self, row)
+        return Block(scores, anomalous, alerts, followed.collect())
 
     def _others_sat_out(self, row, X):
         super()._others_sat_out(row, X)

@@ -8,9 +8,13 @@ members, and the first ``--stepped`` rows through the streaming path (one
 series in the same run (score_one + learn_one per row, as
 ``python -m detectors evaluate`` scores it).  A member marked ``loop`` has
 no vectorised block path yet and is stepped point by point inside the block.
-The machine is shared: print ``uptime`` beside the figures.
+With ``--bank N``, also one stream's batch of ``--batch`` points submitted
+to an engine whose bank holds ``N`` streams: ``Engine.step`` per point (each
+tick steps the whole bank) against ``Engine.step_block``.
+The machine is shared: the load average is printed beside the figures.
 
     python tests/benchmarks/bench_fast_path.py [--rows 10000] [--stepped 500] [--fields 1 8 38] [--no-river]
+        [--bank 1000 --batch 1000]
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import detectors  # noqa: E402
 from detectors.base import Detector  # noqa: E402
+from detectors.engine import Engine  # noqa: E402
 from detectors.ensemble import DEFAULT_MEMBERS  # noqa: E402
 
 
@@ -53,12 +58,34 @@ def stepped(det: Detector, X: np.ndarray) -> None:
         det.step(row[None, :])
 
 
+def engine_batch(bank: int, batch: int, stepped: int) -> None:
+    """One stream's batch in a bank of ``bank`` streams: per-point engine steps against one block."""
+    names = [f"s{i}" for i in range(bank)]
+    engines = []
+    for _ in range(2):
+        engine = Engine()
+        engine.add_streams(names, ("x",))
+        group = engine.group(names)
+        rng = np.random.default_rng(0)
+        for _ in range(100):  # every stream warmed alike
+            group.step(rng.normal(50, 1, (bank, 1)))
+        engines.append(engine)
+    X = wave(batch, 1, seed=3)
+    step = timed(lambda: [engines[0].step({"s7": {"x": float(v)}}) for v in X[:stepped, 0]])
+    block = timed(lambda: engines[1].step_block("s7", X))
+    print(f"\none stream's batch in a bank of {bank:,} streams (default ensemble, 1 field): "
+          f"Engine.step per point {stepped / step:,.0f} points/s (first {stepped}), "
+          f"Engine.step_block {batch / block:,.0f} points/s ({batch} points)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--stepped", type=int, default=500, help="rows timed through the streaming path")
     parser.add_argument("--fields", type=int, nargs="+", default=[1, 8, 38])
     parser.add_argument("--no-river", action="store_true")
+    parser.add_argument("--bank", type=int, default=0, help="also time one stream's batch in a bank this large")
+    parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
 
     print(f"one series of {args.rows:,} rows; block = score_series (fast path), step = one step() per row "
@@ -78,6 +105,8 @@ def main() -> None:
 
             seconds = timed(lambda: half_space_trees(X, warmup=256))
             print(f"{'river HST':18s} {'':6s} {rate(args.rows, seconds)}   (score_one + learn_one per row)", flush=True)
+    if args.bank:
+        engine_batch(args.bank, args.batch, min(args.stepped, args.batch))
     print(f"\nload average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
 
 

@@ -175,6 +175,18 @@ def test_engine_block_equals_engine_steps():
         assert_close(arrays_s[key], arrays_b[key])
 
 
+def test_empty_block_changes_nothing():
+    engine = Engine()
+    engine.add_stream("cpu", ("cpu",))
+    engine.step({"cpu": {"cpu": 1.0}})
+    before = engine.export_state()[1]
+    result = engine.step_block("cpu", np.zeros((0, 1)))
+    assert len(result) == 0 and result.scores.shape == (0,)
+    after = engine.export_state()[1]
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
 def test_engine_block_rejects_wrong_shapes():
     engine = Engine(members=("zscore",))
     engine.add_stream("cpu", ("cpu",))
