@@ -134,6 +134,16 @@ def test_vectorised_members_take_the_fast_path(name, monkeypatch):
     det.step_block(series(300, 1, seed=3))
 
 
+@pytest.mark.parametrize("name", ["zscore", "ensemble"])
+def test_score_many_equals_one_block_per_series(name):
+    """Several series (stepped together, or one block each, whichever is faster) score as blocks of their rows."""
+    group = [series(n, 1, seed=n) for n in (500, 340, 420)]
+    together = detectors.make(name).score_many(group)
+    det = detectors.make(name).reset(len(group), 1)
+    for row, (values, scores) in enumerate(zip(group, together)):
+        np.testing.assert_allclose(scores, det.step_block(values, row=row).scores, rtol=0, atol=1e-9)
+
+
 def test_block_in_pieces_equals_one_block():
     """A batch split anywhere scores as the whole batch (a replay delivered in parts)."""
     X = series(900, 1, seed=5)
