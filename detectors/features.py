@@ -165,11 +165,9 @@ class CausalEmbedding:
         The running average is a recursion (each point's winsorised value
         moves it), so it is followed point by point here, with the same
         arithmetic as :meth:`transform`; the features are then built at
-        once.  Only for embeddings without a projection (``width_`` at most
-        ``max_width``).
+        once; a wide embedding's running standardisation (also a recursion)
+        is followed point by point on a one-stream twin.
         """
-        if self.projection_ is not None:
-            raise ValueError("transform_block does not project: the embedding is wider than max_width")
         n, d = points.shape
         alpha = 2.0 / (self.span + 1.0)
         previous, average = np.empty((n, d)), np.empty((n, d))
@@ -198,7 +196,21 @@ class CausalEmbedding:
                 block[:] = points
             else:
                 np.subtract(points, previous if part == "diff" else average, out=block, casting="same_kind")
-        return features
+        return features if self.projection_ is None else self._project_block(row, features)
+
+    def _project_block(self, row: int, features: np.ndarray) -> np.ndarray:
+        """:meth:`_project` of ``n`` successive feature rows of stream ``row``, one at a time on a one-stream twin."""
+        one = CausalEmbedding(self.embed, self.span, self.max_width).reset(1, self.n_features_)
+        learned = ("scaled_count_", "feature_centre_", "feature_scale_")
+        for name in learned:
+            getattr(one, name)[0] = getattr(self, name)[row]
+        present = np.ones(1, dtype=bool)
+        out = np.empty((len(features), self.width_), dtype=np.float32)
+        for k in range(len(features)):
+            out[k] = one._project(features[k : k + 1], present)[0]
+        for name in learned:
+            getattr(self, name)[row] = getattr(one, name)[0]
+        return out
 
     def _project(self, features: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Standardise each feature by its running centre and spread, then project on the fixed random directions."""

@@ -37,8 +37,8 @@ class RefittedModelDetector(Detector):
         return scores
 
     def _can_block(self, row: int) -> bool:
-        # A stream waiting for its refit (many due at once) or a projected embedding take the steps.
-        return not self.schedule_.pending_.any() and self.embedding_.projection_ is None
+        # Streams waiting for their refit (many due at once) would refit in the bank's order: take the steps.
+        return not self.schedule_.pending_.any()
 
     def _score_block(self, row, points, with_range):
         """Between two events (a refit of the model, a refit of the calibration) a block is scored at once.
