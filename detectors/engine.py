@@ -477,13 +477,9 @@ class Engine:
         self._place(name)
         self.layout_version += 1
         bank = self._banks[s["bank"]]
-        X = np.full((bank.capacity, bank.n_features), np.nan)
-        present = np.zeros(bank.capacity, dtype=bool)
-        present[s["row"]] = True
-        for point in history:
-            X[s["row"]] = point
-            bank.detector.step(X)
-            bank.remember(X, present)
+        # One block: the replay costs the stream's points, not as many ticks of the whole bank.
+        bank.detector.step_block(history, row=s["row"])
+        bank.remember_block(s["row"], history)
 
     # -- snapshots (format and checks in detectors/snapshot.py) ----------------
     def export_state(self, copy: bool = True) -> tuple[dict, dict]:

@@ -206,3 +206,23 @@ def test_engine_block_rejects_wrong_shapes():
         engine.step_block("cpu", np.zeros((3, 2)))
     with pytest.raises(ValueError, match="fields"):
         engine.step_block("cpu", np.zeros((3, 1)), fields=("mem",))
+
+
+def test_a_new_window_replays_the_history_as_steps_would():
+    """Engine._move replays a stream's history into its new bank as one block: the state of one step per point."""
+    engine = Engine()
+    engine.add_stream("cpu", ("cpu",))
+    for v in series(300, 1, seed=4)[:, 0]:
+        engine.step({"cpu": {"cpu": float(v)}})
+    old = engine._streams["cpu"]
+    history = engine._banks[old["bank"]].recent(old["row"])
+    engine.configure("cpu", detector="zscore", window=40)
+    moved = engine._streams["cpu"]
+    bank = engine._banks[moved["bank"]]
+    reference = engine._ensemble({"zscore": 40}).clone().reset(bank.capacity, 1)
+    reference.stream_weights_[:] = bank.detector.stream_weights_
+    for point in history:
+        tick = np.full((bank.capacity, 1), np.nan)
+        tick[moved["row"]] = point
+        reference.step(tick)
+    assert_same_state(reference, bank.detector)
