@@ -247,7 +247,10 @@ class Detector:
         return None
 
     def score_series(self, values, timestamps=None) -> np.ndarray:
-        """Score one series causally, point by point; ``values`` is ``(T,)`` or ``(T, d)``, ``timestamps`` ``(T,)``."""
+        """Score one series causally, as one block (:meth:`step_block`).
+
+        ``values`` is ``(T,)`` or ``(T, d)``, ``timestamps`` ``(T,)``.
+        """
         return self.score_many([values], None if timestamps is None else [timestamps])[0]
 
     def label_series(self, values, timestamps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

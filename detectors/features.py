@@ -160,7 +160,7 @@ class CausalEmbedding:
         return features
 
     def transform_block(self, row: int, points: np.ndarray) -> np.ndarray:
-        """Return the ``(n, width_)`` features of ``n`` successive points of stream ``row``, as ``n`` :meth:`transform` calls would.
+        """Return the ``(n, width_)`` features of ``n`` successive points of stream ``row``, as ``n`` transforms would.
 
         The running average is a recursion (each point's winsorised value
         moves it), so it is followed point by point here, with the same
