@@ -689,6 +689,43 @@ class StreamGroup:
             for key, positions in by_bank.items()
         ]
 
+    def step_many(self, ticks, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score ``T`` ticks at once, as ``T`` calls of :meth:`step` would: ``ticks`` is ``(T, n, d)`` (NaN rows skip).
+
+        Returns ``(scores, is_anomaly, alert)``, each ``(T, n)``.  For a file
+        of many series, a replay of many streams: members with a vectorised
+        block path score each stream's points ahead, the others and the
+        ensemble's recursion step tick by tick (see
+        :meth:`~detectors.ensemble.EnsembleDetector.step_ticks`), ``chunk``
+        ticks at a time to bound memory.
+        """
+        ticks = np.asarray(ticks, dtype=float)
+        ticks = ticks[:, :, None] if ticks.ndim == 2 else ticks
+        if ticks.ndim != 3 or ticks.shape[1] != len(self.names):
+            raise ValueError(f"expected ticks of shape (T, {len(self.names)}, d), got {ticks.shape}")
+        if self._version != self.engine.layout_version:
+            self._resolve()
+        T = len(ticks)
+        scores = np.zeros((T, len(self.names)))
+        anomalous, alerts = np.zeros((T, len(self.names)), dtype=bool), np.zeros((T, len(self.names)), dtype=bool)
+        for key, positions, rows in self._parts:
+            bank = self.engine._banks[key]
+            det = bank.detector
+            det.stream_thresholds_ = bank.thresholds
+            for a in range(0, T, chunk):
+                b = min(T, a + chunk)
+                X = np.full((b - a, bank.capacity, bank.n_features), np.nan)
+                X[:, rows] = ticks[a:b][:, positions]
+
+                def after(t, a=a):
+                    anomalous[a + t, positions], alerts[a + t, positions] = det.is_anomaly_[rows], det.alert_[rows]
+
+                fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
+                scores[a:b, positions] = fused[:, rows]
+            for position, row in zip(positions, rows):
+                bank.remember_block(row, ticks[:, position])
+        return scores, anomalous, alerts
+
     def step(self, values) -> TickResult:
         """Score one tick of ``values`` (row i is stream ``names[i]``; a NaN row skips that stream)."""
         values = np.asarray(values, dtype=float)

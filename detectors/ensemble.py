@@ -185,13 +185,11 @@ class EnsembleDetector(Detector):
     def step_block(self, X, timestamps=None, *, row: int = 0, trace=()):
         """Score ``T`` points of stream ``row`` as ``T`` steps would (see :meth:`Detector.step_block`).
 
-        Each member scores the whole block on its own fast path (or point by
-        point), following what the ensemble reads of it on each tick (the
-        range member's range, the pattern member's distance); then the
-        ensemble's own recursion (fusion, records, episodes) runs over the
-        block's ticks.  Besides ``"range"`` (the ensemble's expected range,
+        Besides ``"range"`` (the ensemble's expected range before each point,
         already on the series' sign side), ``trace`` may name any per-stream
-        attribute, e.g. ``"member_scores_"`` or ``"cause_"``.
+        attribute, e.g. ``"member_scores_"`` or ``"cause_"``.  See
+        :meth:`step_ticks` for how the members and the ensemble's own
+        recursion share the work.
         """
         X = self._check_block(X)
         times = as_epoch_seconds(timestamps, len(X))
@@ -201,56 +199,116 @@ class EnsembleDetector(Detector):
             return Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
         if self.n_streams_ > 1:
             return self._on_twin(X, times, row, tuple(trace))
-        T, (S, d) = len(X), (self.n_streams_, self.n_features_)
-        source = self._range_source()
-        # Members are stepped only on ticks where some stream has a point (see Detector._tick), and
-        # without the points' times, as in _score_and_learn.
-        at = np.flatnonzero(~np.isnan(X).any(axis=1))
-        blocks = []
-        for member in self.detectors_:
-            follow = ("range",) if member is source else ()
-            follow += ("distance_",) if member.name == "pattern" else ()
-            blocks.append(member.step_block(X[at], row=row, trace=follow))
-        member_scores = np.zeros((T, len(self.detectors_)))
-        for j, b in enumerate(blocks):
-            member_scores[at, j] = b.scores
-        own = None
-        if source is not None and blocks[self.detectors_.index(source)].traces["range"] is not None:
-            # A tick without a point changes nothing: its range is that before the next point, or now.
-            after = np.searchsorted(at, np.arange(T))
-            now = source.own_expected_range()
-            own = tuple(np.concatenate([traced, part[row][None]])[after]
-                        for traced, part in zip(blocks[self.detectors_.index(source)].traces["range"], now))
-        pattern = self._pattern_distance()
-        distances = np.zeros(T)
-        if pattern is not None:
-            distances[at] = blocks[self.members.index("pattern")].traces["distance_"]
-        scores = np.zeros(T)
+        T = len(X)
         anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
         followed = Traces(trace)
-        for t in range(T):
-            tick, when = self._one_point(row, X[t], times[t])
+
+        def before(t, own):
             if followed.wants_range:
-                followed.add_range(self._kept_row(row, None if own is None else (own[0][t], own[1][t])))
-            tick_scores = np.zeros((S, len(self.detectors_)))
-            tick_scores[row] = member_scores[t]
-            own_range = None
-            if own is not None:
-                own_range = (np.zeros((S, d)), np.zeros((S, d)))
-                own_range[0][row], own_range[1][row] = own[0][t], own[1][t]
-            distance = None
-            if pattern is not None:
-                distance = pattern.copy()
-                distance[row] = distances[t]
+                followed.add_range(self._kept_row(0, None if own is None else (own[0][0], own[1][0])))
 
-            def tail(X_t, present, scores_t=tick_scores, own_t=own_range, distance_t=distance):
-                centre, scale = self._reference(X_t, own_t)
-                return self._fuse_and_track(X_t, present, scores_t, centre, scale, distance_t)
+        def after(t):
+            anomalous[t], alerts[t] = self.is_anomaly_[0], self.alert_[0]
+            followed.add_after(self, 0)
 
-            scores[t] = self._tick(tick, when, tail)[row]
-            anomalous[t], alerts[t] = self.is_anomaly_[row], self.alert_[row]
-            followed.add_after(self, row)
+        scores = self.step_ticks(X[:, None, :], times[:, None], before, after)[:, 0]
         return Block(scores, anomalous, alerts, followed.collect())
+
+    def _run_ticks(self, arrays, timestamps, with_episodes):
+        """Several series as streams of the bank: :meth:`step_ticks` over their padded ticks."""
+        length, d = max(len(a) for a in arrays), arrays[0].shape[1]
+        ticks = np.full((length, len(arrays), d), np.nan)
+        times = np.full((length, len(arrays)), np.nan)
+        for i, a in enumerate(arrays):
+            ticks[: len(a), i] = a
+            if timestamps is not None:
+                times[: len(a), i] = as_epoch_seconds(timestamps[i], len(a))
+        anomalous = np.zeros((length, len(arrays)), dtype=bool)
+        alerts = np.zeros((length, len(arrays)), dtype=bool)
+
+        def after(t):
+            anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
+
+        out = self.step_ticks(ticks, times, None, after if with_episodes else None)
+        cut = [slice(0, len(a)) for a in arrays]
+        return tuple([m[c, i].copy() for i, c in enumerate(cut)] for m in (out, anomalous, alerts))
+
+    def step_ticks(self, ticks, times, before=None, after=None):
+        """Step the bank over ``ticks`` ``(T, S, d)`` as ``T`` calls of :meth:`step` would; return the ``(T, S)`` scores.
+
+        Members with a vectorised block path score every stream's points
+        ahead, one block per stream (following the range member's range);
+        the others are stepped tick by tick together with the ensemble's own
+        recursion (fusion, records, episodes), which reads the scores and
+        ranges of the members scored ahead at each tick.  ``before(t, own)``
+        (``own``: the range member's own range before tick ``t``) and
+        ``after(t)`` let a caller follow each tick.
+        """
+        T, S, d = ticks.shape
+        source = self._range_source()
+        # Members are stepped only on ticks where some stream has a point (see Detector._tick).
+        has_point = ~np.isnan(ticks).any(axis=2)
+        stepped = has_point.any(axis=1)
+        last = np.flatnonzero(stepped)[-1] if stepped.any() else -1
+        ahead = [j for j, det in enumerate(self.detectors_)
+                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"]
+        ahead_scores = np.zeros((T, S, len(ahead)))
+        own_rows, own_index = None, None
+        active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
+        for k, j in enumerate(ahead):
+            det = self.detectors_[j]
+            ticks_before, flags, firsts = det.ticks_, np.zeros(S, dtype=bool), np.zeros(S, dtype=bool)
+            # The range member's ranges, stream after stream, and for each tick and stream where its range is;
+            # a stream without points reads the last (unused) zero range.
+            ranges, index = [], np.zeros((T, S), dtype=np.int64)
+            for i in active:
+                at = np.flatnonzero(has_point[:, i])
+                # As in _score_and_learn, the members are stepped without the points' times.
+                block = det.step_block(ticks[at, i], row=i, trace=("range",) if det is source else ())
+                ahead_scores[at, i, k] = block.scores
+                if at[-1] == last:
+                    flags[i], firsts[i] = block.is_anomaly[-1], block.alert[-1]
+                if det is source:
+                    # A tick without the stream's point changes nothing: its range is the one before the
+                    # stream's next point, or the one after its last.
+                    now = det.own_expected_range()
+                    index[:, i] = sum(len(r[0]) for r in ranges) + np.searchsorted(at, np.arange(T))
+                    ranges.append(tuple(np.concatenate([traced, part[i][None]])
+                                        for traced, part in zip(block.traces["range"], now)))
+            # The bank's per-tick outputs as after the last stepped tick.
+            det.ticks_, det.time_, det._cache_ = ticks_before + int(stepped.sum()), np.full(S, np.nan), {}
+            if stepped.any():
+                det.is_anomaly_, det.alert_ = flags, firsts
+            if det is source:
+                ranges.append((np.zeros((1, d)), np.zeros((1, d))))
+                empty = np.setdiff1d(np.arange(S), active)
+                index[:, empty] = sum(len(r[0]) for r in ranges) - 1
+                own_rows = tuple(np.concatenate(parts) for parts in zip(*ranges))
+                own_index = index
+        looped = [j for j in range(len(self.detectors_)) if j not in ahead]
+        out = np.zeros((T, S))
+        for t in range(T):
+            if source is None:
+                own = None
+            elif own_rows is not None:
+                own = (own_rows[0][own_index[t]], own_rows[1][own_index[t]])
+            else:
+                own = source.own_expected_range()
+            if before is not None:
+                before(t, own)
+
+            def tail(X_t, present, t=t, own=own):
+                centre, scale = self._reference(X_t, own)
+                scores = np.zeros((S, len(self.detectors_)))
+                scores[:, ahead] = ahead_scores[t]
+                for j in looped:
+                    scores[:, j] = self.detectors_[j].step(X_t)
+                return self._fuse_and_track(X_t, present, scores, centre, scale, self._pattern_distance())
+
+            out[t] = self._tick(ticks[t], times[t], tail)
+            if after is not None:
+                after(t)
+        return out
 
     def _others_sat_out(self, row, X):
         super()._others_sat_out(row, X)

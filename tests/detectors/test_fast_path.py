@@ -15,6 +15,7 @@ import pytest
 
 import detectors
 from detectors import REGISTRY
+from detectors.base import Detector
 from detectors.engine import Engine
 from detectors.snapshot import flatten
 
@@ -144,6 +145,26 @@ def test_score_many_equals_one_block_per_series(name):
         np.testing.assert_allclose(scores, det.step_block(values, row=row).scores, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("d", [1, 8])
+def test_ensemble_bank_with_members_scored_ahead_equals_steps(d):
+    """Several series through the ensemble: members scored ahead as blocks, the rest tick by tick, as plain steps."""
+    group = [series(n, d, seed=n) for n in (520, 300, 410)]
+    group[1][100:140] = np.nan
+    times = [START + 300.0 * np.arange(len(g)) for g in group]
+    ahead, stepped = detectors.make("ensemble"), detectors.make("ensemble")
+    ahead.reset(len(group), d)
+    stepped.reset(len(group), d)
+    got = ahead._run_ticks(group, times, True)
+    expected = Detector._run_ticks(stepped, group, times, True)
+    for g, e in zip(got[0], expected[0]):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
+    for part in (1, 2):
+        for g, e in zip(got[part], expected[part]):
+            np.testing.assert_array_equal(g, e)
+    assert sum(a.sum() for a in got[2]) >= 2
+    assert_same_state(stepped, ahead)
+
+
 def test_block_in_pieces_equals_one_block():
     """A batch split anywhere scores as the whole batch (a replay delivered in parts)."""
     X = series(900, 1, seed=5)
@@ -226,3 +247,33 @@ def test_a_new_window_replays_the_history_as_steps_would():
         tick[moved["row"]] = point
         reference.step(tick)
     assert_same_state(reference, bank.detector)
+
+
+def test_stream_group_step_many_equals_its_steps():
+    """A group's ticks scored at once equal its ticks scored one by one (scores, flags, alerts, engine state)."""
+    group = [series(n, 2, seed=n) for n in (450, 380, 450)]
+    length = max(len(g) for g in group)
+    ticks = np.full((length, len(group), 2), np.nan)
+    for i, g in enumerate(group):
+        ticks[: len(g), i] = g
+    names = ["a", "b", "c"]
+    engines = [Engine(), Engine()]
+    for engine in engines:
+        engine.add_streams(names, ("x", "y"))
+    stepped = engines[0].group(names)
+    expected = np.zeros((length, 3)), np.zeros((length, 3), dtype=bool), np.zeros((length, 3), dtype=bool)
+    for t, tick in enumerate(ticks):
+        result = stepped.step(tick)
+        for i, name in enumerate(names):
+            verdict = result[name]
+            expected[0][t, i], expected[1][t, i], expected[2][t, i] = verdict.score, verdict.is_anomaly, verdict.alert
+    got = engines[1].group(names).step_many(ticks, chunk=128)
+    np.testing.assert_allclose(got[0], expected[0], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert got[2].sum() >= 2
+    meta_s, arrays_s = engines[0].export_state()
+    meta_b, arrays_b = engines[1].export_state()
+    assert_close(meta_s, meta_b)
+    for key in arrays_s:
+        assert_close(arrays_s[key], arrays_b[key])
