@@ -354,6 +354,10 @@ class Detector:
                 and type(self)._update_episodes is Detector._update_episodes
                 and set(trace) <= {"range"} and self._can_block(row))
 
+    def _independent_streams(self, n_active: int) -> bool:
+        """Whether ``n_active`` streams with points on the same ticks score as each would alone (default: yes)."""
+        return True
+
     def _can_block(self, row: int) -> bool:
         """Whether :meth:`_score_block` is exact for stream ``row`` in the bank's present state (default: yes)."""
         return True

@@ -250,11 +250,12 @@ class EnsembleDetector(Detector):
         has_point = ~np.isnan(ticks).any(axis=2)
         stepped = has_point.any(axis=1)
         last = np.flatnonzero(stepped)[-1] if stepped.any() else -1
+        active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
         ahead = [j for j, det in enumerate(self.detectors_)
-                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"]
+                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
+                 and det._independent_streams(len(active))]
         ahead_scores = np.zeros((T, S, len(ahead)))
         own_rows, own_index = None, None
-        active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
         for k, j in enumerate(ahead):
             det = self.detectors_[j]
             ticks_before, flags, firsts = det.ticks_, np.zeros(S, dtype=bool), np.zeros(S, dtype=bool)

@@ -36,6 +36,10 @@ class RefittedModelDetector(Detector):
             self._refit(due[start : start + chunk])
         return scores
 
+    def _independent_streams(self, n_active: int) -> bool:
+        # More streams than one tick's refit budget may be due together, and then refit in the bank's order.
+        return n_active <= self.schedule_.budget_
+
     def _can_block(self, row: int) -> bool:
         # Streams waiting for their refit (many due at once) would refit in the bank's order: take the steps.
         return not self.schedule_.pending_.any()

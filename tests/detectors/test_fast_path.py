@@ -145,10 +145,15 @@ def test_score_many_equals_one_block_per_series(name):
         np.testing.assert_allclose(scores, det.step_block(values, row=row).scores, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("d", [1, 8])
-def test_ensemble_bank_with_members_scored_ahead_equals_steps(d):
-    """Several series through the ensemble: members scored ahead as blocks, the rest tick by tick, as plain steps."""
-    group = [series(n, d, seed=n) for n in (520, 300, 410)]
+@pytest.mark.parametrize("d, n_series", [(1, 3), (8, 3), (1, 12)])
+def test_ensemble_bank_with_members_scored_ahead_equals_steps(d, n_series):
+    """Several series through the ensemble: members scored ahead as blocks, the rest tick by tick, as plain steps.
+
+    With 12 series, more streams than the refit budget (8) fall due on one tick: the refitted members step.
+    """
+    group = [series(n, d, seed=n + i) for i, n in enumerate((520, 300, 410) * (n_series // 3))]
+    for g in group:  # every stream present on the first ticks: all fall due for their first fit together
+        g[:100] = np.nan_to_num(g[:100], nan=20.0)
     group[1][100:140] = np.nan
     times = [START + 300.0 * np.arange(len(g)) for g in group]
     ahead, stepped = detectors.make("ensemble"), detectors.make("ensemble")
