@@ -689,7 +689,7 @@ class StreamGroup:
             for key, positions in by_bank.items()
         ]
 
-    def step_many(self, ticks, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step_many(self, ticks, chunk: int = 2048, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score ``T`` ticks at once, as ``T`` calls of :meth:`step` would: ``ticks`` is ``(T, n, d)`` (NaN rows skip).
 
         Returns ``(scores, is_anomaly, alert)``, each ``(T, n)``.  For a file
@@ -697,7 +697,8 @@ class StreamGroup:
         block path score each stream's points ahead, the others and the
         ensemble's recursion step tick by tick (see
         :meth:`~detectors.ensemble.EnsembleDetector.step_ticks`), ``chunk``
-        ticks at a time to bound memory.
+        ticks at a time to bound memory; ``progress(k)`` is told of each
+        chunk's ``k`` ticks.
         """
         ticks = np.asarray(ticks, dtype=float)
         ticks = ticks[:, :, None] if ticks.ndim == 2 else ticks
@@ -708,22 +709,25 @@ class StreamGroup:
         T = len(ticks)
         scores = np.zeros((T, len(self.names)))
         anomalous, alerts = np.zeros((T, len(self.names)), dtype=bool), np.zeros((T, len(self.names)), dtype=bool)
-        for key, positions, rows in self._parts:
-            bank = self.engine._banks[key]
-            det = bank.detector
-            det.stream_thresholds_ = bank.thresholds
-            for a in range(0, T, chunk):
-                b = min(T, a + chunk)
+        for a in range(0, T, chunk):
+            b = min(T, a + chunk)
+            for key, positions, rows in self._parts:
+                bank = self.engine._banks[key]
+                det = bank.detector
+                det.stream_thresholds_ = bank.thresholds
                 X = np.full((b - a, bank.capacity, bank.n_features), np.nan)
                 X[:, rows] = ticks[a:b][:, positions]
 
-                def after(t, a=a):
+                def after(t, a=a, det=det, positions=positions, rows=rows):
                     anomalous[a + t, positions], alerts[a + t, positions] = det.is_anomaly_[rows], det.alert_[rows]
 
                 fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
                 scores[a:b, positions] = fused[:, rows]
+            if progress is not None:
+                progress(b - a)
+        for key, positions, rows in self._parts:
             for position, row in zip(positions, rows):
-                bank.remember_block(row, ticks[:, position])
+                self.engine._banks[key].remember_block(row, ticks[:, position])
         return scores, anomalous, alerts
 
     def step(self, values) -> TickResult:

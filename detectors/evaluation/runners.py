@@ -111,9 +111,7 @@ class EngineRunner(Runner):
         ticks = _padded(group, range(len(group)))
         # All ticks at once: the same scores and flags as one Engine.step per tick (tested), with the
         # members that have a vectorised block path scored stream by stream ahead of the ticks.
-        scores, flags, _ = engine.group(names).step_many(ticks)
-        if progress is not None:
-            progress(len(ticks))
+        scores, flags, _ = engine.group(names).step_many(ticks, progress=progress)
         threshold = engine.config(names[0])["threshold"]
         return [Output(scores[: s.n_rows, i].copy(), flags[: s.n_rows, i].copy(), threshold)
                 for i, s in enumerate(group)]
