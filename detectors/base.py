@@ -331,17 +331,24 @@ class Detector:
         vectorised path (:meth:`_score_block`) takes it when it can supply
         the trace; otherwise it steps point by point.
         """
-        X = self._check_block(X)
-        times = as_epoch_seconds(timestamps, len(X))
-        if not 0 <= row < self.n_streams_:
-            raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
-        if len(X) == 0:
-            return Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
+        X, times, empty = self._open_block(X, timestamps, row, trace)
+        if empty is not None:
+            return empty
         if self._vectorised(trace, row):
             return self._vector_block(X, times, row, "range" in trace)
         if self.n_streams_ > 1:
             return self._on_twin(X, times, row, tuple(trace))
         return self._looped_block(X, times, row, tuple(trace))
+
+    def _open_block(self, X, timestamps, row: int, trace):
+        """Check a block's arguments; return ``(X, times, empty)``, ``empty`` the result of a block without points."""
+        X = self._check_block(X)
+        times = as_epoch_seconds(timestamps, len(X))
+        if not 0 <= row < self.n_streams_:
+            raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
+        if len(X):
+            return X, times, None
+        return X, times, Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
 
     def own_expected_range(self):
         """Return :meth:`expected_range` as the detector's model gives it, before the sign rule."""
@@ -504,22 +511,21 @@ class Detector:
         """Present points before stream ``row``'s windows are full (0 when they are, or have none)."""
         return 0
 
-    def _check_block(self, X) -> np.ndarray:
+    def _as_rows(self, X, call: str) -> np.ndarray:
+        """``X`` as float rows of points (a 1-D array is one field's values), once the detector is reset."""
         if not hasattr(self, "n_streams_"):
-            raise NotResetError(f"{self.name}: call reset(n_streams, n_features) before step_block()")
+            raise NotResetError(f"{self.name}: call reset(n_streams, n_features) before {call}()")
         X = np.asarray(X, dtype=float)
-        if X.ndim == 1 and self.n_features_ == 1:
-            X = X[:, None]
+        return X[:, None] if X.ndim == 1 and self.n_features_ == 1 else X
+
+    def _check_block(self, X) -> np.ndarray:
+        X = self._as_rows(X, "step_block")
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"{self.name}: expected a block of shape (T, {self.n_features_}), got {X.shape}")
         return X
 
     def _check_tick(self, X) -> np.ndarray:
-        if not hasattr(self, "n_streams_"):
-            raise NotResetError(f"{self.name}: call reset(n_streams, n_features) before step()")
-        X = np.asarray(X, dtype=float)
-        if X.ndim == 1 and self.n_features_ == 1:
-            X = X[:, None]
+        X = self._as_rows(X, "step")
         if X.shape != (self.n_streams_, self.n_features_):
             raise ValueError(
                 f"{self.name}: expected a tick of shape {(self.n_streams_, self.n_features_)}, got {X.shape}"

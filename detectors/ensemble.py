@@ -191,12 +191,9 @@ class EnsembleDetector(Detector):
         :meth:`step_ticks` for how the members and the ensemble's own
         recursion share the work.
         """
-        X = self._check_block(X)
-        times = as_epoch_seconds(timestamps, len(X))
-        if not 0 <= row < self.n_streams_:
-            raise ValueError(f"{self.name}: row {row} is not one of the bank's {self.n_streams_} streams")
-        if len(X) == 0:
-            return Block(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), Traces(trace).collect())
+        X, times, empty = self._open_block(X, timestamps, row, trace)
+        if empty is not None:
+            return empty
         if self.n_streams_ > 1:
             return self._on_twin(X, times, row, tuple(trace))
         T = len(X)

@@ -132,14 +132,7 @@ class CausalEmbedding:
         # On a stream's first point there is no past: its change and deviation are 0.
         previous = np.where(started, self.previous_, X)
         average = np.where(started, self.average_, X)
-        d = self.n_features_
-        features = np.empty((len(X), d * len(self.parts_)), dtype=np.float32)
-        for i, part in enumerate(self.parts_):
-            block = features[:, i * d : (i + 1) * d]
-            if part == "value":
-                block[:] = X
-            else:
-                np.subtract(X, previous if part == "diff" else average, out=block, casting="same_kind")
+        features = self._assemble(X, previous, average)
         alpha = 2.0 / (self.span + 1.0)
         keep = present[:, None]
         self.previous_ = np.where(keep, X, self.previous_)
@@ -189,14 +182,20 @@ class CausalEmbedding:
         if n:
             self.previous_[row], self.average_[row], self.spread_[row] = prev, avg, spread
             self.deviations_[row], self.started_[row] = count, True
-        features = np.empty((n, d * len(self.parts_)), dtype=np.float32)
+        features = self._assemble(points, previous, average)
+        return features if self.projection_ is None else self._project_block(row, features)
+
+    def _assemble(self, X: np.ndarray, previous: np.ndarray, average: np.ndarray) -> np.ndarray:
+        """The float32 feature parts of points ``X`` given each one's previous point and running average."""
+        d = self.n_features_
+        features = np.empty((len(X), d * len(self.parts_)), dtype=np.float32)
         for i, part in enumerate(self.parts_):
             block = features[:, i * d : (i + 1) * d]
             if part == "value":
-                block[:] = points
+                block[:] = X
             else:
-                np.subtract(points, previous if part == "diff" else average, out=block, casting="same_kind")
-        return features if self.projection_ is None else self._project_block(row, features)
+                np.subtract(X, previous if part == "diff" else average, out=block, casting="same_kind")
+        return features
 
     def _project_block(self, row: int, features: np.ndarray) -> np.ndarray:
         """:meth:`_project` of ``n`` successive feature rows of stream ``row``, one at a time on a one-stream twin."""
