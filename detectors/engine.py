@@ -134,6 +134,14 @@ class _Bank:
         self.history_next[rows] = (self.history_next[rows] + 1) % HISTORY
         self.history_count[rows] = np.minimum(self.history_count[rows] + 1, HISTORY)
 
+    def remember_block(self, row: int, values: np.ndarray) -> None:
+        """Remember ``T`` points of one row, as ``T`` calls of :meth:`remember` would."""
+        last = values[-HISTORY:]
+        slots = (self.history_next[row] + len(values) - len(last) + np.arange(len(last))) % HISTORY
+        self.history[row, slots] = last
+        self.history_next[row] = (self.history_next[row] + len(values)) % HISTORY
+        self.history_count[row] = min(self.history_count[row] + len(values), HISTORY)
+
     def recent(self, row: int) -> np.ndarray:
         """Return the row's remembered points, oldest first."""
         n = self.history_count[row]
@@ -258,6 +266,37 @@ class Engine:
             values = np.array([[points[n][f] for f in self._streams[n]["fields"]] for n in names], dtype=float)
             result._add(names, values, *self._step_bank(self._banks[key], rows, values))
         return result
+
+    def step_block(self, name: str, values, fields: Sequence[str] | None = None) -> "BlockResult":
+        """Score ``T`` successive points of one stream at once, leaving the engine as ``T`` :meth:`step` calls would.
+
+        ``values`` is ``(T, d)`` in the stream's field order (or in the order
+        of ``fields``, when given); a NaN row is a point the stream skips, as
+        a NaN value would be in :meth:`step`.  For a file, a replay or a
+        submitted batch of one stream: the detectors score the block on
+        their fast path (:meth:`~detectors.base.Detector.step_block`).
+        Returns the ``T`` verdicts as a lazily built sequence.
+        """
+        stream = self._streams.get(name)
+        if stream is None:
+            raise ValueError(f"unknown stream {name!r}")
+        values = np.asarray(values, dtype=float)
+        values = values[:, None] if values.ndim == 1 else values
+        if fields is not None:
+            fields = tuple(fields)
+            if sorted(fields) != sorted(stream["fields"]):
+                raise ValueError(f"stream {name!r} takes fields {list(stream['fields'])}, got {sorted(fields)}")
+            values = values[:, [fields.index(f) for f in stream["fields"]]]
+        if values.ndim != 2 or values.shape[1] != len(stream["fields"]):
+            raise ValueError(f"stream {name!r} takes {len(stream['fields'])} field(s) per point, got {values.shape}")
+        bank, row = self._banks[stream["bank"]], stream["row"]
+        det = bank.detector
+        det.stream_thresholds_ = bank.thresholds
+        present = ~np.isnan(values).any(axis=1)
+        warming = det.seen_[row] + np.cumsum(present) - present < det.warmup
+        block = det.step_block(values, row=row, trace=("range", "member_scores_", "cause_"))
+        bank.remember_block(row, values)
+        return BlockResult(self, name, values, block, warming)
 
     def group(self, names: Sequence[str]) -> "StreamGroup":
         """Resolve a fixed list of streams once, for ticks given as one ``(n, d)`` array with no per-stream work."""
@@ -469,13 +508,9 @@ class Engine:
         self._place(name)
         self.layout_version += 1
         bank = self._banks[s["bank"]]
-        X = np.full((bank.capacity, bank.n_features), np.nan)
-        present = np.zeros(bank.capacity, dtype=bool)
-        present[s["row"]] = True
-        for point in history:
-            X[s["row"]] = point
-            bank.detector.step(X)
-            bank.remember(X, present)
+        # One block: the replay costs the stream's points, not as many ticks of the whole bank.
+        bank.detector.step_block(history, row=s["row"])
+        bank.remember_block(s["row"], history)
         bank.detector.set_acceptance(s["row"], taught)
 
     # -- snapshots (format and checks in detectors/snapshot.py) ----------------
@@ -625,6 +660,33 @@ class TickResult(Mapping):
         return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][1])]
 
 
+class BlockResult(Sequence):
+    """The ``T`` verdicts of :meth:`Engine.step_block`, as a sequence built lazily, and their arrays.
+
+    ``scores``, ``is_anomaly`` and ``alert`` are ``(T,)`` arrays, so a caller
+    storing a batch needs no Python work per point; ``result[t]`` builds the
+    :class:`Verdict` of point ``t`` when asked.
+    """
+
+    def __init__(self, engine: Engine, name: str, values: np.ndarray, block, warming: np.ndarray):
+        self._engine, self._name, self._values, self._warming = engine, name, values, warming
+        self.scores, self.is_anomaly, self.alert = block.scores, block.is_anomaly, block.alert
+        self._members, self._cause = block.traces["member_scores_"], block.traces["cause_"]
+        self._range = block.traces["range"]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, t):
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(len(self)))]
+        t = range(len(self))[t]
+        low, high = (None, None) if self._range is None else (self._range[0][t], self._range[1][t])
+        state = (self.is_anomaly[t], self.alert[t], self._cause[t])
+        return self._engine._verdict(self._name, self._values[t], self.scores[t], self._members[t], state,
+                                     self._warming[t], low, high)
+
+
 class StreamGroup:
     """A fixed list of streams resolved to bank rows once, stepped from one ``(n, d)`` array.
 
@@ -658,6 +720,47 @@ class StreamGroup:
             (key, np.array(positions), np.array([engine._streams[self.names[p]]["row"] for p in positions]))
             for key, positions in by_bank.items()
         ]
+
+    def step_many(self, ticks, chunk: int = 2048, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score ``T`` ticks at once, as ``T`` calls of :meth:`step` would: ``ticks`` is ``(T, n, d)`` (NaN rows skip).
+
+        Returns ``(scores, is_anomaly, alert)``, each ``(T, n)``.  For a file
+        of many series, a replay of many streams: members with a vectorised
+        block path score each stream's points ahead, the others and the
+        ensemble's recursion step tick by tick (see
+        :meth:`~detectors.ensemble.EnsembleDetector.step_ticks`), ``chunk``
+        ticks at a time to bound memory; ``progress(k)`` is told of each
+        chunk's ``k`` ticks.
+        """
+        ticks = np.asarray(ticks, dtype=float)
+        ticks = ticks[:, :, None] if ticks.ndim == 2 else ticks
+        if ticks.ndim != 3 or ticks.shape[1] != len(self.names):
+            raise ValueError(f"expected ticks of shape (T, {len(self.names)}, d), got {ticks.shape}")
+        if self._version != self.engine.layout_version:
+            self._resolve()
+        T = len(ticks)
+        scores = np.zeros((T, len(self.names)))
+        anomalous, alerts = np.zeros((T, len(self.names)), dtype=bool), np.zeros((T, len(self.names)), dtype=bool)
+        for a in range(0, T, chunk):
+            b = min(T, a + chunk)
+            for key, positions, rows in self._parts:
+                bank = self.engine._banks[key]
+                det = bank.detector
+                det.stream_thresholds_ = bank.thresholds
+                X = np.full((b - a, bank.capacity, bank.n_features), np.nan)
+                X[:, rows] = ticks[a:b][:, positions]
+
+                def after(t, a=a, det=det, positions=positions, rows=rows):
+                    anomalous[a + t, positions], alerts[a + t, positions] = det.is_anomaly_[rows], det.alert_[rows]
+
+                fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
+                scores[a:b, positions] = fused[:, rows]
+            if progress is not None:
+                progress(b - a)
+        for key, positions, rows in self._parts:
+            for position, row in zip(positions, rows):
+                self.engine._banks[key].remember_block(row, ticks[:, position])
+        return scores, anomalous, alerts
 
     def step(self, values) -> TickResult:
         """Score one tick of ``values`` (row i is stream ``names[i]``; a NaN row skips that stream)."""

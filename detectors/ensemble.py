@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
+from .base import Block, Detector, Traces, as_epoch_seconds
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .stats import logp_from_score, score_from_logp, z_multiplier
@@ -205,8 +205,165 @@ class EnsembleDetector(Detector):
         return np.array([d.threshold for d in self.detectors_])
 
     def _score_and_learn(self, X, present):
-        centre, scale = self._reference(X)
+        source = self._range_source()
+        centre, scale = self._reference(X, None if source is None else source.own_expected_range())
         scores = np.stack([d.step(X) for d in self.detectors_], axis=1)
+        return self._fuse_and_track(X, present, scores, centre, scale, self._pattern_distance())
+
+    def step_block(self, X, timestamps=None, *, row: int = 0, trace=()):
+        """Score ``T`` points of stream ``row`` as ``T`` steps would (see :meth:`Detector.step_block`).
+
+        Besides ``"range"`` (the ensemble's expected range before each point,
+        already on the series' sign side), ``trace`` may name any per-stream
+        attribute, e.g. ``"member_scores_"`` or ``"cause_"``.  See
+        :meth:`step_ticks` for how the members and the ensemble's own
+        recursion share the work.
+        """
+        X, times, empty = self._open_block(X, timestamps, row, trace)
+        if empty is not None:
+            return empty
+        if self.n_streams_ > 1:
+            return self._on_twin(X, times, row, tuple(trace))
+        T = len(X)
+        anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
+        followed = Traces(trace)
+
+        def before(t, own):
+            if followed.wants_range:
+                followed.add_range(self._kept_row(0, None if own is None else (own[0][0], own[1][0])))
+
+        def after(t):
+            anomalous[t], alerts[t] = self.is_anomaly_[0], self.alert_[0]
+            followed.add_after(self, 0)
+
+        scores = self.step_ticks(X[:, None, :], times[:, None], before, after)[:, 0]
+        return Block(scores, anomalous, alerts, followed.collect())
+
+    def _run_ticks(self, arrays, timestamps, with_episodes):
+        """Several series as streams of the bank: :meth:`step_ticks` over their padded ticks."""
+        length, d = max(len(a) for a in arrays), arrays[0].shape[1]
+        ticks = np.full((length, len(arrays), d), np.nan)
+        times = np.full((length, len(arrays)), np.nan)
+        for i, a in enumerate(arrays):
+            ticks[: len(a), i] = a
+            if timestamps is not None:
+                times[: len(a), i] = as_epoch_seconds(timestamps[i], len(a))
+        anomalous = np.zeros((length, len(arrays)), dtype=bool)
+        alerts = np.zeros((length, len(arrays)), dtype=bool)
+
+        def after(t):
+            anomalous[t], alerts[t] = self.is_anomaly_, self.alert_
+
+        out = self.step_ticks(ticks, times, None, after if with_episodes else None)
+        cut = [slice(0, len(a)) for a in arrays]
+        return tuple([m[c, i].copy() for i, c in enumerate(cut)] for m in (out, anomalous, alerts))
+
+    def step_ticks(self, ticks, times, before=None, after=None):
+        """Step the bank over ``ticks`` ``(T, S, d)`` as ``T`` calls of :meth:`step` would; return the ``(T, S)`` scores.
+
+        Members with a vectorised block path score every stream's points
+        ahead, one block per stream (following the range member's range);
+        the others are stepped tick by tick together with the ensemble's own
+        recursion (fusion, records, episodes), which reads the scores and
+        ranges of the members scored ahead at each tick.  ``before(t, own)``
+        (``own``: the range member's own range before tick ``t``) and
+        ``after(t)`` let a caller follow each tick.
+        """
+        T, S, d = ticks.shape
+        source = self._range_source()
+        # Members are stepped only on ticks where some stream has a point (see Detector._tick).
+        has_point = ~np.isnan(ticks).any(axis=2)
+        stepped = has_point.any(axis=1)
+        last = np.flatnonzero(stepped)[-1] if stepped.any() else -1
+        active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
+        ahead = [j for j, det in enumerate(self.detectors_)
+                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
+                 and det._independent_streams(len(active))]
+        ahead_scores = np.zeros((T, S, len(ahead)))
+        own_rows, own_index = None, None
+        for k, j in enumerate(ahead):
+            det = self.detectors_[j]
+            ticks_before, flags, firsts = det.ticks_, np.zeros(S, dtype=bool), np.zeros(S, dtype=bool)
+            # The range member's ranges, stream after stream, and for each tick and stream where its range is;
+            # a stream without points reads the last (unused) zero range.
+            ranges, index = [], np.zeros((T, S), dtype=np.int64)
+            for i in active:
+                at = np.flatnonzero(has_point[:, i])
+                # As in _score_and_learn, the members are stepped without the points' times.
+                block = det.step_block(ticks[at, i], row=i, trace=("range",) if det is source else ())
+                ahead_scores[at, i, k] = block.scores
+                if at[-1] == last:
+                    flags[i], firsts[i] = block.is_anomaly[-1], block.alert[-1]
+                if det is source:
+                    # A tick without the stream's point changes nothing: its range is the one before the
+                    # stream's next point, or the one after its last.
+                    now = det.own_expected_range()
+                    index[:, i] = sum(len(r[0]) for r in ranges) + np.searchsorted(at, np.arange(T))
+                    ranges.append(tuple(np.concatenate([traced, part[i][None]])
+                                        for traced, part in zip(block.traces["range"], now)))
+            # The bank's per-tick outputs as after the last stepped tick.
+            det.ticks_, det.time_, det._cache_ = ticks_before + int(stepped.sum()), np.full(S, np.nan), {}
+            if stepped.any():
+                det.is_anomaly_, det.alert_ = flags, firsts
+            if det is source:
+                ranges.append((np.zeros((1, d)), np.zeros((1, d))))
+                empty = np.setdiff1d(np.arange(S), active)
+                index[:, empty] = sum(len(r[0]) for r in ranges) - 1
+                own_rows = tuple(np.concatenate(parts) for parts in zip(*ranges))
+                own_index = index
+        looped = [j for j in range(len(self.detectors_)) if j not in ahead]
+        out = np.zeros((T, S))
+        for t in range(T):
+            if source is None:
+                own = None
+            elif own_rows is not None:
+                own = (own_rows[0][own_index[t]], own_rows[1][own_index[t]])
+            else:
+                own = source.own_expected_range()
+            if before is not None:
+                before(t, own)
+
+            def tail(X_t, present, t=t, own=own):
+                centre, scale = self._reference(X_t, own)
+                scores = np.zeros((S, len(self.detectors_)))
+                scores[:, ahead] = ahead_scores[t]
+                for j in looped:
+                    scores[:, j] = self.detectors_[j].step(X_t)
+                return self._fuse_and_track(X_t, present, scores, centre, scale, self._pattern_distance())
+
+            out[t] = self._tick(ticks[t], times[t], tail)
+            if after is not None:
+                after(t)
+        return out
+
+    def _others_sat_out(self, row, X):
+        super()._others_sat_out(row, X)
+        if len(X) == 0:
+            return
+        others = np.arange(self.n_streams_) != row
+        for name in ("member_scores_", "novelty_", "cause_"):
+            getattr(self, name)[others] = 0
+        self.value_records_.strength_[others] = 0.0
+        self.pattern_records_.strength_[others] = 0.0
+        points = X[~np.isnan(X).any(axis=1)]
+        for member in self.detectors_:
+            member._others_sat_out(row, points)
+
+    def _kept_row(self, row, expected):
+        """One stream's expected range kept on its sign side, as :meth:`expected_range` would give it now."""
+        if expected is None:
+            return None
+        seen = self.seen_[row] > 0
+        low, high = expected
+        return (np.where(seen & self.never_negative_[row], np.maximum(low, 0.0), low),
+                np.where(seen & self.never_positive_[row], np.minimum(high, 0.0), high))
+
+    def _fuse_and_track(self, X, present, scores, centre, scale, distance):
+        """Fuse the members' scores of this tick, add novelty, and keep the episodes (the ensemble's own state).
+
+        ``centre`` and ``scale`` are the reference range before the tick,
+        ``distance`` the pattern member's distances after it (None without one).
+        """
         self.member_scores_ = scores
         fused = self._fuse(scores)
         ready = present & (self.seen_ >= self.warmup)
@@ -214,7 +371,7 @@ class EnsembleDetector(Detector):
         if not self.novelty:
             self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
-        novel_logp = self._novelty_logp(X, present)
+        novel_logp = self._novelty_logp(X, present, distance)
         novel = score_from_logp(novel_logp)
         # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
         # only when it escalates past the alert's: one incident, one alert.
@@ -277,10 +434,10 @@ class EnsembleDetector(Detector):
         self.alert_ = self.alert_ & present & ~warming
         self.is_anomaly_ = self.is_anomaly_ & present & ~warming
 
-    def _reference(self, X):
+    def _reference(self, X, own_range):
         """Centre and spread ``(S, d)`` of the range each field is expected in on this tick (before learning).
 
-        Taken from the first range member (a robust one by default), with the
+        Taken from the first range member's own range ``own_range`` (a robust one by default), with the
         spread at least :data:`REFERENCE_FLOOR` of the field's range so far;
         frozen by the episode state when an episode starts.
         """
@@ -290,9 +447,8 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         if source is None:
             return np.zeros((S, d)), np.full((S, d), np.inf)
-        # The member's own model, before the base class keeps it on the series' sign side.
-        own = getattr(type(source).expected_range, "__wrapped__", type(source).expected_range)
-        low, high = own(source)
+        # ``own_range``: the member's own model, before the base class keeps it on the series' sign side.
+        low, high = own_range
         k = z_multiplier(source.threshold, 1)
         centre = 0.5 * (low + high)
         scale = np.maximum(0.5 * (high - low) / k, REFERENCE_FLOOR * span)
@@ -318,15 +474,18 @@ class EnsembleDetector(Detector):
                 fused = np.where(w > 0, scores, 0.0).max(axis=1)
         return np.where(total > 0, fused, 0.0)
 
-    def _novelty_logp(self, X, present):
+    def _pattern_distance(self):
+        """The pattern member's distances ``(S,)`` after this tick, or None without a pattern member."""
+        return self.detectors_[self.members.index("pattern")].distance_ if "pattern" in self.members else None
+
+    def _novelty_logp(self, X, present, distance):
         """Return each stream's novelty as a log tail probability: its rarest record over the channels."""
         logp = self.value_records_.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
         cause = np.where(logp < 0, VALUE_CAUSE, 0).astype(np.int8)
         if "pattern" in self.members:
             i = self.members.index("pattern")
             on = self.stream_weights_[:, i] > 0
-            distance = self.detectors_[i].distance_[:, None]
-            pattern = self.pattern_records_.update(distance, present & on)[:, 0]
+            pattern = self.pattern_records_.update(distance[:, None], present & on)[:, 0]
             cause = np.where(pattern < logp, PATTERN_CAUSE, cause).astype(np.int8)
             logp = np.minimum(logp, pattern)
         self.cause_ = cause

@@ -132,14 +132,7 @@ class CausalEmbedding:
         # On a stream's first point there is no past: its change and deviation are 0.
         previous = np.where(started, self.previous_, X)
         average = np.where(started, self.average_, X)
-        d = self.n_features_
-        features = np.empty((len(X), d * len(self.parts_)), dtype=np.float32)
-        for i, part in enumerate(self.parts_):
-            block = features[:, i * d : (i + 1) * d]
-            if part == "value":
-                block[:] = X
-            else:
-                np.subtract(X, previous if part == "diff" else average, out=block, casting="same_kind")
+        features = self._assemble(X, previous, average)
         alpha = 2.0 / (self.span + 1.0)
         keep = present[:, None]
         self.previous_ = np.where(keep, X, self.previous_)
@@ -158,6 +151,65 @@ class CausalEmbedding:
         if self.projection_ is not None:
             features = self._project(features, present)
         return features
+
+    def transform_block(self, row: int, points: np.ndarray) -> np.ndarray:
+        """Return the ``(n, width_)`` features of ``n`` successive points of stream ``row``, as ``n`` transforms would.
+
+        The running average is a recursion (each point's winsorised value
+        moves it), so it is followed point by point here, with the same
+        arithmetic as :meth:`transform`; the features are then built at
+        once; a wide embedding's running standardisation (also a recursion)
+        is followed point by point on a one-stream twin.
+        """
+        n, d = points.shape
+        alpha = 2.0 / (self.span + 1.0)
+        previous, average = np.empty((n, d)), np.empty((n, d))
+        prev, avg, spread = self.previous_[row].copy(), self.average_[row].copy(), self.spread_[row].copy()
+        count, started = int(self.deviations_[row]), bool(self.started_[row])
+        for k in range(n):
+            x = points[k]
+            if not started:
+                prev, avg = x, x
+            previous[k], average[k] = prev, avg
+            prev = x
+            # np.minimum(np.maximum()) is np.clip without its Python wrapper (a few us a call).
+            learned = np.minimum(np.maximum(x, avg - DEV_LIMIT * spread), avg + DEV_LIMIT * spread) if count >= 3 else x
+            if started:
+                spread = spread + max(1.0 / (count + 1.0), _SPREAD_RATE) * (np.abs(learned - avg) - spread)
+                count += 1
+            avg = avg + alpha * (learned - avg)
+            started = True
+        if n:
+            self.previous_[row], self.average_[row], self.spread_[row] = prev, avg, spread
+            self.deviations_[row], self.started_[row] = count, True
+        features = self._assemble(points, previous, average)
+        return features if self.projection_ is None else self._project_block(row, features)
+
+    def _assemble(self, X: np.ndarray, previous: np.ndarray, average: np.ndarray) -> np.ndarray:
+        """The float32 feature parts of points ``X`` given each one's previous point and running average."""
+        d = self.n_features_
+        features = np.empty((len(X), d * len(self.parts_)), dtype=np.float32)
+        for i, part in enumerate(self.parts_):
+            block = features[:, i * d : (i + 1) * d]
+            if part == "value":
+                block[:] = X
+            else:
+                np.subtract(X, previous if part == "diff" else average, out=block, casting="same_kind")
+        return features
+
+    def _project_block(self, row: int, features: np.ndarray) -> np.ndarray:
+        """:meth:`_project` of ``n`` successive feature rows of stream ``row``, one at a time on a one-stream twin."""
+        one = CausalEmbedding(self.embed, self.span, self.max_width).reset(1, self.n_features_)
+        learned = ("scaled_count_", "feature_centre_", "feature_scale_")
+        for name in learned:
+            getattr(one, name)[0] = getattr(self, name)[row]
+        present = np.ones(1, dtype=bool)
+        out = np.empty((len(features), self.width_), dtype=np.float32)
+        for k in range(len(features)):
+            out[k] = one._project(features[k : k + 1], present)[0]
+        for name in learned:
+            getattr(self, name)[row] = getattr(one, name)[0]
+        return out
 
     def _project(self, features: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Standardise each feature by its running centre and spread, then project on the fixed random directions."""
@@ -179,7 +231,9 @@ class CausalEmbedding:
         self.scaled_count_ = n + present
         # The projection keeps distances; two summaries keep a lone extreme field from drowning among many.
         out = np.empty((len(z), self.width_), dtype=np.float32)
-        out[:, :-2] = z @ self.projection_
+        # In float64: a float32 product rounds differently for one row and for many (BLAS kernels), and a
+        # stream must score alike alone (a block on a one-stream twin) and in a bank.
+        out[:, :-2] = z.astype(np.float64) @ self.projection_.astype(np.float64)
         out[:, -2] = np.abs(z).max(axis=1)
         out[:, -1] = np.sqrt(np.mean(z * z, axis=1))
         return out

@@ -6,6 +6,7 @@ import numpy as np
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
 from .robust_window import SortedWindowDetector, deviation_floor
+from .window import sorted_quantile
 
 #: Upper quartile of a standard Gaussian: Q3 - median = 0.6745 sigma.
 QUARTILE_Z = 0.6744897501960817
@@ -40,28 +41,23 @@ class IQRDetector(SortedWindowDetector):
 
     name = "iqr"
 
-    def _quartiles(self):
-        return self._per_tick("_quartiles", self._compute_quartiles)
-
-    def _compute_quartiles(self):
-        shape = (self.n_streams_, self.n_features_)
-        q1, med, q3 = (self.sorted_.quantile(q).reshape(shape) for q in (0.25, 0.5, 0.75))
+    def _stats_of(self, values, count):
+        shape = (len(count) // self.n_features_, self.n_features_)
+        q1, med, q3 = (sorted_quantile(values, count, q).reshape(shape) for q in (0.25, 0.5, 0.75))
         both = floored(0.5 * (q3 - q1), med)
         # A half with no spread (many equal values) borrows the other half's.
         lower = floored(np.where(med - q1 > 0, med - q1, both), med)
         upper = floored(np.where(q3 - med > 0, q3 - med, both), med)
         # Both halves empty (most values equal): fall back on the mean absolute deviation.
-        floor = deviation_floor(self.sorted_.values, med.ravel()).reshape(shape)
+        floor = deviation_floor(values, med.ravel()).reshape(shape)
         return med, np.maximum(lower / QUARTILE_Z, floor), np.maximum(upper / QUARTILE_Z, floor)
 
-    def _score_and_learn(self, X, present):
-        med, sigma_low, sigma_high = self._quartiles()
+    def _score_from(self, X, stats):
+        med, sigma_low, sigma_high = stats
         z = np.where(X >= med, (X - med) / sigma_high, (med - X) / sigma_low)
-        z2 = np.nansum(z**2, axis=1)
-        self._learn(X, present)
-        return chi2_score(z2, self.n_features_)
+        return chi2_score(np.nansum(z**2, axis=1), self.n_features_)
 
-    def expected_range(self):
-        med, sigma_low, sigma_high = self._quartiles()
+    def _range_from(self, stats):
+        med, sigma_low, sigma_high = stats
         k = z_multiplier(self.threshold, 1)
         return med - k * sigma_low, med + k * sigma_high

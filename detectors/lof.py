@@ -224,7 +224,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Uncalibrated scores ``log(LOF)`` of ``features`` against the reference sets of ``rows``."""
         x = _finite((features - self.center_[rows]) / self.scale_[rows])
-        if rows.size == self.n_streams_:  # all rows, in order: no copy of the reference sets
+        if rows.size == self.n_streams_ and (rows == np.arange(rows.size)).all():  # all rows, in order: no copy
             args = (self.reference_, self.k_distance_, self.lrd_)
         else:
             args = (self.reference_[rows], self.k_distance_[rows], self.lrd_[rows])

@@ -6,6 +6,7 @@ import numpy as np
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
 from .robust_window import SortedWindowDetector, deviation_floor
+from .window import sorted_quantile
 
 #: MAD of a standard Gaussian; dividing by it makes the MAD estimate sigma.
 MAD_TO_SIGMA = 0.6744897501960817
@@ -75,30 +76,26 @@ class MADDetector(SortedWindowDetector):
 
     name = "mad"
 
-    def _centre_spread(self):
-        return self._per_tick("_centre_spread", self._compute_centre_spread)
-
-    def _compute_centre_spread(self):
-        S, d = self.n_streams_, self.n_features_
-        median = self.sorted_.quantile(0.5).reshape(S, d)
-        n = self.sorted_.count.reshape(S, d)
+    def _stats_of(self, values, count):
+        d = self.n_features_
+        shape = (len(count) // d, d)
+        median = sorted_quantile(values, count, 0.5).reshape(shape)
+        n = count.reshape(shape)
         # The (lower) median of the finite deviations; unfilled slots are +inf and sort last.
         if (n == self.window).all():
-            mad = sorted_mad(self.sorted_.values, median.ravel()).reshape(S, d)
+            mad = sorted_mad(values, median.ravel()).reshape(shape)
         else:
-            dev = np.abs(self.sorted_.values.reshape(S, d, -1) - median[:, :, None])
+            dev = np.abs(values.reshape(*shape, -1) - median[:, :, None])
             dev.sort(axis=2)
             mad = np.take_along_axis(dev, (np.maximum(n - 1, 0) // 2)[:, :, None], 2)[:, :, 0]
-        floor = deviation_floor(self.sorted_.values, median.ravel()).reshape(S, d)
+        floor = deviation_floor(values, median.ravel()).reshape(shape)
         return median, floored(np.maximum(mad / MAD_TO_SIGMA, floor), median)
 
-    def _score_and_learn(self, X, present):
-        median, sigma = self._centre_spread()
-        z2 = np.nansum(((X - median) / sigma) ** 2, axis=1)
-        self._learn(X, present)
-        return chi2_score(z2, self.n_features_)
+    def _score_from(self, X, stats):
+        median, sigma = stats
+        return chi2_score(np.nansum(((X - median) / sigma) ** 2, axis=1), self.n_features_)
 
-    def expected_range(self):
-        median, sigma = self._centre_spread()
+    def _range_from(self, stats):
+        median, sigma = stats
         k = z_multiplier(self.threshold, 1)
         return median - k * sigma, median + k * sigma

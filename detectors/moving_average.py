@@ -6,7 +6,7 @@ import numpy as np
 from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
-from .window import RollingWindow
+from .window import RollingWindow, trailing, window_mean
 
 
 @register
@@ -68,3 +68,30 @@ class MovingAverageDetector(Detector):
         average = self._average()
         half = z_multiplier(self.threshold, 1) * self._spread(average)
         return average - half, average + half
+
+    def _score_block(self, row, points, with_range):
+        recent, recent_count = trailing(self.recent_.history(row), points, self.span)
+        average = window_mean(recent, bool((recent_count == self.span).all()))
+        resid = points - average
+        # A point's residual is learned once the stream has a previous point to average.
+        learned = recent_count > 0
+        before = np.cumsum(learned) - learned  # residuals of this block learned before each point
+        past, past_count = trailing(self.residuals_.history(row), np.concatenate([resid[learned], resid[:1]]),
+                                    self.window)
+        past, past_count = past[before], past_count[before]
+        spread = floored(np.sqrt(np.nan_to_num(window_mean(past, bool((past_count == self.window).all()), 2))),
+                         average)
+        z2 = np.nansum((resid / spread) ** 2, axis=1)
+        raw = np.where(np.minimum(past_count + learned, self.window) > 1, chi2_score(z2, self.n_features_), 0.0)
+        self.residuals_.extend(row, resid[learned])
+        self.recent_.extend(row, points)
+        if not with_range:
+            return raw, None
+        half = z_multiplier(self.threshold, 1) * spread
+        return raw, (average - half, average + half)
+
+    def _block_width(self):
+        return self.window * self.n_features_
+
+    def _points_to_fill(self, row):
+        return self.window + 1 - int(self.residuals_.count[row])

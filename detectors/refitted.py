@@ -36,6 +36,58 @@ class RefittedModelDetector(Detector):
             self._refit(due[start : start + chunk])
         return scores
 
+    def _independent_streams(self, n_active: int) -> bool:
+        # More streams than one tick's refit budget may be due together, and then refit in the bank's order.
+        return n_active <= self.schedule_.budget_
+
+    def _can_block(self, row: int) -> bool:
+        # Streams waiting for their refit (many due at once) would refit in the bank's order: take the steps.
+        return not self.schedule_.pending_.any()
+
+    def _score_block(self, row, points, with_range):
+        """Between two events (a refit of the model, a refit of the calibration) a block is scored at once.
+
+        The embedding's recursion runs first over the whole block (it does not
+        depend on the model); then the block is cut where the step would
+        refit the stream's model (its countdown reaches 0) or its
+        calibration (every ``every``-th pushed score), and each piece is
+        scored, calibrated, pushed and learned in a few array operations.
+        """
+        features = self.embedding_.transform_block(row, points)
+        n = len(points)
+        scores = np.zeros(n)
+        rows = np.array([row])
+        start = 0
+        while start < n:
+            countdown = int(self.schedule_.countdown_[row])
+            stop = min(n, start + max(countdown, 1))
+            if self.fitted_[row]:
+                every = self.calibrator_.every
+                stop = min(stop, start + every - int(self.calibrator_.count_[row]) % every)
+            piece = features[start:stop]
+            owner = owner_rows(row, len(piece))
+            if self.fitted_[row]:
+                raw = self.raw_scores(owner, piece)
+                scores[start:stop] = self.calibrator_.transform(owner, raw)
+                self.calibrator_.update(rows, raw[None, :])
+            self.window_.extend(row, self._winsorised_rows(owner, piece))
+            self.schedule_.countdown_[row] -= len(piece)
+            if self.schedule_.countdown_[row] <= 0:
+                self.schedule_.countdown_[row] = self.schedule_.every
+                self.schedule_.fits_[row] += 1
+                self._refit(rows)
+            start = stop
+        return scores, None
+
+    def _winsorised_rows(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """:meth:`_winsorised` for features of the given rows (one per feature row)."""
+        if not hasattr(self, "center_"):
+            return features
+        reach = LEARN_CLIP * self.scale_[rows]
+        with np.errstate(invalid="ignore", over="ignore"):
+            clipped = np.clip(features, self.center_[rows] - reach, self.center_[rows] + reach)
+        return np.where(self.fitted_[rows][:, None], clipped, features)
+
     def _winsorised(self, features: np.ndarray) -> np.ndarray:
         """Features clipped to ``LEARN_CLIP`` robust spreads around the last fit's centre (fitted rows only)."""
         if not hasattr(self, "center_"):
@@ -47,6 +99,11 @@ class RefittedModelDetector(Detector):
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def owner_rows(row: int, n: int) -> np.ndarray:
+    """``n`` copies of one stream's row index: the owner of each point of a block."""
+    return np.full(n, row)
 
     def _refit(self, rows: np.ndarray) -> None:
         raise NotImplementedError

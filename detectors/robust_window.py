@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
-from .window import RollingWindow, SortedWindow
+from .window import RollingWindow, SortedWindow, sorted_windows, trailing
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
 MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
@@ -53,3 +53,35 @@ class SortedWindowDetector(Detector):
     def _learn(self, X: np.ndarray, present: np.ndarray) -> None:
         leaving = self.ring_.push(X, present)
         self.sorted_.push(X.ravel(), leaving.ravel(), np.repeat(present, self.n_features_))
+
+    def _window_stats(self):
+        """Statistics of every stream's window ``(S, d)`` tuples, from :meth:`_stats_of`, once per tick."""
+        return self._per_tick("window_stats", lambda: self._stats_of(self.sorted_.values, self.sorted_.count))
+
+    def _stats_of(self, values: np.ndarray, count: np.ndarray):
+        """Statistics ``(R, d)`` of sorted window rows ``values`` ``(R * d, W)`` holding ``count`` values each."""
+        raise NotImplementedError
+
+    def _score_block(self, row, points, with_range):
+        windows, counts = trailing(self.ring_.history(row), points, self.window)
+        stats = self._stats_of(sorted_windows(windows), np.repeat(counts, self.n_features_))
+        raw = self._score_from(points, stats)
+        self.ring_.extend(row, points)
+        d = self.n_features_
+        last = self.ring_.history(row)
+        self.sorted_.refill(np.arange(row * d, row * d + d), last.T)
+        return raw, self._range_from(stats) if with_range else None
+
+    def _block_width(self):
+        return self.window
+
+    def _points_to_fill(self, row):
+        return self.window - int(self.ring_.count[row])
+
+    def _score_and_learn(self, X, present):
+        raw = self._score_from(X, self._window_stats())
+        self._learn(X, present)
+        return raw
+
+    def expected_range(self):
+        return self._range_from(self._window_stats())

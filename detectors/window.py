@@ -2,6 +2,11 @@
 
 Both keep the last ``size`` points of each of ``S`` streams and are updated
 for every stream of a tick at once, with a fixed number of numpy operations.
+
+For the fast path (a block of ``n`` points of one stream), :func:`trailing`
+gives the window each of those points is scored against, all at once, and
+:meth:`RollingWindow.extend` / :meth:`SortedWindow.refill` leave the state
+that ``n`` pushes would.
 """
 from __future__ import annotations
 
@@ -47,17 +52,59 @@ class RollingWindow:
 
     def mean(self, power: int = 1) -> np.ndarray:
         """Return ``(S, d)``: the mean of each stream's filled slots raised to ``power`` (NaN if empty)."""
-        values = self.buffer if power == 1 else self.buffer**power
-        if (self.count == self.size).all():
-            return values.mean(axis=1)
-        filled = ~np.isnan(values)
-        with np.errstate(all="ignore"):
-            return np.where(filled, values, 0.0).sum(axis=1) / filled.sum(axis=1)
+        return window_mean(self.buffer, bool((self.count == self.size).all()), power)
+
+    def history(self, row: int) -> np.ndarray:
+        """Return ``(count, d)``: the row's points, oldest first."""
+        n = self.count[row]
+        return self.buffer[row, (self.next_slot[row] - n + np.arange(n)) % self.size]
+
+    def extend(self, row: int, points: np.ndarray) -> None:
+        """Append ``points`` ``(m, d)`` to one row, leaving the state of ``m`` calls of :meth:`push`."""
+        m = len(points)
+        last = points[-self.size:]
+        self.buffer[row, (self.next_slot[row] + m - len(last) + np.arange(len(last))) % self.size] = last
+        self.next_slot[row] = (self.next_slot[row] + m) % self.size
+        self.count[row] = min(self.count[row] + m, self.size)
 
     def ordered(self) -> np.ndarray:
         """Return ``(S, W, d)``: each window from oldest to newest (NaN slots first while filling)."""
         idx = (self.next_slot[:, None] + np.arange(self.size)) % self.size
         return np.take_along_axis(self.buffer, idx[:, :, None], axis=1)
+
+
+def window_mean(values: np.ndarray, full: bool, power: int = 1) -> np.ndarray:
+    """Return ``(R, d)``: the mean over axis 1 of ``values`` ``(R, W, d)`` raised to ``power``, skipping NaN slots.
+
+    ``full`` says that no slot is NaN (the cheaper formula).
+    """
+    values = values if power == 1 else values**power
+    if full:
+        return values.mean(axis=1)
+    filled = ~np.isnan(values)
+    with np.errstate(all="ignore"):
+        return np.where(filled, values, 0.0).sum(axis=1) / filled.sum(axis=1)
+
+
+def trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window each of ``n`` new points of one stream is scored against: the ``size`` points before it.
+
+    ``history`` ``(h, d)`` holds the stream's window before the first new
+    point, oldest first.  Returns ``(windows, counts)``: ``(n, size, d)``
+    windows, oldest first with NaN in front while a window fills, and the
+    points ``(n,)`` in each.
+
+    >>> windows, counts = trailing(np.array([[1.0]]), np.array([[2.0], [3.0], [4.0]]), 2)
+    >>> windows[:, :, 0].tolist(), counts.tolist()
+    ([[nan, 1.0], [1.0, 2.0], [2.0, 3.0]], [1, 2, 2])
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n, d = points.shape
+    past = history[-size:]
+    padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
+    windows = sliding_window_view(padded, size, axis=0).transpose(0, 2, 1)
+    return windows, np.minimum(len(past) + np.arange(n), size)
 
 
 class SortedWindow:
@@ -111,13 +158,35 @@ class SortedWindow:
 
     def quantile(self, q: float) -> np.ndarray:
         """Return the q-quantile (linear interpolation) of each row's filled values (NaN if empty)."""
-        n = self.count
-        last = np.maximum(n - 1, 0)
-        pos = q * last
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, last)
-        r = np.arange(len(n))
-        a, b = self.values[r, lo], self.values[r, hi]
-        with np.errstate(invalid="ignore"):
-            gap = np.where(np.isfinite(b - a), b - a, 0.0)
-        return np.where(n > 0, a + (pos - lo) * gap, np.nan)
+        return sorted_quantile(self.values, self.count, q)
+
+    def refill(self, rows: np.ndarray, last: np.ndarray) -> None:
+        """Set ``rows`` to hold ``last`` ``(r, k)``, their last ``k <= size`` values (NaN slots unused), sorted."""
+        filled = np.full((len(rows), self.size), np.inf)
+        filled[:, : last.shape[1]] = np.where(np.isnan(last), np.inf, last)
+        filled.sort(axis=1)
+        self.values[rows] = filled
+        self.count[rows] = (~np.isnan(last)).sum(axis=1)
+
+
+def sorted_windows(windows: np.ndarray) -> np.ndarray:
+    """Sort windows ``(n, W, d)`` (NaN slots unused) into rows ``(n * d, W)`` laid out as :class:`SortedWindow`'s.
+
+    Row ``i * d + j`` holds window ``i``'s field ``j``, unused slots +inf at the end.
+    """
+    rows = np.where(np.isnan(windows), np.inf, windows).transpose(0, 2, 1).reshape(-1, windows.shape[1])
+    rows.sort(axis=1)
+    return rows
+
+
+def sorted_quantile(values: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
+    """Return the q-quantile (linear interpolation) of rows of sorted ``values`` holding ``count`` values each."""
+    last = np.maximum(count - 1, 0)
+    pos = q * last
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, last)
+    r = np.arange(len(count))
+    a, b = values[r, lo], values[r, hi]
+    with np.errstate(invalid="ignore"):
+        gap = np.where(np.isfinite(b - a), b - a, 0.0)
+    return np.where(count > 0, a + (pos - lo) * gap, np.nan)

@@ -6,7 +6,7 @@ import numpy as np
 from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
-from .window import RollingWindow
+from .window import RollingWindow, trailing, window_mean
 
 #: Relative ridge added to the variances before inverting the covariance.
 RIDGE = 1e-6
@@ -48,38 +48,59 @@ class ZScoreDetector(Detector):
         self.window_ = RollingWindow(n_streams, self.window, n_features)
 
     def _moments(self):
-        return self._per_tick("moments", self._compute_moments)
-
-    def _compute_moments(self):
-        mean = self.window_.mean()
-        n = np.maximum(self.window_.count - 1, 1)[:, None, None]
-        if self.n_features_ == 1:
-            unbiased = (self.window_.count / n[:, 0, 0])[:, None, None]
-            cov = (self.window_.mean(power=2) - mean**2)[:, :, None] * unbiased
-            return mean, np.maximum(cov, 0.0)
-        with np.errstate(all="ignore"):
-            dev = np.nan_to_num(self.window_.buffer - mean[:, None, :])
-            cov = np.einsum("swi,swj->sij", dev, dev) / n
-        return mean, cov
+        return self._per_tick("moments", lambda: window_moments(
+            self.window_.buffer, self.window_.count, bool((self.window_.count == self.window).all())))
 
     def _score_and_learn(self, X, present):
         mean, cov = self._moments()
-        cov = cov.copy()
-        d = self.n_features_
-        diag = np.arange(d)
-        # A small ridge keeps perfectly correlated (or flat) fields invertible.
-        var = floored(cov[:, diag, diag], mean)
-        cov[:, diag, diag] = var * (1.0 + RIDGE)
-        resid = np.nan_to_num(X - mean)
-        if d == 1:
-            z2 = resid[:, 0] ** 2 / cov[:, 0, 0]
-        else:
-            z2 = np.einsum("si,si->s", resid, np.linalg.solve(cov, resid[:, :, None])[:, :, 0])
         self.window_.push(X, present)
-        return chi2_score(z2, d)
+        return chi2_score(squared_distance(X, mean, cov), self.n_features_)
 
     def expected_range(self):
-        mean, cov = self._moments()
-        spread = np.sqrt(floored(np.diagonal(cov, axis1=1, axis2=2), mean))
-        k = z_multiplier(self.threshold, 1)
-        return mean - k * spread, mean + k * spread
+        return _range(*self._moments(), self.threshold)
+
+    def _score_block(self, row, points, with_range):
+        windows, counts = trailing(self.window_.history(row), points, self.window)
+        mean, cov = window_moments(windows, counts, bool((counts == self.window).all()))
+        self.window_.extend(row, points)
+        raw = chi2_score(squared_distance(points, mean, cov), self.n_features_)
+        return raw, _range(mean, cov, self.threshold) if with_range else None
+
+    def _block_width(self):
+        return self.window * self.n_features_
+
+    def _points_to_fill(self, row):
+        return self.window - int(self.window_.count[row])
+
+
+def window_moments(windows: np.ndarray, count: np.ndarray, full: bool):
+    """Mean ``(R, d)`` and unbiased covariance ``(R, d, d)`` of windows ``(R, W, d)`` holding ``count`` points each."""
+    mean = window_mean(windows, full)
+    n = np.maximum(count - 1, 1)[:, None, None]
+    if windows.shape[2] == 1:
+        unbiased = (count / n[:, 0, 0])[:, None, None]
+        cov = (window_mean(windows, full, power=2) - mean**2)[:, :, None] * unbiased
+        return mean, np.maximum(cov, 0.0)
+    with np.errstate(all="ignore"):
+        dev = np.nan_to_num(windows - mean[:, None, :])
+    return mean, np.matmul(dev.transpose(0, 2, 1), dev) / n
+
+
+def squared_distance(X: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distances ``(R,)`` of rows ``X`` from ``mean`` under ``cov`` (ridged, floored)."""
+    cov = cov.copy()
+    d = X.shape[1]
+    diag = np.arange(d)
+    # A small ridge keeps perfectly correlated (or flat) fields invertible.
+    var = floored(cov[:, diag, diag], mean)
+    cov[:, diag, diag] = var * (1.0 + RIDGE)
+    resid = np.nan_to_num(X - mean)
+    if d == 1:
+        return resid[:, 0] ** 2 / cov[:, 0, 0]
+    return np.einsum("si,si->s", resid, np.linalg.solve(cov, resid[:, :, None])[:, :, 0])
+
+
+def _range(mean, cov, threshold):
+    spread = np.sqrt(floored(np.diagonal(cov, axis1=1, axis2=2), mean))
+    k = z_multiplier(threshold, 1)
+    return mean - k * spread, mean + k * spread

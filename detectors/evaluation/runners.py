@@ -108,19 +108,10 @@ class EngineRunner(Runner):
         engine = Engine(**self.engine_params)
         names = [f"series{i}" for i in range(len(group))]
         engine.add_streams(names, tuple(f"f{j}" for j in range(group[0].n_features)))
-        streams = engine.group(names)
-        position = {n: i for i, n in enumerate(names)}
         ticks = _padded(group, range(len(group)))
-        scores = np.zeros(ticks.shape[:2])
-        flags = np.zeros(ticks.shape[:2], dtype=bool)
-        for t, tick in enumerate(ticks):
-            result = streams.step(tick)
-            by_name = result.scores()
-            scores[t] = [by_name[n] for n in names]
-            for verdict in result.anomalies():
-                flags[t, position[verdict.stream]] = verdict.is_anomaly
-            if progress is not None:
-                progress(1)
+        # All ticks at once: the same scores and flags as one Engine.step per tick (tested), with the
+        # members that have a vectorised block path scored stream by stream ahead of the ticks.
+        scores, flags, _ = engine.group(names).step_many(ticks, progress=progress)
         threshold = engine.config(names[0])["threshold"]
         return [Output(scores[: s.n_rows, i].copy(), flags[: s.n_rows, i].copy(), threshold)
                 for i, s in enumerate(group)]

@@ -1,0 +1,284 @@
+"""The fast path equals the streaming path: a block of T points of one stream scores, flags and learns as T steps.
+
+For every registered detector and the default ensemble, at 1, 8 and 38
+fields, with gaps (NaN rows) and timestamps: a bank of three streams is
+warmed with every stream present, then one stream gets a block of points,
+either through ``step_block`` or through ``T`` calls of ``step`` in which
+only that stream has a point.  Scores agree to 1e-9, ``is_anomaly`` and
+``alert`` exactly, and so does every learned array afterwards, so the
+stream (and its neighbours) continue identically.
+"""
+import copy
+
+import numpy as np
+import pytest
+
+import detectors
+from detectors import REGISTRY
+from detectors.base import Detector
+from detectors.engine import Engine
+from detectors.snapshot import flatten
+
+#: Detectors with a vectorised block path: the ones whose equality is not a tautology of the loop.
+VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof")
+FIELDS = (1, 8, 38)
+ROW, STREAMS = 1, 3
+START = 1_704_067_200.0  # 2024-01-01, five-minute points
+
+
+def series(n: int, d: int, seed: int) -> np.ndarray:
+    """A noisy daily wave per field with injected anomalies (spikes, a level shift) and NaN gaps."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    x = 20 + 3 * np.sin(2 * np.pi * t / 288 + rng.uniform(0, 6, d)) + rng.normal(0, 0.5, (n, d))
+    for at in rng.choice(np.arange(n // 3, n - 5), size=4, replace=False):
+        x[at, rng.integers(d)] += rng.choice([-1, 1]) * 15
+    x[n - n // 4: n - n // 4 + 12] += 6
+    x[rng.choice(n, size=max(3, n // 60), replace=False)] = np.nan
+    return x
+
+
+def warmed(name: str, d: int, warm: int):
+    det = detectors.make(name).reset(STREAMS, d)
+    rng = np.random.default_rng(7)
+    for t in range(warm):
+        det.step(20 + rng.normal(0, 0.5, (STREAMS, d)), np.full(STREAMS, START + 300.0 * t))
+    return det
+
+
+def streamed(det, X, times):
+    """The reference: one ``step`` per point, only ``ROW`` present."""
+    T = len(X)
+    scores, anomalous, alerts = np.zeros(T), np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
+    for t in range(T):
+        tick = np.full((STREAMS, X.shape[1]), np.nan)
+        tick[ROW] = X[t]
+        when = np.full(STREAMS, np.nan)
+        when[ROW] = times[t]
+        scores[t] = det.step(tick, when)[ROW]
+        anomalous[t], alerts[t] = det.is_anomaly_[ROW], det.alert_[ROW]
+    return scores, anomalous, alerts
+
+
+def assert_same_state(a, b):
+    structure_a, scalars_a, arrays_a = flatten(a)
+    structure_b, scalars_b, arrays_b = flatten(b)
+    assert structure_a == structure_b
+    assert scalars_a == scalars_b
+    assert arrays_a.keys() == arrays_b.keys()
+    for path in arrays_a:
+        x, y = arrays_a[path], arrays_b[path]
+        assert x.dtype == y.dtype and x.shape == y.shape, path
+        if np.issubdtype(x.dtype, np.floating):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=path)
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=path)
+
+
+def assert_close(expected, got):
+    """Equal, except that floats (scores, ranges) may differ by rounding (1e-9); NaN equals NaN."""
+    if isinstance(expected, dict):
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert_close(expected[key], got[key])
+    elif isinstance(expected, (list, tuple)):
+        assert len(expected) == len(got)
+        for e, g in zip(expected, got):
+            assert_close(e, g)
+    elif isinstance(expected, (float, np.ndarray)) and np.issubdtype(np.asarray(expected).dtype, np.floating):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def cases():
+    for name in sorted(REGISTRY):
+        for d in FIELDS:
+            if d > 1 and not REGISTRY[name].multivariate:
+                continue
+            yield pytest.param(name, d, id=f"{name}-{d}")
+
+
+@pytest.mark.parametrize("name, d", list(cases()))
+def test_block_equals_steps(name, d):
+    n = 700 if d == 1 else 400
+    X = series(n, d, seed=d)
+    times = START + 300.0 * (50 + np.arange(n))
+    base = warmed(name, d, warm=50)
+    stepped, blocked = base, copy.deepcopy(base)
+
+    expected = streamed(stepped, X, times)
+    block = blocked.step_block(X, times, row=ROW)
+
+    np.testing.assert_allclose(block.scores, expected[0], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(block.is_anomaly, expected[1])
+    np.testing.assert_array_equal(block.alert, expected[2])
+    assert_same_state(stepped, blocked)
+    # The bank continues identically, every stream present again.
+    rng = np.random.default_rng(11)
+    for t in range(20):
+        tick = 20 + rng.normal(0, 0.5, (STREAMS, d))
+        np.testing.assert_allclose(blocked.step(tick), stepped.step(tick), rtol=0, atol=1e-9)
+
+
+def test_injected_anomalies_open_episodes():
+    """The data above is not trivially quiet: the default ensemble opens episodes on it."""
+    scores, anomalous, alerts = detectors.make("ensemble").label_series(series(700, 1, seed=1))
+    assert alerts.sum() >= 2 and anomalous.sum() > alerts.sum()
+
+
+@pytest.mark.parametrize("name", VECTORISED)
+def test_vectorised_members_take_the_fast_path(name, monkeypatch):
+    """The members listed as vectorised never step point by point inside a block."""
+    det = detectors.make(name).reset(1, 1)
+    monkeypatch.setattr(type(det), "_score_and_learn", lambda *a: pytest.fail("stepped point by point"))
+    det.step_block(series(300, 1, seed=3))
+
+
+@pytest.mark.parametrize("name", ["zscore", "ensemble"])
+def test_score_many_equals_one_block_per_series(name):
+    """Several series (stepped together, or one block each, whichever is faster) score as blocks of their rows."""
+    group = [series(n, 1, seed=n) for n in (500, 340, 420)]
+    together = detectors.make(name).score_many(group)
+    det = detectors.make(name).reset(len(group), 1)
+    for row, (values, scores) in enumerate(zip(group, together)):
+        np.testing.assert_allclose(scores, det.step_block(values, row=row).scores, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("d, n_series", [(1, 3), (8, 3), (1, 12)])
+def test_ensemble_bank_with_members_scored_ahead_equals_steps(d, n_series):
+    """Several series through the ensemble: members scored ahead as blocks, the rest tick by tick, as plain steps.
+
+    With 12 series, more streams than the refit budget (8) fall due on one tick: the refitted members step.
+    """
+    group = [series(n, d, seed=n + i) for i, n in enumerate((520, 300, 410) * (n_series // 3))]
+    for g in group:  # every stream present on the first ticks: all fall due for their first fit together
+        g[:100] = np.nan_to_num(g[:100], nan=20.0)
+    group[1][100:140] = np.nan
+    times = [START + 300.0 * np.arange(len(g)) for g in group]
+    ahead, stepped = detectors.make("ensemble"), detectors.make("ensemble")
+    ahead.reset(len(group), d)
+    stepped.reset(len(group), d)
+    got = ahead._run_ticks(group, times, True)
+    expected = Detector._run_ticks(stepped, group, times, True)
+    for g, e in zip(got[0], expected[0]):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
+    for part in (1, 2):
+        for g, e in zip(got[part], expected[part]):
+            np.testing.assert_array_equal(g, e)
+    assert sum(a.sum() for a in got[2]) >= 2
+    assert_same_state(stepped, ahead)
+
+
+def test_block_in_pieces_equals_one_block():
+    """A batch split anywhere scores as the whole batch (a replay delivered in parts)."""
+    X = series(900, 1, seed=5)
+    whole = detectors.make("ensemble").reset(1, 1).step_block(X).scores
+    det = detectors.make("ensemble").reset(1, 1)
+    parts = np.concatenate([det.step_block(X[a:b]).scores for a, b in ((0, 1), (1, 250), (250, 251), (251, 900))])
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-9)
+
+
+def test_engine_block_equals_engine_steps():
+    rng = np.random.default_rng(2)
+    fields = ("a", "b")
+
+    def build():
+        engine = Engine()
+        for i in range(3):
+            engine.add_stream(f"s{i}", fields)
+        warm = np.random.default_rng(3)
+        for _ in range(60):
+            engine.step({f"s{i}": dict(zip(fields, warm.normal(10, 1, 2))) for i in range(3)})
+        return engine
+
+    X = 10 + rng.normal(0, 1, (500, 2))
+    X[300] += 9
+    X[400:420, 1] += 5
+    X[50:52] = np.nan
+    stepped, blocked = build(), build()
+    expected = [stepped.step({"s1": dict(zip(fields, x))})["s1"].to_dict() for x in X]
+    result = blocked.step_block("s1", X[:, ::-1], fields=fields[::-1])
+    got = [v.to_dict() for v in result]
+    assert len(got) == len(expected) == len(result.scores)
+    for e, g in zip(expected, got):
+        assert_close(e, g)
+    assert result.alert.sum() >= 1 and result.is_anomaly.sum() > result.alert.sum()
+    meta_s, arrays_s = stepped.export_state()
+    meta_b, arrays_b = blocked.export_state()
+    assert meta_s == meta_b
+    for key in arrays_s:
+        assert_close(arrays_s[key], arrays_b[key])
+
+
+def test_empty_block_changes_nothing():
+    engine = Engine()
+    engine.add_stream("cpu", ("cpu",))
+    engine.step({"cpu": {"cpu": 1.0}})
+    before = engine.export_state()[1]
+    result = engine.step_block("cpu", np.zeros((0, 1)))
+    assert len(result) == 0 and result.scores.shape == (0,)
+    after = engine.export_state()[1]
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
+def test_engine_block_rejects_wrong_shapes():
+    engine = Engine(members=("zscore",))
+    engine.add_stream("cpu", ("cpu",))
+    with pytest.raises(ValueError, match="unknown stream"):
+        engine.step_block("gpu", np.zeros(3))
+    with pytest.raises(ValueError, match="field"):
+        engine.step_block("cpu", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="fields"):
+        engine.step_block("cpu", np.zeros((3, 1)), fields=("mem",))
+
+
+def test_a_new_window_replays_the_history_as_steps_would():
+    """Engine._move replays a stream's history into its new bank as one block: the state of one step per point."""
+    engine = Engine()
+    engine.add_stream("cpu", ("cpu",))
+    for v in series(300, 1, seed=4)[:, 0]:
+        engine.step({"cpu": {"cpu": float(v)}})
+    old = engine._streams["cpu"]
+    history = engine._banks[old["bank"]].recent(old["row"])
+    engine.configure("cpu", detector="zscore", window=40)
+    moved = engine._streams["cpu"]
+    bank = engine._banks[moved["bank"]]
+    reference = engine._ensemble({"zscore": 40}).clone().reset(bank.capacity, 1)
+    reference.stream_weights_[:] = bank.detector.stream_weights_
+    for point in history:
+        tick = np.full((bank.capacity, 1), np.nan)
+        tick[moved["row"]] = point
+        reference.step(tick)
+    assert_same_state(reference, bank.detector)
+
+
+def test_stream_group_step_many_equals_its_steps():
+    """A group's ticks scored at once equal its ticks scored one by one (scores, flags, alerts, engine state)."""
+    group = [series(n, 2, seed=n) for n in (450, 380, 450)]
+    length = max(len(g) for g in group)
+    ticks = np.full((length, len(group), 2), np.nan)
+    for i, g in enumerate(group):
+        ticks[: len(g), i] = g
+    names = ["a", "b", "c"]
+    engines = [Engine(), Engine()]
+    for engine in engines:
+        engine.add_streams(names, ("x", "y"))
+    stepped = engines[0].group(names)
+    expected = np.zeros((length, 3)), np.zeros((length, 3), dtype=bool), np.zeros((length, 3), dtype=bool)
+    for t, tick in enumerate(ticks):
+        result = stepped.step(tick)
+        for i, name in enumerate(names):
+            verdict = result[name]
+            expected[0][t, i], expected[1][t, i], expected[2][t, i] = verdict.score, verdict.is_anomaly, verdict.alert
+    got = engines[1].group(names).step_many(ticks, chunk=128)
+    np.testing.assert_allclose(got[0], expected[0], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert got[2].sum() >= 2
+    meta_s, arrays_s = engines[0].export_state()
+    meta_b, arrays_b = engines[1].export_state()
+    assert_close(meta_s, meta_b)
+    for key in arrays_s:
+        assert_close(arrays_s[key], arrays_b[key])
