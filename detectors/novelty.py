@@ -164,7 +164,8 @@ class RecordTracker:
     def set_acceptance(self, row: int, floors: np.ndarray, left: int) -> None:
         """Give stream ``row`` floors from :meth:`acceptance`, holding for ``left`` more points."""
         self.accepted_[row] = floors
-        self.accepted_until_[row] = self.seen_[row] + left
+        # Nothing left to hold: the row is as if never taught (0), not "held until now".
+        self.accepted_until_[row] = self.seen_[row] + left if left > 0 else 0
 
     def update(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it."""
