@@ -37,6 +37,7 @@ class Services:
     ingest: Any = None  # server.pipeline.ingest.Ingest: entity-keyed events
     sources: Any = None  # server.sources.supervisor.Supervisor: live event sources
     alerts: Any = None  # server.alerts.service.Alerts
+    startup: Any = None  # server.startup.Startup: the engine's restore, perhaps still in progress
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -65,8 +66,12 @@ class Services:
         if self.stopped:
             return
         self.stopped = True
-        # Only the process that ticked owns the state on disk (a second server must not overwrite it).
-        owner = self.jobs.lock.held or not self.settings["SCHEDULER"]
+        restored = self.startup is None or self.startup.ready
+        if self.startup is not None:
+            self.startup.stop()
+        # Only the process that ticked owns the state on disk (a second server must not overwrite
+        # it), and only once its engine is restored: a half-restored one would replace a good snapshot.
+        owner = restored and (self.jobs.lock.held or not self.settings["SCHEDULER"])
         self.jobs.stop()
         if self.sources is not None:
             self.sources.stop()  # drained events are stored before the writer stops

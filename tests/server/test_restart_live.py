@@ -6,11 +6,16 @@ engine with a reference engine that scored every stored point without a
 crash: one probe point per stream through /api/submit must get the same
 score to 1e-12.  Then the generators' stored sequence must be their seeded
 sequence once, with no duplicate (source, tick) pair.
+
+While a start restores the engine, /health already answers (ready false) and
+a submit waits for the restore.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -86,3 +91,46 @@ def test_kill_9_then_restart_replays_to_the_engine_that_never_crashed(tmp_path):
     for i, name in enumerate(STREAMS):
         stored = [json.loads(v) for s, v in rows if s == name]
         assert stored == [p.values for p in make_stream(name, seed=42 + i, anomaly_rate=0.02).take(len(stored))], name
+
+
+def test_health_answers_while_the_engine_is_restored_and_submits_wait_for_it(tmp_path):
+    settings = {"TICK_INTERVAL": 0.2, "SNAPSHOT_INTERVAL": 3600, "MAX_USER_STREAMS": 2000}
+    server = LiveServer(tmp_path / "run", settings).start()
+    try:
+        for start in (0, 1000):  # enough state for the restore to take a while; 1,000 points a submit
+            names = [f"user_{i}" for i in range(start, start + 1000)]
+            for k in range(3):
+                status, body = http_json(server.port, "POST", "/api/submit", timeout=120, body={
+                    "points": [{"source": n, "value": float((i + k) % 5)} for i, n in enumerate(names)]})
+                assert status == 200, body
+    finally:
+        server.stop(timeout=60)
+
+    reference = reference_engine(server.database)  # scored every stored point, never restarted
+    again = LiveServer(tmp_path / "run", {**settings, "SCHEDULER": "false"}, database=server.database)
+    again.start(wait=False)
+    try:
+        first = None
+        deadline = time.monotonic() + 60
+        while first is None and time.monotonic() < deadline:
+            try:
+                first = http_json(again.port, "GET", "/health", timeout=5)
+            except OSError:
+                time.sleep(0.005)
+        status, body = first
+        assert status == 200 and body["ready"] is False and body["status"] == "starting", body
+        assert body["starting"] and body["database"] is True
+        # A submit sent now waits for the restore, then is scored by the restored engine.
+        probe = {"source": "user_7", "value": 100.0}
+        answer = {}
+        sender = threading.Thread(target=lambda: answer.update(
+            result=http_json(again.port, "POST", "/api/submit", probe, timeout=60)))
+        sender.start()
+        wait_for(lambda: again.get("/health")[1]["ready"], timeout=60)
+        sender.join(60)
+        status, body = answer["result"]
+        assert status == 200, body
+        expected = reference.step({"user_7": {"value": 100.0}})["user_7"].score
+        assert body["results"][0]["score"] == pytest.approx(expected, abs=1e-12, rel=0)
+    finally:
+        again.stop()
