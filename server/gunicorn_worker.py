@@ -48,6 +48,23 @@ class JsonErrorGeventWorker(GeventWorker):
         with _entry_points_scanned_once():
             super().patch()
 
+    def handle_exit(self, sig, frame) -> None:
+        """SIGTERM: stop as gunicorn does, and end the app's push streams at once (not in the
+        signal handler: ending them switches greenlets)."""
+        super().handle_exit(sig, frame)
+        import gevent
+
+        gevent.spawn(_end_push_clients, getattr(self, "wsgi", None))
+
+
+def _end_push_clients(app) -> None:
+    """Ask the app to end its push streams, which would otherwise hold the worker until the
+    graceful timeout (see ``Services.end_push_clients``).  Found by its extension's name: this
+    module imports nothing from the app."""
+    services = getattr(app, "extensions", {}).get("anomaly_server")
+    if services is not None:
+        services.end_push_clients()
+
 
 @contextlib.contextmanager
 def _entry_points_scanned_once():

@@ -61,6 +61,14 @@ class Services:
             log.error("health: database write probe failed: %s", exc)
             return False
 
+    def end_push_clients(self) -> None:
+        """On SIGTERM, before gunicorn waits for the open connections: end the push streams.
+
+        SSE and WebSocket clients never hang up by themselves; a worker that waited for
+        them would be killed at gunicorn's graceful timeout, before its final snapshot.
+        """
+        self.hub.end_all("server shutting down")
+
     def shutdown(self) -> None:
         """Stop the jobs, cut the push clients, commit what is queued and close."""
         if self.stopped:
