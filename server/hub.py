@@ -314,11 +314,11 @@ class Hub:
         with self._lock:
             clients = list(self._clients)
             self._clients.clear()  # publish no more to them
-        cut = [c for c in clients if not c.end()]
+        ending = {c for c in clients if c.end()}
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(not c.closed for c in clients if c not in cut):
+        while time.monotonic() < deadline and any(not c.closed for c in ending):
             time.sleep(0.01)  # a greenlet switch under gevent
-        cut += [c for c in clients if not c.closed and c not in cut]
+        cut = [c for c in clients if c not in ending or not c.closed]
         for client in cut:
             client.cut(reason)
         if clients:

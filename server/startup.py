@@ -12,7 +12,7 @@ the event loop.  Until they are done:
 - every other request except the page and its assets waits for the end of the
   restore (at most :data:`WAIT_S` seconds, then 503 with ``Retry-After``), so
   nothing is scored against a half-restored engine and submits are scored after
-  the replay, in the order they arrived;
+  the replay (woken in the order they came);
 - the scheduler is not started: the first tick is scored by the restored engine,
   so it can flag.
 
