@@ -7,15 +7,16 @@ crash: one probe point per stream through /api/submit must get the same
 score to 1e-12.  Then the generators' stored sequence must be their seeded
 sequence once, with no duplicate (source, tick) pair.
 
-A graceful stop (SIGTERM) with push clients connected ends their streams
-cleanly and writes the final snapshot well within gunicorn's graceful timeout,
+A graceful stop (SIGTERM) with push clients and an idle keep-alive connection
+open ends the streams cleanly, lets go of the idle connection and writes the
+final snapshot well within gunicorn's graceful timeout,
 so the next start replays nothing.  While a start restores the engine, /health
 already answers (ready false) and a submit waits for the restore.
 """
 from __future__ import annotations
 
+import http.client
 import json
-import socket
 import sqlite3
 import struct
 import threading
@@ -126,6 +127,7 @@ def test_sigterm_with_push_clients_ends_them_and_writes_the_final_snapshot_in_ti
     snapshot = server.database.with_name(server.database.name + ".snapshot.npz")
     sse = SseClient(server.port)
     ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws", timeout=15)
+    kept_alive = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
     try:
         sse.next_event()  # both streams are live
         assert json.loads(ws.recv())["type"] == "hello"
@@ -136,6 +138,8 @@ def test_sigterm_with_push_clients_ends_them_and_writes_the_final_snapshot_in_ti
             assert status == 200, body
             acknowledged += [p["id"] for p in body["results"]]
         wait_for(lambda: count_points(server.database, "tick IS NOT NULL") >= 9 * 3, timeout=60)
+        kept_alive.request("GET", "/api/status")  # then idle, kept alive, when SIGTERM comes
+        assert kept_alive.getresponse().read()
         results = {}
         readers = [threading.Thread(target=lambda: results.__setitem__("sse", sse_ending(sse))),
                    threading.Thread(target=lambda: results.__setitem__("ws", close_code(ws)))]
@@ -149,6 +153,7 @@ def test_sigterm_with_push_clients_ends_them_and_writes_the_final_snapshot_in_ti
     finally:
         sse.close()
         ws.close()
+        kept_alive.close()
     log = server.log()
     # gunicorn's graceful timeout is 5 s: the master kills a worker still busy after it.
     assert exit_code == 0 and took < 4.0, (took, log[-3000:])
