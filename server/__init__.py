@@ -2,9 +2,12 @@
 
 ``create_app(test_config=None)`` resolves the settings (defaults, then
 ``ANOMALY_*`` environment variables, then ``test_config``), migrates the
-database, starts the single writer thread, restores user streams and their
-configuration into the engine and, unless ``SCHEDULER`` is off, starts the
-background jobs (one tick every ``TICK_INTERVAL`` seconds, retention).
+database, starts the single writer thread and wires the app; then it restores
+the engine (snapshot, user streams and their configuration, the points stored
+after the snapshot) and, unless ``SCHEDULER`` is off, starts the background
+jobs (one tick every ``TICK_INTERVAL`` seconds, retention).  Under gunicorn's
+gevent worker that restore runs once the worker serves, so ``/health`` answers
+within a second of start however many streams there are (server/startup.py).
 
 Run it with gunicorn and the repository's configuration (one gevent worker)::
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``test_config`` overrides settings by name (e.g. ``{"SCHEDULER": False}``)."""
+    began = time.perf_counter()
     _import_sqlite_utils_without_pandas()
     # Imported here so that importing the package (e.g. for its settings) stays light.
     from flask import Flask
@@ -53,9 +57,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
     from .snapshots import Snapshots, snapshot_path
     from .sources.supervisor import Supervisor
+    from .startup import Startup
+    from .startup import init_app as gate_requests_until_ready
     from .storage import migrate, open_reader, open_writer
     from .writer import Writer
 
+    imported = time.perf_counter()
     settings = load_settings(test_config)
     engine = _build_engine(Engine, settings["DETECTORS"])
     app = Flask(__name__, template_folder=str(REPO_ROOT / "web"),
@@ -100,15 +107,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     monitor = Monitor(engine, generators, writer, db_path, settings)
     snapshots = Snapshots(monitor, snapshot_path(settings["SNAPSHOT_PATH"], db_path),
                           settings["SNAPSHOT_INTERVAL"])
-    try:
-        snapshots.restore()  # before the streams are registered: they are in the snapshot
-        monitor.bootstrap()
-        snapshots.catch_up()
-    except BaseException:
-        writer.stop()
-        monitor.close()
-        snapshots.close()
-        raise
+    # The engine's learned state, restored behind the app under gevent (server/startup.py): the
+    # snapshot before the streams are registered (they are in it), then the points stored after it.
+    # Only bootstrap writes through the writer, so only it runs on the event loop.
+    startup = Startup([("loading the detectors' libraries", _load_detector_libraries, True),
+                       ("restoring the snapshot", snapshots.restore, True),
+                       ("registering the streams", monitor.bootstrap, False),
+                       ("replaying the points stored after the snapshot", snapshots.catch_up, True),
+                       # Verdicts the snapshot predates, after its points (it writes: on the loop).
+                       ("teaching 'not an anomaly' again", lambda: feedback.reteach_at_start(svc), False)],
+                      on_ready=lambda: _start_jobs(svc))
     periodic = {"tick": (monitor.tick, settings["TICK_INTERVAL"]),
                 "retention": (monitor.prune, settings["RETENTION_INTERVAL"])}
     periodic["event_retention"] = (functools.partial(_prune_scored_events, writer, settings),
@@ -127,7 +135,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     monitor.attach(sources)  # the generators and HTTP submit: sources under the one supervisor
     svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
                    monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots,
-                   ingest=ingest, sources=sources)
+                   ingest=ingest, sources=sources, startup=startup)
     app.extensions[EXTENSION] = svc
     app.extensions[ALERTS] = alerts
     app.extensions[metrics.EXTENSION] = metrics.Metrics(svc, alerts)
@@ -135,30 +143,51 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     guard = security.init_app(app, hub)
+    gate_requests_until_ready(app)
     api.init_app(app)
     api_events.init_app(app)
     push.init_app(app)
     app.register_blueprint(alerts_api.bp)
-    feedback.init_app(app)  # before the first tick: teaches what the snapshot predates
+    feedback.init_app(app)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(pages.bp)
     if cooperative():
         # The event loop shares the GIL with the engine and writer threads; a short switch
         # interval bounds how long it waits for the GIL after each socket call.
         sys.setswitchinterval(settings["THREAD_SWITCH_INTERVAL"])
-    if settings["SCHEDULER"]:
-        jobs.start()
-        if settings["EV_FEED"] and jobs.running and "ev_charging" in ingest.schema_names:
-            _start_ev_feed(svc)
     alerts.sender.start()  # delivers what a previous run committed but did not deliver
-    log.info("server ready: database %s, tick every %g s, scheduler %s", db_path,
-             settings["TICK_INTERVAL"], "on" if settings["SCHEDULER"] else "off")
+    built = time.perf_counter()
+    try:
+        startup.begin()  # under gevent it goes on once the worker serves; otherwise it is done here
+    except BaseException:
+        svc.shutdown()
+        raise
+    log.info("server ready: database %s, tick every %g s, scheduler %s; app built in %.0f ms "
+             "(imports %.0f ms)%s", db_path, settings["TICK_INTERVAL"],
+             "on" if settings["SCHEDULER"] else "off", (built - began) * 1000, (imported - began) * 1000,
+             "" if startup.ready else "; restoring the engine in the background")
     log.info("security: %s; reading %s; hosts %s; rate limit %s",
              "API token set" if guard.token else "no API token (loopback only)",
              "needs the token" if guard.read_needs_token else "is public",
              "any" if guard.any_host else ", ".join(sorted(guard.allowed_hosts)),
              settings["RATE_LIMIT"])
     return app
+
+
+def _start_jobs(svc) -> None:
+    """Once the engine is restored: the scheduler (ticks, retention, alerts, snapshots) and the EV feed."""
+    settings = svc.settings
+    if not settings["SCHEDULER"]:
+        return
+    svc.jobs.start()
+    if settings["EV_FEED"] and svc.jobs.running and "ev_charging" in svc.ingest.schema_names:
+        _start_ev_feed(svc)
+
+
+def _load_detector_libraries() -> None:
+    """What the detectors import at their first score (scipy.stats, about 0.6 s): loaded during the
+    restore, off the event loop, so the first tick after it is as quick as any other."""
+    from scipy import special, stats  # noqa: F401
 
 
 def _prune_scored_events(writer, settings) -> int:
@@ -172,12 +201,29 @@ def _prune_scored_events(writer, settings) -> int:
 
 
 def _start_ev_feed(svc) -> None:
-    """Start the built-in EV charging feed in the background: building it imports pandas,
-    which the first tick should not wait for."""
+    """Start the built-in EV charging feed in the background.
+
+    Its modules import pandas and scipy (about a second): they are imported on an OS thread
+    of their own, so that under gevent the event loop goes on answering requests and the
+    scheduler goes on ticking meanwhile (a greenlet importing them would hold the loop).
+    """
     import threading
 
+    from .concurrency import DedicatedThread
+
+    def load_modules() -> None:
+        from .pipeline import rules, scoring  # noqa: F401
+        from .sources import ev  # noqa: F401
+
     def start() -> None:
+        loader = DedicatedThread("ev-feed-imports")
         try:
+            # After the first tick: on two cores a second of imports would delay it, and that
+            # tick is what a restart waits for.
+            deadline = time.monotonic() + 10 * svc.settings["TICK_INTERVAL"]
+            while svc.monitor.last_tick_at is None and not svc.stopped and time.monotonic() < deadline:
+                time.sleep(svc.settings["TICK_INTERVAL"] / 4)
+            loader.run(load_modules)
             from .sources.ev import EVSource
 
             schema = svc.ingest.schema("ev_charging")
@@ -186,6 +232,8 @@ def _start_ev_feed(svc) -> None:
                 svc.sources.start()
         except Exception:
             log.exception("the EV charging feed could not start; the server runs without it")
+        finally:
+            loader.close()
 
     threading.Thread(target=start, name="start-ev-feed", daemon=True).start()
 

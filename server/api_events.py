@@ -30,7 +30,6 @@ from .exports import parse_format, stream
 from .pipeline.schema import BadData, Schema
 from .security import client_identity
 from .services import services
-from .sources.upload import FileSource
 from .validation import check_name, parse_json, parse_limit
 
 __all__ = ["UPLOAD_TYPES", "bp", "event_anomalies", "init_app"]
@@ -122,7 +121,7 @@ def upload():
         stored = _within(timeout, lambda: request.files.get("file"))
         if stored is None:
             raise ApiError(400, "a multipart upload needs the file in the field 'file'")
-        source = FileSource(stored.stream, schema, filename=stored.filename)
+        source = _file_source(stored.stream, schema, filename=stored.filename)
         return _import(source, origin, keep)
     if mimetype not in UPLOAD_TYPES:
         raise ApiError(415, "send the file as multipart/form-data (field 'file') or as the body "
@@ -130,7 +129,7 @@ def upload():
     with tempfile.TemporaryFile(prefix="upload-") as spool:
         # Bounded memory: the body goes to disk as it arrives.
         _within(timeout, lambda: shutil.copyfileobj(request.stream, spool, _COPY_CHUNK))
-        source = FileSource(spool, schema, format=UPLOAD_TYPES[mimetype])
+        source = _file_source(spool, schema, format=UPLOAD_TYPES[mimetype])
         return _import(source, origin, keep)
 
 
@@ -149,7 +148,14 @@ def _within(seconds: float, read):
         raise ApiError(400, "the client closed the connection before sending the whole file") from None
 
 
-def _import(source: FileSource, origin: str, keep: int):
+def _file_source(file, schema: Schema, **options):
+    """The upload's source; imported here, as it imports pandas, which the server's start does not need."""
+    from .sources.upload import FileSource
+
+    return FileSource(file, schema, **options)
+
+
+def _import(source, origin: str, keep: int):
     summary = services().ingest.import_source(source, origin, keep_anomalies=keep)
     return jsonify(summary.to_dict())
 

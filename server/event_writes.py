@@ -12,16 +12,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import pandas as pd
 
 from .event_storage import ENTITY_COLUMNS
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
-from .pipeline.scoring import ScoredBatch
 from .writer import Transaction, WriteJob
+
+if TYPE_CHECKING:  # both import pandas (and scipy): the server's start loads this module without them
+    import pandas as pd
+
+    from .pipeline.scoring import ScoredBatch
 
 __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
 
@@ -77,6 +80,8 @@ class ScoredEventsJob(WriteJob):
         self.rows = self._rows()
 
     def _rows(self) -> list[tuple]:
+        import pandas as pd
+
         batch, schema = self.batch, self.batch.schema
         n = len(batch)
         features = pd.DataFrame({k: v for k, v in batch.features.items() if k != schema.truth})

@@ -231,9 +231,13 @@ def reteach(svc: Services) -> int:
 
 
 def init_app(app: Flask) -> None:
-    """Register the routes; teach the engine what its snapshot predates (before the first tick)."""
+    """Register the routes (the start-up's last step calls :func:`reteach_at_start`)."""
     app.register_blueprint(bp)
+
+
+def reteach_at_start(svc: Services) -> None:
+    """The restore's last step: teach what the snapshot predates, after its points are replayed."""
     try:
-        reteach(app.extensions[EXTENSION])
+        reteach(svc)
     except Exception:  # the server starts; the verdicts stay stored and listed
         log.exception("'not an anomaly' verdicts could not be taught again at start")

@@ -66,7 +66,10 @@ def _raise_open_file_limit(needed: int) -> None:
 
 
 _raise_open_file_limit(worker_connections + 256)
-# SSE/WebSocket clients never finish by themselves: do not wait long for them at shutdown.
+# What a stopping worker may take before the master kills it.  SSE/WebSocket clients never finish
+# by themselves and idle keep-alive connections wait for another request: on SIGTERM the worker
+# ends the first and lets go of the second at once (server/gunicorn_worker.py), so that its final
+# snapshot (worker_exit below) is written well within this.
 graceful_timeout = 5
 timeout = 30
 keepalive = 5

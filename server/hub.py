@@ -18,6 +18,11 @@ down (which also fails any write blocked on it) and removed.  So a stalled
 client costs the publisher one failed ``put_nowait`` and never delays the
 scheduler or the other clients.
 
+At shutdown :meth:`Hub.end_all` ends every stream cleanly instead (the SSE
+response finishes, a WebSocket gets a close frame 1001 "going away"): push
+clients never end by themselves, and a worker that waited for them would be
+killed by gunicorn's graceful timeout before its final snapshot.
+
 Every write to a client's socket -- the publisher's direct send, the client's
 greenlet, the WebSocket library's pings -- happens under the client's
 ``write_lock``, so frames never interleave.  A partial direct send leaves the
@@ -29,11 +34,12 @@ import logging
 import queue
 import socket
 import threading
+import time
 from typing import Iterable
 
 from .events import Event, now_ms
 
-__all__ = ["Client", "Hub", "Remainder", "STORED_TYPES", "WAKE"]
+__all__ = ["END", "Client", "Hub", "Remainder", "STORED_TYPES", "WAKE"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 STORED_TYPES = ("tick", "anomaly", "events", "alert")
 #: Queued to wake a client's greenlet so that it notices it was dropped or closed.
 WAKE = object()
+#: Queued to end a client's stream cleanly, after everything queued before it is written.
+END = object()
 
 
 class Remainder:
@@ -86,6 +94,9 @@ class Client:
         self.replayed_through = 0
         self.dropped = False
         self.drop_reason: str | None = None
+        #: Asked to end cleanly (:meth:`end`); ``closed`` once its greenlet has finished with it.
+        self.ending = False
+        self.closed = False
 
     def go_direct(self, wire_format: str) -> bool:
         """Let the publisher write ``wire_format`` frames to the socket itself, if it can.
@@ -172,9 +183,20 @@ class Client:
         self.write(data)
         return True
 
+    def end(self) -> bool:
+        """Ask the client's greenlet to write what is queued, then end the stream cleanly.
+
+        Direct delivery stops at once (a frame the publisher sent in part is queued, so
+        it is finished first).  False when the queue is full: a stalled client, to cut.
+        """
+        self.direct_format = None
+        self.ending = True
+        return self.offer(END)
+
     def close(self) -> None:
         """Stop direct delivery and forget what is queued (releasing a Remainder's lock)."""
         self.dropped = True
+        self.closed = True
         self.direct_format = None
         while True:
             try:
@@ -281,6 +303,27 @@ class Hub:
             self.disconnect(client)
         for client in failed:
             self.disconnect(client)
+
+    def end_all(self, reason: str = "server shutting down", grace: float = 1.0) -> int:
+        """End every client's stream cleanly (at shutdown); cut those not done within ``grace`` s.
+
+        Each client's greenlet writes what it has queued, then ends its stream (see
+        server/push.py); one whose queue is full, or that is still writing after
+        ``grace`` seconds, is cut like a stalled client.  Returns how many were cut.
+        """
+        with self._lock:
+            clients = list(self._clients)
+            self._clients.clear()  # publish no more to them
+        ending = {c for c in clients if c.end()}
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(not c.closed for c in ending):
+            time.sleep(0.01)  # a greenlet switch under gevent
+        cut = [c for c in clients if c not in ending or not c.closed]
+        for client in cut:
+            client.cut(reason)
+        if clients:
+            log.info("ended %d push clients (%s); %d cut", len(clients), reason, len(cut))
+        return len(cut)
 
     def close_all(self, reason: str = "server shutting down") -> None:
         """Cut every client (at shutdown)."""

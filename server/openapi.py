@@ -181,8 +181,17 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                       "push": {"type": "object", "required": ["clients", "published", "dropped"],
                                "properties": {"clients": {"type": "object"}, "published": _COUNT,
                                               "dropped": _COUNT}}}},
-        "Health": {"type": "object", "required": ["status", "scheduler", "database"],
-                   "properties": {"status": {"enum": ["ok", "degraded"]},
+        "Health": {"type": "object", "required": ["status", "ready", "scheduler", "database"],
+                   "properties": {"status": {"enum": ["ok", "starting", "degraded", "failed"]},
+                                  "ready": {"type": "boolean", "description":
+                                            "The engine's learned state is restored (false for a "
+                                            "moment after each start)."},
+                                  "starting": {"type": "string",
+                                               "description": "The restore step in progress."},
+                                  "since_s": {"type": "number", "minimum": 0,
+                                              "description": "Seconds since the restore began."},
+                                  "failed": {"type": "string",
+                                             "description": "Why the restore failed."},
                                   "scheduler": {"type": "boolean"}, "database": {"type": "boolean"},
                                   "scheduler_enabled": {"type": "boolean"}}},
         "Data": {"type": "object", "required": ["source", "fields", "points"],
@@ -560,8 +569,10 @@ def _paths() -> dict[str, Any]:
             "200": {"description": "web/index.html", "content": {"text/html": {"schema": {"type": "string"}}}},
             **_errors(404)}}},
         "/health": {"get": {"summary": "Liveness and readiness.", "responses": {
-            "200": _json(_ref("Health"), "Scheduler running (or disabled) and database writable."),
-            "503": _json(_ref("Health"), "Degraded: the scheduler is stalled or the database is not writable.")}}},
+            "200": _json(_ref("Health"), "Scheduler running (or disabled) and database writable; or "
+                                          "starting: the engine is being restored (ready false)."),
+            "503": _json(_ref("Health"), "Degraded: the scheduler is stalled or the database is not "
+                                         "writable; or the restore failed.")}}},
         "/vendor/chart.umd.js": {"get": {"summary": "Chart.js from node_modules.", "responses": {
             "200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}},
             **_errors(404)}}},

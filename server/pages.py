@@ -37,11 +37,24 @@ def chart_js():
 
 @bp.get("/health")
 def health():
-    """Liveness and readiness: the scheduler ticks here and the database takes writes."""
+    """Liveness and readiness: the engine is restored, the scheduler ticks and the database takes writes.
+
+    While the engine is being restored (server/startup.py) the answer is 200 with
+    ``"status": "starting"``, ``"ready": false`` and the step in progress; the
+    scheduler starts once it is done.
+    """
     svc = services()
     scheduler = svc.scheduler_healthy()
     database = svc.database_writable()
-    ok = database and (scheduler or not svc.settings["SCHEDULER"])
-    body = {"status": "ok" if ok else "degraded", "scheduler": scheduler, "database": database,
+    start = svc.startup.describe() if svc.startup is not None else {"ready": True}
+    if "failed" in start:
+        status = "failed"
+    elif not database:
+        status = "degraded"
+    elif not start["ready"]:
+        status = "starting"
+    else:
+        status = "ok" if scheduler or not svc.settings["SCHEDULER"] else "degraded"
+    body = {"status": status, **start, "scheduler": scheduler, "database": database,
             "scheduler_enabled": svc.settings["SCHEDULER"]}
-    return jsonify(body), 200 if ok else 503
+    return jsonify(body), 200 if status in ("ok", "starting") else 503

@@ -29,7 +29,7 @@ from flask_sock import ConnectionClosed, Sock
 from .alerts.live import replay_alert_events
 from .concurrency import cooperative
 from .events import Event, anomaly_event, http_chunk, now_ms, plain_event, tick_event
-from .hub import STORED_TYPES, WAKE, Client
+from .hub import END, STORED_TYPES, WAKE, Client
 from .services import Services, services
 from .storage import Reader
 from .validation import InvalidRequest, check_name, parse_event_id, parse_sources
@@ -118,8 +118,8 @@ def _pump(client: Client, svc: Services, wire_format: str, resume: int | None,
           poll: float, heartbeat: bytes | None, direct: bool) -> None:
     """Write replayed, then live, events to the client's socket until it is gone.
 
-    Runs in the client's own greenlet; returns when the client is dropped or its
-    connection fails.
+    Runs in the client's own greenlet; returns when the client is dropped, its
+    connection fails, or it reaches END (a clean end, at shutdown: the caller ends the stream).
     """
     try:
         if resume is not None:
@@ -135,6 +135,8 @@ def _pump(client: Client, svc: Services, wire_format: str, resume: int | None,
                 item = client.queue.get_nowait()
             except queue.Empty:
                 break
+            if item is END:
+                return
             if item is not WAKE:
                 client.write_item(item, wire_format)
         if direct:
@@ -144,6 +146,8 @@ def _pump(client: Client, svc: Services, wire_format: str, resume: int | None,
             if item is None:
                 if heartbeat is not None:
                     client.write(heartbeat)
+            elif item is END:
+                return
             elif item is not WAKE:
                 client.write_item(item, wire_format)
     except OSError:
@@ -184,7 +188,20 @@ def sse():
             client.close()
             svc.hub.disconnect(client)
 
-    return Response(stream(), mimetype="text/event-stream", headers=headers)
+    response = Response(stream(), mimetype="text/event-stream", headers=headers)
+    if conn is not None:
+        response.call_on_close(lambda: _hang_up_after_a_clean_end(client, conn))
+    return response
+
+
+def _hang_up_after_a_clean_end(client: Client, conn: socket.socket) -> None:
+    """After an SSE stream ended for shutdown (its last chunk is written by now), close the
+    connection: gunicorn would otherwise keep it for another request, and its worker with it."""
+    if client.ending:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _queued_frames(client: Client, svc: Services, resume: int | None,
@@ -201,6 +218,8 @@ def _queued_frames(client: Client, svc: Services, resume: int | None,
         event = client.next_item(heartbeat)
         if event is None:
             yield _HEARTBEAT
+        elif event is END:
+            return
         elif event is not WAKE and not (event.id <= client.replayed_through
                                         and event.type in STORED_TYPES):
             frame = event.sse_frame(client.sources)
@@ -288,6 +307,8 @@ def ws(connection):
         # A plain frame is valid even with permessage-deflate (RSV1 unset: not compressed).
         _pump(client, svc, "ws", resume, min(svc.settings["HEARTBEAT_INTERVAL"], 5.0),
               heartbeat=None, direct=cooperative())
+        if client.ending:
+            connection.close(reason=1001, message="server shutting down")  # "going away"
     except (ConnectionClosed, OSError):
         pass
     except Exception:

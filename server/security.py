@@ -40,7 +40,6 @@ import socket
 from typing import Any, Mapping
 
 from flask import Flask, Response, current_app, jsonify, request
-from flask_limiter import Limiter
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .concurrency import cooperative
@@ -284,7 +283,7 @@ def _init_rate_limit(app: Flask) -> None:
     except ValueError as exc:
         raise SettingsError(f"ANOMALY_RATE_LIMIT={rate!r}: {exc}") from None
     # One limiter per app (tests build many apps); in memory, so one worker process counts all.
-    from flask_limiter import RateLimitExceeded
+    from flask_limiter import Limiter, RateLimitExceeded  # here: with RATE_LIMIT off it is never loaded
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):

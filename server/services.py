@@ -37,6 +37,7 @@ class Services:
     ingest: Any = None  # server.pipeline.ingest.Ingest: entity-keyed events
     sources: Any = None  # server.sources.supervisor.Supervisor: live event sources
     alerts: Any = None  # server.alerts.service.Alerts
+    startup: Any = None  # server.startup.Startup: the engine's restore, perhaps still in progress
 
     def reader(self) -> Reader:
         """A fresh read-only connection (close it when done)."""
@@ -60,13 +61,25 @@ class Services:
             log.error("health: database write probe failed: %s", exc)
             return False
 
+    def end_push_clients(self) -> None:
+        """On SIGTERM, before gunicorn waits for the open connections: end the push streams.
+
+        SSE and WebSocket clients never hang up by themselves; a worker that waited for
+        them would be killed at gunicorn's graceful timeout, before its final snapshot.
+        """
+        self.hub.end_all("server shutting down")
+
     def shutdown(self) -> None:
         """Stop the jobs, cut the push clients, commit what is queued and close."""
         if self.stopped:
             return
         self.stopped = True
-        # Only the process that ticked owns the state on disk (a second server must not overwrite it).
-        owner = self.jobs.lock.held or not self.settings["SCHEDULER"]
+        restored = self.startup is None or self.startup.ready
+        if self.startup is not None:
+            self.startup.stop()
+        # Only the process that ticked owns the state on disk (a second server must not overwrite
+        # it), and only once its engine is restored: a half-restored one would replace a good snapshot.
+        owner = restored and (self.jobs.lock.held or not self.settings["SCHEDULER"])
         self.jobs.stop()
         if self.sources is not None:
             self.sources.stop()  # drained events are stored before the writer stops

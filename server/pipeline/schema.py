@@ -28,12 +28,16 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from detectors.engine import SEVERITIES
+
+# pandas is imported in the functions that type a file's columns: the server's start (which loads
+# this module for BadData) must not pay the half second of importing it.
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["BadData", "BaselineFeature", "BaselineSpec", "FieldSpec", "Schema", "SchemaError",
            "TimeOfDayClock", "load_schema", "normalise_header", "parse_duration", "SCHEMA_DIR"]
@@ -192,6 +196,8 @@ class Schema:
         line 1), for error messages.  Returns a frame with every field (absent
         optional ones empty), the timestamp as float epoch seconds.
         """
+        import pandas as pd
+
         out: dict[str, Any] = {}
         n = len(raw)
         for spec in self.fields.values():
@@ -257,6 +263,8 @@ def _floats(text: pd.Series) -> np.ndarray:
     try:
         return np.array(text.to_numpy(), dtype=float)
     except (ValueError, TypeError):
+        import pandas as pd
+
         return pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype=float)
 
 
@@ -279,6 +287,7 @@ class TimeOfDayClock:
     twelve hours before the previous one, midnight has passed.  The clock
     keeps its day across chunks.
 
+    >>> import pandas as pd
     >>> clock = TimeOfDayClock(day=0.0)
     >>> clock.parse(pd.Series(["23:30", "23:50", "00:10", "1970-01-02T00:20:00Z"])).tolist()
     [84600.0, 85800.0, 87000.0, 87600.0]
@@ -286,12 +295,16 @@ class TimeOfDayClock:
 
     def __init__(self, day: float | None = None):
         if day is None:
+            import pandas as pd
+
             day = pd.Timestamp.now(tz="UTC").normalize().timestamp()
         self.day = float(day)
         self.previous: float | None = None
 
     def parse(self, text: pd.Series) -> np.ndarray:
         """Epoch seconds of each value (NaN where a value is neither form)."""
+        import pandas as pd
+
         text = text if text.dtype == object else text.astype(object)
         if len(text) and "-" in str(text.iloc[0]):
             try:  # the common case, a column of ISO date-times, in one strict call

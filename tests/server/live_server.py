@@ -84,18 +84,18 @@ class LiveServer:
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until /health answers (200 or 503); fail early if the process died."""
+        """Wait until /health says the engine is restored (200 or 503) or failed; fail early if the process died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                status, _ = http_json(self.port, "GET", "/health", timeout=2)
-                if status in (200, 503):
+                status, body = http_json(self.port, "GET", "/health", timeout=2)
+                if status in (200, 503) and ((body or {}).get("ready", True) or "failed" in body):
                     return
             except OSError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise RuntimeError(f"server not ready within {timeout} s:\n{self.log()}")
 
     def get(self, path: str):

@@ -341,7 +341,7 @@ def test_chart_js_is_served_from_node_modules_or_404(client, monkeypatch, tmp_pa
 def test_health_reports_database_and_scheduler(client, services):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "scheduler": False, "database": True,
+    assert response.get_json() == {"status": "ok", "ready": True, "scheduler": False, "database": True,
                                    "scheduler_enabled": False}
     services.writer.stop()
     response = client.get("/health")

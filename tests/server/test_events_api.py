@@ -80,11 +80,11 @@ def test_bad_files_are_refused_with_what_was_expected_and_nothing_is_stored(app,
 
 
 def test_a_file_is_imported_whole_or_not_at_all_when_a_write_fails(app, client, monkeypatch):
-    import server.api_events
     import server.event_writes
+    import server.sources.upload
 
-    monkeypatch.setattr(server.api_events, "FileSource",
-                        functools.partial(server.api_events.FileSource, chunk_rows=2))
+    monkeypatch.setattr(server.sources.upload, "FileSource",
+                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
     real_apply = server.event_writes.ScoredEventsJob.apply
     calls = []
 

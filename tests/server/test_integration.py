@@ -204,8 +204,8 @@ def test_one_scheduler_per_database(tmp_path):
         status, body = second.get("/health")
         assert status == 503 and body["scheduler"] is False and body["database"] is False  # the first server is the writer
         assert "will not tick" in second.log()
-        assert first.get("/health") == (200, {"status": "ok", "scheduler": True, "database": True,
-                                              "scheduler_enabled": True})
+        assert first.get("/health") == (200, {"status": "ok", "ready": True, "scheduler": True,
+                                              "database": True, "scheduler_enabled": True})
     finally:
         second.stop()
         first.stop()

@@ -118,5 +118,5 @@ def test_the_app_ticks_on_its_own_and_reports_healthy(make_app):
     # Three ticks of nine streams committed, with nobody driving them but the scheduler.
     wait_for(lambda: client.get("/api/status").get_json()["points"] >= 27)
     assert services_of(app).monitor.tick_count >= 3
-    assert client.get("/health").get_json() == {"status": "ok", "scheduler": True, "database": True,
-                                                "scheduler_enabled": True}
+    assert client.get("/health").get_json() == {"status": "ok", "ready": True, "scheduler": True,
+                                                "database": True, "scheduler_enabled": True}
