@@ -57,6 +57,14 @@ class EngineThread:
             self.on_step(time.perf_counter() - started, len(points))
         return verdicts
 
+    def step_block(self, name: str, values, fields) -> Any:
+        """Successive points of one stream as one block (the detectors' fast path), timed like :meth:`step`."""
+        started = time.perf_counter()
+        verdicts = self.engine.step_block(name, values, fields)
+        if self.on_step is not None:
+            self.on_step(time.perf_counter() - started, 1)
+        return verdicts
+
     def checkpoint(self, export: Callable[[], Any], queue: Callable[[], Any], closing: bool = False):
         """Run ``export`` on the engine thread between two batches, then ``queue`` (a write) at once.
 
