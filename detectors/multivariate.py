@@ -36,7 +36,7 @@ moments of earlier points, so scores are causal.
 from __future__ import annotations
 
 import numpy as np
-# scipy.stats is imported where it is used: it costs about a second at server start.
+# scipy is imported where it is used (scipy.special only): scipy.stats costs about a second at server start.
 from threadpoolctl import ThreadpoolController
 
 from .base import Detector
@@ -176,9 +176,9 @@ class JointModelDetector(Detector):
         self.residual_ = np.full(S, d, dtype=np.int64)
         self.ratio_ = np.ones(S)
         self.contributions_ = np.zeros((S, d), dtype=np.float32)
-        from scipy import stats
+        from scipy import special
 
-        self.clip_z2_ = float(stats.chi2.isf(CLIP_P, d))
+        self.clip_z2_ = float(special.chdtri(d, CLIP_P))  # chi2.isf(CLIP_P, d), without scipy.stats
 
     # -- scoring ----------------------------------------------------------
     def _score_and_learn(self, X, present):

@@ -185,9 +185,9 @@ def _start_jobs(svc) -> None:
 
 
 def _load_detector_libraries() -> None:
-    """What the detectors import at their first score (scipy.stats, about 0.6 s): loaded during the
+    """What the detectors import at their first score (scipy.special, about 0.3 s): loaded during the
     restore, off the event loop, so the first tick after it is as quick as any other."""
-    from scipy import special, stats  # noqa: F401
+    from scipy import special  # noqa: F401
 
 
 def _prune_scored_events(writer, settings) -> int:
