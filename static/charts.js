@@ -137,6 +137,20 @@
     charts[view.name] = view.chart;
   }
 
+  /** The stream's stored points around the window on the card, in the history view. */
+  function historyButton(view) {
+    var button = el('button', 'btn btn-ghost chart-history', 'History', { type: 'button', 'data-action': 'history',
+      title: 'The stored points of ' + view.name + ' around this window, over any range' });
+    button.addEventListener('click', function () {
+      var points = view.stream.points;
+      var now = Date.now() / 1000;
+      var start = points.length ? points[0].timestamp : now;
+      var end = points.length ? points[points.length - 1].timestamp : now;
+      AW.history.chart.openAround(view.name, start, end);
+    });
+    return button;
+  }
+
   function buildCard(view) {
     var info = view.stream.info;
     var card = el('article', 'chart-card');
@@ -149,8 +163,11 @@
     titleWrap.appendChild(title);
     titleWrap.appendChild(kind);
     var status = el('span', 'chart-status', 'waiting');
+    var side = el('div', 'chart-head-side');
+    side.appendChild(status);
+    side.appendChild(historyButton(view));
     head.appendChild(titleWrap);
-    head.appendChild(status);
+    head.appendChild(side);
 
     var desc = el('p', 'chart-desc', info.description || '');
 

@@ -1,6 +1,7 @@
 /* The detail dialog of one point: score, severity, values against their expected ranges, each
  * detector's score and threshold, and the explanation. Opened from a history row, a toast, a
  * chart marker or the submit verdict; focus goes back to the opener when it closes.
+ * "History around this point" opens the history view on the point's stream around its time.
  * An anomaly has a "Not an anomaly" button: the stream is taught that these values are normal
  * (POST /api/anomalies/<anomaly_id>/feedback), and a toast says what happened.
  */
@@ -145,6 +146,17 @@
     return box;
   }
 
+  /** The point's stream around its time, in the history view (the dialog closes first). */
+  function historyButton(a) {
+    var button = el('button', 'btn btn-small btn-ghost detail-history', 'History around this point',
+      { type: 'button', id: 'detail-history', title: 'The stored points of ' + a.source + ' around this time' });
+    button.addEventListener('click', function () {
+      $('detail').close();
+      AW.history.chart.openAround(a.source, a.timestamp, a.timestamp);
+    });
+    return button;
+  }
+
   function open(a, from) {
     var dialog = $('detail');
     opener = from || document.activeElement;
@@ -168,6 +180,7 @@
     summary.appendChild(summaryItem('Ground truth', truthText));
     body.appendChild(summary);
 
+    if (AW.streams.get(a.source)) body.appendChild(historyButton(a));
     if (a.warming_up) body.appendChild(el('p', 'detail-note', 'Detectors were still warming up on this stream.'));
     if (a.is_anomaly && a.alert === false) {
       body.appendChild(el('p', 'detail-note detail-episode',

@@ -18,7 +18,6 @@
   var MARKER_COLOR = '#ff4d5e';
   var GRID_COLOR = 'rgba(148, 163, 204, 0.10)';
   var REFRESH_MS = 10000;
-  var STREAM_KEY = 'anomalywatch.history.stream';
   var MIN_DRAG_PX = 6;
 
   var chart = null;
@@ -27,19 +26,7 @@
   var last = null;     // the latest answer drawn
   var refreshTimer = null;
 
-  function selected() { return $('hist-stream').value; }
-
-  function fillStreams() {
-    var select = $('hist-stream');
-    var names = Array.from(AW.streams.all.keys()).sort();
-    var wanted = select.value || dom.stored(STREAM_KEY, '') || names[0] || '';
-    var known = Array.prototype.map.call(select.options, function (o) { return o.value; });
-    if (known.join('\n') !== names.join('\n')) {
-      dom.clear(select);
-      names.forEach(function (name) { select.appendChild(dom.el('option', null, name, { value: name })); });
-    }
-    if (names.indexOf(wanted) >= 0) select.value = wanted;
-  }
+  function selected() { return AW.history.picker.selected; }
 
   function fillFields(fields) {
     var select = $('hist-field');
@@ -214,22 +201,18 @@
   function start() {
     AW.history.range.start();
     AW.history.range.on('change', load);
-    $('hist-stream').addEventListener('change', function () {
-      dom.store(STREAM_KEY, selected());
-      load();
-    });
+    AW.history.picker.start();
+    AW.history.picker.on('change', load);
     $('hist-field').addEventListener('change', function () { if (last) draw(last); });
     AW.streams.on('added', function () {
-      if (!visible) return;
-      var had = selected();
-      fillStreams();
-      if (!had && selected()) load(); // the view was shown before the stream list arrived
+      // The view was shown before the stream list arrived.
+      if (visible && !selected() && AW.history.picker.selectDefault()) load();
     });
     AW.views.on('shown', function (name) {
       visible = name === 'history';
       window.clearInterval(refreshTimer);
       if (!visible) return;
-      fillStreams();
+      if (!selected()) AW.history.picker.selectDefault();
       if (AW.history.range.current.preset) AW.history.range.refresh(); // loads
       else load();
       refreshTimer = window.setInterval(function () {
@@ -239,15 +222,20 @@
     enableDragZoom();
   }
 
-  /** Show ``stream`` over [from, to] (epoch seconds) in the history view (e.g. from an alert). */
+  /** Show ``stream`` over [from, to] (epoch seconds) in the history view (e.g. from an alert);
+   * false when the page does not know the stream. The range's change loads it once shown. */
   function open(stream, from, to) {
-    if (!AW.streams.all.has(stream)) return false;
-    fillStreams();
-    $('hist-stream').value = stream;
+    if (!AW.history.picker.select(stream)) return false;
     AW.history.range.zoomTo(from, to);
-    if (visible) load();
-    else window.location.hash = '#history';
+    if (!visible) window.location.hash = '#history';
     return true;
+  }
+
+  /** Show ``stream`` around [start, end] (epoch seconds): a quarter of the span, at least five
+   * minutes, either side, so what came before and after is in view (a chart card, a point). */
+  function openAround(stream, start, end) {
+    var margin = Math.max(300, (end - start) * 0.25);
+    return open(stream, start - margin, end + margin);
   }
 
   AW.history = AW.history || {};
@@ -255,6 +243,7 @@
     start: start,
     load: load,
     open: open,
+    openAround: openAround,
     get chart() { return chart; },
     get answer() { return last; }
   };

@@ -44,8 +44,8 @@ def stored_week(live_server):
 def open_history(page, live_server):
     page.click("#view-link-history")
     expect(page.locator("#hist-view")).to_be_visible()
-    page.wait_for_function("() => document.querySelectorAll('#hist-stream option').length > 0")
-    page.select_option("#hist-stream", SOURCE)
+    page.fill("#hist-stream", SOURCE)  # the picker's search
+    page.click(f"#hist-stream-list [data-stream='{SOURCE}']")
 
 
 def wait_answer(page, check: str, timeout=15000):
