@@ -55,8 +55,7 @@
       title: 'The stream around this alert' });
     button.addEventListener('click', function () {
       var end = alert.resolved_at || Date.now() / 1000;
-      var margin = Math.max(300, (end - alert.started_at) * 0.25);
-      if (!AW.history.chart.open(alert.stream, alert.started_at - margin, end + margin)) {
+      if (!AW.history.chart.openAround(alert.stream, alert.started_at, end)) {
         showMessage('The stream ' + alert.stream + ' is gone.', true);
       }
     });
