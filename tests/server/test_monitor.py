@@ -51,11 +51,16 @@ def test_a_batch_feeds_repeated_sources_in_rounds(app, monkeypatch):
     monitor = services_of(app).monitor
     steps = []
     real_step = monitor.engine.step
+    real_block = monitor.engine.step_block
     monkeypatch.setattr(monitor.engine, "step", lambda points: steps.append(sorted(points)) or real_step(points))
+    monkeypatch.setattr(monitor.engine, "step_block",
+                        lambda name, values, fields=None: steps.append([name] * len(values))
+                        or real_block(name, values, fields))
     body = {"points": [{"source": "r1", "value": 1}, {"source": "r1", "value": 2},
                        {"source": "r2", "value": 3}, {"source": "r1", "value": 4}]}
     results = monitor.submit(parse_submit(body, 10))
-    assert steps == [["r1", "r2"], ["r1"], ["r1"]]
+    # Round 1 holds both streams (one step); rounds 2 and 3 hold only r1: one block of two points.
+    assert steps == [["r1", "r2"], ["r1", "r1"]]
     assert [r["values"]["value"] for r in results] == [1, 2, 3, 4]
     r1_ids = [r["id"] for r in results if r["source"] == "r1"]
     assert r1_ids == sorted(r1_ids)  # a stream's points are scored (and stored) in order
