@@ -35,7 +35,7 @@ __all__ = ["SLICE_SECONDS", "SubmitSource"]
 # so a tick (or a configure, or another submit) never waits for a whole large batch.  A
 # fraction of the shortest tick interval (0.1 s), not a figure tuned on a benchmark.
 SLICE_SECONDS = 0.025
-#: The first block of one stream's successive points (then sized to take half a slice), and the most.
+#: The first block of one stream's successive points (then sized to take about one slice), and the most.
 FIRST_BLOCK_POINTS, MAX_BLOCK_POINTS = 16, 4096
 
 
@@ -257,7 +257,7 @@ class SubmitSource:
                      order: list[tuple[int, int]]) -> None:
         """Score a run of rounds that each hold one point of the same stream as one engine block.
 
-        The block's length adapts so that one block takes about half a slice
+        The block's length adapts so that one block takes about one slice
         (:data:`SLICE_SECONDS`): the lock is never held much longer than by step-wise scoring.
         """
         (source,) = run[0]
@@ -271,7 +271,7 @@ class SubmitSource:
             scored.append(from_verdict(verdict, source, timestamp))
             order.append((n, index))
         rate = len(entries) / max(elapsed, 1e-6)
-        self._block_points = int(min(MAX_BLOCK_POINTS, max(2, rate * SLICE_SECONDS / 2)))
+        self._block_points = int(min(MAX_BLOCK_POINTS, max(2, rate * SLICE_SECONDS)))
 
     def _score_slice(self, rounds: list[dict[str, tuple]], start: int, scored: list[ScoredPoint],
                      order: list[tuple[int, int]]) -> int:
