@@ -97,15 +97,16 @@ def restore_built(build: Callable[[int], Any], rows: int, structure: dict, scala
     with the rows and by how much, so the layout of a ``rows`` twin is known
     without building it; when it is the saved one, the one-row twin takes the
     saved state (every array is replaced, so nothing of its one row is left).
-    Anything else (a layout or parameter that does not grow row by row, or a
-    snapshot that differs) builds the full twin and checks it as
-    :func:`restore_into` does, with the same errors.
+    Anything else (a layout or parameter that does not grow row by row, a
+    snapshot without state named in ``snapshot_added``, which keeps the
+    values ``reset`` gives all ``rows`` rows, or a snapshot that differs)
+    builds the full twin and restores it with :func:`restore_into`.
     """
     one = build(1)
     own = _describe(one)
     if rows != 1:
         grown = _grown_layout(own, _describe(build(2)), rows)
-        if grown is None or _without_added(grown, structure, own[2]) != structure:
+        if grown != structure:  # also when it lacks ``snapshot_added`` state: that keeps its reset rows
             twin = build(rows)
             restore_into(twin, structure, scalars, arrays)
             return twin
@@ -280,10 +281,10 @@ def write_snapshot(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> int
 def read_snapshot(path: Path, mapped: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
     """Return ``(meta, arrays)`` from a snapshot file; :class:`SnapshotError` if damaged or foreign.
 
-    With ``mapped`` the arrays are copy-on-write memory maps of the file
-    (``np.savez`` stores each ``.npy`` uncompressed): a restart reads no
-    state up front, the first tick pages it in, and writes stay private.
-    The file may be replaced meanwhile: the maps keep the old one.
+    With ``mapped`` the arrays are views into one copy-on-write memory map
+    of the file (``np.savez`` stores each ``.npy`` uncompressed): a restart
+    reads no state up front, the first tick pages it in, and writes stay
+    private.  The file may be replaced meanwhile: the map keeps the old one.
     """
     try:
         arrays = _map_arrays(Path(path)) if mapped else None

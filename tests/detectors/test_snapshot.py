@@ -199,3 +199,24 @@ def test_mapped_snapshot_arrays_are_private_views_of_the_file(tmp_path):
     assert mapped["f"].flags.f_contiguous
     mapped["c"][0, 0] = -1.0  # copy-on-write: the file keeps its value
     assert read_snapshot(tmp_path / "s.npz")[1]["c"][0, 0] == 0.0
+
+
+class _Added:
+    """A holder that added ``extra_`` after its snapshots were first written."""
+
+    snapshot_added = ("extra_",)
+
+    def __init__(self, rows):
+        self.level_ = np.zeros(rows)
+        self.extra_ = np.full(rows, -np.inf)
+
+
+def test_restore_built_gives_state_added_since_the_snapshot_every_row():
+    holder = _Added(6)
+    holder.level_[:] = np.arange(6.0)
+    structure, scalars, arrays = flatten(holder)
+    del structure["extra_"], arrays["extra_"]  # as written before extra_ existed
+    structure[""][2].remove("extra_")
+    restored = restore_built(_Added, 6, structure, scalars, arrays)
+    assert np.array_equal(restored.level_, np.arange(6.0))
+    assert restored.extra_.shape == (6,) and np.isneginf(restored.extra_).all()
