@@ -551,7 +551,7 @@ class Engine:
         Raises :class:`~detectors.snapshot.SnapshotMismatch` (and changes nothing)
         when the snapshot comes from other members, parameters or code.
         """
-        from .snapshot import SnapshotError, SnapshotMismatch, restore_into
+        from .snapshot import SnapshotError, SnapshotMismatch, restore_built
 
         if meta.get("engine") != self._fingerprint() or meta.get("history") != HISTORY:
             raise SnapshotMismatch("the snapshot's detectors or parameters differ from this engine's")
@@ -560,36 +560,48 @@ class Engine:
             for i, saved in enumerate(meta["banks"]):
                 windows = {m: int(w) for m, w in saved["windows"].items()}
                 key = (int(saved["n_features"]), tuple(sorted(windows.items())))
-                bank = _Bank(self._ensemble(windows), key[0], int(saved["capacity"]))
+                capacity, prototype = int(saved["capacity"]), self._ensemble(windows)
+                # Built with one row: every array below is replaced by the saved one (full size).
+                bank = _Bank(prototype, key[0], 1)
                 prefix = f"bank{i}/detector/"
                 state = {p[len(prefix):]: a for p, a in arrays.items() if p.startswith(prefix)}
-                restore_into(bank.detector, saved["structure"], saved["scalars"], state)
+                bank.detector = restore_built(lambda rows, n=key[0], p=prototype: p.clone().reset(rows, n),
+                                              capacity, saved["structure"], saved["scalars"], state)
                 for name in _BANK_ARRAYS:
                     fresh, stored = getattr(bank, name), arrays[f"bank{i}/{name}"]
-                    if fresh.shape != stored.shape or fresh.dtype != stored.dtype:
+                    if (capacity, *fresh.shape[1:]) != stored.shape or fresh.dtype != stored.dtype:
                         raise SnapshotMismatch(f"bank {i}: {name} has shape {stored.shape} in the snapshot")
                     setattr(bank, name, stored)
                 bank.free = [int(r) for r in saved["free"]]
                 banks[key] = bank
                 keys.append(key)
-            s = meta["streams"]
-            stacked = {p: np.asarray(a) for p, a in arrays.items() if p.startswith("streams/")}
-            streams: dict[str, dict] = {}
-            for j, name in enumerate(s["names"]):
-                stream = {key: values[j] for key, values in s["columns"].items()}
-                stream.update((p[len("streams/"):], stacked[p][j].copy()) for p in stacked)
-                stream["fields"] = tuple(stream["fields"])
-                stream["windows"] = {m: int(w) for m, w in stream["windows"].items()}
-                stream["bank"], stream["row"] = keys[s["bank"][j]], int(s["row"][j])
-                if len(stream["enabled"]) != len(self.members):
-                    raise SnapshotMismatch(f"stream {name!r} has settings for other members")
-                streams[name] = stream
+            streams = self._imported_streams(meta["streams"], arrays, keys)
         except SnapshotError:
             raise
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotMismatch(f"the snapshot does not fit this engine: {type(exc).__name__}: {exc}") from exc
         self._banks, self._streams = banks, streams
         self.layout_version += 1
+
+    def _imported_streams(self, saved: Mapping, arrays: Mapping[str, np.ndarray], bank_keys: list) -> dict[str, dict]:
+        """The streams of an :meth:`export_state`, column by column (a Python loop per stream, none per array)."""
+        from .snapshot import SnapshotMismatch
+
+        names = saved["names"]
+        columns = {key: list(values) for key, values in saved["columns"].items()}
+        # One copy per stacked array (off the snapshot's map); each stream gets its row, a view.
+        columns.update((p[len("streams/"):], list(np.array(a))) for p, a in arrays.items() if p.startswith("streams/"))
+        columns["fields"] = [tuple(f) for f in columns["fields"]]
+        columns["windows"] = [{m: int(w) for m, w in windows.items()} for windows in columns["windows"]]
+        columns["bank"] = [bank_keys[b] for b in saved["bank"]]
+        columns["row"] = [int(r) for r in saved["row"]]
+        if any(len(values) != len(names) for values in columns.values()):
+            raise SnapshotMismatch("the snapshot's stream columns differ in length")
+        for name, enabled in zip(names, columns["enabled"]):
+            if len(enabled) != len(self.members):
+                raise SnapshotMismatch(f"stream {name!r} has settings for other members")
+        settings = list(columns)
+        return {name: dict(zip(settings, row)) for name, row in zip(names, zip(*columns.values()))}
 
     def _fingerprint(self) -> dict:
         """What must be equal for a snapshot to mean the same thing here (JSON-ready)."""

@@ -9,7 +9,8 @@ import pytest
 
 from detectors.engine import Engine
 from detectors.snapshot import (SnapshotError, SnapshotMismatch, flatten, read_snapshot,
-                                write_snapshot)
+                                restore_built, restore_into, write_snapshot)
+from detectors.zscore import ZScoreDetector
 
 
 def _ticks(rng, streams, n):
@@ -142,3 +143,80 @@ def test_flatten_refuses_objects_it_cannot_save_as_arrays():
 
     with pytest.raises(SnapshotError, match="Python objects"):
         flatten(Holder())
+
+
+class _Rows:
+    """A holder whose parameter ``rows`` is its row count: only a full twin can match it."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.level_ = np.zeros((rows, 2))
+
+
+def _built(factory, requested):
+    def build(rows):
+        requested.append(rows)
+        return factory(rows)
+    return build
+
+
+def test_restore_built_fills_a_one_row_twin_and_equals_a_full_restore():
+    det = ZScoreDetector(warmup=5).reset(40)
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        det.step(rng.normal(size=(40, 1)))
+    full = ZScoreDetector(warmup=5).reset(40)
+    restore_into(full, *flatten(det))  # each twin its own copies: restored arrays are not copied again
+    requested = []
+    fast = restore_built(_built(lambda n: ZScoreDetector(warmup=5).reset(n), requested), 40, *flatten(det))
+    assert 40 not in requested  # the full twin was never built
+    ours, theirs = flatten(fast), flatten(full)
+    assert ours[0] == theirs[0] and ours[1] == theirs[1]
+    assert all(np.array_equal(ours[2][p], a, equal_nan=True) for p, a in theirs[2].items())
+    tick = rng.normal(size=(40, 1))
+    assert np.array_equal(fast.step(tick), full.step(tick))
+
+    with pytest.raises(SnapshotMismatch, match="parameter warmup is 6 here, 5 in the snapshot"):
+        restore_built(lambda n: ZScoreDetector(warmup=6).reset(n), 40, *flatten(det))
+
+
+def test_restore_built_builds_the_full_twin_when_a_parameter_depends_on_the_rows():
+    holder = _Rows(7)
+    holder.level_[:] = np.arange(14).reshape(7, 2)
+    requested = []
+    restored = restore_built(_built(_Rows, requested), 7, *flatten(holder))
+    assert requested[-1] == 7 and restored.rows == 7
+    assert np.array_equal(restored.level_, holder.level_)
+
+
+def test_mapped_snapshot_arrays_are_private_views_of_the_file(tmp_path):
+    arrays = {"c": np.arange(12.0).reshape(3, 4), "f": np.asfortranarray(np.arange(6).reshape(2, 3)),
+              "empty": np.zeros((0, 3)), "flags": np.array([True, False, True])}
+    write_snapshot(tmp_path / "s.npz", {}, arrays)
+    _, mapped = read_snapshot(tmp_path / "s.npz")
+    for name, a in arrays.items():
+        assert mapped[name].dtype == a.dtype and np.array_equal(mapped[name], a)
+    assert mapped["f"].flags.f_contiguous
+    mapped["c"][0, 0] = -1.0  # copy-on-write: the file keeps its value
+    assert read_snapshot(tmp_path / "s.npz")[1]["c"][0, 0] == 0.0
+
+
+class _Added:
+    """A holder that added ``extra_`` after its snapshots were first written."""
+
+    snapshot_added = ("extra_",)
+
+    def __init__(self, rows):
+        self.level_ = np.zeros(rows)
+        self.extra_ = np.full(rows, -np.inf)
+
+
+def test_restore_built_gives_state_added_since_the_snapshot_every_row():
+    holder = _Added(6)
+    holder.level_[:] = np.arange(6.0)
+    structure, scalars, arrays = flatten(holder)
+    del structure["extra_"], arrays["extra_"]  # as written before extra_ existed
+    structure[""][2].remove("extra_")
+    restored = restore_built(_Added, 6, structure, scalars, arrays)
+    assert np.array_equal(restored.level_, np.arange(6.0))
+    assert restored.extra_.shape == (6,) and np.isneginf(restored.extra_).all()
