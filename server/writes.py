@@ -97,8 +97,11 @@ class PointsJob(WriteJob):
         conn.executemany(_INSERT_EVENT, event_rows)
         self._bump_stats(conn, stored)
         observed: list = []  # push events of observers (alert transitions), after the anomalies'
-        # Observers see the points' JSON, plus the entity a point is about (alerts are per entity).
-        seen = [dict(j, entity=p.entity) if p.entity is not None else j for j, p in zip(points, stored)]
+        # Observers see the points' JSON, plus the entity and the anomaly types a point names
+        # (alerts are per entity and type).
+        seen = [j if p.entity is None and not p.anomaly_types
+                else dict(j, entity=p.entity, anomaly_types=list(p.anomaly_types))
+                for j, p in zip(points, stored)]
         for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
             try:
                 with tx.db.atomic():  # a savepoint: a failing observer never costs the points

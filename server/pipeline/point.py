@@ -102,6 +102,9 @@ class ScoredPoint:
     #: (stream, entity, type), so the writer hands it to its observers; the points table has no column.
     entity: str | None = _attribute(stored=None, schema=None, default=None,
                                     doc="The entity the point is about, if any.")
+    #: Its anomaly types (a domain's, e.g. ``billing_fraud``), for the alerts likewise; empty: "anomaly".
+    anomaly_types: tuple = _attribute(stored=None, schema=None, default=(),
+                                      doc="The point's anomaly types, if its source names them.")
     #: "caught" or "missed" when this point decides an injected anomaly's fate (server/episodes.py):
     #: the writer counts it in stream_stats; it is neither stored nor sent.
     episode: str | None = _attribute(stored=None, schema=None, default=None,
@@ -189,7 +192,7 @@ def to_json(point: ScoredPoint) -> dict:
 def from_json(obj: Mapping[str, Any]) -> ScoredPoint:
     """A point from its JSON object (tools and tests build points by hand this way).
 
-    Members the JSON form does not have (``tick``, ``entity``, ``episode``) are taken when
+    Members the JSON form does not have (``tick``, ``entity``, ``anomaly_types``, ``episode``) are taken when
     present; unknown members are an error, so a misspelt one is not silently lost.
     """
     known = {f.name for f in fields(ScoredPoint)}
@@ -201,6 +204,7 @@ def from_json(obj: Mapping[str, Any]) -> ScoredPoint:
     if isinstance(truth, Mapping):
         values["truth"] = Truth(bool(truth["is_anomaly"]), truth.get("kind"))
     values["fired"] = tuple(values.get("fired") or ())
+    values["anomaly_types"] = tuple(values.get("anomaly_types") or ())
     values.setdefault("truth", None)
     return ScoredPoint(**values)
 
