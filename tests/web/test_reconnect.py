@@ -6,27 +6,20 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from web_helpers import LAST_X_JS, LINE_POINTS_JS, SCREENSHOTS, LiveServer, open_dashboard
+from web_helpers import LAST_X_JS, LINE_POINTS_JS, SCREENSHOTS, LiveServer
 
 GAP_SOURCE = "web_gap"
 
 
 @pytest.fixture
 def live_server(tmp_path):
-    """A server of this test's own: it is killed and restarted, and the user streams other tests
-    leave on the shared one would put this test's stream in a paged list without a chart."""
+    """A server of this test's own (conftest's ``dashboard`` opens the page on it): it is killed
+    and restarted, and the user streams other tests leave on the shared one would put this
+    test's stream in a paged list without a chart."""
     server = LiveServer(tmp_path)
     server.start()
     yield server
     server.kill()
-
-
-@pytest.fixture
-def dashboard(browser, live_server):
-    context, page, probe = open_dashboard(browser, live_server)
-    yield page, probe
-    context.close()
-    assert probe.errors == [], f"JavaScript errors on the page: {probe.errors}"
 
 
 def test_reconnects_after_server_restart_and_fills_the_gap(dashboard, live_server):
