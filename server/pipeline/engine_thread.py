@@ -51,18 +51,17 @@ class EngineThread:
 
     def step(self, points: dict) -> Any:
         """One engine step, timed for whoever listens (server/metrics.py); on the engine's thread."""
-        started = time.perf_counter()
-        verdicts = self.engine.step(points)
-        if self.on_step is not None:
-            self.on_step(time.perf_counter() - started, len(points))
-        return verdicts
+        return self._timed(len(points), self.engine.step, points)
 
     def step_block(self, name: str, values, fields) -> Any:
         """Successive points of one stream as one block (the detectors' fast path), timed like :meth:`step`."""
+        return self._timed(1, self.engine.step_block, name, values, fields)
+
+    def _timed(self, streams: int, call: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
-        verdicts = self.engine.step_block(name, values, fields)
+        verdicts = call(*args)
         if self.on_step is not None:
-            self.on_step(time.perf_counter() - started, 1)
+            self.on_step(time.perf_counter() - started, streams)
         return verdicts
 
     def checkpoint(self, export: Callable[[], Any], queue: Callable[[], Any], closing: bool = False):
