@@ -34,7 +34,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .alerts.actions import NotFound, audit
-from .alerts.api import _actor, _body, _check_id, _text
+from .alerts.api import actor_of, check_id, object_body, optional_text
 from .alerts.service import EXTENSION as ALERTS
 from .api import reader
 from .errors import ApiError
@@ -141,19 +141,19 @@ def _teach(svc: Services, stream: str, taught: list[dict], job: RecordFeedback) 
 
 def _verdict() -> tuple[dict, str | None]:
     """The body's actor and note, once its verdict is checked."""
-    body = _body({"verdict", "note", "by"})
+    body = object_body({"verdict", "note", "by"})
     if "verdict" not in body:
         raise InvalidRequest(f"verdict is missing; send {{\"verdict\": \"{NOT_ANOMALY}\"}}")
     if body["verdict"] != NOT_ANOMALY:
         raise InvalidRequest(f"verdict must be {NOT_ANOMALY!r} (the only verdict so far), "
                              f"got {str(body['verdict'])[:40]!r}")
-    return _actor(body), _text(body, "note")
+    return actor_of(body), optional_text(body, "note")
 
 
 @bp.post("/anomalies/<int:anomaly_id>/feedback")
 def anomaly_feedback(anomaly_id: int):
     """Not an anomaly: teach the point's stream its values; resolve the incident's open alert."""
-    _check_id(anomaly_id, "anomaly")
+    check_id(anomaly_id, "anomaly")
     actor, note = _verdict()
     anomaly = reader().anomalies_by_id([anomaly_id]).get(anomaly_id)
     if anomaly is None:
@@ -167,7 +167,7 @@ def anomaly_feedback(anomaly_id: int):
 @bp.post("/incidents/<int:alert_id>/feedback")
 def alert_feedback(alert_id: int):
     """Not an anomaly: teach the alert's stream every stored anomalous point of it; resolve it."""
-    _check_id(alert_id, "alert")
+    check_id(alert_id, "alert")
     actor, note = _verdict()
     conn = reader().conn
     alert = conn.execute("SELECT stream, entity, first_point_id, last_point_id FROM alerts WHERE id = ?",

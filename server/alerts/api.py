@@ -26,7 +26,7 @@ from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
 from .silences import Silence, parse_matchers
 
-__all__ = ["ALERT_COLUMNS", "bp"]
+__all__ = ["ALERT_COLUMNS", "actor_of", "bp", "check_id", "object_body", "optional_text"]
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 
@@ -54,7 +54,8 @@ def _write(job) -> Any:
                             f"with id {exc.args[0]}") from None
 
 
-def _check_id(value: int, what: str) -> int:
+def check_id(value: int, what: str) -> int:
+    """``value`` as a row id of ``what``; 404 outside the ids a row can have."""
     if value < 1 or value > MAX_EVENT_ID:
         raise ApiError(404, f"no {what} with id {value}")
     return value
@@ -72,7 +73,8 @@ def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _text(body: dict, key: str) -> str | None:
+def optional_text(body: dict, key: str) -> str | None:
+    """The body's ``key`` as bounded text, or None when absent."""
     value = body.get(key)
     if value is None:
         return None
@@ -81,7 +83,8 @@ def _text(body: dict, key: str) -> str | None:
     return value
 
 
-def _body(allowed: set[str]) -> dict:
+def object_body(allowed: set[str]) -> dict:
+    """The request's JSON object (empty when no body), with no key outside ``allowed``."""
     raw = request_body()
     body = parse_json(raw) if raw else {}
     if not isinstance(body, dict):
@@ -93,7 +96,7 @@ def _body(allowed: set[str]) -> dict:
     return body
 
 
-def _actor(body: dict) -> dict:
+def actor_of(body: dict) -> dict:
     """Who acts: the ``by`` name given, else the client's address; with address and token."""
     identity = client_identity()
     name = check_name(body["by"], "by") if "by" in body else None
@@ -184,7 +187,7 @@ def list_alerts():
 @bp.get("/incidents/<int:alert_id>")
 def get_alert(alert_id: int):
     """One alert with its audit trail."""
-    _check_id(alert_id, "alert")
+    check_id(alert_id, "alert")
     row = reader().conn.execute("SELECT * FROM alerts WHERE id = ?", [alert_id]).fetchone()
     if row is None:
         raise ApiError(404, f"no alert with id {alert_id}")
@@ -195,18 +198,18 @@ def get_alert(alert_id: int):
 @bp.post("/incidents/<int:alert_id>/acknowledge")
 def acknowledge(alert_id: int):
     """Acknowledge an open alert (who, note): it is not notified again."""
-    _check_id(alert_id, "alert")
-    body = _body({"by", "note"})
-    alert = _write(Acknowledge(_alerts().feed, alert_id, _actor(body), _text(body, "note")))
+    check_id(alert_id, "alert")
+    body = object_body({"by", "note"})
+    alert = _write(Acknowledge(_alerts().feed, alert_id, actor_of(body), optional_text(body, "note")))
     return jsonify({"alert": alert})
 
 
 @bp.post("/incidents/<int:alert_id>/resolve")
 def resolve(alert_id: int):
     """Resolve an open alert by hand."""
-    _check_id(alert_id, "alert")
-    body = _body({"by", "note"})
-    alert = _write(Resolve(_alerts().feed, alert_id, _actor(body), _text(body, "note")))
+    check_id(alert_id, "alert")
+    body = object_body({"by", "note"})
+    alert = _write(Resolve(_alerts().feed, alert_id, actor_of(body), optional_text(body, "note")))
     return jsonify({"alert": alert})
 
 
@@ -227,7 +230,7 @@ def list_silences():
 @bp.post("/silences")
 def create_silence():
     """Silence the alerts that match: no notifications from starts_at until ends_at."""
-    body = _body({"matchers", "starts_at", "ends_at", "duration", "by", "comment"})
+    body = object_body({"matchers", "starts_at", "ends_at", "duration", "by", "comment"})
     if "matchers" not in body:
         raise InvalidRequest("matchers is missing (e.g. {\"stream\": \"cpu_usage\"})")
     matchers = parse_matchers(body["matchers"])
@@ -248,16 +251,16 @@ def create_silence():
         ends = _time(body, "ends_at")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
-    silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, _actor(body),
-                                   _text(body, "comment")))
+    silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, actor_of(body),
+                                   optional_text(body, "comment")))
     return jsonify({"silence": silence}), 201
 
 
 @bp.delete("/silences/<int:silence_id>")
 def expire_silence(silence_id: int):
     """End a silence now."""
-    _check_id(silence_id, "silence")
-    actor = _actor({})
+    check_id(silence_id, "silence")
+    actor = actor_of({})
     return jsonify({"silence": _write(ExpireSilence(_alerts().feed, silence_id, actor))})
 
 
