@@ -5,9 +5,9 @@ holds the engine lock takes every queued request and scores them in one
 engine step per round (the k-th point of every stream goes into step k), so
 concurrent single-point submits to different streams cost one vectorised step,
 not one each, and successive points of one stream are scored as one block on
-the detectors' fast path (the same verdicts as one step each).  A large submit is scored in slices with the lock released in
-between (a tick may run between two slices) and queues its write after its
-last slice: two concurrent submits to the same stream may then reach the
+the detectors' fast path (the same verdicts as one step each).  A large
+submit is scored in slices with the lock released in between (a tick may run
+between two slices) and queues its write after its last slice: two concurrent submits to the same stream may then reach the
 database in another order than the engine scored them; each one's own points
 keep theirs.
 
