@@ -1,17 +1,16 @@
 """Write jobs for scored events and the actions on them (run by the single writer thread).
 
-:class:`ScoredEventsJob` stores whole batches: the rows of ordinary events
-are built column-wise (pandas encodes every event's fields as JSON in one
-call), and only the anomalous ones go through the typed event, so a batch
-of 50,000 sessions costs a few vectorised calls and one ``executemany``.
-It also records one push event per batch (type ``events``: counts and the
-riskiest anomalies), which :func:`events_push` rebuilds for a resuming client.
+:class:`ScoredEventsJob` stores whole batches.  On the caller's thread it
+builds every event's row column-wise (pandas encodes the fields of all events
+as JSON in one call; only the anomalous events go through the typed event),
+so the writer thread only binds the rows and inserts them in one
+``executemany`` (SQLite encodes the ``entities`` object itself).  It also
+records one push event per batch (type ``events``: counts and the riskiest
+anomalies), which :func:`events_push` rebuilds for a resuming client.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -31,8 +30,9 @@ __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "Sco
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
 _DATA_COLUMNS = tuple(sqlite_columns(ScoredEvent))
-_COLUMNS = ("id", *_DATA_COLUMNS, *ENTITY_COLUMNS, "origin", "received_at")
-_INSERT = f"INSERT INTO scored_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+#: Bound per event, in this order, then its entity ids; ``entities`` is built by SQLite from the
+#: ids, and ``received_at`` (the commit's time) is part of the statement.
+_PER_EVENT = (*(c for c in _DATA_COLUMNS if c != "entities"), "origin")
 
 
 def _json_lines(frame: pd.DataFrame) -> list[str]:
@@ -40,33 +40,42 @@ def _json_lines(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
     text = frame.to_json(orient="records", double_precision=15)
-    # Split the array between objects (pandas' own lines=True does this in slow Python); a
-    # value holding "},{" would mis-split, which the count shows: then take the slow way.
-    parts = text[2:-2].split("},{")
+    # Split the array between objects with two C-speed passes (pandas' own lines=True does
+    # this in slow Python).  The encoder escapes control characters, so a raw newline can only
+    # be one put here; a value holding "},{" would mis-split, which the count shows: then take
+    # the slow way.
+    parts = text[1:-1].replace("},{", "}\n{").split("\n")
     if len(parts) == len(frame):
-        return ["{" + p + "}" for p in parts]
+        return parts
     return frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
 
 
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
+def _strings(values) -> list:
+    """A column of ids as Python str (what a CSV gives already; a live source may give numbers)."""
+    import pandas as pd
+
+    values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # one C scan, no copy
+        return values.tolist()
+    return values.astype(str).tolist()
 
 
-def _json_strings(values) -> np.ndarray:
-    """Each value as a JSON string literal (quoted), vectorised when no value needs escaping."""
-    text = np.asarray(values, dtype=object).astype(str).astype(object)
-    if not _NEEDS_ESCAPE.search("".join(text)):  # one C-speed scan of all values at once
-        return '"' + text + '"'
-    return np.array([json.dumps(v) for v in text], dtype=object)
+def _insert_sql(entity_keys: tuple[str, ...], received_at: float) -> str:
+    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids as ``?1, ?2, ...``;
+    ``entities`` is ``json_object`` over the same ids (encoded in C, bound once), and
+    ``received_at`` a literal (a float's repr is exact), so a row is a plain tuple
+    built on the caller's thread and the writer thread binds it as it is.
+    """
+    ids = [f"?{len(_PER_EVENT) + 1 + j}" for j in range(len(entity_keys))]
+    entities = ", ".join(f"{_sql_text(k)}, {p}" for k, p in zip(entity_keys, ids))
+    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:len(entity_keys)], "entities", "received_at")
+    params = [f"?{i + 1}" for i in range(len(_PER_EVENT))] + ids
+    return (f"INSERT INTO scored_events ({', '.join(columns)}) "
+            f"VALUES ({', '.join(params)}, json_object({entities}), {float(received_at)!r})")
 
 
-def _json_objects(keys: list[str], columns: list) -> np.ndarray:
-    """``{"key": "value", ...}`` per row of string columns, joined element-wise by numpy."""
-    out = None
-    for n, (key, values) in enumerate(zip(keys, columns)):
-        part = ("{" if n == 0 else ",") + json.dumps(key) + ":"
-        encoded = _json_strings(values)
-        out = part + encoded if out is None else out + part + encoded
-    return out + "}"
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class ScoredEventsJob(WriteJob):
@@ -76,10 +85,11 @@ class ScoredEventsJob(WriteJob):
         super().__init__()
         self.batch = batch
         self.origin = origin
-        # Encoded here, on the caller's thread, so the writer thread only inserts.
+        # Encoded here, on the caller's thread, so the writer thread only binds and inserts.
         self.rows = self._rows()
 
     def _rows(self) -> list[tuple]:
+        """One tuple per event: its :data:`_PER_EVENT` values, then its entity ids."""
         import pandas as pd
 
         batch, schema = self.batch, self.batch.schema
@@ -88,10 +98,8 @@ class ScoredEventsJob(WriteJob):
         truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
         columns = {
             "schema": [schema.name] * n,
-            "event_id": features[schema.id].astype(str).tolist(),
-            "timestamp": features[schema.timestamp].astype(float).tolist(),
-            "entities": _json_objects(list(schema.entities),
-                                      [batch.features[e] for e in schema.entities]).tolist(),
+            "event_id": _strings(batch.features[schema.id]),
+            "timestamp": np.asarray(batch.features[schema.timestamp], dtype=float).tolist(),
             "fields": _json_lines(features),
             "risk": batch.risk.astype(int).tolist(),
             # NULL: the field's default (ScoredEvent), not written for every ordinary event.
@@ -99,26 +107,34 @@ class ScoredEventsJob(WriteJob):
             "explanation": [None] * n, "signals": [None] * n,
             "flagged": batch.flagged.astype(int).tolist(),
             "truth": [t or None for t in truth],
+            "origin": [self.origin] * n,
         }
-        padding = [[None] * n] * (len(ENTITY_COLUMNS) - len(schema.entities))
-        entity_ids = [features[e].astype(str).tolist() for e in schema.entities] + padding
-        rows = list(zip(*(columns[c] for c in _DATA_COLUMNS), *entity_ids, [self.origin] * n))
         # Anomalies carry types, signals and explanations: those few go through the typed event.
         self.anomalies: list[tuple[int, ScoredEvent]] = []
+        self._anomaly_json: list[dict] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
             stored = to_row(event)
-            rows[i] = (*(stored[c] for c in _DATA_COLUMNS), *rows[i][len(_DATA_COLUMNS):])
+            for c in _PER_EVENT:
+                if c in stored:
+                    columns[c][i] = stored[c]
             self.anomalies.append((i, event))
-        return rows
+            self._anomaly_json.append(to_json(event))
+        ids = [_strings(batch.features[e]) for e in schema.entities]
+        return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
     def apply(self, tx: Transaction):
         n = len(self.rows)
-        # Row ids from the table itself: only this thread inserts, inside this transaction.
-        first = tx.db.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
-        tx.db.conn.executemany(_INSERT, [(first + i, *row, tx.now) for i, row in enumerate(self.rows)])
-        anomalies = [{"id": first + i, **to_json(event), "origin": self.origin, "received_at": tx.now,
-                      "acknowledged": None} for i, event in self.anomalies]
+        conn = tx.db.conn
+        # Row ids from the table itself: only this thread inserts, inside this transaction, so
+        # SQLite gives the rows first, first + 1, ... (max(rowid) + 1 each), checked below.
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
+        conn.executemany(_insert_sql(tuple(self.batch.schema.entities), tx.now), self.rows)
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if n and last != first + n - 1:
+            raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
+        anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
+                      "acknowledged": None} for (i, _), event in zip(self.anomalies, self._anomaly_json)]
         event_id = tx.allocate("events", 1)
         tx.db.conn.execute(
             "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
