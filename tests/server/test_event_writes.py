@@ -1,0 +1,121 @@
+"""Storing scored events: what the batched insert writes reads back as the typed event would have it."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+
+from pipeline_helpers import ev_schema  # noqa: E402,F401 -- a fixture
+from server.event_storage import EventReader  # noqa: E402
+from server.event_writes import ScoredEventsJob  # noqa: E402
+from server.pipeline.event import to_json  # noqa: E402
+from server.pipeline.scoring import Scorer  # noqa: E402
+from server.storage import MIGRATIONS, migrate, open_reader, open_writer  # noqa: E402
+from server.writer import Writer  # noqa: E402
+
+T0 = 1_767_225_600.0
+
+
+def _sessions(n: int, seed: int, start: float = T0) -> pd.DataFrame:
+    """Ordinary sessions on 5 chargers, with a few cut payments (billing fraud) and odd ids."""
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(10, 40, n)
+    price = np.where(rng.random(n) < 0.05, 0.02, 0.40)
+    return pd.DataFrame({
+        "session_id": [f"s{seed}-{i}" for i in range(n)],
+        # quotes, a backslash and a non-ASCII letter: the JSON built by SQLite must escape them
+        "user_id": [f'u"{i % 7}\\é' for i in range(n)],
+        "charger_id": [f"c{i % 5}" for i in range(n)],
+        "start_time": start + np.arange(n) * 3600.0,
+        "duration": energy / 11 * 60 + 5, "energy": energy, "payment": np.round(energy * price, 2),
+        "ip_address": "", "label": np.where(price < 0.1, "billing_fraud", "")})
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "events.db"
+    db = open_writer(path)
+    migrate(db)
+    db.close()
+    writer = Writer(path).start()
+    reader = EventReader(open_reader(path).conn)
+    yield writer, reader
+    reader.close()
+    writer.stop()
+
+
+def _close(stored, expected) -> bool:
+    if isinstance(expected, float):
+        return math.isclose(stored, expected, rel_tol=1e-12, abs_tol=1e-12)
+    return stored == expected
+
+
+def test_every_stored_event_reads_back_as_its_typed_event(ev_schema, store):
+    writer, reader = store
+    scorer = Scorer(ev_schema)
+    scorer.score(_sessions(200, seed=0))  # a history, so the cut payments stand out
+    batch = scorer.score(_sessions(300, seed=1, start=T0 + 1e6))
+    batch.mark_flagged({"charger_id": {"c3"}})
+    assert 0 < batch.is_anomaly.sum() < len(batch) and batch.flagged.any()
+    job = writer.submit(ScoredEventsJob(batch, "test-origin"))
+    first, anomalies = job.wait(10)
+    expected = batch.events()
+    for i, event in enumerate(expected):
+        stored = reader.event(first + i)
+        want = {**to_json(event), "flagged": bool(batch.flagged[i])}
+        assert stored["origin"] == "test-origin" and stored["id"] == first + i
+        assert stored["received_at"] == anomalies[0]["received_at"]  # the commit's time, for all
+        for key, value in want.items():
+            if key == "fields":
+                assert stored[key].keys() == value.keys()
+                assert all(_close(stored[key][k], v) for k, v in value.items()), (i, stored[key], value)
+            else:
+                assert stored[key] == value, (i, key)
+    assert [a["id"] for a in anomalies] == [first + int(i) for i in batch.anomaly_indices()]
+    assert {a["event_id"] for a in anomalies} == {e.event_id for e in expected if e.is_anomaly}
+
+
+def test_batches_get_consecutive_row_ids_and_one_push_event_each(ev_schema, store):
+    writer, reader = store
+    scorer = Scorer(ev_schema)
+    jobs = [writer.submit(ScoredEventsJob(scorer.score(_sessions(n, seed=s, start=T0 + s * 1e6)), "o"))
+            for s, n in enumerate((50, 1, 120))]
+    firsts = [job.wait(10)[0] for job in jobs]
+    assert firsts == [1, 51, 52]
+    rows = reader.conn.execute("SELECT first_point_id, last_point_id FROM events WHERE type = 'events' "
+                               "ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [(1, 50), (51, 51), (52, 171)]
+    assert tuple(reader.conn.execute("SELECT count(*), min(id), max(id) FROM scored_events").fetchone()) == (171, 1, 171)
+
+
+def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_path):
+    path = tmp_path / "old.db"
+    db = open_writer(path)
+    migrate(db, [m for m in MIGRATIONS if m[0] < 10])
+    db.close()
+    writer = Writer(path).start()
+    first, _ = writer.write(ScoredEventsJob(Scorer(ev_schema).score(_sessions(40, seed=3)), "before"))
+    writer.stop()
+    db = open_writer(path)
+    assert migrate(db) == [v for v, _, _ in MIGRATIONS if v >= 10]
+    index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'idx_scored_events_entity_1'").fetchone()[0]
+    assert "(entity_1)" in index and "schema" not in index
+    plan = " ".join(r[3] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM scored_events WHERE schema = 'ev_charging' AND entity_1 = 'u' "
+        "ORDER BY id DESC LIMIT 5"))
+    assert "idx_scored_events_entity_1" in plan and "TEMP B-TREE" not in plan
+    db.close()
+    reader = EventReader(open_reader(path).conn)
+    try:
+        user = 'u"2\\é'
+        found = reader.events("ev_charging", ev_schema.entities, entity={"user_id": user}, limit=100)
+        assert [e["event_id"] for e in found] == [f"s3-{i}" for i in range(39, -1, -1) if i % 7 == 2]
+        assert all(e["entities"]["user_id"] == user for e in found)
+    finally:
+        reader.close()
