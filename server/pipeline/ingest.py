@@ -145,8 +145,10 @@ class Ingest:
                     summary = ImportSummary(batch.schema.name, origin)
                 job = self._score_and_queue(batch, origin)
                 jobs.append(job)
-                # Wait for older commits as we go, so at most a few batches are in flight.
-                while len(jobs) > 2:
+                # The next batch is read and scored while this one is written (SQLite works
+                # without the GIL); waiting for the older one first keeps one batch queued at
+                # most, so a batch's push waits for one write before its own, not several.
+                while len(jobs) > 1:
                     self._collect(jobs.pop(0), summary, keep_anomalies)
             for job in jobs:
                 self._collect(job, summary, keep_anomalies)

@@ -36,11 +36,17 @@ import pandas as pd
 from ..pipeline.event import EventBatch
 from ..pipeline.schema import BadData, Schema, TimeOfDayClock
 
-__all__ = ["FileSource", "detect_format"]
+__all__ = ["CHUNK_ROWS", "FileSource", "detect_format"]
 
 FORMATS = ("csv", "jsonl")
 #: Bytes looked at to tell text from binary and CSV from JSON lines.
 SNIFF_BYTES = 8192
+#: Lines per batch.  A batch is scored, stored and pushed as one, so its size bounds how long its
+#: first event waits for the push: 10,000 keeps that under a second at 50,000 events/s, where
+#: batches of 50,000 took 3-5 s (tests/benchmarks/bench_ingest.py); smaller ones cost more CPU
+#: per event.  A rule's repeats (three short sessions of a user within an hour) are only marked
+#: back to their first event within one batch.
+CHUNK_ROWS = 10_000
 
 
 def detect_format(head: bytes, filename: str | None = None) -> str:
@@ -68,13 +74,13 @@ class FileSource:
     format : {"csv", "jsonl"} or None
         None: from ``filename`` or the content.
     chunk_rows : int
-        Lines parsed at a time.
+        Lines parsed at a time: a batch (:data:`CHUNK_ROWS` by default).
     day : float or None
         Epoch seconds of the UTC midnight that times of day are placed on (default: today).
     """
 
     def __init__(self, file: str | Path | IO[bytes], schema: Schema, *, format: str | None = None,
-                 filename: str | None = None, chunk_rows: int = 50_000, day: float | None = None):
+                 filename: str | None = None, chunk_rows: int = CHUNK_ROWS, day: float | None = None):
         self.file = file
         self.schema = schema
         self.name = f"file:{filename or getattr(file, 'name', None) or 'upload'}"

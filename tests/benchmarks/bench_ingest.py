@@ -5,8 +5,9 @@ Writes a CSV of EV charging sessions over 100,000 users and 10,000 chargers
 check (``FileSource.start``), then :meth:`Ingest.import_source` (read into
 batches, score each (derived features, per-entity baselines, rules), store it
 through the single writer into SQLite in WAL mode with synchronous=FULL, and
-publish its push event to the hub).  Latency is per batch: from the moment
-its scoring starts to the hub's publish after its commit.  A second run
+publish its push event to the hub).  Latency is per batch (every event of a batch
+is pushed in its one push event): from the moment its scoring starts to the
+hub's publish after its commit, so it includes waiting for the batch before.  A second run
 scores without storing, to split the cost.  Memory per entity is the numpy
 state of the entity tables divided by the entities held, plus the id index
 (dict entry and id string) measured on a sample.
@@ -32,7 +33,7 @@ from server.hub import Hub  # noqa: E402
 from server.pipeline.ingest import Ingest  # noqa: E402
 from server.pipeline.schema import load_schema  # noqa: E402
 from server.pipeline.scoring import Scorer  # noqa: E402
-from server.sources.upload import FileSource  # noqa: E402
+from server.sources.upload import CHUNK_ROWS, FileSource  # noqa: E402
 from server.storage import migrate, open_writer  # noqa: E402
 from server.writer import Writer  # noqa: E402
 
@@ -118,10 +119,12 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--chargers", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=6.0, help="time the sessions span (default 6 days)")
-    parser.add_argument("--chunk", type=int, default=50_000, help="rows per batch (default 50,000)")
+    parser.add_argument("--chunk", type=int, default=CHUNK_ROWS,
+                        help=f"rows per batch (default {CHUNK_ROWS:,}, the upload's)")
     args = parser.parse_args(argv)
 
     schema = load_schema("ev_charging")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sessions.csv"
         write_sessions(path, args.events, args.users, args.chargers, args.days)
@@ -174,8 +177,8 @@ def main(argv=None) -> int:
     index = index_bytes_per_entity(sample)
     print(f"entities held {counts}; numpy state {state:.0f} B/entity, id index ~{index:.0f} B/entity, "
           f"total ~{state + index:.0f} B/entity")
-    print(f"(a shared 2-core machine, load average {os.getloadavg()[0]:.1f}: wall times suffer "
-          "when other jobs run; cpu times much less)")
+    print(f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+          f"{os.cpu_count()} cores: wall times suffer when other jobs run; cpu times much less)")
     return 0
 
 
