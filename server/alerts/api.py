@@ -33,7 +33,7 @@ STATES = ("pending", "firing", "resolved")
 MAX_SILENCE_S = 366 * 86400.0
 ALERT_COLUMNS = ("id", "state", "stream", "entity", "type", "severity", "peak_score", "points",
                  "started_at", "fired_at", "last_anomalous_at", "resolved_at", "resolved_by",
-                 "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
+                 "resolution", "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
                  "first_point_id", "last_point_id", "fingerprint", "summary", "labels")
 
 
