@@ -2,6 +2,8 @@
  * per alert with its subject, type, peak severity, points, start and end, and its actions
  * (acknowledge, silence, resolve: alerts-actions.js). Rows are keyed by alert id and only the
  * rows whose alert changed are rebuilt, so a live update never steals focus from a button.
+ * A stream's alert opens its history; an alert of EV sessions (its `anomalies` link is set)
+ * opens the EV view on its entity and type, where each session is acknowledged on its own.
  */
 (function (AW) {
   'use strict';
@@ -28,10 +30,7 @@
 
   function statusCell(alert) {
     var td = el('td', 'ev-status');
-    if (alert.state === 'resolved') {
-      td.appendChild(el('span', 'badge', alert.resolved_by === 'auto' ? 'resolved (quiet)'
-        : alert.resolved_by ? 'resolved by ' + alert.resolved_by : 'dropped (never fired)'));
-    }
+    if (alert.state === 'resolved') td.appendChild(el('span', 'badge', resolutionText(alert)));
     if (alert.acknowledged_by) {
       var ack = el('span', 'badge badge-ack', 'ack: ' + alert.acknowledged_by);
       if (alert.ack_note) ack.title = alert.ack_note;
@@ -41,6 +40,17 @@
       td.appendChild(el('span', 'badge badge-silenced', 'silenced', { title: 'by silence ' + alert.silenced_by.join(', ') }));
     }
     return td;
+  }
+
+  /** How it ended, in words: the `resolution` the server records (quiet, dropped, by hand, ...). */
+  function resolutionText(alert) {
+    switch (alert.resolution) {
+      case 'quiet': return 'resolved (quiet)';
+      case 'dropped': return 'dropped (never fired)';
+      case 'by hand': return 'resolved by ' + (alert.resolved_by || 'hand');
+      case 'not an anomaly': return 'not an anomaly (' + (alert.resolved_by || '?') + ')';
+      default: return alert.resolution || 'resolved';
+    }
   }
 
   function actionButton(label, action, alert) {
@@ -60,6 +70,25 @@
       }
     });
     return button;
+  }
+
+  /** The entity's anomalous sessions in the EV view, under the alert's type. */
+  function sessionsButton(alert) {
+    var button = el('button', 'btn btn-small btn-ghost', 'Sessions', { type: 'button', 'data-action': 'sessions',
+      title: 'The anomalous sessions of ' + alert.entity + ' (each acknowledged on its own)' });
+    button.addEventListener('click', function () {
+      var id = alert.entity.slice(alert.entity.indexOf('=') + 1);
+      var store = AW.ev.store;
+      $('ev-search').value = id;
+      store.setFilter({ query: id.toLowerCase(), type: store.TYPES.indexOf(alert.type) >= 0 ? alert.type : 'all' });
+      window.location.hash = '#ev';
+    });
+    return button;
+  }
+
+  /** An alert of the EV view's schema: its sessions are there. */
+  function isSessionsAlert(alert) {
+    return Boolean(alert.anomalies && alert.entity && AW.ev && AW.ev.api && alert.stream === AW.ev.api.SCHEMA);
   }
 
   function endedText(alert) {
@@ -86,7 +115,8 @@
     tr.appendChild(el('td', 'nowrap alert-ended', endedText(alert)));
     tr.appendChild(statusCell(alert));
     var actions = el('td', 'alert-actions');
-    actions.appendChild(historyButton(alert));
+    if (isSessionsAlert(alert)) actions.appendChild(sessionsButton(alert));
+    else if (!alert.anomalies) actions.appendChild(historyButton(alert));
     if (alert.state !== 'resolved') {
       if (!alert.acknowledged_at) actions.appendChild(actionButton('Acknowledge', 'acknowledge', alert));
       actions.appendChild(actionButton('Silence', 'silence', alert));
