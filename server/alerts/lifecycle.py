@@ -53,9 +53,12 @@ DROPPED = "dropped"
 BY_HAND = "by hand"
 
 
+_RANKS = {severity: n + 1 for n, severity in enumerate(SEVERITIES)}
+
+
 def severity_rank(severity: str | None) -> int:
     """0 for none, 1 (low) to 4 (critical)."""
-    return SEVERITIES.index(severity) + 1 if severity in SEVERITIES else 0
+    return _RANKS.get(severity, 0)
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Alert:
         return labels_of(self.stream, self.entity, self.type, self.severity)
 
     def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row = {name: getattr(self, name) for name in _ROW_FIELDS}
         row["active"] = int(self.active)
         return row
 
@@ -137,7 +140,8 @@ class SubjectAnomalies:
     summary: str | None = None
 
 
-_ALERT_FIELDS = {f.name for f in fields(Alert)}
+_ROW_FIELDS = tuple(f.name for f in fields(Alert))  # the alerts table's columns, in order
+_ALERT_FIELDS = set(_ROW_FIELDS)
 
 
 def alert_from_row(row: sqlite3.Row | dict) -> Alert:
@@ -337,10 +341,11 @@ class AlertBook:
             self._count(alert, group.count, group.severity, group.peak_score, group.summary,
                         group.last_id, now)
             touched.append(alert)
-        self._insert(conn, new)  # ids first: notifications name them
+        self._number(conn, new)  # ids first: notifications name them
         for alert in touched:
             self._advance(tx, alert, now)
-        self._update(conn, touched)
+        self._insert(conn, new)  # as they stand after advancing: one write each
+        self._update(conn, [a for a in touched if a.id < new[0].id] if new else touched)
         return touched
 
     def _advance(self, tx, alert: Alert, now: float) -> None:
@@ -383,13 +388,18 @@ class AlertBook:
         alert.state = state
         self.changes.append((alert, state))
 
+    @staticmethod
+    def _number(conn: sqlite3.Connection, alerts: list[Alert]) -> None:
+        """Give new alerts their row ids before they are inserted (only this thread inserts)."""
+        if alerts:
+            first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM alerts").fetchone()[0]
+            for n, alert in enumerate(alerts):
+                alert.id = first + n
+
     def _insert(self, conn: sqlite3.Connection, alerts: list[Alert]) -> None:
-        """Insert new alerts in one statement, with ids numbered here (only this thread inserts)."""
+        """Insert numbered new alerts in one statement."""
         if not alerts:
             return
-        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM alerts").fetchone()[0]
-        for n, alert in enumerate(alerts):
-            alert.id = first + n
         rows = [alert.to_row() for alert in alerts]
         columns = list(rows[0])
         conn.executemany(f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
