@@ -1,9 +1,10 @@
 """The alert lifecycle: anomalous points become one alert per incident, pending -> firing -> resolved.
 
 An alert belongs to a *subject* -- a stream, or an entity of a stream when the
-point names one (``point["entity"]``) -- and an anomaly type
-(``point["anomaly_types"]``, e.g. ``billing_fraud``; ``"anomaly"`` for the
-learned detectors).  A point is anomalous when its verdict says ``is_anomaly``
+point names one (``point["entity"]``), or an entity of a schema's events
+(``user_id=U0042`` of ``ev_charging``, :meth:`AlertBook.subjects_anomalous`) -- and
+an anomaly type (``point["anomaly_types"]``, e.g. ``billing_fraud``; ``"anomaly"``
+for the learned detectors).  A point is anomalous when its verdict says ``is_anomaly``
 (the point is part of an anomalous episode) or ``alert`` (it opens one): so the
 lifecycle works with single flagged points and with episode states alike.
 
