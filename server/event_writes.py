@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from .alerts.service import observe_scored_events
+from .alerts.service import observe_import_undone, observe_scored_events
 from .event_storage import ENTITY_COLUMNS
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
@@ -171,6 +171,7 @@ class DeleteImportJob(WriteJob):
         self.origin = origin
 
     def apply(self, tx: Transaction) -> int:
+        self.events = observe_import_undone(tx, self.origin)  # its alerts end, while its rows are here
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 

@@ -319,7 +319,7 @@ def _alert_schemas() -> dict[str, Any]:
         "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', a "
                                                                   "person, or null (dropped while pending)."},
         "resolution": {"type": ["string", "null"],
-                       "description": "How it ended: 'quiet', 'dropped' (never fired), 'by hand', "
+                       "description": "How it ended: 'quiet', 'dropped' (never fired), 'by hand', 'import undone', "
                                       "'stream deleted', 'not an anomaly' (feedback); null while open."},
         "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
         "notified_at": time_or_null, "summary": text_or_null,

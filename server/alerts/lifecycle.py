@@ -447,9 +447,13 @@ class AlertBook:
 
     def resolve_stream(self, tx, stream: str, reason: str) -> list[Alert]:
         """Resolve every open alert of ``stream`` (its entities' too), ``resolved_by`` ``reason``."""
+        return self.resolve_matching(tx, lambda alert: alert.stream == stream, reason)
+
+    def resolve_matching(self, tx, wanted: Callable[[Alert], bool], reason: str) -> list[Alert]:
+        """Resolve every open alert ``wanted`` says yes to, ``resolved_by`` and resolution ``reason``."""
         self._ensure_loaded(tx.db.conn)
         self.changes = []
-        ended = sorted((a for a in self._open.values() if a.stream == stream), key=lambda a: a.id)
+        ended = sorted((a for a in self._open.values() if wanted(a)), key=lambda a: a.id)
         for alert in ended:
             self._resolve(tx, alert, tx.now, reason, reason)
             self._save(tx.db.conn, alert)

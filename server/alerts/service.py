@@ -20,6 +20,8 @@ EXTENSION = "anomaly_alerts"
 PRUNE_EVERY_S = 600.0
 #: ``resolved_by`` of the alerts of a deleted stream.
 STREAM_DELETED = "stream deleted"
+#: ``resolved_by`` of the alerts an import opened when the import is undone (a write failed).
+IMPORT_UNDONE = "import undone"
 #: Alert transitions pushed for one stored batch of events, worst first (each alert's last one):
 #: a file's first batch may open thousands, more than a push client's queue holds (256 by
 #: default); the rest are a GET away, like the anomalies an ``events`` push leaves out.
@@ -44,6 +46,24 @@ def observe_scored_events(tx, schema, anomalies: list[dict]) -> list:
                 pushed += stored(tx, schema, anomalies) or []
         except Exception:
             log.exception("writer: %s failed on stored events; its changes are rolled back",
+                          type(observer).__name__)
+            observer.rollback()
+    return pushed
+
+
+def observe_import_undone(tx, origin: str) -> list:
+    """Tell the writer's observers that the events stored under ``origin`` are about to be deleted
+    (a file imported whole or not at all); savepoints as in :func:`observe_scored_events`."""
+    pushed: list = []
+    for observer in tx.observers:
+        undone = getattr(observer, "import_undone", None)
+        if undone is None:
+            continue
+        try:
+            with tx.db.atomic():
+                pushed += undone(tx, origin) or []
+        except Exception:
+            log.exception("writer: %s failed on an undone import; its changes are rolled back",
                           type(observer).__name__)
             observer.rollback()
     return pushed
@@ -90,6 +110,23 @@ class Alerts:
         worst = sorted(last.values(), key=lambda c: (-severity_rank(c[0].severity), -c[0].peak_score,
                                                      c[0].id))[:PUSHED_EVENT_ALERTS]
         return self.feed.events(tx, sorted(worst, key=lambda c: c[0].id))
+
+    def import_undone(self, tx, origin: str) -> list:
+        """An import's events are being deleted (in ``tx``): the open alerts it opened end,
+        audited and announced (alerts it only extended keep their earlier events)."""
+        from .actions import audit
+
+        rows = tx.db.conn.execute("SELECT schema, id FROM scored_events WHERE origin = ? AND is_anomaly = 1",
+                                  [origin]).fetchall()
+        opened = {(schema, row_id) for schema, row_id in rows}
+        if not opened:
+            return []
+        ended = self.book.resolve_matching(
+            tx, lambda a: a.entity is not None and (a.stream, a.first_point_id) in opened, IMPORT_UNDONE)
+        for alert in ended:
+            audit(tx, {"name": "server"}, "resolve", alert_id=alert.id,
+                  detail={"reason": IMPORT_UNDONE, "origin": origin})
+        return self.feed.events(tx)
 
     def stream_deleted(self, tx, stream: str) -> list:
         """A stream is being deleted (in ``tx``): its open alerts end, audited, announced."""

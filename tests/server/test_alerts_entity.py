@@ -228,3 +228,39 @@ def test_the_schema_decides_which_entity_each_type_concerns():
         schema_from_data(_schema_data(subjects={"free": "charger"}))
     with pytest.raises(SchemaError, match="unknown key"):
         schema_from_data(_schema_data(subjects={"free": "user"}, keep="1h"))
+
+
+def test_alerts_of_an_import_undone_after_a_failed_write_end_with_it(app, client, monkeypatch):
+    import functools
+
+    import server.event_writes
+    import server.sources.upload
+
+    from server_helpers import wait_for
+
+    monkeypatch.setattr(server.sources.upload, "FileSource",
+                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
+    real_apply = server.event_writes.ScoredEventsJob.apply
+    calls = []
+
+    def failing_third(self, tx):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full (simulated)")
+        return real_apply(self, tx)
+
+    _upload(client, "e1,U9,C9,2026-01-01T07:00:00Z,60,62,0.5")  # an earlier import: U9's alert stays
+    monkeypatch.setattr(server.event_writes.ScoredEventsJob, "apply", failing_third)
+    rows = ["f1,U1,C1,2026-01-01T08:00:00Z,60,62,0.5", "f2,U9,C2,2026-01-01T08:10:00Z,60,62,0.5",
+            *(f"n{i},N{i},D{i},2026-01-01T09:{i:02d}:00Z,60,20,8" for i in range(6))]
+    body = ("\n".join([HEADER, *rows]) + "\n").encode()
+    response = client.post("/api/upload?schema=ev_charging", data=body, content_type="text/csv")
+    assert response.status_code >= 500 and len(calls) >= 3
+    wait_for(lambda: _db(app, "SELECT count(*) FROM scored_events")[0][0] == 1)
+    alerts = _alerts(client)
+    undone = alerts[("user_id=U1", "billing_fraud")]  # opened by the undone import
+    assert undone["state"] == "resolved" and undone["resolution"] == "import undone"
+    kept = alerts[("user_id=U9", "billing_fraud")]  # opened earlier, only extended by it
+    assert kept["state"] == "firing" and kept["points"] == 2
+    audit = client.get(f"/api/audit?alert_id={undone['id']}").get_json()["audit"]
+    assert audit[0]["detail"]["reason"] == "import undone"
