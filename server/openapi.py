@@ -316,11 +316,13 @@ def _alert_schemas() -> dict[str, Any]:
         "first_point_id": id_or_null, "last_point_id": id_or_null,
         "started_at": {"type": "number"}, "fired_at": time_or_null,
         "last_anomalous_at": {"type": "number"}, "resolved_at": time_or_null,
-        "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', a "
-                                                                  "person, or null (dropped while pending)."},
+        "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', "
+                                                                  "'import undone', a person, or null "
+                                                                  "(dropped while pending)."},
         "resolution": {"type": ["string", "null"],
-                       "description": "How it ended: 'quiet', 'dropped' (never fired), 'by hand', 'import undone', "
-                                      "'stream deleted', 'not an anomaly' (feedback); null while open."},
+                       "description": "How it ended: 'quiet', 'dropped' (never fired), 'by hand', "
+                                      "'stream deleted', 'import undone', 'not an anomaly' (feedback); "
+                                      "null while open."},
         "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
         "notified_at": time_or_null, "summary": text_or_null,
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
