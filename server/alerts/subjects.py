@@ -18,7 +18,8 @@ A schema without entity keys has no subjects: its anomalies stay events.
 
 The alert's ``entity`` is ``key=value`` (``user_id=U0042``): a user and a charger may
 share an id, and the key tells the dashboard and the receivers where the events are
-(``/api/anomalies?schema=ev_charging&user_id=U0042&type=dos_attack``).
+(``/api/anomalies?schema=ev_charging&user_id=U0042&type=dos_attack``).  That form is
+how an event alert is told from a stream's: a point names its entity plainly (``pump-1``).
 
 :func:`group_anomalies` turns a stored batch's anomalies (thousands out of 50,000
 events) into one :class:`~.lifecycle.SubjectAnomalies` per subject, so the
