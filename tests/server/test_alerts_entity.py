@@ -264,3 +264,33 @@ def test_alerts_of_an_import_undone_after_a_failed_write_end_with_it(app, client
     assert kept["state"] == "firing" and kept["points"] == 2
     audit = client.get(f"/api/audit?alert_id={undone['id']}").get_json()["audit"]
     assert audit[0]["detail"]["reason"] == "import undone"
+
+
+def test_a_silence_on_an_entity_keeps_its_alerts_from_the_receivers(make_app, tmp_path, receiver):
+    app = make_app(ALERT_RECEIVERS=receivers_file(tmp_path, [
+        {"name": "am", "kind": "webhook", "url": receiver.url}]), OUTBOX_POLL_INTERVAL=0.05)
+    client = app.test_client()
+    silence = client.post("/api/silences", json={"matchers": {"entity": "user_id=U3", "type": "dos_attack"},
+                                                  "duration": 600})
+    assert silence.status_code == 201
+    _upload(client, *SESSIONS)
+    alerts = _alerts(client)
+    dos = alerts[("user_id=U3", "dos_attack")]
+    assert dos["state"] == "firing" and dos["silenced_by"] == [silence.get_json()["silence"]["id"]]
+    notified = {row[0] for row in _db(app, "SELECT alert_id FROM outbox")}
+    assert dos["id"] not in notified and alerts[("user_id=U1", "billing_fraud")]["id"] in notified
+
+
+def test_open_entity_alerts_survive_a_restart_and_then_go_quiet(make_app):
+    first = make_app(ALERT_KEEP_FIRING_FOR=3600)
+    _upload(first.test_client(), *SESSIONS)
+    opened = _alerts(first.test_client())
+    services_of(first).shutdown()
+    again = make_app(ALERT_KEEP_FIRING_FOR=3600)
+    client = again.test_client()
+    _upload(client, "f9,U1,C5,2026-01-02T08:00:00Z,60,62,0.5")  # the same incident, after the restart
+    fraud = _alerts(client)[("user_id=U1", "billing_fraud")]
+    assert fraud["id"] == opened[("user_id=U1", "billing_fraud")]["id"] and fraud["points"] == 2
+    again.extensions[ALERTS].book.policy.keep_firing_for_s = 0.0
+    again.extensions[ALERTS].sweep()
+    assert {a["resolution"] for a in _alerts(client).values()} == {"quiet"}
