@@ -294,3 +294,31 @@ def test_open_entity_alerts_survive_a_restart_and_then_go_quiet(make_app):
     again.extensions[ALERTS].book.policy.keep_firing_for_s = 0.0
     again.extensions[ALERTS].sweep()
     assert {a["resolution"] for a in _alerts(client).values()} == {"quiet"}
+
+
+def test_for_holds_an_entity_alert_pending_and_drops_it_when_it_goes_quiet_first(make_app, tmp_path,
+                                                                                 receiver):
+    app = make_app(ALERT_FOR=600, ALERT_KEEP_FIRING_FOR=3600, OUTBOX_POLL_INTERVAL=0.05,
+                   ALERT_RECEIVERS=receivers_file(tmp_path, [{"name": "am", "kind": "webhook",
+                                                              "url": receiver.url}]))
+    client = app.test_client()
+    _upload(client, *SESSIONS)
+    assert {a["state"] for a in _alerts(client).values()} == {"pending"}
+    alerts = app.extensions[ALERTS]
+    alerts.sweep()
+    assert {a["state"] for a in _alerts(client).values()} == {"pending"}  # anomalous within the hour
+    alerts.book.policy.keep_firing_for_s = 0.0  # now quiet, before `for` has passed
+    alerts.sweep()
+    ended = _alerts(client).values()
+    assert {(a["state"], a["resolution"], a["fired_at"]) for a in ended} == {("resolved", "dropped", None)}
+    assert _db(app, "SELECT count(*) FROM outbox")[0][0] == 0  # never notified
+
+
+def test_an_entity_alert_still_anomalous_when_for_has_passed_fires(make_app):
+    app = make_app(ALERT_FOR=600, ALERT_KEEP_FIRING_FOR=3600)
+    client = app.test_client()
+    _upload(client, *SESSIONS)
+    alerts = app.extensions[ALERTS]
+    alerts.book.policy.for_s = 0.0  # as if ten minutes had passed, its last anomaly within the hour
+    alerts.sweep()
+    assert {a["state"] for a in _alerts(client).values()} == {"firing"}
