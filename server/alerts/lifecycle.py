@@ -346,7 +346,8 @@ class AlertBook:
         for alert in touched:
             self._advance(tx, alert, now)
         self._insert(conn, new)  # as they stand after advancing: one write each
-        self._update(conn, [a for a in touched if a.id < new[0].id] if new else touched)
+        fresh = {id(alert) for alert in new}
+        self._update(conn, [alert for alert in touched if id(alert) not in fresh])
         return touched
 
     def _advance(self, tx, alert: Alert, now: float) -> None:
