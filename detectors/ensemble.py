@@ -327,8 +327,8 @@ class EnsembleDetector(Detector):
 
         Returns ``(scores, own, distance)``: the range member's own range
         before each tick as ``(low, high)``, each ``(T, S, d)`` (None without
-        one), and the pattern member's distances ``(T, S)`` after each tick
-        (None without one).  A member is stepped only on ticks where some
+        one), and the pattern member's distances ``(T, S)`` after each stepped
+        tick (None without one).  A member is stepped only on ticks where some
         stream has a point, as :meth:`Detector._tick` steps it.
         """
         T, S, d = ticks.shape
@@ -341,6 +341,11 @@ class EnsembleDetector(Detector):
         pattern = self.members.index("pattern") if "pattern" in self.members else None
         for j, det in enumerate(self.detectors_):
             if j in ahead:
+                continue
+            if j == pattern and det is not source:
+                # Compiled over every stepped tick at once; its distances after each tick, for the records.
+                distance = np.zeros((T, S))
+                scores[stepped, :, j], distance[stepped] = det.step_ticks(ticks[stepped])
                 continue
             if det is source:
                 own = (np.zeros((T, S, d)), np.zeros((T, S, d)))

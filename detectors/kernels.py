@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-__all__ = ["record_ticks", "episode_ticks"]
+__all__ = ["record_ticks", "episode_ticks", "pattern_ticks"]
 
 
 def compiled(kernel):
@@ -182,3 +182,167 @@ def episode_ticks(stepped, present, ready, novel, novel_logp, evidence_logp, cau
                 out_score[t, s] = min(max(value, 0.0), 1.0)
                 out_alert[t, s] = opens
                 out_anomalous[t, s] = is_open[s] and p
+
+
+@compiled
+def pattern_ticks(X, present, stepped, first_row, length, block, history, resync, offsets, distance_floor, typical_rate,
+                  error_rate, block_step, error_clip, distance_clip, spread_floor,
+                  block_sum, block_fill, block_size, blocks, origin, lagged, sqdist, low, high, span,
+                  candidates, forecast, forecast_error, distance, typical,
+                  out_ratio, out_z2, out_surprise, out_ready, out_distance):
+    """``T`` calls of ``PatternDetector._score_and_learn`` (state arrays updated in place).
+
+    Per tick and present stream: ``out_ratio`` the distance term of the log
+    tail probability (``-distance / typical``), ``out_z2`` the forecast
+    error's chi-square statistic and ``out_surprise`` whether it counts (the
+    caller reads it with ``chi2_logp``), ``out_ready`` whether the stream
+    scores, and ``out_distance`` every stream's :attr:`distance_` after the
+    tick.  ``lagged`` and ``sqdist`` are float32, as in the detector, with
+    the same casts.  The arrays may be a slice of the bank's rows starting at
+    row ``first_row`` (streams take turns by row to resynchronise).
+    """
+    T, S, d = X.shape
+    m = length // block
+    lags = history // block
+    width = lagged.shape[2]
+    K = offsets.shape[0]
+    summary = np.empty(d)
+    entering = np.empty(lags, dtype=np.float32)
+    total = np.empty(lags + 1)
+    inv = np.empty(d)
+    for t in range(T):
+        if not stepped[t]:
+            continue
+        for s in range(S):
+            if not present[t, s]:
+                continue
+            # _forecast_surprise, before the point joins its block
+            known = True
+            for f in range(d):
+                e = X[t, s, f] - forecast[s, f]
+                if e != e:
+                    known = False
+            if known:
+                z2 = 0.0
+                counts = True
+                for f in range(d):
+                    e = X[t, s, f] - forecast[s, f]
+                    e = e * e
+                    usual = forecast_error[s, f]
+                    floor = spread_floor * (abs(forecast[s, f]) + 1.0)
+                    z2 += e / np.maximum(usual, floor * floor)
+                    if not usual > 0:
+                        counts = False
+                    if usual > 0:
+                        forecast_error[s, f] = usual + error_rate * (np.minimum(e, error_clip * usual) - usual)
+                    else:
+                        forecast_error[s, f] = e
+                out_z2[t, s] = z2
+                out_surprise[t, s] = counts
+            for f in range(d):
+                block_sum[s, f] += X[t, s, f]
+            block_fill[s] += 1
+            if block_fill[s] >= block_size[s]:
+                # _close_blocks
+                if blocks[s] == 0:
+                    for f in range(d):
+                        origin[s, f] = block_sum[s, f] / block_fill[s]
+                for f in range(d):
+                    v = block_sum[s, f] / block_fill[s] - origin[s, f]
+                    reach = block_step * (high[s, f] - low[s, f])
+                    if blocks[s] >= 2 * m and math.isfinite(reach) and reach > 0:
+                        v = np.minimum(np.maximum(v, low[s, f] - reach), high[s, f] + reach)
+                    summary[f] = v
+                for f in range(d):
+                    newest = np.float32(summary[f])
+                    for lag in range(lags):
+                        a = newest - lagged[s, f, lag]
+                        a = a * a
+                        b = lagged[s, f, m - 1] - lagged[s, f, m + lag]
+                        b = b * b
+                        entering[lag] = a - b
+                    for lag in range(lags):
+                        sqdist[s, f, lag + 1] += entering[lag]
+                    for col in range(width - 1, 0, -1):
+                        lagged[s, f, col] = lagged[s, f, col - 1]
+                    lagged[s, f, 0] = newest
+                blocks[s] += 1
+                n = blocks[s]
+                if (n + first_row + s) % resync == 0:
+                    for f in range(d):
+                        for lag in range(lags + 1):
+                            sqdist[s, f, lag] = 0.0
+                        for j in range(m):
+                            for lag in range(lags + 1):
+                                diff = np.float64(lagged[s, f, j]) - np.float64(lagged[s, f, j + lag])
+                                sqdist[s, f, lag] = np.float32(np.float64(sqdist[s, f, lag]) + diff * diff)
+                for f in range(d):
+                    low[s, f] = np.minimum(low[s, f], summary[f])
+                    high[s, f] = np.maximum(high[s, f], summary[f])
+                    span[s, f] = np.maximum(high[s, f] - low[s, f], spread_floor * (abs(high[s, f]) + 1.0))
+                    inv[f] = 1.0 / span[s, f] ** 2
+                best, nearest = -1, np.inf
+                for lag in range(m, lags + 1):
+                    if d == 1:
+                        value = np.float64(sqdist[s, 0, lag]) / span[s, 0] ** 2
+                    else:
+                        value = 0.0
+                        for f in range(d):
+                            value += np.float64(sqdist[s, f, lag]) * inv[f]
+                    if n < lags + m and not lag + m <= n:
+                        value = np.inf
+                    if value != value:
+                        if nearest == nearest:
+                            best, nearest = lag, value
+                    elif best < 0 or value < nearest:
+                        best, nearest = lag, value
+                known = math.isfinite(nearest)
+                found = math.sqrt(np.maximum(nearest, 0.0) / m) if known else 0.0
+                reach = min(lags, n - m)
+                for k in range(K):
+                    c = best + offsets[k]
+                    candidates[s, k] = c if known and c >= m and c <= reach else 0
+                for f in range(d):
+                    forecast[s, f] = np.float64(lagged[s, f, best - 1]) + origin[s, f] if known else np.nan
+                distance[s] = found
+                for f in range(d):
+                    block_sum[s, f] = 0.0
+                block_fill[s] = 0
+                block_size[s] = block
+                closed = True
+                now = found
+            else:
+                # _provisional_distance
+                closed = False
+                fill = block_fill[s]
+                weight = 2.0 * fill / (block + fill)
+                for f in range(d):
+                    summary[f] = block_sum[s, f] / fill - origin[s, f]
+                nearest, broken = np.inf, False
+                for k in range(K):
+                    lag = candidates[s, k]
+                    if lag <= 0:
+                        continue
+                    value = 0.0
+                    for f in range(d):
+                        leaving = lagged[s, f, m - 1] - lagged[s, f, m - 1 + lag]
+                        leaving = leaving * leaving
+                        ent = summary[f] - np.float64(lagged[s, f, lag - 1])
+                        moved = np.float64(sqdist[s, f, lag]) + weight * ent ** 2 - np.float64(leaving)
+                        value += moved * (1.0 / span[s, f] ** 2)
+                    if value != value:
+                        broken = True
+                    elif value < nearest:
+                        nearest = value
+                if broken or not math.isfinite(nearest):
+                    now = distance[s]
+                else:
+                    now = math.sqrt(np.maximum(nearest, 0.0) / m)
+            out_ready[t, s] = blocks[s] > 2 * m
+            out_ratio[t, s] = -now / np.maximum(typical[s], distance_floor)
+            if closed:
+                old = typical[s]
+                learned = np.minimum(now, distance_clip * old) if old > 0 else now
+                typical[s] = old + typical_rate * (learned - old) if old > 0 else learned
+        for s in range(S):
+            out_distance[t, s] = distance[s]
