@@ -346,3 +346,66 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                 typical[s] = old + typical_rate * (learned - old) if old > 0 else learned
         for s in range(S):
             out_distance[t, s] = distance[s]
+
+
+@compiled
+def embedding_points(points, previous, average, spread, count, started, alpha, dev_limit, spread_rate,
+                     out_previous, out_average):
+    """The running average of ``n`` successive points of one stream (``CausalEmbedding.transform_block``'s recursion).
+
+    ``previous``, ``average``, ``spread`` ``(d,)`` are the stream's row,
+    ``count`` and ``started`` one-element arrays, all updated in place; each
+    point's previous point and average before it go to ``out_previous`` and
+    ``out_average`` ``(n, d)``.
+    """
+    n, d = points.shape
+    for k in range(n):
+        first = not started[0]
+        weight = max(1.0 / (count[0] + 1.0), spread_rate)
+        for f in range(d):
+            x = points[k, f]
+            if first:
+                previous[f] = x
+                average[f] = x
+            out_previous[k, f] = previous[f]
+            out_average[k, f] = average[f]
+            previous[f] = x
+            avg = average[f]
+            learned = x
+            if count[0] >= 3:
+                learned = np.minimum(np.maximum(x, avg - dev_limit * spread[f]), avg + dev_limit * spread[f])
+            if not first:
+                spread[f] = spread[f] + weight * (abs(learned - avg) - spread[f])
+            average[f] = avg + alpha * (learned - avg)
+        if not first:
+            count[0] += 1
+        started[0] = True
+
+
+@compiled
+def standardised_points(features, count, centre, scale, limit, rate_floor, out):
+    """The running standardisation of ``n`` successive feature rows of one stream (``CausalEmbedding._project``).
+
+    float32 throughout, as the detector computes it: ``centre`` and
+    ``scale`` ``(w,)`` are the stream's row and ``count`` a one-element
+    array, updated in place; the standardised, clipped rows go to ``out``.
+    """
+    n, w = features.shape
+    tiny, one, zero = np.float32(1e-9), np.float32(1.0), np.float32(0.0)
+    top = np.float32(limit)
+    for k in range(n):
+        known = count[0] > 0
+        rate = np.float32(max(1.0 / (count[0] + 1.0), rate_floor))
+        for j in range(w):
+            c, s, x = centre[j], scale[j], features[k, j]
+            floor = tiny * (abs(c) + one)
+            wide = np.maximum(s, floor)
+            z = (x - c) / wide if known else zero
+            if z != z:
+                z = zero
+            z = np.minimum(np.maximum(z, -top), top)
+            out[k, j] = z
+            winsorised = c + z * wide if known and s > 0 else x
+            centre[j] = c + rate * (winsorised - c)
+            scale[j] = s + rate * (abs(winsorised - c) - s) if known else zero
+        count[0] += 1
