@@ -409,3 +409,40 @@ def standardised_points(features, count, centre, scale, limit, rate_floor, out):
             centre[j] = c + rate * (winsorised - c)
             scale[j] = s + rate * (abs(winsorised - c) - s) if known else zero
         count[0] += 1
+
+
+@compiled
+def sorted_slides(padded, size, out):
+    """Each window of ``size`` successive rows of ``padded`` ``(size - 1 + n, d)``, sorted, field by field.
+
+    Window ``i`` is ``padded[i : i + size]``; row ``i * d + j`` of ``out``
+    ``(n * d, size)`` holds its field ``j`` sorted, NaN (an unused slot) as
+    +inf at the end: what ``np.sort`` gives, found by sliding one sorted
+    window along (drop the value leaving, insert the one arriving, O(size)
+    per point instead of a sort).
+    """
+    rows, d = padded.shape
+    n = rows - size + 1
+    current = np.empty(size)
+    for j in range(d):
+        for k in range(size):
+            v = padded[k, j]
+            current[k] = np.inf if v != v else v
+        current.sort()
+        for k in range(size):
+            out[j, k] = current[k]
+        for i in range(1, n):
+            old = padded[i - 1, j]
+            new = padded[i - 1 + size, j]
+            old = np.inf if old != old else old
+            new = np.inf if new != new else new
+            at = np.searchsorted(current, old)
+            # Close the gap left by the old value, then open one where the new value belongs.
+            for k in range(at, size - 1):
+                current[k] = current[k + 1]
+            to = np.searchsorted(current[: size - 1], new)
+            for k in range(size - 1, to, -1):
+                current[k] = current[k - 1]
+            current[to] = new
+            for k in range(size):
+                out[i * d + j, k] = current[k]

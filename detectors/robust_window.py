@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
-from .window import RollingWindow, SortedWindow, sorted_windows, trailing
+from .window import RollingWindow, SortedWindow, sorted_trailing
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
 MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
@@ -63,8 +63,8 @@ class SortedWindowDetector(Detector):
         raise NotImplementedError
 
     def _score_block(self, row, points, with_range):
-        windows, counts = trailing(self.ring_.history(row), points, self.window)
-        stats = self._stats_of(sorted_windows(windows), np.repeat(counts, self.n_features_))
+        rows, counts = sorted_trailing(self.ring_.history(row), points, self.window)
+        stats = self._stats_of(rows, np.repeat(counts, self.n_features_))
         raw = self._score_from(points, stats)
         self.ring_.extend(row, points)
         d = self.n_features_
