@@ -446,3 +446,80 @@ def sorted_slides(padded, size, out):
             current[to] = new
             for k in range(size):
                 out[i * d + j, k] = current[k]
+
+
+@compiled
+def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, min_scores, every, out_logp):
+    """``TailCalibrator.log_tail_probability``, then ``update``, for ``n`` successive raw scores of one stream.
+
+    ``history`` ``(memory,)`` float32, ``knots`` ``(K,)`` float32 and the
+    one-element ``count``, ``beta`` (float32) and ``fitted`` are the
+    stream's row, updated in place; each score's ``log p`` under the state
+    before it goes to ``out_logp``.  The casts are the calibrator's: scores
+    remembered in float32, knots interpolated in float32, read in float64.
+    """
+    memory = history.shape[0]
+    K = knots.shape[0]
+    big = np.float64(np.finfo(np.float32).max)
+    log_tail = math.log(tail)
+    log2 = math.log(2.0)
+    ordered = np.empty(memory, dtype=np.float32)
+    for k in range(raw.shape[0]):
+        r = raw[k]
+        if fitted[0]:
+            u = np.float64(knots[K - 1])
+            j = 0
+            for i in range(K):
+                if r >= np.float64(knots[i]):
+                    j += 1
+            if j >= K:
+                out_logp[k] = log_tail - np.maximum(r - u, 0.0) / np.float64(beta[0])
+            else:
+                body = 0.0
+                if j > 0:
+                    inner = min(max(j, 1), K - 1)
+                    low, high = np.float64(knots[inner - 1]), np.float64(knots[inner])
+                    fraction = np.minimum(np.maximum((r - low) / (high - low), 0.0), 1.0)
+                    body = levels[inner - 1] + fraction * (levels[inner] - levels[inner - 1])
+                out_logp[k] = math.log1p(-np.minimum(body, 1.0 - tail)) if body == body else np.nan
+        else:
+            out_logp[k] = 0.0
+        # push: an absurd score is remembered as the largest float32, never inf
+        if r == r:
+            history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
+            count[0] += 1
+        if count[0] % every != 0:
+            continue
+        # fit
+        n = min(count[0], memory)
+        if n < min_scores:
+            continue
+        m = 0
+        for i in range(memory):
+            if history[i] == history[i]:
+                ordered[m] = history[i]
+                m += 1
+        ordered[:m].sort()
+        for i in range(K):
+            position = levels[i] * (n - 1)
+            below = int(math.floor(position))
+            above = min(below + 1, n - 1)
+            weight = np.float32(position - below)
+            knots[i] = ordered[below] + weight * (ordered[above] - ordered[below])
+        u = knots[K - 1]
+        over = 0
+        for i in range(n):
+            if ordered[i] > u:
+                over += 1
+        middle = min(max(n - over + (over - 1) // 2, 0), memory - 1)
+        median = ordered[middle] - u
+        if over > 0:
+            spread = 0.0 if (median != median or median == np.inf) else np.float64(median)
+            if spread == -np.inf:
+                spread = -big
+            scale = spread / log2
+        else:
+            scale = 0.0
+        least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
+        beta[0] = np.float32(np.maximum(scale, np.float64(least)))
+        fitted[0] = True
