@@ -20,7 +20,7 @@ from detectors.engine import Engine
 from detectors.snapshot import flatten
 
 #: Detectors with a vectorised block path: the ones whose equality is not a tautology of the loop.
-VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof")
+VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
 FIELDS = (1, 8, 38)
 ROW, STREAMS = 1, 3
 START = 1_704_067_200.0  # 2024-01-01, five-minute points
