@@ -517,14 +517,14 @@ class EnsembleDetector(Detector):
 
     def _others_sat_out(self, row, X):
         super()._others_sat_out(row, X)
-        if len(X) == 0:
+        points = X[~np.isnan(X).any(axis=1)]
+        if len(points) == 0:  # no tick had a point: the ensemble's own recursion never ran
             return
         others = np.arange(self.n_streams_) != row
         for name in ("member_scores_", "novelty_", "cause_"):
             getattr(self, name)[others] = 0
         self.value_records_.strength_[others] = 0.0
         self.pattern_records_.strength_[others] = 0.0
-        points = X[~np.isnan(X).any(axis=1)]
         for member in self.detectors_:
             member._others_sat_out(row, points)
 

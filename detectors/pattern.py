@@ -169,6 +169,8 @@ class PatternDetector(Detector):
         ``T`` steps would, the default episodes included.
         """
         T, S, _ = ticks.shape
+        if T == 0:
+            return np.zeros((0, S)), np.zeros((0, S))
         present = ~np.isnan(ticks).any(axis=2)
         raw, distance = self._compiled(ticks, slice(0, S), 0)
         seen_before = self.seen_ + np.concatenate([np.zeros((1, S), dtype=np.int64), np.cumsum(present, axis=0)[:-1]])

@@ -121,6 +121,19 @@ def test_block_equals_steps(name, d):
         np.testing.assert_allclose(blocked.step(tick), stepped.step(tick), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["ensemble", "pattern", "lof"])
+def test_block_of_gaps_equals_steps(name):
+    """A block holding no point at all (a stretch of gaps) leaves what as many empty steps would."""
+    base = warmed(name, 1, warm=80)
+    stepped, blocked = base, copy.deepcopy(base)
+    X = np.full((6, 1), np.nan)
+    expected = streamed(stepped, X, np.full(6, np.nan))
+    block = blocked.step_block(X, row=ROW)
+    np.testing.assert_array_equal(block.scores, expected[0])
+    np.testing.assert_array_equal(block.is_anomaly, expected[1])
+    assert_same_state(stepped, blocked)
+
+
 def test_injected_anomalies_open_episodes():
     """The data above is not trivially quiet: the default ensemble opens episodes on it."""
     scores, anomalous, alerts = detectors.make("ensemble").label_series(series(700, 1, seed=1))
