@@ -62,9 +62,13 @@ class SortedWindowDetector(Detector):
         """Statistics ``(R, d)`` of sorted window rows ``values`` ``(R * d, W)`` holding ``count`` values each."""
         raise NotImplementedError
 
+    def _block_stats_of(self, values: np.ndarray, count: np.ndarray):
+        """:meth:`_stats_of` of a block's windows (a subclass may use a compiled kernel there, same values)."""
+        return self._stats_of(values, count)
+
     def _score_block(self, row, points, with_range):
         rows, counts = sorted_trailing(self.ring_.history(row), points, self.window)
-        stats = self._stats_of(rows, np.repeat(counts, self.n_features_))
+        stats = self._block_stats_of(rows, np.repeat(counts, self.n_features_))
         raw = self._score_from(points, stats)
         self.ring_.extend(row, points)
         d = self.n_features_

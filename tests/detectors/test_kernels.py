@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from detectors.calibration import TailCalibrator
+from detectors.mad import compiled_mad, sorted_mad
 from detectors.novelty import EpisodeState, RecordTracker
 from detectors.stats import chi2_logp
 from detectors.window import sorted_trailing, trailing
@@ -87,6 +88,16 @@ def test_sorted_slides_equal_sorted_windows():
         expected = np.sort(np.where(np.isnan(windows), np.inf, windows).transpose(0, 2, 1).reshape(-1, size), axis=1)
         np.testing.assert_array_equal(rows, expected)
         np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("width", [2, 9, 10, 100])
+def test_compiled_mad_equals_the_binary_search(width):
+    rng = np.random.default_rng(width)
+    values = np.sort(np.concatenate([rng.normal(0, 1, (300, width)),
+                                     np.round(rng.normal(0, 1, (300, width))),      # many ties
+                                     np.zeros((5, width))]), axis=1)                 # all equal
+    median = np.quantile(values, 0.5, axis=1)
+    np.testing.assert_array_equal(compiled_mad(values, median), sorted_mad(values, median))
 
 
 @pytest.mark.parametrize("d", [1, 2, 8, 38])
