@@ -558,3 +558,78 @@ def lower_median_deviation(values, median, out):
                     value = right
                     j += 1
         out[r] = value
+
+
+@compiled
+def grow_trees(values, used, start_all, fraction_all, encoded, sample_size, depth, feature_bits,
+               node_words, leaf_words):
+    """Grow isolation trees level by level, tree after tree (``detectors.isolation_forest.build_forests``).
+
+    ``values`` ``(m, n)`` int16 are the sampled points feature-major, tree
+    ``f`` owning points ``f * sample_size ..`` of which ``used`` says which
+    count; ``start_all`` and ``fraction_all`` ``(trees, inner nodes)`` the
+    drawn start feature and split fraction of every node.  Writes the node
+    and leaf words the numpy version writes (integer arithmetic, and the
+    same float64 threshold), into ``node_words`` and ``leaf_words``.
+    """
+    m = values.shape[0]
+    n_forest = start_all.shape[0]
+    n_inner = start_all.shape[1]
+    n_leaves = n_inner + 1
+    node = np.empty(sample_size, dtype=np.int64)
+    count = np.zeros(n_leaves, dtype=np.int64)
+    feature = np.empty(n_leaves, dtype=np.int64)
+    threshold = np.empty(n_leaves, dtype=np.int64)
+    opened = np.zeros(n_leaves, dtype=np.bool_)
+    children = np.zeros(n_leaves, dtype=np.bool_)
+    for f in range(n_forest):
+        first = f * sample_size
+        for j in range(sample_size):
+            node[j] = 0 if used[first + j] else -1
+        opened[0] = True
+        for level in range(depth + 1):
+            width = 1 << level
+            for q in range(width):
+                count[q] = 0
+            for j in range(sample_size):
+                if node[j] >= 0:
+                    count[node[j]] += 1
+            if level == depth:
+                for q in range(width):
+                    if opened[q]:
+                        leaf_words[f * n_leaves + q] = encoded[level, count[q]]
+                break
+            for q in range(width):
+                feature[q] = -1
+                low, high = 0, 0
+                if count[q] >= 2:
+                    start = start_all[f, width - 1 + q]
+                    for i in range(m):
+                        c = (start + i) % m
+                        lo, hi = 32767, -32768
+                        for j in range(sample_size):
+                            if node[j] == q:
+                                v = values[c, first + j]
+                                lo = min(lo, v)
+                                hi = max(hi, v)
+                        if hi > lo:
+                            feature[q], low, high = c, lo, hi
+                            break
+                if feature[q] >= 0:
+                    cut = np.float64(low) + math.floor(fraction_all[f, width - 1 + q] * np.float64(high - low))
+                    threshold[q] = np.int64(cut)
+                    node_words[f * n_inner + width - 1 + q] = np.int16((threshold[q] << feature_bits) | feature[q])
+                elif opened[q]:
+                    leaf_words[(f * width + q) << (depth - level)] = encoded[level, count[q]]
+            for q in range(2 * width):
+                children[q] = feature[q >> 1] >= 0
+            for q in range(2 * width):
+                opened[q] = children[q]
+            for j in range(sample_size):
+                q = node[j]
+                if q < 0:
+                    continue
+                if feature[q] < 0:
+                    node[j] = -1
+                else:
+                    node[j] = 2 * q + (1 if values[feature[q], first + j] > threshold[q] else 0)

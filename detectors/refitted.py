@@ -70,7 +70,7 @@ class RefittedModelDetector(Detector):
             if self.schedule_.countdown_[row] <= 0:
                 self.schedule_.countdown_[row] = self.schedule_.every
                 self.schedule_.fits_[row] += 1
-                self._refit(rows)
+                self._refit(rows, compiled=True)
             start = stop
         return scores, None
 
@@ -100,7 +100,8 @@ def owner_rows(row: int, n: int) -> np.ndarray:
     """``n`` copies of one stream's row index: the owner of each point of a block."""
     return np.full(n, row)
 
-    def _refit(self, rows: np.ndarray) -> None:
+    def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
+        """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""
         raise NotImplementedError
 
     def _refit_chunk(self) -> int:

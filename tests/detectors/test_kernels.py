@@ -115,3 +115,19 @@ def test_numba_is_not_imported_until_a_kernel_runs():
             "detectors.make('ensemble').score_series(np.arange(50.0)); print(before, 'numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("n_valid", [[256, 40, 3], [64, 64, 64]])
+def test_compiled_forests_equal_the_level_by_level_numpy(n_valid):
+    from detectors.isolation_forest import build_forests, fit_keys
+
+    rng = np.random.default_rng(len(n_valid))
+    points = rng.integers(-300, 300, (3, 256, 4)).astype(np.int16)
+    points[1, :, 2] = 7                       # a constant feature: nodes retry the next one
+    points[2] = np.round(points[2] / 200)     # few distinct values: duplicated points, ended nodes
+    keys = fit_keys(5, np.array([1, 2, 3]))
+    expected = build_forests(points, np.array(n_valid), keys, n_trees=16, sample_size=64)
+    got = build_forests(points, np.array(n_valid), keys, n_trees=16, sample_size=64, compiled=True)
+    for e, g in zip(expected, got):
+        assert e.dtype == g.dtype
+        np.testing.assert_array_equal(g, e)
