@@ -476,7 +476,7 @@ class IsolationForestDetector(RefittedModelDetector):
         self.fitted_[rows] = True
         if first.any():
             self._seed_calibration(rows[first], points[first], n_valid[first])
-        self.calibrator_.fit(rows)
+        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)
 
     def _seed_calibration(self, rows, points, n_valid) -> None:
         """Give a stream's first calibration the scores of its window points (no past scores exist yet)."""

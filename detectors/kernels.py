@@ -449,8 +449,11 @@ def sorted_slides(padded, size, out):
 
 
 @compiled
-def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, min_scores, every, out_logp):
+def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, min_scores, every, fit_first,
+                      out_logp):
     """``TailCalibrator.log_tail_probability``, then ``update``, for ``n`` successive raw scores of one stream.
+
+    With ``fit_first``, ``TailCalibrator.fit`` of the stream comes first.
 
     ``history`` ``(memory,)`` float32, ``knots`` ``(K,)`` float32 and the
     one-element ``count``, ``beta`` (float32) and ``fitted`` are the
@@ -464,9 +467,14 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
     log_tail = math.log(tail)
     log2 = math.log(2.0)
     ordered = np.empty(memory, dtype=np.float32)
-    for k in range(raw.shape[0]):
-        r = raw[k]
-        if fitted[0]:
+    for k in range(-1 if fit_first else 0, raw.shape[0]):
+        if k >= 0:
+            r = raw[k]
+        else:
+            r = np.nan  # the fit asked for first: no score to read or learn
+        if k < 0:
+            pass
+        elif fitted[0]:
             u = np.float64(knots[K - 1])
             j = 0
             for i in range(K):
@@ -484,12 +492,13 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
                 out_logp[k] = math.log1p(-np.minimum(body, 1.0 - tail)) if body == body else np.nan
         else:
             out_logp[k] = 0.0
-        # push: an absurd score is remembered as the largest float32, never inf
-        if r == r:
-            history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
-            count[0] += 1
-        if count[0] % every != 0:
-            continue
+        if k >= 0:
+            # push: an absurd score is remembered as the largest float32, never inf
+            if r == r:
+                history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
+                count[0] += 1
+            if count[0] % every != 0:
+                continue
         # fit
         n = min(count[0], memory)
         if n < min_scores:

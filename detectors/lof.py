@@ -252,4 +252,4 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             # No past scores yet: start from the reference points' own LOFs.
             keep = self.calibrator_.memory
             self.calibrator_.push(rows[first], np.log(np.maximum(lof[first][:, -keep:], 1e-30)))
-        self.calibrator_.fit(rows)
+        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)

@@ -75,6 +75,12 @@ def test_calibration_kernel_equals_transform_then_update():
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15, equal_nan=True)
     assert got.max() > 0.5
     assert_same_arrays(reference, compiled)
+    # A refit between blocks (fit_compiled), away from a multiple of ``every``.
+    reference.update(row, np.array([9.0]))
+    compiled.update_points(1, np.array([9.0]))
+    reference.fit(row)
+    compiled.fit_compiled(row)
+    assert_same_arrays(reference, compiled)
 
 
 def test_sorted_slides_equal_sorted_windows():
