@@ -8,15 +8,19 @@ be one Python-level step per point (tens of numpy calls each); compiled with
 numba they are one call for the whole block, about a hundred times faster,
 with the same arithmetic in the same order.
 
-Each kernel walks ``T`` ticks of ``S`` streams and mirrors, operation for
-operation, the numpy code of one tick it stands for (named in its
-docstring); ``tests/detectors/test_fast_path.py`` and
-``tests/detectors/test_kernels.py`` hold them equal.  The streaming path
+The same holds for the members' own recursions: the pattern search, the
+refitted members' running embedding and calibration, and for the work a
+block does many times over that numpy can only do with a Python-level call
+each (sliding a sorted window, a MAD per window, growing one stream's trees).
+
+Each kernel mirrors, operation for operation and cast for cast, the numpy
+code it stands for (named in its docstring); ``tests/detectors/test_fast_path.py``
+and ``tests/detectors/test_kernels.py`` hold them equal.  The streaming path
 keeps the numpy code: one tick of 10,000 streams is already vectorised over
 streams, and it must not wait for a compiler.
 
 numba is imported on a kernel's first call, not with this module, so the
-server starts without paying for it (about 0.3 s); ``cache=True`` keeps the
+server starts without paying for it (about 0.4 s); ``cache=True`` keeps the
 machine code in ``__pycache__`` so only the first process on a machine
 compiles.  Compiled with ``error_model="numpy"``: a division by zero gives
 inf or NaN, as numpy does, instead of raising.
@@ -28,7 +32,8 @@ import math
 
 import numpy as np
 
-__all__ = ["record_ticks", "episode_ticks", "pattern_ticks"]
+__all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
+           "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
 def compiled(kernel):
@@ -36,7 +41,6 @@ def compiled(kernel):
     @functools.wraps(kernel)
     def call(*args):
         return _compile(kernel)(*args)
-    call.python = kernel
     return call
 
 
