@@ -114,6 +114,27 @@ class TailCalibrator:
         self.push(rows, raw)
         self.fit(rows[self.count_[rows] % self.every == 0])
 
+    def update_points(self, row: int, raw: np.ndarray, fit_first: bool = False) -> np.ndarray:
+        """Scores of ``n`` successive raw scores of stream ``row``, each transformed then learned by :meth:`update`.
+
+        What ``n`` calls of :meth:`transform` and :meth:`update` give (after
+        :meth:`fit` of the row with ``fit_first``), as one compiled kernel
+        (:mod:`detectors.kernels`): the fast path's calibration, which refits
+        every ``every`` scores inside a block.
+        """
+        from .kernels import calibrated_points
+
+        logp = np.empty(len(raw))
+        calibrated_points(np.ascontiguousarray(raw, dtype=np.float64), self.history_[row], self.count_[row:row + 1],
+                          self.knots_[row], self.beta_[row:row + 1], self.fitted_[row:row + 1], self.levels_,
+                          float(self.tail), int(self.min_scores), int(self.every), bool(fit_first), logp)
+        return score_from_logp(logp)
+
+    def fit_compiled(self, rows: np.ndarray) -> None:
+        """:meth:`fit` of a few rows through the compiled kernel (a block's refit; the same knots and tail)."""
+        for row in np.asarray(rows):
+            self.update_points(int(row), np.zeros(0), fit_first=True)
+
     def fit(self, rows: np.ndarray) -> None:
         """Refit the knots and tail of ``rows`` from their remembered scores."""
         rows = np.asarray(rows)

@@ -46,6 +46,12 @@ from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .stats import logp_from_score, score_from_logp, z_multiplier
 
+
+class _Ahead(list):
+    """Indices of the members scored ahead as blocks, with their scores ``(T, S, len(self))`` as ``scores``."""
+
+    scores: np.ndarray
+
 #: Members of the default ensemble, in the order explanations list them.
 DEFAULT_MEMBERS = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
 #: Members whose expected range explains an anomaly, most trusted first.
@@ -78,6 +84,8 @@ RELEASE_P = 1e-2
 #: Smallest spread of a field in an episode's frozen reference, as a share of the field's range:
 #: a change below 1 % of a field's range never keeps an episode open on its own.
 REFERENCE_FLOOR = 0.01
+#: Per-stream attributes a block may trace on the compiled path (any other name takes the reference path).
+TICK_TRACES = ("member_scores_", "novelty_", "cause_", "is_anomaly_", "alert_")
 #: What a novelty alert names when the value record caused it, and when the pattern record did.
 VALUE_CAUSE, PATTERN_CAUSE = 1, 2
 #: Points of a stream for which a "not an anomaly" verdict holds: 25 value windows, about 28 hours
@@ -224,6 +232,8 @@ class EnsembleDetector(Detector):
             return empty
         if self.n_streams_ > 1:
             return self._on_twin(X, times, row, tuple(trace))
+        if self.novelty and set(trace) <= {"range", *TICK_TRACES}:
+            return self._compiled_block(X, times, tuple(trace))
         T = len(X)
         anomalous, alerts = np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
         followed = Traces(trace)
@@ -236,8 +246,38 @@ class EnsembleDetector(Detector):
             anomalous[t], alerts[t] = self.is_anomaly_[0], self.alert_[0]
             followed.add_after(self, 0)
 
-        scores = self.step_ticks(X[:, None, :], times[:, None], before, after)[:, 0]
+        scores = self._looped_ticks(X[:, None, :], times[:, None], before, after)[:, 0]
         return Block(scores, anomalous, alerts, followed.collect())
+
+    def _compiled_block(self, X, times, trace):
+        """One stream's block through :meth:`_compiled_ticks`, with its traces taken from the per-tick arrays."""
+        T = len(X)
+        present = ~np.isnan(X).any(axis=1)
+        # What _kept_row reads before each tick: points seen, and the signs shown, before it.
+        seen_before = self.seen_[0] + np.concatenate([[0], np.cumsum(present)[:-1]])
+        signs = {}
+        for name, shown in (("never_negative_", X < 0), ("never_positive_", X > 0)):
+            shown = np.logical_or.accumulate(present[:, None] & shown, axis=0)
+            signs[name] = getattr(self, name)[0] & ~np.concatenate([np.zeros((1, X.shape[1]), dtype=bool),
+                                                                     shown[:-1]])
+        before = {name: np.array(getattr(self, name)[0], copy=True)
+                  for name in trace if name not in ("range", "is_anomaly_", "alert_")}
+        run = self._compiled_ticks(X[:, None, :], times[:, None])
+        # A tick without the point leaves the attributes as they were: each tick reads the last stepped one's.
+        last = np.maximum.accumulate(np.where(present, np.arange(T), -1))
+        traces = {name: run[name][:, 0] for name in trace if name in ("is_anomaly_", "alert_")}
+        for name in before:
+            values = np.concatenate([before[name][None], run[name][:, 0]])
+            traces[name] = values[last + 1]
+        if "range" in trace:
+            if run["own"] is None:
+                traces["range"] = None
+            else:
+                low, high = run["own"][0][:, 0], run["own"][1][:, 0]
+                seen = (seen_before > 0)[:, None]
+                traces["range"] = (np.where(seen & signs["never_negative_"], np.maximum(low, 0.0), low),
+                                   np.where(seen & signs["never_positive_"], np.minimum(high, 0.0), high))
+        return Block(run["scores"][:, 0], run["is_anomaly_"][:, 0], run["alert_"][:, 0], traces)
 
     def _run_ticks(self, arrays, timestamps, with_episodes):
         """Several series as streams of the bank: :meth:`step_ticks` over their padded ticks."""
@@ -261,25 +301,149 @@ class EnsembleDetector(Detector):
     def step_ticks(self, ticks, times, before=None, after=None):
         """Step the bank over ``ticks`` ``(T, S, d)`` as ``T`` calls of :meth:`step` would; return the ``(T, S)`` scores.
 
-        Members with a vectorised block path score every stream's points
-        ahead, one block per stream (following the range member's range);
-        the others are stepped tick by tick together with the ensemble's own
-        recursion (fusion, records, episodes), which reads the scores and
-        ranges of the members scored ahead at each tick.  ``before(t, own)``
-        (``own``: the range member's own range before tick ``t``) and
-        ``after(t)`` let a caller follow each tick.
+        The members do not read the ensemble's state, so each one scores all
+        ``T`` ticks first: those with a vectorised block path one block per
+        stream, the others tick by tick.  The ensemble's own recursion
+        (fusion, records, episodes) then runs over the ticks in compiled
+        kernels (:mod:`detectors.kernels`).  ``after(t)`` lets a caller read
+        :attr:`is_anomaly_` and :attr:`alert_` after each tick.  ``before(t,
+        own)`` (``own``: the range member's own range before tick ``t``), or
+        an ensemble without novelty, takes the reference path instead: the
+        members scored ahead, the rest stepped tick by tick.
+        """
+        if before is not None or not self.novelty:
+            return self._looped_ticks(ticks, times, before, after)
+        run = self._compiled_ticks(ticks, times)
+        if after is not None:
+            last = self.is_anomaly_, self.alert_
+            for t in range(len(ticks)):
+                self.is_anomaly_, self.alert_ = run["is_anomaly_"][t], run["alert_"][t]
+                after(t)
+            self.is_anomaly_, self.alert_ = last
+        return run["scores"]
+
+    def _members_ahead(self, ticks, has_point, stepped):
+        """Every member's scores ``(T, S, M)`` over the ticks, with what the ensemble reads of them.
+
+        Returns ``(scores, own, distance)``: the range member's own range
+        before each tick as ``(low, high)``, each ``(T, S, d)`` (None without
+        one), and the pattern member's distances ``(T, S)`` after each stepped
+        tick (None without one).  A member is stepped only on ticks where some
+        stream has a point, as :meth:`Detector._tick` steps it.
         """
         T, S, d = ticks.shape
         source = self._range_source()
-        # Members are stepped only on ticks where some stream has a point (see Detector._tick).
+        ahead, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
+        scores = np.zeros((T, S, len(self.detectors_)))
+        scores[:, :, ahead] = ahead.scores
+        own = None if own_rows is None else (own_rows[0][own_index], own_rows[1][own_index])
+        distance = None
+        pattern = self.members.index("pattern") if "pattern" in self.members else None
+        for j, det in enumerate(self.detectors_):
+            if j in ahead:
+                continue
+            if j == pattern and det is not source:
+                # Compiled over every stepped tick at once; its distances after each tick, for the records.
+                distance = np.zeros((T, S))
+                scores[stepped, :, j], distance[stepped] = det.step_ticks(ticks[stepped])
+                continue
+            if det is source:
+                own = (np.zeros((T, S, d)), np.zeros((T, S, d)))
+            if j == pattern:
+                distance = np.zeros((T, S))
+            for t in range(T):
+                if det is source:
+                    own[0][t], own[1][t] = det.own_expected_range()
+                if stepped[t]:
+                    scores[t, :, j] = det.step(ticks[t])
+                if j == pattern:
+                    distance[t] = det.distance_
+        return scores, own, distance
+
+    def _compiled_ticks(self, ticks, times):
+        """The fast path of :meth:`step_ticks`: members ahead, then the ensemble's recursion in compiled kernels.
+
+        Returns per-tick arrays: ``"scores"``, ``"is_anomaly_"``, ``"alert_"``,
+        ``"member_scores_"``, ``"novelty_"``, ``"cause_"`` (each ``(T, S)``
+        or ``(T, S, M)``), and ``"own"``, the range member's own range before
+        each tick (or None); leaves the state ``T`` steps would.
+        """
+        from .kernels import episode_ticks
+
+        T, S, d = ticks.shape
         has_point = ~np.isnan(ticks).any(axis=2)
         stepped = has_point.any(axis=1)
+        member_scores, own, distance = self._members_ahead(ticks, has_point, stepped)
+        present = has_point & stepped[:, None]
+        seen_before = self.seen_ + np.concatenate([np.zeros((1, S), dtype=np.int64),
+                                                   np.cumsum(present, axis=0)[:-1]])
+        ready = present & (seen_before >= self.warmup)
+
+        fused = self._fuse(member_scores)
+        evidence = logp_from_score(fused)
+        values, spread = self.value_records_.update_ticks(np.concatenate([ticks, -ticks], axis=2), present,
+                                                           stepped, d)
+        novel_logp = values.min(axis=2)
+        cause = np.where(novel_logp < 0, VALUE_CAUSE, 0).astype(np.int8)
+        if distance is not None:
+            on = self.stream_weights_[:, self.members.index("pattern")] > 0
+            pattern, _ = self.pattern_records_.update_ticks(distance[:, :, None], present & on, stepped)
+            pattern = pattern[:, :, 0]
+            cause = np.where(pattern < novel_logp, PATTERN_CAUSE, cause).astype(np.int8)
+            novel_logp = np.minimum(novel_logp, pattern)
+        novel = score_from_logp(novel_logp)
+        centre, scale = self._reference_ticks(spread, own, (T, S, d))
+
+        episodes = self.episodes_
+        out = {"scores": np.zeros((T, S)), "is_anomaly_": np.zeros((T, S), dtype=bool),
+               "alert_": np.zeros((T, S), dtype=bool), "novelty_": np.zeros((T, S)),
+               "cause_": np.zeros((T, S), dtype=np.int8)}
+        episode_ticks(stepped, present, ready, novel, novel_logp, evidence, cause, fused,
+                      np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks, centre, scale,
+                      np.zeros((T, S)) if distance is None else distance, distance is not None,
+                      episodes.leave_limit(d), float(np.log(episodes.release)), episodes.memory, episodes.settle,
+                      REFRACTORY, POINTWISE_CAP, episodes.open_, episodes.calm_, episodes.age_, episodes.centre_,
+                      episodes.scale_, self.alert_score_, self.since_alert_, self.episode_distance_,
+                      out["scores"], out["is_anomaly_"], out["alert_"], out["novelty_"], out["cause_"])
+        out["member_scores_"], out["own"] = member_scores, own
+
+        # What the last tick leaves: the ensemble's per-tick attributes, as after the last stepped tick.
+        if stepped.any():
+            last = np.flatnonzero(stepped)[-1]
+            self.member_scores_ = member_scores[last].copy()
+            self.novelty_, self.cause_ = out["novelty_"][last].copy(), out["cause_"][last].copy()
+        self.is_anomaly_, self.alert_ = out["is_anomaly_"][-1].copy(), out["alert_"][-1].copy()
+        self.time_ = np.asarray(times[-1], dtype=float).copy()
+        self.seen_ += present.sum(axis=0)
+        self.never_negative_ &= ~(present[:, :, None] & (ticks < 0)).any(axis=0)
+        self.never_positive_ &= ~(present[:, :, None] & (ticks > 0)).any(axis=0)
+        self.ticks_ += T
+        self._cache_ = {}
+        return out
+
+    def _reference_ticks(self, spread, own, shape):
+        """:meth:`_reference` for every tick: ``spread`` ``(T, S, d)`` is the value records' range before each."""
+        if own is None:
+            return np.zeros(shape), np.full(shape, np.inf)
+        span = np.where(np.isfinite(spread), spread, 0.0)
+        return self._reference_from(own, span)
+
+    def _blocks_ahead(self, ticks, has_point, stepped):
+        """The members with a vectorised block path, scored one block per stream.
+
+        Returns ``(ahead, own_rows, own_index)``: ``ahead`` the members' indices
+        with their scores ``(T, S, len(ahead))`` as ``ahead.scores``; the range
+        member's ranges, stream after stream, and for each tick and stream
+        where its range is (None when the range member is not among them).
+        """
+        T, S, d = ticks.shape
+        source = self._range_source()
         last = np.flatnonzero(stepped)[-1] if stepped.any() else -1
         active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
-        ahead = [j for j, det in enumerate(self.detectors_)
-                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
-                 and det._independent_streams(len(active))]
-        ahead_scores = np.zeros((T, S, len(ahead)))
+        ahead = _Ahead(j for j, det in enumerate(self.detectors_)
+                       if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
+                       and det._independent_streams(len(active)))
+        ahead.scores = np.zeros((T, S, len(ahead)))
         own_rows, own_index = None, None
         for k, j in enumerate(ahead):
             det = self.detectors_[j]
@@ -291,7 +455,7 @@ class EnsembleDetector(Detector):
                 at = np.flatnonzero(has_point[:, i])
                 # As in _score_and_learn, the members are stepped without the points' times.
                 block = det.step_block(ticks[at, i], row=i, trace=("range",) if det is source else ())
-                ahead_scores[at, i, k] = block.scores
+                ahead.scores[at, i, k] = block.scores
                 if at[-1] == last:
                     flags[i], firsts[i] = block.is_anomaly[-1], block.alert[-1]
                 if det is source:
@@ -311,6 +475,21 @@ class EnsembleDetector(Detector):
                 index[:, empty] = sum(len(r[0]) for r in ranges) - 1
                 own_rows = tuple(np.concatenate(parts) for parts in zip(*ranges))
                 own_index = index
+        return ahead, own_rows, own_index
+
+    def _looped_ticks(self, ticks, times, before=None, after=None):
+        """The reference path of :meth:`step_ticks`: members with a block path ahead, the rest tick by tick.
+
+        Members without a vectorised block path are stepped tick by tick
+        together with the ensemble's own recursion (fusion, records,
+        episodes) in numpy, which reads the scores and ranges of the members
+        scored ahead at each tick.
+        """
+        T, S, d = ticks.shape
+        source = self._range_source()
+        has_point = ~np.isnan(ticks).any(axis=2)
+        stepped = has_point.any(axis=1)
+        ahead, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
         looped = [j for j in range(len(self.detectors_)) if j not in ahead]
         out = np.zeros((T, S))
         for t in range(T):
@@ -326,7 +505,7 @@ class EnsembleDetector(Detector):
             def tail(X_t, present, t=t, own=own):
                 centre, scale = self._reference(X_t, own)
                 scores = np.zeros((S, len(self.detectors_)))
-                scores[:, ahead] = ahead_scores[t]
+                scores[:, ahead] = ahead.scores[t]
                 for j in looped:
                     scores[:, j] = self.detectors_[j].step(X_t)
                 return self._fuse_and_track(X_t, present, scores, centre, scale, self._pattern_distance())
@@ -338,14 +517,14 @@ class EnsembleDetector(Detector):
 
     def _others_sat_out(self, row, X):
         super()._others_sat_out(row, X)
-        if len(X) == 0:
+        points = X[~np.isnan(X).any(axis=1)]
+        if len(points) == 0:  # no tick had a point: the ensemble's own recursion never ran
             return
         others = np.arange(self.n_streams_) != row
         for name in ("member_scores_", "novelty_", "cause_"):
             getattr(self, name)[others] = 0
         self.value_records_.strength_[others] = 0.0
         self.pattern_records_.strength_[others] = 0.0
-        points = X[~np.isnan(X).any(axis=1)]
         for member in self.detectors_:
             member._others_sat_out(row, points)
 
@@ -447,6 +626,11 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         if source is None:
             return np.zeros((S, d)), np.full((S, d), np.inf)
+        return self._reference_from(own_range, span)
+
+    def _reference_from(self, own_range, span):
+        """Centre and spread from the range member's own range and the fields' ranges so far (any leading shape)."""
+        source = self._range_source()
         # ``own_range``: the member's own model, before the base class keeps it on the series' sign side.
         low, high = own_range
         k = z_multiplier(source.threshold, 1)
@@ -464,14 +648,15 @@ class EnsembleDetector(Detector):
     def _fuse(self, scores):
         w = self.stream_weights_
         total = w.sum(axis=1)
+        # ``scores`` is (S, M) for one tick or (T, S, M) for several.
         with np.errstate(all="ignore"):
             if self.fusion == "logp":
                 logp = np.log(np.clip(1.0 - scores, P_FLOOR, 1.0))
-                fused = 1.0 - np.exp((w * logp).sum(axis=1) / total)
+                fused = 1.0 - np.exp((w * logp).sum(axis=-1) / total)
             elif self.fusion == "vote":
-                fused = (w * (scores >= self.member_thresholds())).sum(axis=1) / total
+                fused = (w * (scores >= self.member_thresholds())).sum(axis=-1) / total
             else:
-                fused = np.where(w > 0, scores, 0.0).max(axis=1)
+                fused = np.where(w > 0, scores, 0.0).max(axis=-1)
         return np.where(total > 0, fused, 0.0)
 
     def _pattern_distance(self):

@@ -156,32 +156,20 @@ class CausalEmbedding:
         """Return the ``(n, width_)`` features of ``n`` successive points of stream ``row``, as ``n`` transforms would.
 
         The running average is a recursion (each point's winsorised value
-        moves it), so it is followed point by point here, with the same
-        arithmetic as :meth:`transform`; the features are then built at
-        once; a wide embedding's running standardisation (also a recursion)
-        is followed point by point on a one-stream twin.
+        moves it), so it is followed point by point in a compiled kernel
+        (:mod:`detectors.kernels`), with the same arithmetic as
+        :meth:`transform`; the features are then built at once; a wide
+        embedding's running standardisation (also a recursion, in float32) is
+        followed the same way, and projected at once.
         """
+        from .kernels import embedding_points
+
         n, d = points.shape
-        alpha = 2.0 / (self.span + 1.0)
         previous, average = np.empty((n, d)), np.empty((n, d))
-        prev, avg, spread = self.previous_[row].copy(), self.average_[row].copy(), self.spread_[row].copy()
-        count, started = int(self.deviations_[row]), bool(self.started_[row])
-        for k in range(n):
-            x = points[k]
-            if not started:
-                prev, avg = x, x
-            previous[k], average[k] = prev, avg
-            prev = x
-            # np.minimum(np.maximum()) is np.clip without its Python wrapper (a few us a call).
-            learned = np.minimum(np.maximum(x, avg - DEV_LIMIT * spread), avg + DEV_LIMIT * spread) if count >= 3 else x
-            if started:
-                spread = spread + max(1.0 / (count + 1.0), _SPREAD_RATE) * (np.abs(learned - avg) - spread)
-                count += 1
-            avg = avg + alpha * (learned - avg)
-            started = True
-        if n:
-            self.previous_[row], self.average_[row], self.spread_[row] = prev, avg, spread
-            self.deviations_[row], self.started_[row] = count, True
+        # The row's state as writable views and one-element slices: the kernel updates them in place.
+        embedding_points(np.ascontiguousarray(points, dtype=float), self.previous_[row], self.average_[row],
+                         self.spread_[row], self.deviations_[row:row + 1], self.started_[row:row + 1],
+                         2.0 / (self.span + 1.0), DEV_LIMIT, _SPREAD_RATE, previous, average)
         features = self._assemble(points, previous, average)
         return features if self.projection_ is None else self._project_block(row, features)
 
@@ -198,18 +186,14 @@ class CausalEmbedding:
         return features
 
     def _project_block(self, row: int, features: np.ndarray) -> np.ndarray:
-        """:meth:`_project` of ``n`` successive feature rows of stream ``row``, one at a time on a one-stream twin."""
-        one = CausalEmbedding(self.embed, self.span, self.max_width).reset(1, self.n_features_)
-        learned = ("scaled_count_", "feature_centre_", "feature_scale_")
-        for name in learned:
-            getattr(one, name)[0] = getattr(self, name)[row]
-        present = np.ones(1, dtype=bool)
-        out = np.empty((len(features), self.width_), dtype=np.float32)
-        for k in range(len(features)):
-            out[k] = one._project(features[k : k + 1], present)[0]
-        for name in learned:
-            getattr(self, name)[row] = getattr(one, name)[0]
-        return out
+        """:meth:`_project` of ``n`` successive feature rows of stream ``row``: the recursion compiled, the product at once."""
+        from .kernels import standardised_points
+
+        z = np.empty(features.shape, dtype=np.float32)
+        standardised_points(np.ascontiguousarray(features, dtype=np.float32), self.scaled_count_[row:row + 1],
+                            self.feature_centre_[row], self.feature_scale_[row], _STANDARD_LIMIT,
+                            2.0 / (_SCALE_SPAN + 1.0), z)
+        return self._summarised(z)
 
     def _project(self, features: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Standardise each feature by its running centre and spread, then project on the fixed random directions."""
@@ -229,6 +213,10 @@ class CausalEmbedding:
         self.feature_centre_ = np.where(keep, new_centre, centre).astype(np.float32)
         self.feature_scale_ = np.where(keep, new_scale, scale).astype(np.float32)
         self.scaled_count_ = n + present
+        return self._summarised(z)
+
+    def _summarised(self, z: np.ndarray) -> np.ndarray:
+        """Standardised features ``z`` ``(n, full)`` projected on the fixed directions, plus their two summaries."""
         # The projection keeps distances; two summaries keep a lone extreme field from drowning among many.
         out = np.empty((len(z), self.width_), dtype=np.float32)
         # In float64: a float32 product rounds differently for one row and for many (BLAS kernels), and a

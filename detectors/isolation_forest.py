@@ -124,7 +124,7 @@ def fit_keys(seed: int, fits: np.ndarray) -> np.ndarray:
     return _mix64(seed_word ^ _mix64(np.asarray(fits, dtype=np.uint64) * _GOLDEN))
 
 
-def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int):
+def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int, compiled: bool = False):
     """Grow ``n_trees`` isolation trees for each of ``s`` streams, all streams and trees at once.
 
     Parameters
@@ -139,6 +139,10 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int):
         Trees per stream and points per tree (``psi``).  A tree samples
         ``psi`` points with replacement, or takes the whole window when it
         holds at most ``psi`` points.
+    compiled : bool
+        Grow the trees in a compiled kernel, tree after tree (the same
+        trees; for the fast path, where one stream refits at a time and the
+        level-by-level numpy calls cost more than the work).
 
     Returns
     -------
@@ -191,6 +195,13 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int):
 
     node_words = np.full(n_forest * n_inner, _ROUTE_LEFT, dtype=np.int16)
     leaf_words = np.zeros(n_forest * n_leaves, dtype=np.uint8)
+    if compiled:
+        from .kernels import grow_trees
+
+        grow_trees(values.reshape(m, n), np.ascontiguousarray(used), np.ascontiguousarray(start_all),
+                   np.ascontiguousarray(fraction_all), encoded, sample_size, depth, _FEATURE_BITS,
+                   node_words, leaf_words)
+        return node_words.reshape(s, n_trees, n_inner), leaf_words.reshape(s, n_trees, n_leaves), psi
     opened = np.ones(n_forest, dtype=bool)  # nodes that exist: the children of split nodes
     int16_max, int16_min = np.iinfo(np.int16).max, np.iinfo(np.int16).min
 
@@ -447,14 +458,14 @@ class IsolationForestDetector(RefittedModelDetector):
         length = mean_path_length(self.nodes_, self.leaves_, owner, xq, sample_size=self.sample_size)
         return np.exp2(-length / self.norm_[owner])
 
-    def _refit(self, rows: np.ndarray) -> None:
+    def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         values, n_valid = self.window_.buffer[rows], self.window_.count[rows]
         center, scale = robust_center_scale(values)
         points = quantise(values, center[:, None, :], scale[:, None, :])
         points, n_valid = _without_clipped(points, n_valid)
         keys = fit_keys(self.seed_, self.schedule_.fits_[rows])
         nodes, leaves, psi = build_forests(
-            points, n_valid, keys, n_trees=self.n_trees, sample_size=self.sample_size
+            points, n_valid, keys, n_trees=self.n_trees, sample_size=self.sample_size, compiled=compiled
         )
         self.nodes_[rows] = nodes
         self.leaves_[rows] = leaves
@@ -465,7 +476,7 @@ class IsolationForestDetector(RefittedModelDetector):
         self.fitted_[rows] = True
         if first.any():
             self._seed_calibration(rows[first], points[first], n_valid[first])
-        self.calibrator_.fit(rows)
+        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)
 
     def _seed_calibration(self, rows, points, n_valid) -> None:
         """Give a stream's first calibration the scores of its window points (no past scores exist yet)."""

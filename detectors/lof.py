@@ -231,7 +231,7 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
         lof = lof_score(*args, x, self.n_neighbors)
         return np.log(np.maximum(lof, 1e-30))
 
-    def _refit(self, rows: np.ndarray) -> None:
+    def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         values = self.window_.buffer[rows]  # unused slots are NaN: they become unused reference slots
         if self.scale:
             center, scale = robust_center_scale(values)
@@ -252,4 +252,4 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             # No past scores yet: start from the reference points' own LOFs.
             keep = self.calibrator_.memory
             self.calibrator_.push(rows[first], np.log(np.maximum(lof[first][:, -keep:], 1e-30)))
-        self.calibrator_.fit(rows)
+        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)

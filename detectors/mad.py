@@ -49,6 +49,22 @@ def sorted_mad(values: np.ndarray, median: np.ndarray) -> np.ndarray:
     return np.maximum(from_left, from_right)
 
 
+def compiled_mad(values: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """:func:`sorted_mad` for the many rows of a block, by a compiled merge of the two runs (the same values).
+
+    >>> v = np.sort(np.random.default_rng(0).normal(size=(4, 9)), axis=1)
+    >>> bool((compiled_mad(v, v[:, 4]) == sorted_mad(v, v[:, 4])).all())
+    True
+    """
+    if not np.isfinite(values).all():  # an infinite value: deviations may be NaN, leave them to numpy
+        return sorted_mad(values, median)
+    from .kernels import lower_median_deviation
+
+    out = np.empty(len(values))
+    lower_median_deviation(np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(median, dtype=float), out)
+    return out
+
+
 @register
 class MADDetector(SortedWindowDetector):
     """Robust z-score ``(x - median) / (1.4826 * MAD)`` per field over the last ``window`` points.
@@ -76,14 +92,17 @@ class MADDetector(SortedWindowDetector):
 
     name = "mad"
 
-    def _stats_of(self, values, count):
+    def _block_stats_of(self, values, count):
+        return self._stats_of(values, count, mad_of=compiled_mad)
+
+    def _stats_of(self, values, count, mad_of=sorted_mad):
         d = self.n_features_
         shape = (len(count) // d, d)
         median = sorted_quantile(values, count, 0.5).reshape(shape)
         n = count.reshape(shape)
         # The (lower) median of the finite deviations; unfilled slots are +inf and sort last.
         if (n == self.window).all():
-            mad = sorted_mad(values, median.ravel()).reshape(shape)
+            mad = mad_of(values, median.ravel()).reshape(shape)
         else:
             dev = np.abs(values.reshape(*shape, -1) - median[:, :, None])
             dev.sort(axis=2)

@@ -198,6 +198,27 @@ class RecordTracker:
         self.seen_ += present
         return logp
 
+    def update_ticks(self, U: np.ndarray, present: np.ndarray, stepped: np.ndarray, spread_channels: int = 0):
+        """:meth:`update` on each stepped tick of ``U`` ``(T, S, C)``, as one compiled kernel (the fast path).
+
+        ``present`` ``(T, S)``; ``stepped`` ``(T,)`` marks the ticks on which
+        :meth:`update` would be called (the others change nothing).  Returns
+        the ``(T, S, C)`` log tail probabilities (0 on ticks not stepped) and
+        the range ``high_ - low_`` of the first ``spread_channels`` channels
+        before each tick, ``(T, S, spread_channels)``.
+        """
+        from .kernels import record_ticks
+
+        T, S, C = U.shape
+        logp = np.zeros((T, S, C))
+        spread = np.zeros((T, S, spread_channels))
+        record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
+                     np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
+                     self.step, STEP_AFTER, self.block_, self.maxima_, self.partial_, self.low_, self.high_,
+                     self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_, self.strength_,
+                     logp, spread)
+        return logp, spread
+
     def _winsorised(self, U, recent, spread, learned):
         """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far."""
         if not math.isfinite(self.step):
@@ -288,6 +309,16 @@ class EpisodeState:
             self.centre_[rows] = centre[rows]
             self.scale_[rows] = scale[rows]
         return opens, self.open_ & present
+
+    def leave_limit(self, n_features: int) -> float:
+        """The squared standardised distance past which a point lies outside the frozen range.
+
+        ``chi2_logp(z2, d) < log(release)`` exactly when ``z2`` exceeds it: the
+        compiled episode kernel compares with it instead of calling scipy.
+        """
+        from scipy import special
+
+        return float(special.chdtri(n_features, self.release))
 
     def close(self, rows) -> None:
         """End the episodes of ``rows`` now (an operator said they were not anomalies)."""

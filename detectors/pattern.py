@@ -155,6 +155,63 @@ class PatternDetector(Detector):
         self.typical_[closed] = np.where(old > 0, old + TYPICAL_RATE * (learned - old), learned)
         return scores
 
+    def _score_block(self, row, points, with_range):
+        """A block of stream ``row``: :meth:`_score_and_learn` point after point, in one compiled kernel."""
+        raw, _ = self._compiled(points[:, None, :], slice(row, row + 1), row)
+        nothing = np.full(points.shape, np.nan)
+        return raw[:, 0], ((nothing, nothing) if with_range else None)
+
+    def step_ticks(self, ticks):
+        """``T`` calls of :meth:`step` (without times) over ``ticks`` ``(T, S, d)``, in one compiled kernel.
+
+        Returns the ``(T, S)`` scores and :attr:`distance_` after each tick
+        ``(T, S)`` (what the ensemble's novelty reads); leaves the state
+        ``T`` steps would, the default episodes included.
+        """
+        T, S, _ = ticks.shape
+        if T == 0:
+            return np.zeros((0, S)), np.zeros((0, S))
+        present = ~np.isnan(ticks).any(axis=2)
+        raw, distance = self._compiled(ticks, slice(0, S), 0)
+        seen_before = self.seen_ + np.concatenate([np.zeros((1, S), dtype=np.int64), np.cumsum(present, axis=0)[:-1]])
+        ready = present & (seen_before >= self.warmup)
+        scores = np.where(ready, np.clip(np.nan_to_num(raw, nan=0.0), 0.0, 1.0), 0.0)
+        self.seen_ += present.sum(axis=0)
+        self.never_negative_ &= ~(present[:, :, None] & (ticks < 0)).any(axis=0)
+        self.never_positive_ &= ~(present[:, :, None] & (ticks > 0)).any(axis=0)
+        # The default episodes: a run of present points at or over the threshold (Detector._update_episodes).
+        flagged = present & (scores >= self.threshold)
+        last = np.maximum.accumulate(np.where(present, np.arange(T)[:, None], -1), axis=0)
+        runs = np.concatenate([self.episode_open_[None], flagged])
+        open_before = np.take_along_axis(runs, np.concatenate([np.zeros((1, S), dtype=np.int64), last[:-1] + 1]), 0)
+        self.episode_open_ = np.take_along_axis(runs, last[-1:] + 1, 0)[0].copy()
+        self.is_anomaly_, self.alert_ = flagged[-1].copy(), (flagged[-1] & ~open_before[-1]).copy()
+        self.time_ = np.full(S, np.nan)
+        self.ticks_ += T
+        self._cache_ = {}
+        return scores, distance
+
+    def _compiled(self, ticks, rows, first_row):
+        """Raw scores ``(T, r)`` of the ``rows`` (a slice) over ``ticks`` ``(T, r, d)``, and the distances after each."""
+        from .kernels import pattern_ticks
+
+        T, S, d = ticks.shape
+        present = ~np.isnan(ticks).any(axis=2)
+        ratio, z2 = np.zeros((T, S)), np.zeros((T, S))
+        surprising, ready = np.zeros((T, S), dtype=bool), np.zeros((T, S), dtype=bool)
+        distance = np.zeros((T, S))
+        pattern_ticks(np.ascontiguousarray(ticks), present, present.any(axis=1), first_row, self.length, self.block,
+                      self.history, RESYNC, CANDIDATE_OFFSETS, DISTANCE_FLOOR, TYPICAL_RATE, ERROR_RATE, BLOCK_STEP,
+                      ERROR_CLIP, DISTANCE_CLIP, SPREAD_FLOOR, *(getattr(self, name)[rows] for name in (
+                          "block_sum_", "block_fill_", "block_size_", "blocks_", "origin_", "lagged_", "sqdist_",
+                          "low_", "high_", "span_", "candidates_", "forecast_", "forecast_error_", "distance_",
+                          "typical_")),
+                      ratio, z2, surprising, ready, distance)
+        surprise = np.zeros((T, S))
+        surprise[surprising] = chi2_logp(z2[surprising], d)
+        raw = np.where(ready & present, score_from_logp(np.minimum(ratio, surprise)), 0.0)
+        return raw, distance
+
     def _forecast_surprise(self, X, rows):
         """Log tail probability ``(S,)`` of each new point's forecast error; then learn the errors."""
         logp = np.zeros(self.n_streams_)

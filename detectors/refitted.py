@@ -45,13 +45,14 @@ class RefittedModelDetector(Detector):
         return not self.schedule_.pending_.any()
 
     def _score_block(self, row, points, with_range):
-        """Between two events (a refit of the model, a refit of the calibration) a block is scored at once.
+        """Between two refits of the model a block is scored at once.
 
         The embedding's recursion runs first over the whole block (it does not
         depend on the model); then the block is cut where the step would
-        refit the stream's model (its countdown reaches 0) or its
-        calibration (every ``every``-th pushed score), and each piece is
-        scored, calibrated, pushed and learned in a few array operations.
+        refit the stream's model (its countdown reaches 0), and each piece is
+        scored against the fixed model in a few array operations, calibrated
+        point by point (the calibration refits every ``every`` scores; a
+        compiled kernel, :meth:`TailCalibrator.update_points`), and learned.
         """
         features = self.embedding_.transform_block(row, points)
         n = len(points)
@@ -59,23 +60,17 @@ class RefittedModelDetector(Detector):
         rows = np.array([row])
         start = 0
         while start < n:
-            countdown = int(self.schedule_.countdown_[row])
-            stop = min(n, start + max(countdown, 1))
-            if self.fitted_[row]:
-                every = self.calibrator_.every
-                stop = min(stop, start + every - int(self.calibrator_.count_[row]) % every)
+            stop = min(n, start + max(int(self.schedule_.countdown_[row]), 1))
             piece = features[start:stop]
             owner = owner_rows(row, len(piece))
             if self.fitted_[row]:
-                raw = self.raw_scores(owner, piece)
-                scores[start:stop] = self.calibrator_.transform(owner, raw)
-                self.calibrator_.update(rows, raw[None, :])
+                scores[start:stop] = self.calibrator_.update_points(row, self.raw_scores(owner, piece))
             self.window_.extend(row, self._winsorised_rows(owner, piece))
             self.schedule_.countdown_[row] -= len(piece)
             if self.schedule_.countdown_[row] <= 0:
                 self.schedule_.countdown_[row] = self.schedule_.every
                 self.schedule_.fits_[row] += 1
-                self._refit(rows)
+                self._refit(rows, compiled=True)
             start = stop
         return scores, None
 
@@ -105,7 +100,8 @@ def owner_rows(row: int, n: int) -> np.ndarray:
     """``n`` copies of one stream's row index: the owner of each point of a block."""
     return np.full(n, row)
 
-    def _refit(self, rows: np.ndarray) -> None:
+    def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
+        """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""
         raise NotImplementedError
 
     def _refit_chunk(self) -> int:

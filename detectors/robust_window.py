@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
-from .window import RollingWindow, SortedWindow, sorted_windows, trailing
+from .window import RollingWindow, SortedWindow, sorted_trailing
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
 MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
@@ -62,9 +62,13 @@ class SortedWindowDetector(Detector):
         """Statistics ``(R, d)`` of sorted window rows ``values`` ``(R * d, W)`` holding ``count`` values each."""
         raise NotImplementedError
 
+    def _block_stats_of(self, values: np.ndarray, count: np.ndarray):
+        """:meth:`_stats_of` of a block's windows (a subclass may use a compiled kernel there, same values)."""
+        return self._stats_of(values, count)
+
     def _score_block(self, row, points, with_range):
-        windows, counts = trailing(self.ring_.history(row), points, self.window)
-        stats = self._stats_of(sorted_windows(windows), np.repeat(counts, self.n_features_))
+        rows, counts = sorted_trailing(self.ring_.history(row), points, self.window)
+        stats = self._block_stats_of(rows, np.repeat(counts, self.n_features_))
         raw = self._score_from(points, stats)
         self.ring_.extend(row, points)
         d = self.n_features_

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from .alerts.service import observe_import_undone, observe_scored_events
 from .event_storage import ENTITY_COLUMNS
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
@@ -140,6 +141,8 @@ class ScoredEventsJob(WriteJob):
             "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
             "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
         self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies)]
+        # Alerts per (schema, entity, type), committed with these events (server/alerts/).
+        self.events += observe_scored_events(tx, self.batch.schema, anomalies)
         return first, anomalies
 
 
@@ -184,6 +187,7 @@ class DeleteImportJob(WriteJob):
         self.origin = origin
 
     def apply(self, tx: Transaction) -> int:
+        self.events = observe_import_undone(tx, self.origin)  # its alerts end, while its rows are here
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 

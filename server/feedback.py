@@ -34,13 +34,13 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .alerts.actions import NotFound, audit
-from .alerts.api import actor_of, check_id, object_body, optional_text
 from .alerts.service import EXTENSION as ALERTS
 from .api import reader
 from .errors import ApiError
 from .services import EXTENSION, Services, services
 from .snapshots import LastPointJob
-from .validation import Conflict, InvalidRequest, check_name, parse_limit
+from .validation import (Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
+                         optional_text, parse_limit)
 from .writer import Transaction, WriteJob
 
 __all__ = ["NOT_ANOMALY", "RESOLUTION", "RecordFeedback", "bp", "init_app", "reteach"]

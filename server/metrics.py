@@ -27,7 +27,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class AnomalyCounter:
-    """A writer observer: anomalous points by stream, type and severity (since start)."""
+    """A writer observer: anomalous points by stream, type and severity (since start), and anomalous
+    events by schema, type and severity (an event with two types counts under each)."""
 
     def __init__(self) -> None:
         self.counts: Counter = Counter()
@@ -40,6 +41,13 @@ class AnomalyCounter:
                 types = p.get("anomaly_types") or ["anomaly"]
                 for t in ([types] if isinstance(types, str) else types):
                     flagged[(p["source"], t, p.get("severity") or "none")] += 1
+        if flagged:
+            with self._lock:
+                self.counts.update(flagged)
+
+    def events_stored(self, tx, schema, anomalies: list[dict]) -> None:
+        """Anomalous events of a stored batch, by schema (their stream), type and severity."""
+        flagged = Counter((schema.name, t, a.get("severity") or "none") for a in anomalies for t in a["types"])
         if flagged:
             with self._lock:
                 self.counts.update(flagged)

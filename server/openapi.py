@@ -316,14 +316,20 @@ def _alert_schemas() -> dict[str, Any]:
         "first_point_id": id_or_null, "last_point_id": id_or_null,
         "started_at": {"type": "number"}, "fired_at": time_or_null,
         "last_anomalous_at": {"type": "number"}, "resolved_at": time_or_null,
-        "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', a "
-                                                                  "person, or null (dropped while pending)."},
+        "resolved_by": {"type": ["string", "null"], "description": "'auto', 'stream deleted', "
+                                                                  "'import undone', a person, or null "
+                                                                  "(dropped while pending)."},
         "resolution": {"type": ["string", "null"],
-                       "description": "Why a person resolved it: 'not an anomaly' after that feedback."},
+                       "description": "How it ended: 'quiet', 'dropped' (never fired), 'by hand', "
+                                      "'stream deleted', 'import undone', 'not an anomaly' (feedback); "
+                                      "null while open."},
         "acknowledged_at": time_or_null, "acknowledged_by": text_or_null, "ack_note": text_or_null,
         "notified_at": time_or_null, "summary": text_or_null,
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "silenced_by": {"type": "array", "items": {"type": "integer"}},
+        "anomalies": {"type": ["string", "null"],
+                      "description": "For an alert of a schema's events (entity 'key=value'): the "
+                                     "API path of its anomalous events; null for a stream's alert."},
     }
     silence_props = {"id": {"type": "integer"}, "matchers": {"type": "object"},
                      "starts_at": {"type": "number"}, "ends_at": {"type": "number"},
@@ -336,10 +342,11 @@ def _alert_schemas() -> dict[str, Any]:
                         {"type": "string", "format": "date-time"}],
               "description": "Epoch seconds or ISO-8601."}
     return {
-        "Alert": {"type": "object", "required": [k for k in alert_props if k != "silenced_by"],
+        "Alert": {"type": "object", "required": [k for k in alert_props if k not in ("silenced_by", "anomalies")],
                   "properties": alert_props,
-                  "description": "silenced_by (ids of the silences covering an open alert) is "
-                                 "in lists and single alerts, not in action answers."},
+                  "description": "silenced_by (ids of the silences covering an open alert) and "
+                                 "anomalies are in lists, single alerts and push events, not in "
+                                 "action answers."},
         "IncidentList": {"type": "object", "required": ["alerts", "open"], "properties": {
             "alerts": {"type": "array", "items": _ref("Alert")},
             "open": {"type": "object", "required": ["pending", "firing"],

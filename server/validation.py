@@ -2,6 +2,11 @@
 
 Every check raises :class:`InvalidRequest` with a message that names the
 offending part (``points[3].values.temp: ...``); the API turns it into a 400.
+
+The bodies of the actions on alerts and anomalies (acknowledge, resolve, silence, feedback)
+are checked here too (:func:`object_body`, :func:`optional_text`, :func:`actor_of`,
+:func:`check_id`); those read the current request, so they import the request side of the
+server when called, which keeps this module importable by it (security, errors, api).
 """
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from typing import Any
 
 __all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
-           "parse_severities", "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID"]
+           "parse_severities", "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID",
+           "MAX_TEXT", "actor_of", "check_id", "object_body", "optional_text"]
 
 MAX_NAME_LENGTH = 64
 MAX_FIELDS = 32
@@ -31,6 +37,8 @@ _NAME_RE = re.compile(NAME_PATTERN)
 # Larger integers cannot become a float or an SQLite integer: refused before they get there.
 MAX_WINDOW = 2**53
 MAX_EVENT_ID = 2**63 - 1
+#: Longest free text of an action's body (a note, a comment).
+MAX_TEXT = 1000
 CONFIGURE_PARAMS = ("threshold", "window", "enabled", "weight")
 
 
@@ -268,3 +276,47 @@ def parse_event_id(raw: str | None, name: str = "Last-Event-ID") -> int | None:
     if not 0 <= value <= MAX_EVENT_ID:
         raise InvalidRequest(f"{name} must be between 0 and {MAX_EVENT_ID}")
     return value
+
+
+# -- the bodies of actions (acknowledge, resolve, silence, feedback) --------------------------------
+def check_id(value: int, what: str) -> int:
+    """``value`` as a row id of ``what``; 404 outside the ids a row can have."""
+    from .errors import ApiError
+
+    if value < 1 or value > MAX_EVENT_ID:
+        raise ApiError(404, f"no {what} with id {value}")
+    return value
+
+
+def optional_text(body: dict, key: str) -> str | None:
+    """The body's ``key`` as bounded text, or None when absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise InvalidRequest(f"{key} must be a string of at most {MAX_TEXT} characters")
+    return value
+
+
+def object_body(allowed: set[str]) -> dict:
+    """The request's JSON object (empty when no body), with no key outside ``allowed``."""
+    from .api import request_body
+
+    raw = request_body()
+    body = parse_json(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown key(s) {', '.join(map(repr, unknown))}; "
+                             f"expected {', '.join(sorted(allowed))}")
+    return body
+
+
+def actor_of(body: dict) -> dict:
+    """Who acts: the ``by`` name given, else the client's address; with address and token."""
+    from .security import client_identity
+
+    identity = client_identity()
+    name = check_name(body["by"], "by") if "by" in body else None
+    return {"name": name or identity["address"] or "unknown", **identity}

@@ -7,7 +7,9 @@
  *
  * Open alerts are loaded at start (the header's badge needs them on every view); resolved ones
  * when the alerts page first shows them. An alert event carries the alert as it stands, so it
- * replaces the row in place; after an outage the lists are fetched again.
+ * replaces the row in place; after an outage the lists are fetched again. A stored batch of
+ * events pushes only its worst alert changes (a file may open thousands), so a batch with
+ * anomalies has the open alerts fetched again shortly after (once for a burst of batches).
  */
 (function (AW) {
   'use strict';
@@ -15,6 +17,7 @@
   var OPEN_LIMIT = 1000;      // the API's most per call
   var RESOLVED_LIMIT = 200;
   var RELOAD_EVERY_MS = 60000; // silences that begin or end on their own change no event
+  var AFTER_BATCH_MS = 2000;   // after a batch of events with anomalies: its alerts not pushed
 
   var bus = AW.emitter();
   var byId = new Map();
@@ -122,8 +125,19 @@
     changed();
   }
 
+  var batchReload = null;
+
+  function onEventBatch(batch) {
+    if (!batch || !batch.anomaly_count || batchReload !== null) return;
+    batchReload = window.setTimeout(function () {
+      batchReload = null;
+      loadOpen().catch(function () { /* the next reload retries */ });
+    }, AFTER_BATCH_MS);
+  }
+
   function start() {
     AW.live.on('alert', onAlertEvent);
+    AW.live.on('events', onEventBatch);
     AW.live.on('resumed', reload);
     reload();
     window.setInterval(reload, RELOAD_EVERY_MS);

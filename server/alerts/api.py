@@ -14,28 +14,26 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..api import reader, request_body
+from ..api import reader
 from ..errors import ApiError
 from ..exports import parse_format, respond
-from ..security import client_identity
-from ..validation import (MAX_EVENT_ID, Conflict, InvalidRequest, check_name, parse_event_id, parse_json,
-                          parse_limit, parse_severities, parse_since)
+from ..validation import (Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
+                          optional_text, parse_event_id, parse_limit, parse_severities, parse_since)
 from .actions import Acknowledge, CreateSilence, ExpireSilence, NotFound, Resolve
 from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
 from .silences import Silence, parse_matchers
 
-__all__ = ["ALERT_COLUMNS", "actor_of", "bp", "check_id", "object_body", "optional_text"]
+__all__ = ["ALERT_COLUMNS", "bp"]
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 
 STATES = ("pending", "firing", "resolved")
-MAX_TEXT = 1000
 MAX_SILENCE_S = 366 * 86400.0
 ALERT_COLUMNS = ("id", "state", "stream", "entity", "type", "severity", "peak_score", "points",
                  "started_at", "fired_at", "last_anomalous_at", "resolved_at", "resolved_by",
-                 "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
+                 "resolution", "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
                  "first_point_id", "last_point_id", "fingerprint", "summary", "labels")
 
 
@@ -54,13 +52,6 @@ def _write(job) -> Any:
                             f"with id {exc.args[0]}") from None
 
 
-def check_id(value: int, what: str) -> int:
-    """``value`` as a row id of ``what``; 404 outside the ids a row can have."""
-    if value < 1 or value > MAX_EVENT_ID:
-        raise ApiError(404, f"no {what} with id {value}")
-    return value
-
-
 def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     """A comma-separated ``state=`` filter (no spaces); empty list when absent."""
     if raw is None:
@@ -71,36 +62,6 @@ def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
         raise InvalidRequest(f"state must be one or more of {', '.join(allowed)} "
                              f"(comma-separated), got {wrong[0][:40]!r}")
     return names
-
-
-def optional_text(body: dict, key: str) -> str | None:
-    """The body's ``key`` as bounded text, or None when absent."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise InvalidRequest(f"{key} must be a string of at most {MAX_TEXT} characters")
-    return value
-
-
-def object_body(allowed: set[str]) -> dict:
-    """The request's JSON object (empty when no body), with no key outside ``allowed``."""
-    raw = request_body()
-    body = parse_json(raw) if raw else {}
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequest(f"unknown key(s) {', '.join(map(repr, unknown))}; "
-                             f"expected {', '.join(sorted(allowed))}")
-    return body
-
-
-def actor_of(body: dict) -> dict:
-    """Who acts: the ``by`` name given, else the client's address; with address and token."""
-    identity = client_identity()
-    name = check_name(body["by"], "by") if "by" in body else None
-    return {"name": name or identity["address"] or "unknown", **identity}
 
 
 def _time(body: dict, key: str) -> float | None:

@@ -1,9 +1,10 @@
 """The alert lifecycle: anomalous points become one alert per incident, pending -> firing -> resolved.
 
 An alert belongs to a *subject* -- a stream, or an entity of a stream when the
-point names one (``point["entity"]``) -- and an anomaly type
-(``point["anomaly_types"]``, e.g. ``billing_fraud``; ``"anomaly"`` for the
-learned detectors).  A point is anomalous when its verdict says ``is_anomaly``
+point names one (``point["entity"]``), or an entity of a schema's events
+(``user_id=U0042`` of ``ev_charging``, :meth:`AlertBook.subjects_anomalous`) -- and
+an anomaly type (``point["anomaly_types"]``, e.g. ``billing_fraud``; ``"anomaly"``
+for the learned detectors).  A point is anomalous when its verdict says ``is_anomaly``
 (the point is part of an anomalous episode) or ``alert`` (it opens one): so the
 lifecycle works with single flagged points and with episode states alike.
 
@@ -16,6 +17,13 @@ lifecycle works with single flagged points and with episode states alike.
   the same incident (against flapping).  Then it is **resolved**.
 * Every anomalous point of the incident counts into ``points``; ``severity``
   and ``peak_score`` keep the worst seen.
+* An **entity's** alert (events of a schema, server/alerts/subjects.py, or points
+  naming an entity) is also quiet once ``keep_firing_for_s`` has passed without an
+  anomaly of it: an entity's events are sporadic, and its normal ones are not walked
+  one by one (a batch holds 50,000), so silence is what ends its incident.
+* ``resolution`` says how an alert ended: ``quiet`` (its subject was normal for
+  ``keep_firing_for_s``), ``dropped`` (pending, normal again before ``for_s``: never
+  fired), ``by hand``, ``stream deleted``, ``not an anomaly`` (server/feedback.py).
 
 Times are the server's clock when the points are stored (the transaction's
 ``now``), not the points' own timestamps: a replayed file of last year still
@@ -33,18 +41,25 @@ import sqlite3
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable
 
-__all__ = ["Alert", "AlertBook", "Policy", "SEVERITIES", "alert_from_row", "labels_of",
-           "severity_rank"]
+__all__ = ["Alert", "AlertBook", "BY_HAND", "DROPPED", "Policy", "QUIET", "SEVERITIES", "SubjectAnomalies",
+           "alert_from_row", "labels_of", "severity_rank"]
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_TYPE = "anomaly"
+#: How an alert ended (its ``resolution``; server/alerts/service.py and server/feedback.py add theirs).
+QUIET = "quiet"
+DROPPED = "dropped"
+BY_HAND = "by hand"
+
+
+_RANKS = {severity: n + 1 for n, severity in enumerate(SEVERITIES)}
 
 
 def severity_rank(severity: str | None) -> int:
     """0 for none, 1 (low) to 4 (critical)."""
-    return SEVERITIES.index(severity) + 1 if severity in SEVERITIES else 0
+    return _RANKS.get(severity, 0)
 
 
 @dataclass
@@ -76,7 +91,7 @@ class Alert:
     last_anomalous_at: float = 0.0
     resolved_at: float | None = None
     resolved_by: str | None = None
-    resolution: str | None = None  # why a person resolved it, e.g. "not an anomaly" (server/feedback.py)
+    resolution: str | None = None  # how it ended: quiet, dropped, by hand, ... (see the module's doc)
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
     ack_note: str | None = None
@@ -100,7 +115,7 @@ class Alert:
         return labels_of(self.stream, self.entity, self.type, self.severity)
 
     def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row = {name: getattr(self, name) for name in _ROW_FIELDS}
         row["active"] = int(self.active)
         return row
 
@@ -111,13 +126,40 @@ class Alert:
         return data
 
 
-_ALERT_FIELDS = {f.name for f in fields(Alert)}
+@dataclass(frozen=True)
+class SubjectAnomalies:
+    """The anomalies of one subject (stream, entity, type) in one stored batch of events."""
+
+    stream: str
+    entity: str | None
+    type: str
+    count: int
+    severity: str | None
+    peak_score: float
+    first_id: int
+    last_id: int
+    summary: str | None = None
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(Alert))  # the alerts table's columns, in order
+_ALERT_FIELDS = set(_ROW_FIELDS)
 
 
 def alert_from_row(row: sqlite3.Row | dict) -> Alert:
     data = {k: row[k] for k in (row.keys() if hasattr(row, "keys") else row) if k in _ALERT_FIELDS}
     data["active"] = bool(data.get("active"))
-    return Alert(**data)
+    alert = Alert(**data)
+    if alert.state == "resolved" and alert.resolution is None:
+        alert.resolution = _resolution_of(alert.resolved_by)  # resolved before every end said how
+    return alert
+
+
+def _resolution_of(resolved_by: str | None) -> str:
+    if resolved_by is None:
+        return DROPPED
+    if resolved_by == "auto":
+        return QUIET
+    return resolved_by if resolved_by == "stream deleted" else BY_HAND
 
 
 def fingerprint_of(stream: str, entity: str | None, type_: str) -> str:
@@ -243,8 +285,11 @@ class AlertBook:
         self._ensure_loaded(conn)
         self.changes = []
         count = 0
+        keep = self.policy.keep_firing_for_s
         for alert in list(self._open.values()):
             before = (alert.state, alert.notified_at)
+            if alert.entity is not None and tx.now - alert.last_anomalous_at >= keep:
+                alert.active = False  # an entity with no anomaly for keep_firing_for is quiet
             self._advance(tx, alert, tx.now)
             if (alert.state, alert.notified_at) != before:
                 self._save(conn, alert)
@@ -252,38 +297,72 @@ class AlertBook:
         return count
 
     def _anomalous(self, subject: tuple, type_: str, point: dict, now: float) -> Alert:
-        key = (*subject, type_)
+        alert = self._open_alert((*subject, type_), point.get("id"), now)
+        self._count(alert, 1, point.get("severity"), point.get("score") or 0.0,
+                    point.get("explanation"), point.get("id"), now)
+        return alert
+
+    def _open_alert(self, key: tuple, first_id: int | None, now: float) -> Alert:
+        """The open alert of ``key``, or a new pending one starting at ``first_id``."""
         alert = self._open.get(key)
         if alert is None:
-            alert = Alert(None, subject[0], subject[1], type_, started_at=now,
-                          first_point_id=point.get("id"))
+            alert = Alert(None, *key, started_at=now, first_point_id=first_id)
             self._remember(alert)
             self.changes.append((alert, "pending"))
+        return alert
+
+    @staticmethod
+    def _count(alert: Alert, count: int, severity: str | None, score: float, summary: str | None,
+               last_id: int | None, now: float) -> None:
         alert.active = True
-        alert.points += 1
+        alert.points += count
         alert.last_anomalous_at = now
-        alert.last_point_id = point.get("id")
-        if severity_rank(point.get("severity")) > severity_rank(alert.severity):
-            alert.severity = point.get("severity")
-        score = point.get("score") or 0.0
+        alert.last_point_id = last_id
+        if severity_rank(severity) > severity_rank(alert.severity):
+            alert.severity = severity
         if score > alert.peak_score:
             alert.peak_score = float(score)
-            alert.summary = point.get("explanation") or alert.summary
-        return alert
+            alert.summary = summary or alert.summary
+
+    def subjects_anomalous(self, tx, groups: Iterable[SubjectAnomalies]) -> list[Alert]:
+        """Advance the alerts of one stored batch of events, its anomalies grouped per subject.
+
+        One alert per group; the SQL is one ``executemany`` for the new alerts and one for
+        the changed ones, whatever the batch's size.  Returns the alerts touched.
+        """
+        conn = tx.db.conn
+        self._ensure_loaded(conn)
+        self.changes = []
+        now = tx.now
+        touched, new = [], []
+        for group in groups:
+            alert = self._open_alert((group.stream, group.entity, group.type), group.first_id, now)
+            if alert.id is None:
+                new.append(alert)
+            self._count(alert, group.count, group.severity, group.peak_score, group.summary,
+                        group.last_id, now)
+            touched.append(alert)
+        self._number(conn, new)  # ids first: notifications name them
+        for alert in touched:
+            self._advance(tx, alert, now)
+        self._insert(conn, new)  # as they stand after advancing: one write each
+        fresh = {id(alert) for alert in new}
+        self._update(conn, [alert for alert in touched if id(alert) not in fresh])
+        return touched
 
     def _advance(self, tx, alert: Alert, now: float) -> None:
         """The clock's part: fire a pending alert, resolve a quiet one, notify when due."""
         policy = self.policy
         if alert.state == "pending":
             if not alert.active:
-                self._resolve(tx, alert, now, by=None)  # never fired: dropped, not notified
+                self._resolve(tx, alert, now, None, DROPPED)  # never fired: not notified
                 return
             if now - alert.started_at >= policy.for_s:
                 self._move(alert, "firing")
                 alert.fired_at = now
         if alert.state == "firing":
             if not alert.active and now - alert.last_anomalous_at >= policy.keep_firing_for_s:
-                self._resolve(tx, alert, now, by="auto")
+                self._resolve(tx, alert, now, "auto", QUIET)
                 return
             if self._firing_notice_due(alert, now) and self.notify(tx, alert, "firing"):
                 alert.notified_at = now  # only once some receiver has it queued
@@ -296,10 +375,11 @@ class AlertBook:
         repeat = self.policy.repeat_interval_s
         return repeat > 0 and now - alert.notified_at >= repeat
 
-    def _resolve(self, tx, alert: Alert, now: float, by: str | None) -> None:
+    def _resolve(self, tx, alert: Alert, now: float, by: str | None, resolution: str) -> None:
         self._move(alert, "resolved")
         alert.resolved_at = now
         alert.resolved_by = by
+        alert.resolution = resolution
         alert.active = False
         self._forget(alert)
         if alert.notified_at is not None:  # receivers heard it fire: they hear it end
@@ -309,6 +389,30 @@ class AlertBook:
         self.transitions[(alert.state, state)] = self.transitions.get((alert.state, state), 0) + 1
         alert.state = state
         self.changes.append((alert, state))
+
+    @staticmethod
+    def _number(conn: sqlite3.Connection, alerts: list[Alert]) -> None:
+        """Give new alerts their row ids before they are inserted (only this thread inserts)."""
+        if alerts:
+            first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM alerts").fetchone()[0]
+            for n, alert in enumerate(alerts):
+                alert.id = first + n
+
+    def _insert(self, conn: sqlite3.Connection, alerts: list[Alert]) -> None:
+        """Insert numbered new alerts in one statement."""
+        if not alerts:
+            return
+        rows = [alert.to_row() for alert in alerts]
+        columns = list(rows[0])
+        conn.executemany(f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         [[row[c] for c in columns] for row in rows])
+
+    def _update(self, conn: sqlite3.Connection, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        columns = [c for c in alerts[0].to_row() if c != "id"]
+        conn.executemany(f"UPDATE alerts SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+                         [[row[c] for c in columns] + [row["id"]] for row in (a.to_row() for a in alerts)])
 
     def _save(self, conn: sqlite3.Connection, alert: Alert) -> None:
         row = alert.to_row()
@@ -344,17 +448,21 @@ class AlertBook:
 
     def resolve_stream(self, tx, stream: str, reason: str) -> list[Alert]:
         """Resolve every open alert of ``stream`` (its entities' too), ``resolved_by`` ``reason``."""
+        return self.resolve_matching(tx, lambda alert: alert.stream == stream, reason)
+
+    def resolve_matching(self, tx, wanted: Callable[[Alert], bool], reason: str) -> list[Alert]:
+        """Resolve every open alert ``wanted`` says yes to, ``resolved_by`` and resolution ``reason``."""
         self._ensure_loaded(tx.db.conn)
         self.changes = []
-        ended = sorted((a for a in self._open.values() if a.stream == stream), key=lambda a: a.id)
+        ended = sorted((a for a in self._open.values() if wanted(a)), key=lambda a: a.id)
         for alert in ended:
-            self._resolve(tx, alert, tx.now, by=reason)
+            self._resolve(tx, alert, tx.now, reason, reason)
             self._save(tx.db.conn, alert)
         return ended
 
     def resolve_by_hand(self, tx, alert: Alert, who: str, reason: str | None = None) -> Alert:
+        """Resolve ``alert`` as ``who``; its resolution is ``reason`` (default: by hand)."""
         self.changes = []
-        alert.resolution = reason
-        self._resolve(tx, alert, tx.now, by=who)
+        self._resolve(tx, alert, tx.now, who, reason or BY_HAND)
         self._save(tx.db.conn, alert)
         return alert

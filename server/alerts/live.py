@@ -8,7 +8,9 @@ event has an id like any other, and a client that resumes after
 rows: the transition as it happened, the alert as it stands now).
 
 The event's ``alert`` member is the API's alert object (``/api/incidents``)
-with ``silenced_by``, so a page can update its row in place.
+with ``silenced_by``, so a page can update its row in place.  A stored batch of
+a schema's events pushes at most ``PUSHED_EVENT_ALERTS`` transitions, the worst
+first (server/alerts/service.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Iterable
 from ..events import Event, dumps, jsonable
 from .lifecycle import Alert, AlertBook, alert_from_row
 from .silences import Silence, SilenceBook, matches
+from .subjects import anomalies_path
 
 __all__ = ["AlertFeed", "TRANSITIONS", "active_silences", "alert_event", "alert_object",
            "replay_alert_events"]
@@ -29,9 +32,11 @@ _INSERT = ("INSERT INTO events (id, type, created_ms, alert_id, transition) "
 
 
 def alert_object(alert: Alert, silence_ids: list[int]) -> dict:
-    """The API's alert object: the alert, its labels, and the silences covering it (open only)."""
+    """The API's alert object: the alert, its labels, the silences covering it (open only) and,
+    for an alert of a schema's events, ``anomalies``: the API path of those events."""
     data = alert.to_dict()
     data["silenced_by"] = list(silence_ids) if alert.is_open else []
+    data["anomalies"] = anomalies_path(alert.stream, alert.entity, alert.type)
     return data
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..validation import InvalidRequest
 from .silences import matches, parse_matchers
+from .subjects import anomalies_path
 
 __all__ = ["DeliveryError", "Receiver", "load_receivers", "render", "send"]
 
@@ -143,6 +144,9 @@ def _am_alert(notice: dict, external_url: str) -> dict[str, Any]:
     }
     if alert.get("acknowledged_by"):
         annotations["acknowledged_by"] = alert["acknowledged_by"]
+    events = anomalies_path(alert["stream"], alert.get("entity"), alert["type"])
+    if events is not None:  # an alert of a schema's events: where its events are
+        annotations["anomalies"] = external_url + events
     return {"status": notice["status"], "labels": labels, "annotations": annotations,
             "startsAt": _iso(alert.get("fired_at") or alert["started_at"]),
             "endsAt": _iso(alert.get("resolved_at")) if notice["status"] == "resolved" else ZERO_TIME,

@@ -6,13 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .lifecycle import Alert, AlertBook, Policy
+from .lifecycle import Alert, AlertBook, Policy, severity_rank
 from .live import AlertFeed
 from .outbox import KEEP_DELIVERED_S, Outbox, OutboxSender
 from .receivers import Receiver, load_receivers
 from .silences import SilenceBook
 
-__all__ = ["Alerts", "EXTENSION", "build_alerts"]
+__all__ = ["Alerts", "EXTENSION", "PUSHED_EVENT_ALERTS", "build_alerts", "observe_scored_events"]
 
 EXTENSION = "anomaly_alerts"
 #: Delivered notifications are deleted a day after delivery, and resolved alerts, expired
@@ -20,7 +20,53 @@ EXTENSION = "anomaly_alerts"
 PRUNE_EVERY_S = 600.0
 #: ``resolved_by`` of the alerts of a deleted stream.
 STREAM_DELETED = "stream deleted"
+#: ``resolved_by`` of the alerts an import opened when the import is undone (a write failed).
+IMPORT_UNDONE = "import undone"
+#: Alert transitions pushed for one stored batch of events, worst first (each alert's last one):
+#: a file's first batch may open thousands, more than a push client's queue holds (256 by
+#: default); the rest are a GET away, like the anomalies an ``events`` push leaves out.
+PUSHED_EVENT_ALERTS = 50
 log = logging.getLogger(__name__)
+
+
+def observe_scored_events(tx, schema, anomalies: list[dict]) -> list:
+    """Tell the writer's observers that a batch of ``schema``'s events is being stored (in ``tx``).
+
+    ``anomalies`` are its anomalous events as stored (with their row ``id``).  Each observer
+    runs in a savepoint: one that fails is logged and rolled back, and never costs the events.
+    Returns the observers' push events (alert transitions).
+    """
+    pushed: list = []
+    for observer in tx.observers:
+        stored = getattr(observer, "events_stored", None)
+        if stored is None:
+            continue
+        try:
+            with tx.db.atomic():
+                pushed += stored(tx, schema, anomalies) or []
+        except Exception:
+            log.exception("writer: %s failed on stored events; its changes are rolled back",
+                          type(observer).__name__)
+            observer.rollback()
+    return pushed
+
+
+def observe_import_undone(tx, origin: str) -> list:
+    """Tell the writer's observers that the events stored under ``origin`` are about to be deleted
+    (a file imported whole or not at all); savepoints as in :func:`observe_scored_events`."""
+    pushed: list = []
+    for observer in tx.observers:
+        undone = getattr(observer, "import_undone", None)
+        if undone is None:
+            continue
+        try:
+            with tx.db.atomic():
+                pushed += undone(tx, origin) or []
+        except Exception:
+            log.exception("writer: %s failed on an undone import; its changes are rolled back",
+                          type(observer).__name__)
+            observer.rollback()
+    return pushed
 
 
 @dataclass
@@ -43,6 +89,43 @@ class Alerts:
         """Advance the alerts of ``points``; return the push events of their transitions."""
         self.silences.ensure_loaded(tx.db.conn, tx.now)
         self.book.points_stored(tx, points)
+        return self.feed.events(tx)
+
+    def events_stored(self, tx, schema, anomalies: list[dict]) -> list:
+        """Advance the alerts of a stored batch of ``schema``'s events; return their push events.
+
+        One alert per (schema, entity, type), the entity being the one the type concerns
+        (``schema.alert_subjects``, server/alerts/subjects.py).
+        """
+        from .subjects import group_anomalies
+
+        subjects = getattr(schema, "alert_subjects", None)
+        if not anomalies or not subjects:
+            return []
+        self.silences.ensure_loaded(tx.db.conn, tx.now)
+        groups = group_anomalies(schema.name, subjects, anomalies)
+        self.book.subjects_anomalous(tx, groups)
+        # Each alert's last transition (a new alert that fires at once is announced firing).
+        last = {id(alert): (alert, transition) for alert, transition in self.book.changes}
+        worst = sorted(last.values(), key=lambda c: (-severity_rank(c[0].severity), -c[0].peak_score,
+                                                     c[0].id))[:PUSHED_EVENT_ALERTS]
+        return self.feed.events(tx, sorted(worst, key=lambda c: c[0].id))
+
+    def import_undone(self, tx, origin: str) -> list:
+        """An import's events are being deleted (in ``tx``): the open alerts it opened end,
+        audited and announced (alerts it only extended keep their earlier events)."""
+        from .actions import audit
+
+        rows = tx.db.conn.execute("SELECT schema, id FROM scored_events WHERE origin = ? AND is_anomaly = 1",
+                                  [origin]).fetchall()
+        opened = {(schema, row_id) for schema, row_id in rows}
+        if not opened:
+            return []
+        ended = self.book.resolve_matching(
+            tx, lambda a: a.entity is not None and (a.stream, a.first_point_id) in opened, IMPORT_UNDONE)
+        for alert in ended:
+            audit(tx, {"name": "server"}, "resolve", alert_id=alert.id,
+                  detail={"reason": IMPORT_UNDONE, "origin": origin})
         return self.feed.events(tx)
 
     def stream_deleted(self, tx, stream: str) -> list:

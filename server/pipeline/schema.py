@@ -142,6 +142,9 @@ class Schema:
     derived: tuple = ()
     baseline: BaselineSpec = field(default_factory=BaselineSpec)
     rules: tuple = ()
+    #: The entity key each anomaly type concerns: its alerts are per (schema, entity, type)
+    #: (``[alerts.subjects]``, decided by server/alerts/subjects.py).
+    alert_subjects: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def required(self) -> list[str]:
@@ -369,7 +372,7 @@ def schema_from_data(data: Mapping[str, Any], origin: str = "<schema>") -> Schem
         raise SchemaError(f"{origin}: {key}: {message}")
 
     _only(data, {"name", "description", "id", "timestamp", "entities", "truth", "fields", "derived",
-                 "baseline", "rules"}, "", fail)
+                 "baseline", "rules", "alerts"}, "", fail)
     for key in ("name", "id", "timestamp"):
         if not isinstance(data.get(key), str) or not data[key]:
             fail(key, "needs a non-empty string")
@@ -449,9 +452,18 @@ def schema_from_data(data: Mapping[str, Any], origin: str = "<schema>") -> Schem
             rules.append(rule_from_data(spec, known, entities))
         except (ValueError, TypeError, KeyError) as exc:
             fail(f"rules[{i}]", str(exc))
+    from ..alerts.subjects import subjects_of
+
+    alerts = data.get("alerts") or {}
+    _only(alerts, {"subjects"}, "alerts", fail)
+    try:
+        alert_subjects = subjects_of(alerts.get("subjects"), entities, features, rules)
+    except ValueError as exc:
+        fail("alerts.subjects", str(exc))
     return Schema(name=data["name"], description=str(data.get("description", "")), id=data["id"],
                   timestamp=data["timestamp"], entities=entities, fields=fields, truth=truth,
-                  derived=tuple(derived), baseline=baseline, rules=tuple(rules))
+                  derived=tuple(derived), baseline=baseline, rules=tuple(rules),
+                  alert_subjects=alert_subjects)
 
 
 def _only(mapping: Any, allowed: set, where: str, fail) -> None:

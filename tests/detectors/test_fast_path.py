@@ -20,7 +20,7 @@ from detectors.engine import Engine
 from detectors.snapshot import flatten
 
 #: Detectors with a vectorised block path: the ones whose equality is not a tautology of the loop.
-VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof")
+VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
 FIELDS = (1, 8, 38)
 ROW, STREAMS = 1, 3
 START = 1_704_067_200.0  # 2024-01-01, five-minute points
@@ -119,6 +119,19 @@ def test_block_equals_steps(name, d):
     for t in range(20):
         tick = 20 + rng.normal(0, 0.5, (STREAMS, d))
         np.testing.assert_allclose(blocked.step(tick), stepped.step(tick), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["ensemble", "pattern", "lof"])
+def test_block_of_gaps_equals_steps(name):
+    """A block holding no point at all (a stretch of gaps) leaves what as many empty steps would."""
+    base = warmed(name, 1, warm=80)
+    stepped, blocked = base, copy.deepcopy(base)
+    X = np.full((6, 1), np.nan)
+    expected = streamed(stepped, X, np.full(6, np.nan))
+    block = blocked.step_block(X, row=ROW)
+    np.testing.assert_array_equal(block.scores, expected[0])
+    np.testing.assert_array_equal(block.is_anomaly, expected[1])
+    assert_same_state(stepped, blocked)
 
 
 def test_injected_anomalies_open_episodes():

@@ -47,6 +47,15 @@ def test_metrics_exposition_parses_and_counts_what_happened(app, client):
     assert "anomaly_outbox_backlog" in metrics
 
 
+def test_metrics_count_anomalous_events_by_schema_type_and_severity(client):
+    body = ("session_id,user_id,charger_id,start_time,duration,energy,payment\n"
+            "f1,U1,C1,2026-01-01T08:00:00Z,60,62,0.5\n"      # billing fraud: 62 kWh for 0.50
+            "n1,U7,C7,2026-01-01T11:00:00Z,60,20,8\n")
+    assert client.post("/api/upload?schema=ev_charging", data=body, content_type="text/csv").status_code == 200
+    fraud = samples(families(client)["anomaly_anomalies_by_severity"], stream="ev_charging", type="billing_fraud")
+    assert fraud == [1.0]
+
+
 def test_anomaly_exports_in_csv_and_json_lines_with_filters(app, client):
     store_point(app, "cpu_usage", severity="critical")
     store_point(app, "cpu_usage", severity="low")

@@ -1,0 +1,139 @@
+"""The compiled kernels of the fast path equal the numpy code they stand for, and numba loads only when used.
+
+``test_fast_path.py`` compares whole detectors (a block against its steps);
+these tests pin each kernel against the numpy method it mirrors on inputs
+chosen to reach its corners: ties, constant scores, NaN gaps, an absurd
+value, young streams, accepted floors.
+"""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors.calibration import TailCalibrator
+from detectors.mad import compiled_mad, sorted_mad
+from detectors.novelty import EpisodeState, RecordTracker
+from detectors.stats import chi2_logp
+from detectors.window import sorted_trailing, trailing
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def assert_same_arrays(a, b):
+    """Every array attribute of ``a`` and ``b`` equal (floats to 1e-12, NaN equal to NaN)."""
+    for name, value in vars(a).items():
+        if isinstance(value, np.ndarray):
+            other = getattr(b, name)
+            assert value.dtype == other.dtype and value.shape == other.shape, name
+            np.testing.assert_allclose(value, other, rtol=1e-12, atol=0, equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("step", [0.25, np.inf])
+def test_record_kernel_equals_updates(step):
+    rng = np.random.default_rng(3)
+    T, S, C = 900, 3, 4
+    U = np.cumsum(rng.normal(0, 1, (T, S, C)), axis=0)
+    U[400, 1, 2] = 1e300                       # one absurd value (winsorised when step is finite)
+    U[500:520, 0] = U[499, 0]                  # a flat stretch: spread unchanged, ties with the record
+    present = rng.random((T, S)) > 0.1
+    U[~present] = np.nan
+    stepped = present.any(axis=1) | (np.arange(T) % 7 == 0)
+    reference = RecordTracker(window=64, scale=0.02, warmup=5, mature=50, n_blocks=8, step=step).reset(S, C)
+    for t in range(200):
+        reference.update(U[t], present[t])
+    reference.accept(2, U[150:160, 2], margin=0.25, lifetime=300)  # floors in force for part of the run
+    compiled = copy.deepcopy(reference)
+    expected, spreads = np.zeros((T - 200, S, C)), np.zeros((T - 200, S, C))
+    for k, t in enumerate(range(200, T)):
+        if stepped[t]:
+            spreads[k] = reference.high_ - reference.low_
+            expected[k] = reference.update(U[t], present[t])
+    logp, spread = compiled.update_ticks(U[200:], present[200:], stepped[200:], spread_channels=C)
+    np.testing.assert_allclose(logp, expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(spread[stepped[200:]], spreads[stepped[200:]], rtol=1e-12, atol=0)
+    assert (logp < 0).sum() > 20                # records happened
+    assert_same_arrays(reference, compiled)
+
+
+def test_calibration_kernel_equals_transform_then_update():
+    rng = np.random.default_rng(5)
+    raw = np.concatenate([rng.exponential(1.0, 300), np.full(80, 0.5), [np.nan, 1e60, -3.0],
+                          rng.exponential(2.0, 200)])
+    reference = TailCalibrator(memory=128, every=16).reset(2)
+    reference.push(np.array([1]), rng.exponential(1.0, 40)[None, :])
+    reference.fit(np.array([1]))
+    compiled = copy.deepcopy(reference)
+    row = np.array([1])
+    expected = np.zeros(len(raw))
+    for k, r in enumerate(raw):
+        expected[k] = reference.transform(row, np.array([r]))[0]
+        reference.update(row, np.array([r]))
+    got = compiled.update_points(1, raw)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15, equal_nan=True)
+    assert got.max() > 0.5
+    assert_same_arrays(reference, compiled)
+    # A refit between blocks (fit_compiled), away from a multiple of ``every``.
+    reference.update(row, np.array([9.0]))
+    compiled.update_points(1, np.array([9.0]))
+    reference.fit(row)
+    compiled.fit_compiled(row)
+    assert_same_arrays(reference, compiled)
+
+
+def test_sorted_slides_equal_sorted_windows():
+    rng = np.random.default_rng(8)
+    history = np.array([[1.0, 2.0], [np.inf, 2.0], [0.0, -0.5]])
+    points = np.round(rng.normal(0, 1, (60, 2)), 1)   # rounded: many ties
+    points[10, 0] = np.inf
+    for size in (2, 5, 16):
+        rows, counts = sorted_trailing(history, points, size)
+        windows, expected_counts = trailing(history, points, size)
+        expected = np.sort(np.where(np.isnan(windows), np.inf, windows).transpose(0, 2, 1).reshape(-1, size), axis=1)
+        np.testing.assert_array_equal(rows, expected)
+        np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("width", [2, 9, 10, 100])
+def test_compiled_mad_equals_the_binary_search(width):
+    rng = np.random.default_rng(width)
+    values = np.sort(np.concatenate([rng.normal(0, 1, (300, width)),
+                                     np.round(rng.normal(0, 1, (300, width))),      # many ties
+                                     np.zeros((5, width))]), axis=1)                 # all equal
+    median = np.quantile(values, 0.5, axis=1)
+    np.testing.assert_array_equal(compiled_mad(values, median), sorted_mad(values, median))
+
+
+@pytest.mark.parametrize("d", [1, 2, 8, 38])
+def test_leave_limit_is_where_the_frozen_range_is_left(d):
+    """The episode kernel's squared-distance limit is the point where chi2_logp crosses log(release)."""
+    state = EpisodeState(release=1e-2)
+    limit = state.leave_limit(d)
+    below, above = chi2_logp(np.array([limit * (1 - 1e-9), limit * (1 + 1e-9)]), d)
+    assert below >= np.log(state.release) > above
+
+
+def test_numba_is_not_imported_until_a_kernel_runs():
+    """The server and the detectors start without numba; a block loads it."""
+    code = ("import sys, numpy as np, server, detectors; before = 'numba' in sys.modules; "
+            "detectors.make('ensemble').score_series(np.arange(50.0)); print(before, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("n_valid", [[256, 40, 3], [64, 64, 64]])
+def test_compiled_forests_equal_the_level_by_level_numpy(n_valid):
+    from detectors.isolation_forest import build_forests, fit_keys
+
+    rng = np.random.default_rng(len(n_valid))
+    points = rng.integers(-300, 300, (3, 256, 4)).astype(np.int16)
+    points[1, :, 2] = 7                       # a constant feature: nodes retry the next one
+    points[2] = np.round(points[2] / 200)     # few distinct values: duplicated points, ended nodes
+    keys = fit_keys(5, np.array([1, 2, 3]))
+    expected = build_forests(points, np.array(n_valid), keys, n_trees=16, sample_size=64)
+    got = build_forests(points, np.array(n_valid), keys, n_trees=16, sample_size=64, compiled=True)
+    for e, g in zip(expected, got):
+        assert e.dtype == g.dtype
+        np.testing.assert_array_equal(g, e)
