@@ -24,20 +24,18 @@ evaluate: dev-deps ## Score the default beside a rolling T2 and River's HalfSpac
 
 # The stamps are written last, once every step has succeeded (and the server's imports load),
 # so a failed or interrupted install is retried by the next make; .DELETE_ON_ERROR removes a
-# half-made target too.
+# half-made target too.  The last step compiles the fast path's numba kernels once (cached in
+# detectors/__pycache__), so the first uploaded file or submitted batch does not wait for the compiler.
 $(VENV)/.deps: requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	npm install --no-audit --no-fund --silent
 	$(PY) -c "import gunicorn.workers.ggevent, flask_sock, server, detectors.engine"
+	$(PY) -c "from detectors.kernels import warm_up; warm_up()"
 	touch $@
 
 $(VENV)/.dev-deps: $(VENV)/.deps requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
-
-deps: $(VENV)/.deps requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

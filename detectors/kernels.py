@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
+           "warm_up",
            "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -646,3 +647,19 @@ def grow_trees(values, used, start_all, fraction_all, encoded, sample_size, dept
                     node[j] = -1
                 else:
                     node[j] = 2 * q + (1 if values[feature[q], first + j] > threshold[q] else 0)
+
+
+def warm_up(rows: int = 3000) -> None:
+    """Compile the default ensemble's kernels now (numba caches them in ``__pycache__``).
+
+    Run once at install (``make``), so that the first file, replay or batch a
+    server scores does not wait about 20 s for the compiler.  Scores a seeded
+    series of one field and one of 38 (a wide embedding is standardised by
+    a kernel of its own), long enough for the refitted members to refit
+    inside a block.
+    """
+    from .ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(0)
+    for fields in (1, 38):
+        EnsembleDetector().label_series(rng.normal(0.0, 1.0, (rows, fields)))
