@@ -64,8 +64,29 @@ class Transaction:
         self.db = db
         self.now = now
         self._next_ids = next_ids
-        #: Objects told about stored points in this transaction (``points_stored(tx, points)``).
+        #: Objects told about what this transaction stores (:meth:`tell_observers`).
         self.observers = observers or []
+
+    def tell_observers(self, hook: str, *args, what: str) -> list:
+        """Call ``observer.<hook>(tx, *args)`` on every observer that has the hook; return their push events.
+
+        The hooks: ``points_stored(tx, points)``, ``events_stored(tx, schema, anomalies)``,
+        ``import_undone(tx, origin)``, ``stream_deleted(tx, name)`` (e.g. the alert
+        lifecycle, which commits with them).  Each runs in a savepoint: one that fails is
+        logged (``what`` says on what) and rolled back, and never costs the job its rows.
+        """
+        pushed: list = []
+        for observer in self.observers:
+            call = getattr(observer, hook, None)
+            if call is None:
+                continue
+            try:
+                with self.db.atomic():
+                    pushed += call(self, *args) or []
+            except Exception:
+                log.exception("writer: %s failed on %s; its changes are rolled back", type(observer).__name__, what)
+                observer.rollback()
+        return pushed
 
     def allocate(self, table: str, count: int) -> int:
         """Reserve ``count`` consecutive row ids of ``table``; return the first one.

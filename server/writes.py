@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections import Counter
 from dataclasses import replace
@@ -13,7 +12,6 @@ from .pipeline import point
 from .pipeline.point import ScoredPoint
 from .writer import Transaction, WriteJob
 
-log = logging.getLogger(__name__)
 
 __all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
 
@@ -102,14 +100,7 @@ class PointsJob(WriteJob):
         seen = [j if p.entity is None and not p.anomaly_types
                 else dict(j, entity=p.entity, anomaly_types=list(p.anomaly_types))
                 for j, p in zip(points, stored)]
-        for observer in tx.observers:  # e.g. the alert lifecycle: commits with these points
-            try:
-                with tx.db.atomic():  # a savepoint: a failing observer never costs the points
-                    observed += observer.points_stored(tx, seen) or []
-            except Exception:
-                log.exception("writer: %s failed on stored points; its changes are rolled back",
-                              type(observer).__name__)
-                observer.rollback()
+        observed += tx.tell_observers("points_stored", seen, what="stored points")
 
         self.events = [tick_event(first_event, self.tick, self.origin, points)]
         self.events += [anomaly_event(first_event + 1 + i, a) for i, a in enumerate(anomalies)]
@@ -187,17 +178,8 @@ class DeleteStreamJob(WriteJob):
                               ("stream_stats", "source"), ("streams", "name")):
             deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} = ? ",
                                           [self.name]).rowcount
-        for observer in tx.observers:  # the alert lifecycle resolves the stream's open alerts
-            gone = getattr(observer, "stream_deleted", None)
-            if gone is None:
-                continue
-            try:
-                with tx.db.atomic():  # a failing observer never keeps the stream alive
-                    self.events += gone(tx, self.name) or []
-            except Exception:
-                log.exception("writer: %s failed on a deleted stream; its changes are rolled back",
-                              type(observer).__name__)
-                observer.rollback()
+        # The alert lifecycle resolves the stream's open alerts; a failing observer never keeps it alive.
+        self.events += tx.tell_observers("stream_deleted", self.name, what="a deleted stream")
         return deleted
 
 

@@ -36,37 +36,13 @@ def observe_scored_events(tx, schema, anomalies: list[dict]) -> list:
     runs in a savepoint: one that fails is logged and rolled back, and never costs the events.
     Returns the observers' push events (alert transitions).
     """
-    pushed: list = []
-    for observer in tx.observers:
-        stored = getattr(observer, "events_stored", None)
-        if stored is None:
-            continue
-        try:
-            with tx.db.atomic():
-                pushed += stored(tx, schema, anomalies) or []
-        except Exception:
-            log.exception("writer: %s failed on stored events; its changes are rolled back",
-                          type(observer).__name__)
-            observer.rollback()
-    return pushed
+    return tx.tell_observers("events_stored", schema, anomalies, what="stored events")
 
 
 def observe_import_undone(tx, origin: str) -> list:
     """Tell the writer's observers that the events stored under ``origin`` are about to be deleted
     (a file imported whole or not at all); savepoints as in :func:`observe_scored_events`."""
-    pushed: list = []
-    for observer in tx.observers:
-        undone = getattr(observer, "import_undone", None)
-        if undone is None:
-            continue
-        try:
-            with tx.db.atomic():
-                pushed += undone(tx, origin) or []
-        except Exception:
-            log.exception("writer: %s failed on an undone import; its changes are rolled back",
-                          type(observer).__name__)
-            observer.rollback()
-    return pushed
+    return tx.tell_observers("import_undone", origin, what="an undone import")
 
 
 @dataclass

@@ -50,3 +50,29 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def fail_third_event_write(monkeypatch) -> list:
+    """Uploads read in batches of two lines, and the third batch's write fails (a full disk, simulated).
+
+    Returns the list of write attempts so far (one entry per attempt); ``monkeypatch.undo()``
+    or a new ``setattr`` restores the real write.
+    """
+    import functools
+
+    import server.event_writes
+    import server.sources.upload
+
+    monkeypatch.setattr(server.sources.upload, "FileSource",
+                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
+    real_apply = server.event_writes.ScoredEventsJob.apply
+    calls: list = []
+
+    def failing_third(self, tx):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full (simulated)")
+        return real_apply(self, tx)
+
+    monkeypatch.setattr(server.event_writes.ScoredEventsJob, "apply", failing_third)
+    return calls

@@ -231,26 +231,10 @@ def test_the_schema_decides_which_entity_each_type_concerns():
 
 
 def test_alerts_of_an_import_undone_after_a_failed_write_end_with_it(app, client, monkeypatch):
-    import functools
-
-    import server.event_writes
-    import server.sources.upload
-
-    from server_helpers import wait_for
-
-    monkeypatch.setattr(server.sources.upload, "FileSource",
-                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
-    real_apply = server.event_writes.ScoredEventsJob.apply
-    calls = []
-
-    def failing_third(self, tx):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full (simulated)")
-        return real_apply(self, tx)
+    from server_helpers import fail_third_event_write, wait_for
 
     _upload(client, "e1,U9,C9,2026-01-01T07:00:00Z,60,62,0.5")  # an earlier import: U9's alert stays
-    monkeypatch.setattr(server.event_writes.ScoredEventsJob, "apply", failing_third)
+    calls = fail_third_event_write(monkeypatch)
     rows = ["f1,U1,C1,2026-01-01T08:00:00Z,60,62,0.5", "f2,U9,C2,2026-01-01T08:10:00Z,60,62,0.5",
             *(f"n{i},N{i},D{i},2026-01-01T09:{i:02d}:00Z,60,20,8" for i in range(6))]
     body = ("\n".join([HEADER, *rows]) + "\n").encode()

@@ -1,7 +1,6 @@
 """Entity-keyed events through the API: upload, anomalies, flags, acknowledgements, restarts."""
 from __future__ import annotations
 
-import functools
 import io
 import json
 
@@ -10,7 +9,7 @@ import pytest
 from server.event_storage import EventReader
 from server.push import replay_events
 from server.sources.replay import FakeClock
-from server_helpers import services_of, wait_for
+from server_helpers import fail_third_event_write, services_of, wait_for
 
 HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment"
 FRAUD = "s1,U1,C1,2026-01-01T08:00:00Z,60,62,0.5"
@@ -81,20 +80,9 @@ def test_bad_files_are_refused_with_what_was_expected_and_nothing_is_stored(app,
 
 def test_a_file_is_imported_whole_or_not_at_all_when_a_write_fails(app, client, monkeypatch):
     import server.event_writes
-    import server.sources.upload
 
-    monkeypatch.setattr(server.sources.upload, "FileSource",
-                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
     real_apply = server.event_writes.ScoredEventsJob.apply
-    calls = []
-
-    def failing_third(self, tx):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full (simulated)")
-        return real_apply(self, tx)
-
-    monkeypatch.setattr(server.event_writes.ScoredEventsJob, "apply", failing_third)
+    calls = fail_third_event_write(monkeypatch)
     rows = [f"s{i},U{i},C{i},2026-01-01T08:{i:02d}:00Z,30,10,4" for i in range(8)]
     response = _upload(client, _csv(*rows))
     assert response.status_code >= 500 and len(calls) >= 3
