@@ -377,7 +377,7 @@ class Detector:
         """
         twin = self.clone().reset(1, self.n_features_)
         copy_stream_rows(twin, self, [0], [row], 1, self.n_streams_)
-        _copy_drawn_settings(twin, self)
+        copy_drawn_settings(twin, self)
         twin.ticks_ = self.ticks_
         block = twin.step_block(X, times, row=0, trace=trace)
         copy_stream_rows(self, twin, [row], [0], self.n_streams_, 1)
@@ -564,7 +564,7 @@ def copy_stream_rows(dst, src, dst_rows, src_rows, dst_streams: int, src_streams
                 copy_stream_rows(dst_value, src_value, dst_rows, src_rows, dst_streams, src_streams)
 
 
-def _copy_drawn_settings(dst, src) -> None:
+def copy_drawn_settings(dst, src) -> None:
     """Copy learned scalars that are the same for every stream but drawn at reset (a random seed) into a twin."""
     for key, value in vars(src).items():
         if key == "seed_":
@@ -572,7 +572,7 @@ def _copy_drawn_settings(dst, src) -> None:
         elif isinstance(value, list) and key.endswith("_"):
             for a, b in zip(getattr(dst, key), value):
                 if hasattr(b, "__dict__"):
-                    _copy_drawn_settings(a, b)
+                    copy_drawn_settings(a, b)
 
 
 def _array_bytes(obj, seen: set) -> int:

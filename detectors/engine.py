@@ -5,6 +5,26 @@ a *bank*: one ensemble detector whose rows are the streams.  A tick fills one
 ``(S, d)`` array per bank (NaN for streams without a point) and steps it once,
 so the cost of a tick grows with the number of banks, not of streams.
 
+**Shards.**  A bank holds at most ``shard_rows`` streams; more streams alike
+fill further banks of the same kind (*shards*, numbered from 0), and a tick
+steps its banks side by side on ``threads`` native threads
+(:class:`~detectors.workers.Workers`): numpy releases the GIL in its array
+loops, so a tick of 100,000 streams uses every core it is given.  Banks
+share no state, so the scores do not depend on the number of threads.
+
+Which bank a stream lands in is deterministic: the lowest-numbered shard of
+its kind with a free row (or room to grow) takes it, at the lowest free row,
+so the same adds and removes in the same order give the same layout.  The
+layout can matter, slightly: a stream's scores are those it would get alone
+in its bank except (1) when more of the bank's streams are due to refit
+their model (isolation forest, LOF) on one tick than the bank's refit
+budget, which is proportional to its size: they then refit in row order over
+the next ticks (:class:`~detectors.features.RefitSchedule`); (2) the pattern
+member recomputes its running sums exactly on a turn given by the row
+number (``(blocks + row) % RESYNC``), which changes rounding only; with
+``shard_rows`` a multiple of that period (the default is) a stream's turn is
+the one it would have in a single bank.  Everything else is per row.
+
 Per-stream settings that do not change a detector's state (thresholds,
 member weights, on/off) live in the engine's arrays and apply at once; a
 new window moves the stream to a bank with that window and replays the
@@ -18,9 +38,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .base import copy_stream_rows
+from .base import copy_drawn_settings, copy_stream_rows
 from .ensemble import DEFAULT_MEMBERS, PATTERN_CAUSE, EnsembleDetector
 from .registry import make
+from .workers import Workers
 
 __all__ = ["Engine", "Verdict", "SEVERITIES"]
 
@@ -32,6 +53,10 @@ _SEVERITY_STEPS = (1.5, 2.25, 3.5)
 HISTORY = 512
 #: Windows a user may choose.
 WINDOW_RANGE = (10, 2000)
+#: Most streams in one bank: a multiple of the pattern member's resync period (see the module docstring).
+SHARD_ROWS = 4096
+#: Threads that step a tick's banks by default: the two cores this server is sized for.
+THREADS = 2
 
 
 @dataclass
@@ -74,11 +99,18 @@ def severity_of(score: float, threshold: float) -> str | None:
 
 
 class _Bank:
-    """Streams of one field count and one parameter set, sharing one ensemble detector."""
+    """Streams of one field count and one parameter set, sharing one ensemble detector.
 
-    def __init__(self, prototype: EnsembleDetector, n_features: int, capacity: int = 8):
+    A bank holds at most ``limit`` rows (a *shard*): more streams alike fill
+    further banks, which a tick steps side by side (see :class:`Engine`).
+    """
+
+    def __init__(self, prototype: EnsembleDetector, n_features: int, capacity: int = 8,
+                 limit: int | None = None):
         self.prototype = prototype
         self.n_features = n_features
+        self.limit = limit
+        capacity = capacity if limit is None else min(capacity, limit)
         self.detector = prototype.clone().reset(capacity, n_features)
         self.history = np.full((capacity, HISTORY, n_features), np.nan)
         self.history_next = np.zeros(capacity, dtype=np.int64)
@@ -91,8 +123,12 @@ class _Bank:
     def capacity(self) -> int:
         return self.detector.n_streams_
 
+    def has_room(self) -> bool:
+        """Whether :meth:`take_row` can give a row: one is free, or the bank may still grow."""
+        return bool(self.free) or self.limit is None or self.capacity < self.limit
+
     def take_row(self) -> int:
-        """Claim a free row, growing the bank by a quarter when it is full.
+        """Claim a free row, growing the bank by a quarter (up to its limit) when it is full.
 
         Every row is scored on every tick (absent ones masked), so spare rows
         cost time: a modest growth factor keeps at most a fifth of them idle.
@@ -102,7 +138,8 @@ class _Bank:
         return self.free.pop()
 
     def reserve(self, capacity: int) -> None:
-        """Make room for ``capacity`` rows in all (no-op if the bank is that large already)."""
+        """Make room for ``capacity`` rows in all, or for the bank's limit (no-op if the bank is that large already)."""
+        capacity = capacity if self.limit is None else min(capacity, self.limit)
         if capacity > self.capacity:
             self._grow(capacity)
 
@@ -114,6 +151,25 @@ class _Bank:
         self.history_count[row] = self.history_next[row] = 0
         self.thresholds[row] = np.inf
         self.free.append(row)
+
+    def split(self) -> list["_Bank"]:
+        """This bank as banks of at most ``limit`` rows, the k-th holding rows ``k * limit ..``, state and all.
+
+        For a snapshot written before banks had a limit, or with a larger one.
+        """
+        if self.limit is None or self.capacity <= self.limit:
+            return [self]
+        pieces = []
+        for start in range(0, self.capacity, self.limit):
+            rows = np.arange(start, min(start + self.limit, self.capacity))
+            piece = _Bank(self.prototype, self.n_features, len(rows), self.limit)
+            copy_stream_rows(piece.detector, self.detector, np.arange(len(rows)), rows, len(rows), self.capacity)
+            copy_drawn_settings(piece.detector, self.detector)
+            for name in _BANK_ARRAYS:
+                setattr(piece, name, getattr(self, name)[rows].copy())
+            piece.free = [r - start for r in self.free if start <= r < start + len(rows)]
+            pieces.append(piece)
+        return pieces
 
     def _grow(self, capacity: int) -> None:
         old, old_capacity = self.detector, self.capacity
@@ -160,6 +216,10 @@ class Engine:
         Constructor parameters per member name.
     ensemble_params : dict, optional
         Other parameters of the ensemble (fusion, weights, warmup, threshold).
+    shard_rows : int
+        Most streams in one bank (see the module docstring, "Shards").
+    threads : int
+        Native threads that step a tick's banks side by side (1: the caller alone).
 
     Examples
     --------
@@ -173,10 +233,15 @@ class Engine:
     (True, 'critical', ['zscore', 'mad'])
     """
 
-    def __init__(self, members: Sequence[str] = DEFAULT_MEMBERS, member_params=None, ensemble_params=None):
+    def __init__(self, members: Sequence[str] = DEFAULT_MEMBERS, member_params=None, ensemble_params=None,
+                 shard_rows: int = SHARD_ROWS, threads: int = THREADS):
         self.members = tuple(members)
         self.member_params = {k: dict(v) for k, v in (member_params or {}).items()}
         self.ensemble_params = dict(ensemble_params or {})
+        if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
+            raise ValueError("shard_rows must be a whole number of at least 1")
+        self.shard_rows = shard_rows
+        self.workers = Workers(threads)
         self._prototype_cache: dict = {}
         self._banks: dict = {}
         self._streams: dict[str, dict] = {}
@@ -234,15 +299,18 @@ class Engine:
         self.layout_version += 1  # stream groups holding it must resolve again (and fail)
 
     def add_streams(self, names: Sequence[str], fields: Sequence[str]) -> None:
-        """Add many streams with the same fields, growing their bank once to fit them exactly."""
-        names = [n for n in names if n not in self._streams]
+        """Add many streams with the same fields, growing each bank they fill once, to fit them exactly."""
+        names = list(dict.fromkeys(n for n in names if n not in self._streams))
         if not names:
             return
-        self.add_stream(names[0], fields)
-        bank = self._banks[self._streams[names[0]]["bank"]]
-        bank.reserve(bank.capacity - len(bank.free) + len(names) - 1)
-        for name in names[1:]:
-            self.add_stream(name, fields)
+        self.add_stream(names[0], fields)  # checks the fields
+        added = 1
+        while added < len(names):
+            _, bank = self._bank_for(len(tuple(fields)), {})
+            bank.reserve(bank.capacity - len(bank.free) + len(names) - added)
+            for name in names[added:added + max(1, len(bank.free))]:
+                self.add_stream(name, fields)
+                added += 1
 
     # -- scoring ----------------------------------------------------------
     def step(self, points: Mapping[str, Mapping[str, float]]) -> "TickResult":
@@ -260,11 +328,19 @@ class Engine:
             if len(values) != len(stream["fields"]) or not all(f in values for f in stream["fields"]):
                 raise ValueError(f"stream {name!r} takes fields {list(stream['fields'])}, got {sorted(values)}")
             by_bank.setdefault(stream["bank"], []).append(name)
-        result = TickResult(self)
+        parts = []
         for key, names in by_bank.items():
             rows = np.fromiter((self._streams[n]["row"] for n in names), dtype=np.int64, count=len(names))
             values = np.array([[points[n][f] for f in self._streams[n]["fields"]] for n in names], dtype=float)
-            result._add(names, values, *self._step_bank(self._banks[key], rows, values))
+            parts.append((names, self._banks[key], rows, values))
+        return self._step_parts(parts)
+
+    def _step_parts(self, parts: list) -> "TickResult":
+        """Step each bank of ``parts`` (``(names, bank, rows, values)``) once, side by side; collect the verdicts."""
+        outputs = self.workers.map(lambda part: self._step_bank(*part[1:]), parts)
+        result = TickResult(self)
+        for (names, _, _, values), output in zip(parts, outputs):
+            result._add(names, values, *output)
         return result
 
     def step_block(self, name: str, values, fields: Sequence[str] | None = None) -> "BlockResult":
@@ -478,10 +554,18 @@ class Engine:
         return self._prototype_cache[key]
 
     def _bank_for(self, n_features: int, windows: Mapping[str, int]) -> tuple[tuple, _Bank]:
-        """Return the key and the bank of streams with this field count and these windows, creating it if needed."""
-        key = (n_features, tuple(sorted(windows.items())))
+        """Return the key and the bank that takes the next stream with this field count and these windows.
+
+        The lowest-numbered shard with room, or a new one (see the module
+        docstring); the key is ``(n_features, windows, shard)``.
+        """
+        kind = (n_features, tuple(sorted(windows.items())))
+        shard = 0
+        while (kind + (shard,)) in self._banks and not self._banks[kind + (shard,)].has_room():
+            shard += 1
+        key = kind + (shard,)
         if key not in self._banks:
-            self._banks[key] = _Bank(self._ensemble(windows), n_features)
+            self._banks[key] = _Bank(self._ensemble(windows), n_features, limit=self.shard_rows)
         return key, self._banks[key]
 
     def _place(self, name: str) -> None:
@@ -530,7 +614,7 @@ class Engine:
             arrays.update((f"bank{i}/detector/{path}", a) for path, a in state.items())
             for name in _BANK_ARRAYS:
                 arrays[f"bank{i}/{name}"] = getattr(bank, name).copy() if copy else getattr(bank, name)
-            banks.append({"n_features": key[0], "windows": dict(key[1]), "capacity": bank.capacity,
+            banks.append({"n_features": key[0], "windows": dict(key[1]), "shard": key[2], "capacity": bank.capacity,
                           "free": list(bank.free), "structure": structure, "scalars": scalars})
         names = list(self._streams)
         columns: dict[str, list] = {}
@@ -549,23 +633,30 @@ class Engine:
         """Replace every stream and bank by those of an :meth:`export_state` of an engine like this one.
 
         Raises :class:`~detectors.snapshot.SnapshotMismatch` (and changes nothing)
-        when the snapshot comes from other members, parameters or code.
+        when the snapshot comes from other members, parameters or code.  A
+        saved bank larger than this engine's ``shard_rows`` (a snapshot
+        written before banks had a limit, or with a larger one) is split into
+        shards here, row ``r`` going to row ``r % shard_rows`` of the
+        ``r // shard_rows``-th; a bank without a saved shard number is shard 0.
         """
         from .snapshot import SnapshotError, SnapshotMismatch, restore_built
 
         if meta.get("engine") != self._fingerprint() or meta.get("history") != HISTORY:
             raise SnapshotMismatch("the snapshot's detectors or parameters differ from this engine's")
         try:
-            banks, keys = {}, []
-            for i, saved in enumerate(meta["banks"]):
+            banks, placed = {}, []
+            # Shards of one kind in their order, each saved bank split if larger than a shard here.
+            order = sorted(range(len(meta["banks"])), key=lambda i: int(meta["banks"][i].get("shard", 0)))
+            for i in order:
+                saved = meta["banks"][i]
                 windows = {m: int(w) for m, w in saved["windows"].items()}
-                key = (int(saved["n_features"]), tuple(sorted(windows.items())))
+                kind = (int(saved["n_features"]), tuple(sorted(windows.items())))
                 capacity, prototype = int(saved["capacity"]), self._ensemble(windows)
                 # Built with one row: every array below is replaced by the saved one (full size).
-                bank = _Bank(prototype, key[0], 1)
+                bank = _Bank(prototype, kind[0], 1)
                 prefix = f"bank{i}/detector/"
                 state = {p[len(prefix):]: a for p, a in arrays.items() if p.startswith(prefix)}
-                bank.detector = restore_built(lambda rows, n=key[0], p=prototype: p.clone().reset(rows, n),
+                bank.detector = restore_built(lambda rows, n=kind[0], p=prototype: p.clone().reset(rows, n),
                                               capacity, saved["structure"], saved["scalars"], state)
                 for name in _BANK_ARRAYS:
                     fresh, stored = getattr(bank, name), arrays[f"bank{i}/{name}"]
@@ -573,8 +664,14 @@ class Engine:
                         raise SnapshotMismatch(f"bank {i}: {name} has shape {stored.shape} in the snapshot")
                     setattr(bank, name, stored)
                 bank.free = [int(r) for r in saved["free"]]
-                banks[key] = bank
-                keys.append(key)
+                bank.limit = self.shard_rows
+                first = sum(key[:2] == kind for key in banks)
+                pieces = bank.split()
+                banks.update(((*kind, first + k), piece) for k, piece in enumerate(pieces))
+                placed.append((i, kind, first))
+            keys = [None] * len(meta["banks"])
+            for i, kind, first in placed:
+                keys[i] = (kind, first)
             streams = self._imported_streams(meta["streams"], arrays, keys)
         except SnapshotError:
             raise
@@ -584,7 +681,10 @@ class Engine:
         self.layout_version += 1
 
     def _imported_streams(self, saved: Mapping, arrays: Mapping[str, np.ndarray], bank_keys: list) -> dict[str, dict]:
-        """The streams of an :meth:`export_state`, column by column (a Python loop per stream, none per array)."""
+        """The streams of an :meth:`export_state`, column by column (a Python loop per stream, none per array).
+
+        ``bank_keys[b]`` is ``(kind, first shard)`` of saved bank ``b``.
+        """
         from .snapshot import SnapshotMismatch
 
         names = saved["names"]
@@ -593,8 +693,10 @@ class Engine:
         columns.update((p[len("streams/"):], list(np.array(a))) for p, a in arrays.items() if p.startswith("streams/"))
         columns["fields"] = [tuple(f) for f in columns["fields"]]
         columns["windows"] = [{m: int(w) for m, w in windows.items()} for windows in columns["windows"]]
-        columns["bank"] = [bank_keys[b] for b in saved["bank"]]
-        columns["row"] = [int(r) for r in saved["row"]]
+        # A saved bank split into shards: its row r is row r % shard_rows of its (r // shard_rows)-th piece.
+        rows = [int(r) for r in saved["row"]]
+        columns["bank"] = [(*bank_keys[b][0], bank_keys[b][1] + r // self.shard_rows) for b, r in zip(saved["bank"], rows)]
+        columns["row"] = [r % self.shard_rows for r in rows]
         if any(len(values) != len(names) for values in columns.values()):
             raise SnapshotMismatch("the snapshot's stream columns differ in length")
         for name, enabled in zip(names, columns["enabled"]):
@@ -630,34 +732,46 @@ class TickResult(Mapping):
 
     ``anomalies()`` lists the streams in an anomalous episode and
     ``alerts()`` those whose episode started on this tick, found with one
-    array lookup per bank.
+    array lookup per bank; the index by name is built only when a verdict
+    is asked for by name, so a tick that reads only those costs no Python
+    work per stream.
     """
 
     def __init__(self, engine: Engine):
         self._engine = engine
-        self._where: dict[str, tuple] = {}
+        self._index: dict[str, tuple] | None = None
         self._parts: list = []
         self._cache: dict[str, Verdict] = {}
 
     def _add(self, names, values, fused, members, state, warming, low, high) -> None:
-        part = len(self._parts)
         self._parts.append((names, fused, members, state, warming, low, high, values))
-        self._where.update((n, (part, i)) for i, n in enumerate(names))
+        self._index = None
 
-    def __getitem__(self, name: str) -> Verdict:
+    def _where(self) -> dict[str, tuple]:
+        if self._index is None:
+            self._index = {n: (part, i) for part, p in enumerate(self._parts) for i, n in enumerate(p[0])}
+        return self._index
+
+    def _at(self, part: int, i: int) -> Verdict:
+        names, fused, members, state, warming, low, high, values = self._parts[part]
+        name = names[i]
         if name not in self._cache:
-            part, i = self._where[name]
-            names, fused, members, state, warming, low, high, values = self._parts[part]
             self._cache[name] = self._engine._verdict(
                 name, values[i], fused[i], members[i], [a[i] for a in state], warming[i],
                 None if low is None else low[i], None if high is None else high[i])
         return self._cache[name]
 
+    def __getitem__(self, name: str) -> Verdict:
+        return self._at(*self._where()[name])
+
     def __iter__(self):
-        return iter(self._where)
+        return (n for p in self._parts for n in p[0])
 
     def __len__(self) -> int:
-        return len(self._where)
+        return sum(len(p[0]) for p in self._parts)
+
+    def __contains__(self, name) -> bool:
+        return name in self._where()
 
     def scores(self) -> dict[str, float]:
         """Return ``{stream: fused score}`` for every stream of the tick."""
@@ -665,11 +779,11 @@ class TickResult(Mapping):
 
     def anomalies(self) -> list[Verdict]:
         """Return the verdicts of the streams in an anomalous episode on this tick."""
-        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][0])]
+        return [self._at(k, i) for k, p in enumerate(self._parts) for i in np.flatnonzero(p[3][0])]
 
     def alerts(self) -> list[Verdict]:
         """Return the verdicts of the streams whose anomalous episode started on this tick (one per incident)."""
-        return [self[p[0][i]] for p in self._parts for i in np.flatnonzero(p[3][1])]
+        return [self._at(k, i) for k, p in enumerate(self._parts) for i in np.flatnonzero(p[3][1])]
 
 
 class BlockResult(Sequence):
@@ -732,6 +846,8 @@ class StreamGroup:
             (key, np.array(positions), np.array([engine._streams[self.names[p]]["row"] for p in positions]))
             for key, positions in by_bank.items()
         ]
+        self._names_of = [[self.names[p] for p in positions] if len(by_bank) > 1 else self.names
+                          for positions in by_bank.values()]
 
     def step_many(self, ticks, chunk: int = 2048, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score ``T`` ticks at once, as ``T`` calls of :meth:`step` would: ``ticks`` is ``(T, n, d)`` (NaN rows skip).
@@ -753,20 +869,25 @@ class StreamGroup:
         T = len(ticks)
         scores = np.zeros((T, len(self.names)))
         anomalous, alerts = np.zeros((T, len(self.names)), dtype=bool), np.zeros((T, len(self.names)), dtype=bool)
+
+        def step_part(part, a: int, b: int) -> None:
+            # Each bank writes only its own streams' columns, so banks may run side by side.
+            key, positions, rows = part
+            bank = self.engine._banks[key]
+            det = bank.detector
+            det.stream_thresholds_ = bank.thresholds
+            X = np.full((b - a, bank.capacity, bank.n_features), np.nan)
+            X[:, rows] = ticks[a:b][:, positions]
+
+            def after(t):
+                anomalous[a + t, positions], alerts[a + t, positions] = det.is_anomaly_[rows], det.alert_[rows]
+
+            fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
+            scores[a:b, positions] = fused[:, rows]
+
         for a in range(0, T, chunk):
             b = min(T, a + chunk)
-            for key, positions, rows in self._parts:
-                bank = self.engine._banks[key]
-                det = bank.detector
-                det.stream_thresholds_ = bank.thresholds
-                X = np.full((b - a, bank.capacity, bank.n_features), np.nan)
-                X[:, rows] = ticks[a:b][:, positions]
-
-                def after(t, a=a, det=det, positions=positions, rows=rows):
-                    anomalous[a + t, positions], alerts[a + t, positions] = det.is_anomaly_[rows], det.alert_[rows]
-
-                fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
-                scores[a:b, positions] = fused[:, rows]
+            self.engine.workers.map(lambda part, a=a, b=b: step_part(part, a, b), self._parts)
             if progress is not None:
                 progress(b - a)
         for key, positions, rows in self._parts:
@@ -782,9 +903,6 @@ class StreamGroup:
             raise ValueError(f"expected {len(self.names)} rows, got {values.shape[0]}")
         if self._version != self.engine.layout_version:
             self._resolve()
-        result = TickResult(self.engine)
-        for key, positions, rows in self._parts:
-            part = values[positions]
-            names = [self.names[p] for p in positions] if len(self._parts) > 1 else self.names
-            result._add(names, part, *self.engine._step_bank(self.engine._banks[key], rows, part))
-        return result
+        return self.engine._step_parts([
+            (self._names_of[i], self.engine._banks[key], rows, values[positions])
+            for i, (key, positions, rows) in enumerate(self._parts)])

@@ -64,7 +64,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     imported = time.perf_counter()
     settings = load_settings(test_config)
-    engine = _build_engine(Engine, settings["DETECTORS"])
+    engine = _build_engine(Engine, settings["DETECTORS"], settings["ENGINE_THREADS"])
     app = Flask(__name__, template_folder=str(REPO_ROOT / "web"),
                 static_folder=str(REPO_ROOT / "static"), static_url_path="/static")
     app.config.update(settings)
@@ -251,7 +251,7 @@ def _import_sqlite_utils_without_pandas() -> None:
         del sys.modules["pandas"]
 
 
-def _build_engine(engine_class, detectors: str):
+def _build_engine(engine_class, detectors: str, threads: int):
     """The engine with the members named by the DETECTORS setting (checked against the registry)."""
     from detectors import REGISTRY
 
@@ -259,10 +259,10 @@ def _build_engine(engine_class, detectors: str):
 
     members = [m.strip() for m in detectors.split(",") if m.strip()]
     if members == ["default"]:
-        return engine_class()
+        return engine_class(threads=threads)
     unknown = [m for m in members if m not in REGISTRY or m == "ensemble"]
     if not members or unknown:
         choices = sorted(set(REGISTRY) - {"ensemble"})
         raise SettingsError(f"ANOMALY_DETECTORS={detectors!r}: unknown detector(s) {unknown}; "
                             f"choose from {choices} or 'default'")
-    return engine_class(members=members)
+    return engine_class(members=members, threads=threads)

@@ -122,6 +122,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DETECTORS", "default", str,
             "Comma-separated member detectors of every stream's ensemble (e.g. zscore,mad); "
             "'default' uses the engine's default set."),
+    Setting("ENGINE_THREADS", 2, int,
+            "Native threads that score a tick's banks of streams side by side (streams alike are "
+            "split into banks of at most 4,096; numpy releases the GIL); 1 scores them on the "
+            "engine thread alone. Scores do not depend on it.", minimum=1, maximum=64),
     Setting("SEED", 42, int, "Seed of the built-in generators (stream i uses SEED + i).",
             minimum=0),
     Setting("INJECTION_RATE", 0.02, float,
