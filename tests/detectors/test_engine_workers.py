@@ -37,13 +37,25 @@ def test_the_first_items_error_is_raised_after_every_item_ran():
     assert sorted(ran) == list(range(6))
 
 
+def _meet(locks):
+    """``call(i)`` for two workers: release lock ``i``, then wait for the other call's lock.
+
+    Both calls return True only if they ran at the same time (a lock's wait releases the GIL
+    as numpy's loops do); run one after the other, the first one waits in vain and returns False.
+    """
+    def call(i):
+        locks[i].release()
+        return locks[1 - i].acquire(timeout=10)
+    return call
+
+
 def test_two_threads_overlap_calls_that_release_the_gil():
-    # time.sleep releases the GIL as numpy's loops do: two 0.2 s calls on two threads take about 0.2 s.
-    workers = Workers(threads=2)
-    workers.map(time.sleep, [0.0, 0.0])  # starts the helper
-    start = time.perf_counter()
-    workers.map(time.sleep, [0.2, 0.2])
-    assert time.perf_counter() - start < 0.35
+    import threading
+
+    locks = [threading.Lock(), threading.Lock()]
+    for lock in locks:
+        lock.acquire()
+    assert Workers(threads=2).map(_meet(locks), [0, 1]) == [True, True]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
@@ -71,19 +83,18 @@ def test_under_gevent_the_helpers_are_native_threads_that_run_side_by_side():
         from detectors.workers import Workers
 
         native_ident = monkey.get_original("_thread", "get_ident")
-        native_sleep = monkey.get_original("time", "sleep")  # blocks the OS thread, releasing the GIL
+        native_lock = monkey.get_original("_thread", "allocate_lock")  # blocks the OS thread, not a greenlet
+        locks = [native_lock(), native_lock()]
+        for lock in locks:
+            lock.acquire()
 
-        def call(seconds):
-            native_sleep(seconds)
-            return native_ident()
+        def call(i):  # both return True only if the two calls ran at the same time
+            locks[i].release()
+            return locks[1 - i].acquire(True, 10), native_ident()
 
-        workers = Workers(threads=2)
-        workers.map(call, [0.0, 0.0])
-        start = time.perf_counter()
-        idents = workers.map(call, [0.3, 0.3])
-        print(len(set(idents)), round(time.perf_counter() - start, 3))
+        results = Workers(threads=2).map(call, [0, 1])
+        print(all(met for met, _ in results), len({ident for _, ident in results}))
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    distinct, seconds = out.stdout.split()
-    assert distinct == "2" and float(seconds) < 0.5
+    assert out.stdout.split() == ["True", "2"]
