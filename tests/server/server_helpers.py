@@ -76,3 +76,13 @@ def fail_third_event_write(monkeypatch) -> list:
 
     monkeypatch.setattr(server.event_writes.ScoredEventsJob, "apply", failing_third)
     return calls
+
+
+def migrated_database(path):
+    """A new SQLite file at ``path`` with every migration applied (WAL, as the server opens it); returns ``path``."""
+    from server.storage import migrate, open_writer
+
+    db = open_writer(path)
+    migrate(db)
+    db.close()
+    return path

@@ -18,6 +18,7 @@ from server.pipeline.event import to_json  # noqa: E402
 from server.pipeline.scoring import Scorer  # noqa: E402
 from server.storage import MIGRATIONS, migrate, open_reader, open_writer  # noqa: E402
 from server.writer import Writer  # noqa: E402
+from server_helpers import migrated_database  # noqa: E402
 
 T0 = 1_767_225_600.0
 
@@ -39,10 +40,7 @@ def _sessions(n: int, seed: int, start: float = T0) -> pd.DataFrame:
 
 @pytest.fixture
 def store(tmp_path):
-    path = tmp_path / "events.db"
-    db = open_writer(path)
-    migrate(db)
-    db.close()
+    path = migrated_database(tmp_path / "events.db")
     writer = Writer(path).start()
     reader = EventReader(open_reader(path).conn)
     yield writer, reader

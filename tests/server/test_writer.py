@@ -5,9 +5,10 @@ import threading
 
 import pytest
 
-from server.storage import migrate, open_reader, open_writer
+from server.storage import open_reader
 from server.writer import WriteJob, Writer, WriterBusy, WriterStopped
 from server.writes import PointsJob, PruneJob
+from server_helpers import migrated_database
 
 
 class Note(WriteJob):
@@ -39,11 +40,7 @@ class Gate(WriteJob):
 
 @pytest.fixture
 def db_path(tmp_path):
-    path = tmp_path / "w.db"
-    db = open_writer(path)
-    migrate(db)
-    db.close()
-    return path
+    return migrated_database(tmp_path / "w.db")
 
 
 @pytest.fixture
