@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from .alerts.service import observe_import_undone, observe_scored_events
 from .event_storage import ENTITY_COLUMNS
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
@@ -111,16 +110,15 @@ class ScoredEventsJob(WriteJob):
             "origin": [self.origin] * n,
         }
         # Anomalies carry types, signals and explanations: those few go through the typed event.
-        self.anomalies: list[tuple[int, ScoredEvent]] = []
-        self._anomaly_json: list[dict] = []
+        #: (row in the batch, the anomaly's JSON object) per anomalous event.
+        self.anomalies: list[tuple[int, dict]] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
             stored = to_row(event)
             for c in _PER_EVENT:
                 if c in stored:
                     columns[c][i] = stored[c]
-            self.anomalies.append((i, event))
-            self._anomaly_json.append(to_json(event))
+            self.anomalies.append((i, to_json(event)))
         ids = [_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
@@ -135,14 +133,14 @@ class ScoredEventsJob(WriteJob):
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
         anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
-                      "acknowledged": None} for (i, _), event in zip(self.anomalies, self._anomaly_json)]
+                      "acknowledged": None} for i, event in self.anomalies]
         event_id = tx.allocate("events", 1)
         tx.db.conn.execute(
             "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
             "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
         self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies)]
         # Alerts per (schema, entity, type), committed with these events (server/alerts/).
-        self.events += observe_scored_events(tx, self.batch.schema, anomalies)
+        self.events += tx.tell_observers("events_stored", self.batch.schema, anomalies, what="stored events")
         return first, anomalies
 
 
@@ -187,7 +185,8 @@ class DeleteImportJob(WriteJob):
         self.origin = origin
 
     def apply(self, tx: Transaction) -> int:
-        self.events = observe_import_undone(tx, self.origin)  # its alerts end, while its rows are here
+        # Its alerts end, while its rows are still here to say which it opened.
+        self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 

@@ -12,7 +12,6 @@ from .pipeline import point
 from .pipeline.point import ScoredPoint
 from .writer import Transaction, WriteJob
 
-
 __all__ = ["ConfigJob", "DeleteStreamJob", "PointsJob", "ProbeJob", "PruneJob", "StreamsJob"]
 
 def _insert_sql(table: str, columns: Iterable[str]) -> str:

@@ -12,7 +12,7 @@ from .outbox import KEEP_DELIVERED_S, Outbox, OutboxSender
 from .receivers import Receiver, load_receivers
 from .silences import SilenceBook
 
-__all__ = ["Alerts", "EXTENSION", "PUSHED_EVENT_ALERTS", "build_alerts", "observe_scored_events"]
+__all__ = ["Alerts", "EXTENSION", "PUSHED_EVENT_ALERTS", "build_alerts"]
 
 EXTENSION = "anomaly_alerts"
 #: Delivered notifications are deleted a day after delivery, and resolved alerts, expired
@@ -27,22 +27,6 @@ IMPORT_UNDONE = "import undone"
 #: default); the rest are a GET away, like the anomalies an ``events`` push leaves out.
 PUSHED_EVENT_ALERTS = 50
 log = logging.getLogger(__name__)
-
-
-def observe_scored_events(tx, schema, anomalies: list[dict]) -> list:
-    """Tell the writer's observers that a batch of ``schema``'s events is being stored (in ``tx``).
-
-    ``anomalies`` are its anomalous events as stored (with their row ``id``).  Each observer
-    runs in a savepoint: one that fails is logged and rolled back, and never costs the events.
-    Returns the observers' push events (alert transitions).
-    """
-    return tx.tell_observers("events_stored", schema, anomalies, what="stored events")
-
-
-def observe_import_undone(tx, origin: str) -> list:
-    """Tell the writer's observers that the events stored under ``origin`` are about to be deleted
-    (a file imported whole or not at all); savepoints as in :func:`observe_scored_events`."""
-    return tx.tell_observers("import_undone", origin, what="an undone import")
 
 
 @dataclass
