@@ -408,6 +408,7 @@ class AlertBook:
                          [[row[c] for c in columns] for row in rows])
 
     def _update(self, conn: sqlite3.Connection, alerts: list[Alert]) -> None:
+        """Write stored alerts as they stand, in one statement."""
         if not alerts:
             return
         columns = [c for c in alerts[0].to_row() if c != "id"]
@@ -423,9 +424,7 @@ class AlertBook:
                                   f"({', '.join('?' * len(row))})", list(row.values()))
             alert.id = cursor.lastrowid
         else:
-            assignments = ", ".join(f"{k} = ?" for k in row if k != "id")
-            conn.execute(f"UPDATE alerts SET {assignments} WHERE id = ?",
-                         [v for k, v in row.items() if k != "id"] + [alert.id])
+            self._update(conn, [alert])
 
     # -- actions (jobs on the writer thread) -------------------------------------------------
     def load(self, conn: sqlite3.Connection, alert_id: int) -> Alert | None:
