@@ -117,6 +117,11 @@ class BaselineFeature:
     low: str | None = None
     high: str | None = None
 
+    def type_of(self, above: bool) -> str:
+        """The anomaly type of a deviation above (or below) the baseline: its declared type,
+        else ``unusual_<feature>``."""
+        return (self.high if above else self.low) or f"unusual_{self.feature}"
+
 
 @dataclass(frozen=True)
 class BaselineSpec:

@@ -142,7 +142,7 @@ class Scorer:
         return ScoredBatch(schema, features, risk, flagged_any, signals)
 
     def _baseline_signal(self, spec, features: dict, i: int, z: float) -> Signal:
-        kind = (spec.high if z > 0 else spec.low) or f"unusual_{spec.feature}"
+        kind = spec.type_of(above=z > 0)
         p = float(np.exp(log_ndtr(-abs(z))))
         threshold = float(np.exp(self.threshold_logp))
         severity = severity_of(1.0 - p, 1.0 - threshold) or SEVERITIES[0]
