@@ -95,14 +95,14 @@ class RefittedModelDetector(Detector):
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-
-def owner_rows(row: int, n: int) -> np.ndarray:
-    """``n`` copies of one stream's row index: the owner of each point of a block."""
-    return np.full(n, row)
-
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""
         raise NotImplementedError
 
     def _refit_chunk(self) -> int:
         raise NotImplementedError
+
+
+def owner_rows(row: int, n: int) -> np.ndarray:
+    """``n`` copies of one stream's row index: the owner of each point of a block."""
+    return np.full(n, row)
