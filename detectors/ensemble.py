@@ -46,12 +46,6 @@ from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .stats import logp_from_score, score_from_logp, z_multiplier
 
-
-class _Ahead(list):
-    """Indices of the members scored ahead as blocks, with their scores ``(T, S, len(self))`` as ``scores``."""
-
-    scores: np.ndarray
-
 #: Members of the default ensemble, in the order explanations list them.
 DEFAULT_MEMBERS = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
 #: Members whose expected range explains an anomaly, most trusted first.
@@ -333,9 +327,9 @@ class EnsembleDetector(Detector):
         """
         T, S, d = ticks.shape
         source = self._range_source()
-        ahead, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
+        ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
         scores = np.zeros((T, S, len(self.detectors_)))
-        scores[:, :, ahead] = ahead.scores
+        scores[:, :, ahead] = ahead_scores
         own = None if own_rows is None else (own_rows[0][own_index], own_rows[1][own_index])
         distance = None
         pattern = self.members.index("pattern") if "pattern" in self.members else None
@@ -431,8 +425,8 @@ class EnsembleDetector(Detector):
     def _blocks_ahead(self, ticks, has_point, stepped):
         """The members with a vectorised block path, scored one block per stream.
 
-        Returns ``(ahead, own_rows, own_index)``: ``ahead`` the members' indices
-        with their scores ``(T, S, len(ahead))`` as ``ahead.scores``; the range
+        Returns ``(ahead, scores, own_rows, own_index)``: the members' indices
+        and their scores ``(T, S, len(ahead))``; the range
         member's ranges, stream after stream, and for each tick and stream
         where its range is (None when the range member is not among them).
         """
@@ -440,10 +434,10 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         last = np.flatnonzero(stepped)[-1] if stepped.any() else -1
         active = np.flatnonzero(has_point.any(axis=0))  # streams with no point in these ticks sit out
-        ahead = _Ahead(j for j, det in enumerate(self.detectors_)
-                       if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
-                       and det._independent_streams(len(active)))
-        ahead.scores = np.zeros((T, S, len(ahead)))
+        ahead = [j for j, det in enumerate(self.detectors_)
+                 if det._vectorised(("range",) if det is source else (), 0) and det.name != "pattern"
+                 and det._independent_streams(len(active))]
+        ahead_scores = np.zeros((T, S, len(ahead)))
         own_rows, own_index = None, None
         for k, j in enumerate(ahead):
             det = self.detectors_[j]
@@ -455,7 +449,7 @@ class EnsembleDetector(Detector):
                 at = np.flatnonzero(has_point[:, i])
                 # As in _score_and_learn, the members are stepped without the points' times.
                 block = det.step_block(ticks[at, i], row=i, trace=("range",) if det is source else ())
-                ahead.scores[at, i, k] = block.scores
+                ahead_scores[at, i, k] = block.scores
                 if at[-1] == last:
                     flags[i], firsts[i] = block.is_anomaly[-1], block.alert[-1]
                 if det is source:
@@ -475,7 +469,7 @@ class EnsembleDetector(Detector):
                 index[:, empty] = sum(len(r[0]) for r in ranges) - 1
                 own_rows = tuple(np.concatenate(parts) for parts in zip(*ranges))
                 own_index = index
-        return ahead, own_rows, own_index
+        return ahead, ahead_scores, own_rows, own_index
 
     def _looped_ticks(self, ticks, times, before=None, after=None):
         """The reference path of :meth:`step_ticks`: members with a block path ahead, the rest tick by tick.
@@ -489,7 +483,7 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         has_point = ~np.isnan(ticks).any(axis=2)
         stepped = has_point.any(axis=1)
-        ahead, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
+        ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
         looped = [j for j in range(len(self.detectors_)) if j not in ahead]
         out = np.zeros((T, S))
         for t in range(T):
@@ -505,7 +499,7 @@ class EnsembleDetector(Detector):
             def tail(X_t, present, t=t, own=own):
                 centre, scale = self._reference(X_t, own)
                 scores = np.zeros((S, len(self.detectors_)))
-                scores[:, ahead] = ahead.scores[t]
+                scores[:, ahead] = ahead_scores[t]
                 for j in looped:
                     scores[:, j] = self.detectors_[j].step(X_t)
                 return self._fuse_and_track(X_t, present, scores, centre, scale, self._pattern_distance())
