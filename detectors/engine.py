@@ -644,7 +644,7 @@ class Engine:
         if meta.get("engine") != self._fingerprint() or meta.get("history") != HISTORY:
             raise SnapshotMismatch("the snapshot's detectors or parameters differ from this engine's")
         try:
-            banks, placed = {}, []
+            banks, keys = {}, [None] * len(meta["banks"])
             # Shards of one kind in their order, each saved bank split if larger than a shard here.
             order = sorted(range(len(meta["banks"])), key=lambda i: int(meta["banks"][i].get("shard", 0)))
             for i in order:
@@ -653,7 +653,7 @@ class Engine:
                 kind = (int(saved["n_features"]), tuple(sorted(windows.items())))
                 capacity, prototype = int(saved["capacity"]), self._ensemble(windows)
                 # Built with one row: every array below is replaced by the saved one (full size).
-                bank = _Bank(prototype, kind[0], 1)
+                bank = _Bank(prototype, kind[0], 1, self.shard_rows)
                 prefix = f"bank{i}/detector/"
                 state = {p[len(prefix):]: a for p, a in arrays.items() if p.startswith(prefix)}
                 bank.detector = restore_built(lambda rows, n=kind[0], p=prototype: p.clone().reset(rows, n),
@@ -664,13 +664,9 @@ class Engine:
                         raise SnapshotMismatch(f"bank {i}: {name} has shape {stored.shape} in the snapshot")
                     setattr(bank, name, stored)
                 bank.free = [int(r) for r in saved["free"]]
-                bank.limit = self.shard_rows
                 first = sum(key[:2] == kind for key in banks)
                 pieces = bank.split()
                 banks.update(((*kind, first + k), piece) for k, piece in enumerate(pieces))
-                placed.append((i, kind, first))
-            keys = [None] * len(meta["banks"])
-            for i, kind, first in placed:
                 keys[i] = (kind, first)
             streams = self._imported_streams(meta["streams"], arrays, keys)
         except SnapshotError:
