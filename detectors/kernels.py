@@ -472,32 +472,28 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
     log_tail = math.log(tail)
     log2 = math.log(2.0)
     ordered = np.empty(memory, dtype=np.float32)
+    # k = -1: the fit asked for first, with no score to read or learn.
     for k in range(-1 if fit_first else 0, raw.shape[0]):
         if k >= 0:
             r = raw[k]
-        else:
-            r = np.nan  # the fit asked for first: no score to read or learn
-        if k < 0:
-            pass
-        elif fitted[0]:
-            u = np.float64(knots[K - 1])
-            j = 0
-            for i in range(K):
-                if r >= np.float64(knots[i]):
-                    j += 1
-            if j >= K:
-                out_logp[k] = log_tail - np.maximum(r - u, 0.0) / np.float64(beta[0])
+            if fitted[0]:
+                u = np.float64(knots[K - 1])
+                j = 0
+                for i in range(K):
+                    if r >= np.float64(knots[i]):
+                        j += 1
+                if j >= K:
+                    out_logp[k] = log_tail - np.maximum(r - u, 0.0) / np.float64(beta[0])
+                else:
+                    body = 0.0
+                    if j > 0:
+                        inner = min(max(j, 1), K - 1)
+                        low, high = np.float64(knots[inner - 1]), np.float64(knots[inner])
+                        fraction = np.minimum(np.maximum((r - low) / (high - low), 0.0), 1.0)
+                        body = levels[inner - 1] + fraction * (levels[inner] - levels[inner - 1])
+                    out_logp[k] = math.log1p(-np.minimum(body, 1.0 - tail)) if body == body else np.nan
             else:
-                body = 0.0
-                if j > 0:
-                    inner = min(max(j, 1), K - 1)
-                    low, high = np.float64(knots[inner - 1]), np.float64(knots[inner])
-                    fraction = np.minimum(np.maximum((r - low) / (high - low), 0.0), 1.0)
-                    body = levels[inner - 1] + fraction * (levels[inner] - levels[inner - 1])
-                out_logp[k] = math.log1p(-np.minimum(body, 1.0 - tail)) if body == body else np.nan
-        else:
-            out_logp[k] = 0.0
-        if k >= 0:
+                out_logp[k] = 0.0
             # push: an absurd score is remembered as the largest float32, never inf
             if r == r:
                 history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
