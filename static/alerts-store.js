@@ -24,6 +24,13 @@
   var silences = [];
   var serverCounts = null;    // the API's open counts, when it has more open alerts than fetched
   var resolvedLoaded = false;
+  var clock = 0;              // counts what the page learned: an answer is older than what came after it was asked
+  var learnedAt = new Map();  // alert id -> clock when last learned
+
+  function forget(id) {
+    byId.delete(id);
+    learnedAt.delete(id);
+  }
   var frame = false;
 
   function changed() {
@@ -56,6 +63,7 @@
   }
 
   function put(alert) {
+    learnedAt.set(alert.id, ++clock);
     var known = byId.get(alert.id);
     if (known) {
       var a = progress(alert);
@@ -71,12 +79,14 @@
   }
 
   function loadOpen() {
+    var asked = clock;
     return AW.api('/api/incidents?state=firing,pending&limit=' + OPEN_LIMIT).then(function (body) {
       var open = new Set();
       body.alerts.forEach(function (alert) { open.add(alert.id); put(alert); });
-      // Open alerts no longer listed were resolved while we were away.
+      // Open alerts no longer listed were resolved while we were away; one learned from an event
+      // after the question was asked is newer than the answer (it may not have existed yet).
       byId.forEach(function (alert, id) {
-        if (alert.state !== 'resolved' && !open.has(id)) byId.delete(id);
+        if (alert.state !== 'resolved' && !open.has(id) && learnedAt.get(id) <= asked) forget(id);
       });
       serverCounts = body.alerts.length >= OPEN_LIMIT ? body.open : null;
       changed();
@@ -121,6 +131,7 @@
   function update(alert) {
     var known = byId.get(alert.id);
     if (known && alert.silenced_by === undefined) alert.silenced_by = known.silenced_by;
+    learnedAt.set(alert.id, ++clock);
     byId.set(alert.id, alert);
     changed();
   }

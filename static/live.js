@@ -6,7 +6,9 @@
  *   AnomalyWatch.live.on('events', fn)    fn(event)    a stored batch of entity events {schema, count,
  *                                                      anomaly_count, types, anomalies: the riskiest}
  *   AnomalyWatch.live.on('alert', fn)     fn(event)    an alert transition {transition, alert}
- *   AnomalyWatch.live.on('resumed', fn)   fn()         back after an outage: fetch what was missed
+ *   AnomalyWatch.live.on('resumed', fn)   fn()         open after a time it carried nothing (an outage,
+ *                                                      or the page's load before the first open):
+ *                                                      fetch what was missed
  *   AnomalyWatch.live.on('state', fn)     fn(state)    connecting | live | reconnecting | disconnected
  *
  * Resuming: the browser's own retry resends Last-Event-ID; when it gives up (HTTP error), this
@@ -27,7 +29,9 @@
 
   var bus = AW.emitter();
   var live = {
-    source: null, retryTimer: null, attempt: 0, lostAt: null, lastEventAt: 0,
+    // lostAt: since when nothing was carried. The page's first fetches run before the stream
+    // opens, so what happened between them and the open is missed too: the first open resumes.
+    source: null, retryTimer: null, attempt: 0, lostAt: Date.now(), lastEventAt: 0,
     state: 'connecting', lastEventId: null,
     // Set by the widgets that learn them (status and health): the watchdog needs both.
     tickInterval: null, schedulerOff: false
