@@ -11,6 +11,7 @@ anomalies), which :func:`events_push` rebuilds for a resuming client.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -60,18 +61,43 @@ def _strings(values) -> list:
     return values.astype(str).tolist()
 
 
-def _insert_sql(entity_keys: tuple[str, ...], received_at: float) -> str:
+def _insert_sql(entity_keys: tuple[str, ...], received_at: float, row_id: bool = False) -> str:
     """The INSERT of one event: :data:`_PER_EVENT` and the entity ids as ``?1, ?2, ...``;
     ``entities`` is ``json_object`` over the same ids (encoded in C, bound once), and
     ``received_at`` a literal (a float's repr is exact), so a row is a plain tuple
-    built on the caller's thread and the writer thread binds it as it is.
+    built on the caller's thread and the writer thread binds it as it is.  With
+    ``row_id`` the row's id is bound too, after the rest.
     """
     ids = [f"?{len(_PER_EVENT) + 1 + j}" for j in range(len(entity_keys))]
     entities = ", ".join(f"{_sql_text(k)}, {p}" for k, p in zip(entity_keys, ids))
     columns = (*_PER_EVENT, *ENTITY_COLUMNS[:len(entity_keys)], "entities", "received_at")
     params = [f"?{i + 1}" for i in range(len(_PER_EVENT))] + ids
-    return (f"INSERT INTO scored_events ({', '.join(columns)}) "
-            f"VALUES ({', '.join(params)}, json_object({entities}), {float(received_at)!r})")
+    values = f"{', '.join(params)}, json_object({entities}), {float(received_at)!r}"
+    if row_id:
+        columns, values = ("id", *columns), f"?{len(params) + 1}, {values}"
+    return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
+
+
+#: The ``meta`` key under which the next row id of ``scored_events`` is kept whenever rows are
+#: deleted.  SQLite gives a new row max(id) + 1, so deleting the newest rows (an undone import,
+#: retention that empties the table) would hand their ids out again, and an old ``events`` push
+#: (a client resuming after Last-Event-ID) or an alert naming one of them would point at other
+#: events.  Kept at deletes only, it costs nothing per stored batch but this one lookup.
+NEXT_ROW_ID_KEY = "scored_events.next_id"
+_NEXT_ROW_ID = ("SELECT max((SELECT coalesce(max(id), 0) + 1 FROM scored_events), "
+                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 1))")
+
+
+def next_row_id(conn) -> int:
+    """The id the next stored event gets: never one that a stored event had before."""
+    return conn.execute(_NEXT_ROW_ID, [NEXT_ROW_ID_KEY]).fetchone()[0]
+
+
+def _keep_next_row_id(conn) -> None:
+    """Before deleting scored events: remember the next row id, so the deleted ids stay unused."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 [NEXT_ROW_ID_KEY, str(next_row_id(conn))])
 
 
 def _sql_text(text: str) -> str:
@@ -125,10 +151,14 @@ class ScoredEventsJob(WriteJob):
     def apply(self, tx: Transaction):
         n = len(self.rows)
         conn = tx.db.conn
-        # Row ids from the table itself: only this thread inserts, inside this transaction, so
-        # SQLite gives the rows first, first + 1, ... (max(rowid) + 1 each), checked below.
-        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
-        conn.executemany(_insert_sql(tuple(self.batch.schema.entities), tx.now), self.rows)
+        # Only this thread inserts, inside this transaction: the first row takes the next id
+        # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
+        # (max(rowid) + 1 each), checked below.
+        first = next_row_id(conn)
+        entity_keys = tuple(self.batch.schema.entities)
+        if n:
+            conn.execute(_insert_sql(entity_keys, tx.now, row_id=True), (*self.rows[0], first))
+            conn.executemany(_insert_sql(entity_keys, tx.now), itertools.islice(self.rows, 1, None))
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
@@ -187,6 +217,7 @@ class DeleteImportJob(WriteJob):
     def apply(self, tx: Transaction) -> int:
         # Its alerts end, while its rows are still here to say which it opened.
         self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
+        _keep_next_row_id(tx.db.conn)
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 
@@ -210,6 +241,7 @@ class EventPruneJob(WriteJob):
             aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
                                 [now - self.max_age_s]).fetchone()[0]
             cutoff = max(cutoff, (aged or 0) + 1)
+        _keep_next_row_id(conn)
         conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
         return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 

@@ -117,3 +117,45 @@ def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_
         assert all(e["entities"]["user_id"] == user for e in found)
     finally:
         reader.close()
+
+
+def _push_rows(reader) -> list[tuple]:
+    return [tuple(r) for r in reader.conn.execute(
+        "SELECT id, first_point_id, last_point_id FROM events WHERE type = 'events' ORDER BY id")]
+
+
+def test_row_ids_of_an_undone_import_are_never_given_again_even_after_a_restart(ev_schema, tmp_path):
+    from server.event_writes import DeleteImportJob, EventPruneJob, event_batch_push
+
+    path = migrated_database(tmp_path / "events.db")
+    scorer = Scorer(ev_schema)
+    writer = Writer(path).start()
+    try:
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(30, seed=0)), "kept"))[0] == 1
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(20, seed=1, start=T0 + 1e6)), "undone"))[0] == 31
+        assert writer.write(DeleteImportJob("undone")) == 20
+        # The newest rows are gone; SQLite alone would give their ids (31..50) to the next ones.
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(5, seed=2, start=T0 + 2e6)), "next"))[0] == 51
+        assert writer.write(DeleteImportJob("next")) == 5
+    finally:
+        writer.stop()
+    writer = Writer(path).start()  # the counter is read again from the file
+    try:
+        first, _ = writer.write(ScoredEventsJob(scorer.score(_sessions(10, seed=3, start=T0 + 3e6)), "later"))
+        assert first == 56
+        # Retention that empties the table keeps the ids going too.
+        assert writer.write(EventPruneJob(keep=1, max_age_s=1, now=1e12)) == 40
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(3, seed=4, start=T0 + 4e6)), "after"))[0] == 66
+    finally:
+        writer.stop()
+    reader = EventReader(open_reader(path).conn)
+    try:
+        pushes = _push_rows(reader)
+        assert [p[1:] for p in pushes] == [(1, 30), (31, 50), (51, 55), (56, 65), (66, 68)]
+        # A client resuming from before the undo finds the undone batch gone, not other rows.
+        rows = {r["id"]: r for r in reader.conn.execute("SELECT * FROM events WHERE type = 'events'")}
+        assert event_batch_push(reader, rows[pushes[1][0]]) is None
+        assert event_batch_push(reader, rows[pushes[4][0]]) is not None
+        assert [r[0] for r in reader.conn.execute("SELECT id FROM scored_events ORDER BY id")] == [66, 67, 68]
+    finally:
+        reader.close()
