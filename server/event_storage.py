@@ -7,7 +7,8 @@ Tables (migration 6; migration 10 narrowed the ``entity_1`` index)
                     event's entity ids in ``entity_1..3`` (the schema's entity keys in order,
                     indexed, so "this user's sessions" is an index range), ``origin``
                     (upload, replay, ev_charging feed) and ``received_at``; its ``fields``
-                    JSON leaves out the fields that are columns (:func:`column_fields`)
+                    JSON leaves out the fields that are columns (:func:`column_fields`), and
+                    ``entities`` is NULL: both are rebuilt when read (:func:`event_from_row`)
 ``entity_flags``    flagged entities (schema, key, id) with who, when and a note; a flagged
                     entity's events are marked ``flagged`` from then on
 ``acknowledgements`` one row per acknowledged anomalous event: who, when, a note
@@ -20,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import sqlite_utils
 
@@ -76,32 +77,43 @@ def column_fields(schema) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _id_and_time_keys(schema_name: str) -> tuple[str, str] | None:
-    """The field names of a schema's id and timestamp (its declaration, read once)."""
+def _layout(schema_name: str) -> tuple[str, tuple[str, ...], str] | None:
+    """A schema's id field, entity keys and timestamp field (its declaration, read once)."""
     from .pipeline.schema import SchemaError, load_schema
 
     try:
         schema = load_schema(schema_name)
     except SchemaError:
         return None  # a schema no longer declared: its events read as stored
-    return schema.id, schema.timestamp
+    return schema.id, tuple(schema.entities), schema.timestamp
 
 
-def _all_fields(event: dict) -> dict:
+def _with_entities(row: sqlite3.Row, layout) -> Mapping[str, Any]:
+    """The row with its ``entities`` object: stored NULL (the ids are in the entity columns
+    already; SQLite building the JSON cost a tenth of the writer's work per event), it is
+    rebuilt here from those columns under the schema's entity keys."""
+    if row["entities"] is not None:  # stored before the ids were kept in their columns only
+        return row
+    keys = layout[1] if layout else ENTITY_COLUMNS
+    entities = {k: row[c] for k, c in zip(keys, ENTITY_COLUMNS) if row[c] is not None}
+    return {**dict(row), "entities": json.dumps(entities)}
+
+
+def _all_fields(event: dict, layout) -> dict:
     """The event's fields with its id, entity ids and timestamp back from their columns, placed
     first (where ev_charging declares them); a field the JSON still has (an event stored
     before they were left out) keeps its stored value and place."""
-    keys = _id_and_time_keys(event["schema"])
-    if keys is None:
+    if layout is None:
         return event["fields"]
-    id_key, time_key = keys
+    id_key, _, time_key = layout
     return {id_key: event["event_id"], **event["entities"], time_key: event["timestamp"], **event["fields"]}
 
 
 def event_from_row(row: sqlite3.Row) -> dict:
     """A ``scored_events`` row (joined with its acknowledgement, if any) as the API's JSON."""
-    event = to_json(from_row(ScoredEvent, row))
-    event["fields"] = _all_fields(event)
+    layout = _layout(row["schema"])
+    event = to_json(from_row(ScoredEvent, _with_entities(row, layout)))
+    event["fields"] = _all_fields(event, layout)
     event = {"id": row["id"], **event, "origin": row["origin"], "received_at": row["received_at"]}
     keys = row.keys()
     ack = None

@@ -4,7 +4,7 @@
 builds every event's row column-wise (orjson encodes each event's fields, less
 those stored as columns; only the anomalous events go through the typed event),
 so the writer thread only binds the rows and inserts them in one
-``executemany`` (SQLite encodes the ``entities`` object itself).  It also
+``executemany`` (then sets the few anomalies' own columns).  It also
 records one push event per batch (type ``events``: counts and the riskiest
 anomalies), which :func:`events_push` rebuilds for a resuming client.
 """
@@ -29,16 +29,18 @@ __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "Sco
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
-#: Bound per event, in this order, then its entity ids; ``entities`` is built by SQLite from the
-#: ids, and ``received_at`` (the commit's time) is part of the statement.  No value bound is
-#: None: Python's sqlite3 binds None through its adapter lookup (attribute look-ups that fail),
-#: which made the five NULLs of an ordinary event a third of the writer's instructions per row.
-#: So ``truth`` is bound as text, '' for none (stored NULL), and the columns below are literals.
-_PER_EVENT = ("schema", "event_id", "timestamp", "fields", "risk", "flagged", "truth", "origin")
+#: Bound per event, in this order, then its entity ids (``entity_1``...); what a batch shares
+#: (``schema``, ``origin``, ``received_at``: the commit's time) is part of the statement, and
+#: ``entities`` is left NULL (a read rebuilds it from the entity ids: event_storage).  No value
+#: bound is None: Python's sqlite3 binds None through its adapter lookup (attribute look-ups
+#: that fail), which made the five NULLs of an ordinary event a third of the writer's
+#: instructions per row.  So ``truth`` is bound as text, '' for none (stored NULL by nullif),
+#: and the anomaly columns below are literals.
+_PER_EVENT = ("event_id", "timestamp", "fields", "risk", "flagged", "truth")
 #: NULL (the typed event's defaults) and ``is_anomaly`` 0 for every event as it is inserted; an
 #: anomaly's (a few in a thousand) are then set by one UPDATE each.
 _ANOMALY_COLUMNS = ("severity", "types", "explanation", "signals")
-if {*_PER_EVENT, *_ANOMALY_COLUMNS, "entities", "is_anomaly"} != {*sqlite_columns(ScoredEvent), "origin"}:
+if {*_PER_EVENT, *_ANOMALY_COLUMNS, "schema", "entities", "is_anomaly"} != set(sqlite_columns(ScoredEvent)):
     raise RuntimeError("every column of a scored event must be written by ScoredEventsJob")
 _UPDATE_ANOMALY = (f"UPDATE scored_events SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
                    f"WHERE id = ?")
@@ -67,20 +69,19 @@ def _strings(values) -> list:
     return values.astype(str).tolist()
 
 
-def _insert_sql(entity_keys: tuple[str, ...], received_at: float, row_id: bool = False) -> str:
-    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids as ``?1, ?2, ...``;
-    ``entities`` is ``json_object`` over the same ids (encoded in C, bound once), and
-    ``received_at`` a literal (a float's repr is exact), so a row is a plain tuple
-    built on the caller's thread and the writer thread binds it as it is.  With
+def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
+                row_id: bool = False) -> str:
+    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids bound as ``?1, ?2, ...``,
+    the batch's schema, origin and commit time as literals (a float's repr is exact), so a row is
+    a plain tuple built on the caller's thread and the writer thread binds it as it is.  With
     ``row_id`` the row's id is bound too, after the rest.
     """
-    ids = [f"?{len(_PER_EVENT) + 1 + j}" for j in range(len(entity_keys))]
-    entities = ", ".join(f"{_sql_text(k)}, {p}" for k, p in zip(entity_keys, ids))
-    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:len(entity_keys)], "entities", "received_at",
+    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:entity_count], "schema", "origin", "received_at",
                "is_anomaly", *_ANOMALY_COLUMNS)
-    params = [f"?{i + 1}" for i in range(len(_PER_EVENT))] + ids
-    params[_PER_EVENT.index("truth")] = f"nullif({params[_PER_EVENT.index('truth')]}, '')"
-    values = (f"{', '.join(params)}, json_object({entities}), {float(received_at)!r}, "
+    params = [f"?{i + 1}" for i in range(len(_PER_EVENT) + entity_count)]
+    truth = _PER_EVENT.index("truth")
+    params[truth] = f"nullif({params[truth]}, '')"
+    values = (f"{', '.join(params)}, {_sql_text(schema)}, {_sql_text(origin)}, {float(received_at)!r}, "
               f"0{', NULL' * len(_ANOMALY_COLUMNS)}")
     if row_id:
         columns, values = ("id", *columns), f"?{len(params) + 1}, {values}"
@@ -110,6 +111,9 @@ def _keep_next_row_id(conn) -> None:
 
 
 def _sql_text(text: str) -> str:
+    """``text`` as an SQL string literal (a schema's name, an origin the server made)."""
+    if "\x00" in text:
+        raise ValueError(f"no NUL character can be part of an SQL literal: {text!r}")
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -133,14 +137,12 @@ class ScoredEventsJob(WriteJob):
         own = {k: v for k, v in batch.features.items() if k not in left_out}
         truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
         columns = {
-            "schema": [schema.name] * n,
             "event_id": _strings(batch.features[schema.id]),
             "timestamp": np.asarray(batch.features[schema.timestamp], dtype=float).tolist(),
             "fields": _json_objects(own),
             "risk": batch.risk.astype(int).tolist(),
             "flagged": batch.flagged.astype(int).tolist(),
             "truth": [t or "" for t in truth],
-            "origin": [self.origin] * n,
         }
         # Anomalies carry types, signals and explanations: those few go through the typed event.
         #: (row in the batch, the anomaly's JSON object) per anomalous event.
@@ -162,10 +164,10 @@ class ScoredEventsJob(WriteJob):
         # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
         # (max(rowid) + 1 each), checked below.
         first = next_row_id(conn)
-        entity_keys = tuple(self.batch.schema.entities)
+        statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
         if n:
-            conn.execute(_insert_sql(entity_keys, tx.now, row_id=True), (*self.rows[0], first))
-            conn.executemany(_insert_sql(entity_keys, tx.now), itertools.islice(self.rows, 1, None))
+            conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
+            conn.executemany(_insert_sql(*statement), itertools.islice(self.rows, 1, None))
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")

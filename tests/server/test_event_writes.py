@@ -159,15 +159,18 @@ def test_row_ids_of_an_undone_import_are_never_given_again_even_after_a_restart(
 
 
 def test_an_event_stored_with_its_column_fields_in_the_json_reads_the_same(ev_schema, store):
-    """Events stored before the id, entities and timestamp left the fields JSON read as before."""
+    """Events stored before the id, entities and timestamp left the fields JSON (and before
+    ``entities`` was left NULL) read as before."""
     writer, reader = store
     batch = Scorer(ev_schema).score(_sessions(20, seed=5))
     first, _ = writer.write(ScoredEventsJob(batch, "o"))
     now = [reader.event(first + i) for i in range(20)]
     path = Path(reader.conn.execute("PRAGMA database_list").fetchone()[2])
     db = open_writer(path)
-    for event in now:  # as the older code wrote them: every field in the JSON
-        db.execute("UPDATE scored_events SET fields = ? WHERE id = ?", [json.dumps(event["fields"]), event["id"]])
+    assert {r[0] for r in db.execute("SELECT entities FROM scored_events")} == {None}
+    for event in now:  # as the older code wrote them: every field in the JSON, the entities too
+        db.execute("UPDATE scored_events SET fields = ?, entities = ? WHERE id = ?",
+                   [json.dumps(event["fields"]), json.dumps(event["entities"]), event["id"]])
     db.conn.commit()
     db.close()
     assert [reader.event(first + i) for i in range(20)] == now
