@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import sqlite_utils
 
@@ -88,15 +88,14 @@ def _layout(schema_name: str) -> tuple[str, tuple[str, ...], str] | None:
     return schema.id, tuple(schema.entities), schema.timestamp
 
 
-def _with_entities(row: sqlite3.Row, layout) -> Mapping[str, Any]:
-    """The row with its ``entities`` object: stored NULL (the ids are in the entity columns
-    already; SQLite building the JSON cost a tenth of the writer's work per event), it is
-    rebuilt here from those columns under the schema's entity keys."""
+def _stored_entities(row: sqlite3.Row, layout) -> dict | None:
+    """The event's entities object when it is stored NULL: the ids are in the entity columns
+    already (SQLite building the JSON cost a tenth of the writer's work per event), so it is
+    rebuilt from those columns under the schema's entity keys.  None when it was stored."""
     if row["entities"] is not None:  # stored before the ids were kept in their columns only
-        return row
+        return None
     keys = layout[1] if layout else ENTITY_COLUMNS
-    entities = {k: row[c] for k, c in zip(keys, ENTITY_COLUMNS) if row[c] is not None}
-    return {**dict(row), "entities": json.dumps(entities)}
+    return {k: row[c] for k, c in zip(keys, ENTITY_COLUMNS) if row[c] is not None}
 
 
 def _all_fields(event: dict, layout) -> dict:
@@ -112,7 +111,12 @@ def _all_fields(event: dict, layout) -> dict:
 def event_from_row(row: sqlite3.Row) -> dict:
     """A ``scored_events`` row (joined with its acknowledgement, if any) as the API's JSON."""
     layout = _layout(row["schema"])
-    event = to_json(from_row(ScoredEvent, _with_entities(row, layout)))
+    entities = _stored_entities(row, layout)
+    if entities is None:
+        event = to_json(from_row(ScoredEvent, row))
+    else:  # decoded as an empty object, then given the rebuilt one (plain strings already)
+        event = to_json(from_row(ScoredEvent, {**dict(row), "entities": "{}"}))
+        event["entities"] = entities
     event["fields"] = _all_fields(event, layout)
     event = {"id": row["id"], **event, "origin": row["origin"], "received_at": row["received_at"]}
     keys = row.keys()
