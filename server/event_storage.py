@@ -6,7 +6,9 @@ Tables (migration 6; migration 10 narrowed the ``entity_1`` index)
                     :class:`~server.pipeline.event.ScoredEvent` (derived from it), plus the
                     event's entity ids in ``entity_1..3`` (the schema's entity keys in order,
                     indexed, so "this user's sessions" is an index range), ``origin``
-                    (upload, replay, ev_charging feed) and ``received_at``
+                    (upload, replay, ev_charging feed) and ``received_at``; its ``fields``
+                    JSON leaves out the fields that are columns (:func:`column_fields`), and
+                    ``entities`` is NULL: both are rebuilt when read (:func:`event_from_row`)
 ``entity_flags``    flagged entities (schema, key, id) with who, when and a note; a flagged
                     entity's events are marked ``flagged`` from then on
 ``acknowledgements`` one row per acknowledged anomalous event: who, when, a note
@@ -16,6 +18,7 @@ only creates tables and reads.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import Any, Iterator, Sequence
@@ -24,7 +27,7 @@ import sqlite_utils
 
 from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
 
-__all__ = ["ENTITY_COLUMNS", "EventReader", "migration_entity_1_index", "migration_scored_events"]
+__all__ = ["ENTITY_COLUMNS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events"]
 
 #: Columns holding an event's entity ids, in its schema's entity order.
 ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
@@ -66,9 +69,55 @@ def migration_entity_1_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_scored_events_entity_1 ON scored_events (entity_1)")
 
 
+def column_fields(schema) -> tuple[str, ...]:
+    """The fields of a schema's events that are columns of ``scored_events`` as well: its id,
+    entity keys and timestamp.  The stored ``fields`` JSON leaves them out (a sixth of an
+    event's bytes, written once per event) and :func:`event_from_row` puts them back."""
+    return (schema.id, *schema.entities, schema.timestamp)
+
+
+@functools.lru_cache(maxsize=None)
+def _layout(schema_name: str) -> tuple[str, tuple[str, ...], str] | None:
+    """A schema's id field, entity keys and timestamp field (its declaration, read once)."""
+    from .pipeline.schema import SchemaError, load_schema
+
+    try:
+        schema = load_schema(schema_name)
+    except SchemaError:
+        return None  # a schema no longer declared: its events read as stored
+    return schema.id, tuple(schema.entities), schema.timestamp
+
+
+def _stored_entities(row: sqlite3.Row, layout) -> dict | None:
+    """The event's entities object when it is stored NULL: the ids are in the entity columns
+    already (SQLite building the JSON cost a tenth of the writer's work per event), so it is
+    rebuilt from those columns under the schema's entity keys.  None when it was stored."""
+    if row["entities"] is not None:  # stored before the ids were kept in their columns only
+        return None
+    keys = layout[1] if layout else ENTITY_COLUMNS
+    return {k: row[c] for k, c in zip(keys, ENTITY_COLUMNS) if row[c] is not None}
+
+
+def _all_fields(event: dict, layout) -> dict:
+    """The event's fields with its id, entity ids and timestamp back from their columns, placed
+    first (where ev_charging declares them); a field the JSON still has (an event stored
+    before they were left out) keeps its stored value and place."""
+    if layout is None:
+        return event["fields"]
+    id_key, _, time_key = layout
+    return {id_key: event["event_id"], **event["entities"], time_key: event["timestamp"], **event["fields"]}
+
+
 def event_from_row(row: sqlite3.Row) -> dict:
     """A ``scored_events`` row (joined with its acknowledgement, if any) as the API's JSON."""
-    event = to_json(from_row(ScoredEvent, row))
+    layout = _layout(row["schema"])
+    entities = _stored_entities(row, layout)
+    if entities is None:
+        event = to_json(from_row(ScoredEvent, row))
+    else:  # decoded as an empty object, then given the rebuilt one (plain strings already)
+        event = to_json(from_row(ScoredEvent, {**dict(row), "entities": "{}"}))
+        event["entities"] = entities
+    event["fields"] = _all_fields(event, layout)
     event = {"id": row["id"], **event, "origin": row["origin"], "received_at": row["received_at"]}
     keys = row.keys()
     ack = None

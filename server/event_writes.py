@@ -1,53 +1,62 @@
 """Write jobs for scored events and the actions on them (run by the single writer thread).
 
 :class:`ScoredEventsJob` stores whole batches.  On the caller's thread it
-builds every event's row column-wise (pandas encodes the fields of all events
-as JSON in one call; only the anomalous events go through the typed event),
+builds every event's row column-wise (orjson encodes each event's fields, less
+those stored as columns; only the anomalous events go through the typed event),
 so the writer thread only binds the rows and inserts them in one
-``executemany`` (SQLite encodes the ``entities`` object itself).  It also
+``executemany`` (then sets the few anomalies' own columns).  It also
 records one push event per batch (type ``events``: counts and the riskiest
 anomalies), which :func:`events_push` rebuilds for a resuming client.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+import orjson
 
-from .event_storage import ENTITY_COLUMNS
+from .event_storage import ENTITY_COLUMNS, column_fields
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .writer import Transaction, WriteJob
 
-if TYPE_CHECKING:  # both import pandas (and scipy): the server's start loads this module without them
-    import pandas as pd
-
+if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
     from .pipeline.scoring import ScoredBatch
 
 __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
-_DATA_COLUMNS = tuple(sqlite_columns(ScoredEvent))
-#: Bound per event, in this order, then its entity ids; ``entities`` is built by SQLite from the
-#: ids, and ``received_at`` (the commit's time) is part of the statement.
-_PER_EVENT = (*(c for c in _DATA_COLUMNS if c != "entities"), "origin")
+#: Bound per event, in this order, then its entity ids (``entity_1``...); what a batch shares
+#: (``schema``, ``origin``, ``received_at``: the commit's time) is part of the statement, and
+#: ``entities`` is left NULL (a read rebuilds it from the entity ids: event_storage).  No value
+#: bound is None: Python's sqlite3 binds None through its adapter lookup (attribute look-ups
+#: that fail), which made the five NULLs of an ordinary event a third of the writer's
+#: instructions per row.  So ``truth`` is bound as text, '' for none (stored NULL by nullif),
+#: and the anomaly columns below are literals.
+_PER_EVENT = ("event_id", "timestamp", "fields", "risk", "flagged", "truth")
+#: NULL (the typed event's defaults) and ``is_anomaly`` 0 for every event as it is inserted; an
+#: anomaly's (a few in a thousand) are then set by one UPDATE each.
+_ANOMALY_COLUMNS = ("severity", "types", "explanation", "signals")
+if {*_PER_EVENT, *_ANOMALY_COLUMNS, "schema", "entities", "is_anomaly"} != set(sqlite_columns(ScoredEvent)):
+    raise RuntimeError("every column of a scored event must be written by ScoredEventsJob")
+_UPDATE_ANOMALY = (f"UPDATE scored_events SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
+                   f"WHERE id = ?")
 
 
-def _json_lines(frame: pd.DataFrame) -> list[str]:
-    """Each row of ``frame`` as a JSON object, encoded by pandas' C encoder in one call."""
-    if frame.empty:
-        return []
-    text = frame.to_json(orient="records", double_precision=15)
-    # Split the array between objects with two C-speed passes (pandas' own lines=True does
-    # this in slow Python).  The encoder escapes control characters, so a raw newline can only
-    # be one put here; a value holding "},{" would mis-split, which the count shows: then take
-    # the slow way.
-    parts = text[1:-1].replace("},{", "}\n{").split("\n")
-    if len(parts) == len(frame):
-        return parts
-    return frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
+def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
+    """Row ``i`` of ``columns`` as one JSON object per row, keys in the columns' order.
+
+    orjson writes each float's shortest exact form (pandas' encoder, used before, wrote
+    15 decimals: some values lost digits, others grew to 17 of them) and NaN as null; a row
+    is a dict for an instant, then the text SQLite binds.
+    """
+    keys = list(columns)
+    values = [np.asarray(c).tolist() for c in columns.values()]
+    dumps = orjson.dumps
+    return [dumps(dict(zip(keys, row)), default=str).decode() for row in zip(*values)]
 
 
 def _strings(values) -> list:
@@ -60,21 +69,51 @@ def _strings(values) -> list:
     return values.astype(str).tolist()
 
 
-def _insert_sql(entity_keys: tuple[str, ...], received_at: float) -> str:
-    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids as ``?1, ?2, ...``;
-    ``entities`` is ``json_object`` over the same ids (encoded in C, bound once), and
-    ``received_at`` a literal (a float's repr is exact), so a row is a plain tuple
-    built on the caller's thread and the writer thread binds it as it is.
+def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
+                row_id: bool = False) -> str:
+    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids bound as ``?1, ?2, ...``,
+    the batch's schema, origin and commit time as literals (a float's repr is exact), so a row is
+    a plain tuple built on the caller's thread and the writer thread binds it as it is.  With
+    ``row_id`` the row's id is bound too, after the rest.
     """
-    ids = [f"?{len(_PER_EVENT) + 1 + j}" for j in range(len(entity_keys))]
-    entities = ", ".join(f"{_sql_text(k)}, {p}" for k, p in zip(entity_keys, ids))
-    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:len(entity_keys)], "entities", "received_at")
-    params = [f"?{i + 1}" for i in range(len(_PER_EVENT))] + ids
-    return (f"INSERT INTO scored_events ({', '.join(columns)}) "
-            f"VALUES ({', '.join(params)}, json_object({entities}), {float(received_at)!r})")
+    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:entity_count], "schema", "origin", "received_at",
+               "is_anomaly", *_ANOMALY_COLUMNS)
+    params = [f"?{i + 1}" for i in range(len(_PER_EVENT) + entity_count)]
+    truth = _PER_EVENT.index("truth")
+    params[truth] = f"nullif({params[truth]}, '')"
+    values = (f"{', '.join(params)}, {_sql_text(schema)}, {_sql_text(origin)}, {float(received_at)!r}, "
+              f"0{', NULL' * len(_ANOMALY_COLUMNS)}")
+    if row_id:
+        columns, values = ("id", *columns), f"?{len(params) + 1}, {values}"
+    return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
+
+
+#: The ``meta`` key under which the next row id of ``scored_events`` is kept whenever rows are
+#: deleted.  SQLite gives a new row max(id) + 1, so deleting the newest rows (an undone import,
+#: retention that empties the table) would hand their ids out again, and an old ``events`` push
+#: (a client resuming after Last-Event-ID) or an alert naming one of them would point at other
+#: events.  Kept at deletes only, it costs nothing per stored batch but this one lookup.
+NEXT_ROW_ID_KEY = "scored_events.next_id"
+_NEXT_ROW_ID = ("SELECT max((SELECT coalesce(max(id), 0) + 1 FROM scored_events), "
+                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 1))")
+
+
+def next_row_id(conn) -> int:
+    """The id the next stored event gets: never one that a stored event had before."""
+    return conn.execute(_NEXT_ROW_ID, [NEXT_ROW_ID_KEY]).fetchone()[0]
+
+
+def _keep_next_row_id(conn) -> None:
+    """Before deleting scored events: remember the next row id, so the deleted ids stay unused."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 [NEXT_ROW_ID_KEY, str(next_row_id(conn))])
 
 
 def _sql_text(text: str) -> str:
+    """``text`` as an SQL string literal (a schema's name, an origin the server made)."""
+    if "\x00" in text:
+        raise ValueError(f"no NUL character can be part of an SQL literal: {text!r}")
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -90,34 +129,30 @@ class ScoredEventsJob(WriteJob):
 
     def _rows(self) -> list[tuple]:
         """One tuple per event: its :data:`_PER_EVENT` values, then its entity ids."""
-        import pandas as pd
-
         batch, schema = self.batch, self.batch.schema
         n = len(batch)
-        features = pd.DataFrame({k: v for k, v in batch.features.items() if k != schema.truth})
+        # The id, entity ids and timestamp have columns of their own: the fields JSON leaves
+        # them out (142 B less per event) and a read puts them back (event_storage).
+        left_out = {*column_fields(schema), schema.truth}
+        own = {k: v for k, v in batch.features.items() if k not in left_out}
         truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
         columns = {
-            "schema": [schema.name] * n,
             "event_id": _strings(batch.features[schema.id]),
             "timestamp": np.asarray(batch.features[schema.timestamp], dtype=float).tolist(),
-            "fields": _json_lines(features),
+            "fields": _json_objects(own),
             "risk": batch.risk.astype(int).tolist(),
-            # NULL: the field's default (ScoredEvent), not written for every ordinary event.
-            "severity": [None] * n, "is_anomaly": [0] * n, "types": [None] * n,
-            "explanation": [None] * n, "signals": [None] * n,
             "flagged": batch.flagged.astype(int).tolist(),
-            "truth": [t or None for t in truth],
-            "origin": [self.origin] * n,
+            "truth": [t or "" for t in truth],
         }
         # Anomalies carry types, signals and explanations: those few go through the typed event.
         #: (row in the batch, the anomaly's JSON object) per anomalous event.
         self.anomalies: list[tuple[int, dict]] = []
+        #: (its :data:`_ANOMALY_COLUMNS`, row in the batch) per anomalous event.
+        self.anomaly_rows: list[tuple] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
             stored = to_row(event)
-            for c in _PER_EVENT:
-                if c in stored:
-                    columns[c][i] = stored[c]
+            self.anomaly_rows.append((*(stored[c] for c in _ANOMALY_COLUMNS), i))
             self.anomalies.append((i, to_json(event)))
         ids = [_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
@@ -125,13 +160,18 @@ class ScoredEventsJob(WriteJob):
     def apply(self, tx: Transaction):
         n = len(self.rows)
         conn = tx.db.conn
-        # Row ids from the table itself: only this thread inserts, inside this transaction, so
-        # SQLite gives the rows first, first + 1, ... (max(rowid) + 1 each), checked below.
-        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM scored_events").fetchone()[0]
-        conn.executemany(_insert_sql(tuple(self.batch.schema.entities), tx.now), self.rows)
+        # Only this thread inserts, inside this transaction: the first row takes the next id
+        # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
+        # (max(rowid) + 1 each), checked below.
+        first = next_row_id(conn)
+        statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
+        if n:
+            conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
+            conn.executemany(_insert_sql(*statement), itertools.islice(self.rows, 1, None))
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
+        conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
         anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
                       "acknowledged": None} for i, event in self.anomalies]
         event_id = tx.allocate("events", 1)
@@ -187,6 +227,7 @@ class DeleteImportJob(WriteJob):
     def apply(self, tx: Transaction) -> int:
         # Its alerts end, while its rows are still here to say which it opened.
         self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
+        _keep_next_row_id(tx.db.conn)
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 
@@ -210,6 +251,7 @@ class EventPruneJob(WriteJob):
             aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
                                 [now - self.max_age_s]).fetchone()[0]
             cutoff = max(cutoff, (aged or 0) + 1)
+        _keep_next_row_id(conn)
         conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
         return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 

@@ -29,6 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from server.event_writes import ScoredEventsJob  # noqa: E402
 from server.hub import Hub  # noqa: E402
 from server.pipeline.ingest import Ingest  # noqa: E402
 from server.pipeline.schema import load_schema  # noqa: E402
@@ -71,7 +72,9 @@ def write_sessions(path: Path, events: int, users: int, chargers: int, days: flo
 
 
 def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
-    """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored."""
+    """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored,
+    and the CPU seconds of the store's two halves: rows built (on the scoring thread) and the
+    writer thread's transactions (bind, insert, commit)."""
     db = open_writer(db_path, "FULL")
     migrate(db)
     db.close()
@@ -86,6 +89,20 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
                 published[len(published)] = time.perf_counter()
 
     writer = Writer(db_path, "FULL", 64, on_commit=timed_publish).start()
+    store_cpu = {"build": 0.0, "write": 0.0}
+    build_rows, commit = ScoredEventsJob._rows, writer._commit
+
+    def timed(stage, call):
+        def run(*args):
+            started = time.thread_time()  # this thread's CPU only
+            try:
+                return call(*args)
+            finally:
+                store_cpu[stage] += time.thread_time() - started
+        return run
+
+    ScoredEventsJob._rows = timed("build", build_rows)
+    writer._commit = timed("write", commit)  # runs on the writer's own OS thread
     ingest = Ingest([schema.name], writer, write_timeout=120.0)
     started_scoring: list[float] = []
     scorer = ingest.scorers[schema.name]
@@ -102,8 +119,9 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     writer.stop()
     ingest.close()
+    ScoredEventsJob._rows = build_rows
     latencies = [published[i] - started_scoring[i] for i in range(len(started_scoring))]
-    return wall, cpu, latencies, summary.events
+    return wall, cpu, latencies, summary.events, store_cpu
 
 
 def index_bytes_per_entity(ids: list[str]) -> float:
@@ -165,11 +183,13 @@ def main(argv=None) -> int:
     for label, wall, cpu in rows:
         print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
     print(f"flagged: {anomalies:,} of {n:,} sessions")
-    wall, cpu, latencies, stored_count = stored
+    wall, cpu, latencies, stored_count, store_cpu = stored
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
           f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored)")
     print(f"batch scored -> pushed: p50 {np.percentile(latencies, 50):.2f} s, "
           f"p99 {np.percentile(latencies, 99):.2f} s over {len(latencies)} batches of {args.chunk:,}")
+    print(f"store CPU per event: rows built {store_cpu['build'] / n * 1e6:.1f} us (scoring thread), "
+          f"written {store_cpu['write'] / n * 1e6:.1f} us (writer thread: bind, insert, commit)")
     counts = scorer.entity_counts()
     entities = sum(counts.values())
     state = scorer.state_bytes() / entities

@@ -1,7 +1,7 @@
 """Storing scored events: what the batched insert writes reads back as the typed event would have it."""
 from __future__ import annotations
 
-import math
+import json
 import sys
 from pathlib import Path
 
@@ -48,12 +48,6 @@ def store(tmp_path):
     writer.stop()
 
 
-def _close(stored, expected) -> bool:
-    if isinstance(expected, float):
-        return math.isclose(stored, expected, rel_tol=1e-12, abs_tol=1e-12)
-    return stored == expected
-
-
 def test_every_stored_event_reads_back_as_its_typed_event(ev_schema, store):
     writer, reader = store
     scorer = Scorer(ev_schema)
@@ -70,12 +64,15 @@ def test_every_stored_event_reads_back_as_its_typed_event(ev_schema, store):
         assert stored["origin"] == "test-origin" and stored["id"] == first + i
         assert stored["received_at"] == anomalies[0]["received_at"]  # the commit's time, for all
         for key, value in want.items():
-            if key == "fields":
-                assert stored[key].keys() == value.keys()
-                assert all(_close(stored[key][k], v) for k, v in value.items()), (i, stored[key], value)
+            if key == "fields":  # every value exact (shortest float repr), in the typed event's order
+                assert list(stored[key].items()) == list(value.items()), (i, stored[key], value)
             else:
                 assert stored[key] == value, (i, key)
     assert [a["id"] for a in anomalies] == [first + int(i) for i in batch.anomaly_indices()]
+    # The fields that are columns (id, entity ids, timestamp) are not stored twice.
+    stored_keys = {k for (text,) in reader.conn.execute("SELECT fields FROM scored_events")
+                   for k in json.loads(text)}
+    assert stored_keys and not stored_keys & {"session_id", "user_id", "charger_id", "start_time", "label"}
     assert {a["event_id"] for a in anomalies} == {e.event_id for e in expected if e.is_anomaly}
 
 
@@ -117,3 +114,63 @@ def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_
         assert all(e["entities"]["user_id"] == user for e in found)
     finally:
         reader.close()
+
+
+def _push_rows(reader) -> list[tuple]:
+    return [tuple(r) for r in reader.conn.execute(
+        "SELECT id, first_point_id, last_point_id FROM events WHERE type = 'events' ORDER BY id")]
+
+
+def test_row_ids_of_an_undone_import_are_never_given_again_even_after_a_restart(ev_schema, tmp_path):
+    from server.event_writes import DeleteImportJob, EventPruneJob, event_batch_push
+
+    path = migrated_database(tmp_path / "events.db")
+    scorer = Scorer(ev_schema)
+    writer = Writer(path).start()
+    try:
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(30, seed=0)), "kept"))[0] == 1
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(20, seed=1, start=T0 + 1e6)), "undone"))[0] == 31
+        assert writer.write(DeleteImportJob("undone")) == 20
+        # The newest rows are gone; SQLite alone would give their ids (31..50) to the next ones.
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(5, seed=2, start=T0 + 2e6)), "next"))[0] == 51
+        assert writer.write(DeleteImportJob("next")) == 5
+    finally:
+        writer.stop()
+    writer = Writer(path).start()  # the counter is read again from the file
+    try:
+        first, _ = writer.write(ScoredEventsJob(scorer.score(_sessions(10, seed=3, start=T0 + 3e6)), "later"))
+        assert first == 56
+        # Retention that empties the table keeps the ids going too.
+        assert writer.write(EventPruneJob(keep=1, max_age_s=1, now=1e12)) == 40
+        assert writer.write(ScoredEventsJob(scorer.score(_sessions(3, seed=4, start=T0 + 4e6)), "after"))[0] == 66
+    finally:
+        writer.stop()
+    reader = EventReader(open_reader(path).conn)
+    try:
+        pushes = _push_rows(reader)
+        assert [p[1:] for p in pushes] == [(1, 30), (31, 50), (51, 55), (56, 65), (66, 68)]
+        # A client resuming from before the undo finds the undone batch gone, not other rows.
+        rows = {r["id"]: r for r in reader.conn.execute("SELECT * FROM events WHERE type = 'events'")}
+        assert event_batch_push(reader, rows[pushes[1][0]]) is None
+        assert event_batch_push(reader, rows[pushes[4][0]]) is not None
+        assert [r[0] for r in reader.conn.execute("SELECT id FROM scored_events ORDER BY id")] == [66, 67, 68]
+    finally:
+        reader.close()
+
+
+def test_an_event_stored_with_its_column_fields_in_the_json_reads_the_same(ev_schema, store):
+    """Events stored before the id, entities and timestamp left the fields JSON (and before
+    ``entities`` was left NULL) read as before."""
+    writer, reader = store
+    batch = Scorer(ev_schema).score(_sessions(20, seed=5))
+    first, _ = writer.write(ScoredEventsJob(batch, "o"))
+    now = [reader.event(first + i) for i in range(20)]
+    path = Path(reader.conn.execute("PRAGMA database_list").fetchone()[2])
+    db = open_writer(path)
+    assert {r[0] for r in db.execute("SELECT entities FROM scored_events")} == {None}
+    for event in now:  # as the older code wrote them: every field in the JSON, the entities too
+        db.execute("UPDATE scored_events SET fields = ?, entities = ? WHERE id = ?",
+                   [json.dumps(event["fields"]), json.dumps(event["entities"]), event["id"]])
+    db.conn.commit()
+    db.close()
+    assert [reader.event(first + i) for i in range(20)] == now
