@@ -68,6 +68,64 @@ class EntityTable:
         """Bytes of the numpy state (ids and the index dict not counted; see the benchmark)."""
         return self.last_seen.nbytes + self._ids.nbytes + sum(c.nbytes for c in self.columns.values())
 
+    # -- snapshots ----------------------------------------------------------------------------
+    def layout(self) -> dict:
+        """What a saved state must match to be loaded here: bounds and every column's kind."""
+        return {"capacity": self.capacity, "idle_seconds": self.idle_seconds,
+                "columns": {name: [self.columns[name].dtype.str, list(shape), repr(fill)]
+                            for name, (shape, fill) in self._columns.items()}}
+
+    def export_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The rows in use, packed in row order: ``(meta, arrays)`` for :meth:`import_state`.
+
+        Only live rows are saved (at most ``capacity``), so a snapshot's size
+        follows the entities kept, not the table's allocation.  Ids and object
+        columns are saved as text (a snapshot holds no pickled objects), with a
+        mask where an object column holds None; an id is text already when it
+        comes from the scorer (see ``Scorer.score``).
+        """
+        rows = np.array(sorted(self._index.values()), dtype=np.int64)
+        arrays = {"ids": _as_text(self._ids[rows]), "last_seen": self.last_seen[rows].copy()}
+        for name, column in self.columns.items():
+            values = column[rows]  # fancy indexing copies: the table may go on changing
+            if values.dtype.hasobject:
+                arrays[f"none:{name}"] = np.equal(values, None)
+                values = _as_text(np.where(arrays[f"none:{name}"], "", values))
+            arrays[f"column:{name}"] = values
+        meta = {"layout": self.layout(), "rows": len(rows), "clock": self.clock, "evicted": self.evicted}
+        return meta, arrays
+
+    def import_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Load an :meth:`export_state` into this empty table; ``ValueError`` (nothing changed) if it differs."""
+        if self._index:
+            raise ValueError("state is imported into an empty table only")
+        if meta.get("layout") != self.layout():
+            raise ValueError(f"entity table layout differs: here {self.layout()}, saved {meta.get('layout')}")
+        n = int(meta["rows"])
+        if n > self.capacity:
+            raise ValueError(f"{n} saved rows exceed the capacity of {self.capacity}")
+        ids = arrays["ids"]
+        columns = {}
+        for name, (shape, _) in self._columns.items():
+            values = arrays[f"column:{name}"]
+            if values.shape != (n, *shape):
+                raise ValueError(f"column {name!r} has shape {values.shape}, expected {(n, *shape)}")
+            if self.columns[name].dtype.hasobject:
+                values = np.where(arrays[f"none:{name}"], None, values.astype(object))
+            columns[name] = values
+        if len(ids) != n or len(arrays["last_seen"]) != n or len(set(ids.tolist())) != n:
+            raise ValueError("saved ids and times do not match the saved rows")
+        if n > self._allocated:
+            self._grow(n)
+        self._ids[:n] = ids.astype(object)
+        self._index.update(zip(ids.tolist(), range(n)))
+        self.last_seen[:n] = arrays["last_seen"]
+        for name, values in columns.items():
+            self.columns[name][:n] = values
+        self._free = list(range(self._allocated - 1, n - 1, -1))
+        self.clock = float(meta["clock"])
+        self.evicted = int(meta["evicted"])
+
     # -- lookups ------------------------------------------------------------------------------
     def rows(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
         """The row of each id (claiming rows for new ids), and mark them seen at ``times``."""
@@ -138,6 +196,11 @@ class EntityTable:
             self.columns[name] = np.concatenate([column, np.full((extra, *shape), fill, dtype=column.dtype)])
         self._free = list(range(allocated - 1, old - 1, -1)) + self._free
         self._allocated = allocated
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """An object array of ids as a fixed-width unicode array (at least one character wide)."""
+    return values.astype(str) if len(values) else np.zeros(0, "<U1")
 
 
 def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, window: float,

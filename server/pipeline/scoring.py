@@ -26,6 +26,8 @@ deviation at the threshold is risk 25 and a critical rule is risk 88.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Iterable
 
 import numpy as np
@@ -33,6 +35,7 @@ import pandas as pd
 from scipy.special import log_ndtr
 
 from detectors.engine import SEVERITIES, severity_of
+from detectors.snapshot import SnapshotMismatch
 
 from .baselines import Baselines
 from .derive import CountPer
@@ -46,6 +49,9 @@ __all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
 SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
 #: The power of the threshold's tail probability that is risk 100.
 RISK_FULL = 4.0
+#: Written into every saved scorer state; raise it when the meaning of a saved column changes
+#: (a saved state of another version is refused: the scorer starts cold).
+STATE_VERSION = 1
 
 
 class _BatchState:
@@ -92,6 +98,51 @@ class Scorer:
     def state_bytes(self) -> int:
         return sum(t.nbytes() for t in self.tables.values())
 
+    # -- snapshots ----------------------------------------------------------------------------
+    def signature(self) -> dict:
+        """What a saved state must have been written with: this code's state version, the schema's
+        declarations that give the state its meaning (entities, derived features, baselines, rules;
+        not reason texts, help or aliases), and each entity table's layout."""
+        schema = self.schema
+        rules = tuple(dataclasses.replace(r, template=None) for r in schema.rules)
+        declared = repr((schema.timestamp, schema.entities, schema.derived, schema.baseline, rules))
+        return {"state_version": STATE_VERSION, "schema": schema.name,
+                "declaration": hashlib.sha256(declared.encode()).hexdigest(),
+                "tables": {e: t.layout() for e, t in self.tables.items()}}
+
+    def export_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(meta, arrays)`` of every entity table and baseline population, copies (see :meth:`restored`)."""
+        meta = {"signature": self.signature(), "events_scored": self.events_scored, "tables": {}}
+        arrays = {}
+        for entity, table in self.tables.items():
+            meta["tables"][entity], table_arrays = table.export_state()
+            arrays.update({f"{entity}/{k}": v for k, v in table_arrays.items()})
+        for entity, (_, model) in self.baselines.items():
+            arrays.update({f"{entity}/{k}": v for k, v in model.export_state().items()})
+        return meta, arrays
+
+    @classmethod
+    def restored(cls, schema: Schema, meta: dict, arrays: dict[str, np.ndarray]) -> "Scorer":
+        """A scorer of ``schema`` with a saved state in; :class:`SnapshotMismatch` if that state was
+        written by other code or for another declaration of the schema."""
+        scorer = cls(schema)
+        ours, saved = scorer.signature(), meta.get("signature")
+        if saved != ours:
+            differs = sorted(k for k in ours if not isinstance(saved, dict) or saved.get(k) != ours[k])
+            raise SnapshotMismatch(f"scorer state of {schema.name} was saved with another {', '.join(differs)}")
+        try:
+            for entity, table in scorer.tables.items():
+                prefix = f"{entity}/"
+                table.import_state(meta["tables"][entity],
+                                   {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            for entity, (_, model) in scorer.baselines.items():
+                model.import_state({k[len(entity) + 1:]: v for k, v in arrays.items()
+                                    if k.startswith(f"{entity}/population:")})
+        except (KeyError, ValueError) as exc:
+            raise SnapshotMismatch(f"scorer state of {schema.name}: {exc}") from exc
+        scorer.events_scored = int(meta.get("events_scored", 0))
+        return scorer
+
     def score(self, frame: pd.DataFrame) -> "ScoredBatch":
         """Score a typed batch (from :meth:`Schema.coerce`), then learn it."""
         schema = self.schema
@@ -103,7 +154,9 @@ class Scorer:
             for table in self.tables.values():  # forget the idle first, so none of them is judged by stale habits
                 table.clock = max(table.clock, float(np.nanmax(times)))
                 table.evict_idle()
-        rows = {e: self.tables[e].rows(features[e].astype(object), times) for e in schema.entities}
+        for e in schema.entities:
+            features[e] = _as_ids(features[e])
+        rows = {e: self.tables[e].rows(features[e], times) for e in schema.entities}
         state = _BatchState(self.tables, rows, times)
         for derived in schema.derived:
             features[derived.name] = derived.compute(features, state)
@@ -150,6 +203,15 @@ class Scorer:
         reason = (f"{spec.feature} {value:.4g} is {abs(z):.1f} sd {'above' if z > 0 else 'below'} the "
                   f"usual of {spec.entity} {features[spec.entity][i]}")
         return Signal(kind, "baseline", reason, severity)
+
+
+def _as_ids(values: np.ndarray) -> np.ndarray:
+    """Entity ids as Python str, as they are stored: a live source's 5 and a file's "5" are one entity
+    (and a saved table's ids, which are text, still match after a restart)."""
+    values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # one C scan, no copy
+        return values
+    return values.astype(str).astype(object)
 
 
 def _row(columns: dict, i: int) -> dict:
