@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..concurrency import DedicatedThread
 from .event import EventBatch
@@ -201,6 +201,33 @@ class Ingest:
             log.warning("import %s failed; removed its %d stored events", origin, removed)
         except Exception:
             log.exception("import %s failed and its stored events could not be removed", origin)
+
+    # -- snapshots (server/event_snapshots.py) -----------------------------------------------
+    def checkpoint(self, export: Callable[[dict], Any], marker):
+        """Run ``export(scorers)`` between two batches, then queue ``marker`` to the writer.
+
+        Returns ``(export's result, the queued marker)``: every batch the export
+        saw was queued before the marker, every later one after it.  None when
+        no schema was ever loaded (nothing scored, nothing restored: nothing to
+        save) or the pipeline is closed.
+        """
+        with self._lock:
+            if self._closed or self._schemas is None:
+                return None
+            result = self._thread.run(export, dict(self._scorers))
+            return result, self.writer.submit(marker, timeout=self.write_timeout)
+
+    def restore_scorer(self, scorer) -> None:
+        """Put a restored scorer in place of its schema's (at start, before any batch)."""
+        with self._lock:
+            self.schema(scorer.schema.name)
+            self._scorers[scorer.schema.name] = scorer
+
+    def learn(self, schema_name: str, frame) -> None:
+        """Score a batch without storing it: the scorer learns it (the replay after a snapshot)."""
+        self.schemas  # noqa: B018 -- loads them, outside the lock
+        with self._lock:
+            self._thread.run(self._scorers[schema_name].score, frame)
 
     # -- actions ----------------------------------------------------------------------------
     def flag(self, schema: str, entity: str, entity_id: str, by: str, note: str,
