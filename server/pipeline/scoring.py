@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ from .entities import EntityTable
 from .event import ORDINARY, ScoredEvent, Signal
 from .schema import Schema
 
-__all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
+__all__ = ["ORDINARY", "EarlierMarks", "ScoredBatch", "Scorer"]
 
 #: Each severity's lower edge on the engine's scale, as a power of the threshold's tail probability.
 SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
@@ -54,17 +54,47 @@ RISK_FULL = 4.0
 STATE_VERSION = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class EarlierMarks:
+    """A rule's verdict on events of earlier batches that this batch's evidence completes
+    (the first two of three short sessions): already stored, so the store amends their rows.
+
+    An event is named by its entity id and timestamp, and it matched the rule's
+    ``when`` (that is how the rule remembered it).
+    """
+
+    rule: Any
+    #: The entity key (e.g. user_id) and, per marked event, its id and time.
+    entity: str
+    ids: np.ndarray
+    times: np.ndarray
+    #: Per marked event, the count its window reached (for the reason).
+    counts: np.ndarray
+    #: The risk the rule gives (as to the events of the batch it marks).
+    risk: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 class _BatchState:
-    """What derived features and rules read of the batch: entity rows and times."""
+    """What derived features and rules read of the batch: entity rows and times; what rules
+    say of earlier batches' events."""
 
     def __init__(self, tables: dict[str, EntityTable], rows: dict[str, np.ndarray], times: np.ndarray):
         self._tables, self._rows, self.times = tables, rows, times
+        #: ``(rule, entity, ids, times, counts)`` per :meth:`mark_earlier` call.
+        self.earlier: list[tuple] = []
 
     def table(self, entity: str) -> EntityTable:
         return self._tables[entity]
 
     def rows(self, entity: str) -> np.ndarray:
         return self._rows[entity]
+
+    def mark_earlier(self, rule, entity: str, rows: np.ndarray, times: np.ndarray, counts: np.ndarray) -> None:
+        """``rule`` flags remembered events of ``entity`` (table rows, times) from earlier batches."""
+        self.earlier.append((rule, entity, self._tables[entity].ids_of(rows), times, counts))
 
 
 class Scorer:
@@ -192,7 +222,13 @@ class Scorer:
             model.learn(rows[entity], X, skip=beyond)
         self.events_scored += n
         risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
-        return ScoredBatch(schema, features, risk, flagged_any, signals)
+        earlier = [EarlierMarks(rule, entity, ids, marked_times, counts, self._risk_of(rule.severity))
+                   for rule, entity, ids, marked_times, counts in state.earlier]
+        return ScoredBatch(schema, features, risk, flagged_any, signals, earlier)
+
+    def _risk_of(self, severity: str) -> int:
+        strength = self.threshold_logp * SEVERITY_STEPS[severity]
+        return int(np.clip(np.round(100.0 * strength / (RISK_FULL * self.threshold_logp)), 0, 100))
 
     def _baseline_signal(self, spec, features: dict, i: int, z: float) -> Signal:
         kind = spec.type_of(above=z > 0)
@@ -230,12 +266,14 @@ class ScoredBatch:
     """A scored batch: its features, risks and flags as arrays, events built only when asked."""
 
     def __init__(self, schema: Schema, features: dict, risk: np.ndarray,
-                 is_anomaly: np.ndarray, signals: dict[int, list]):
+                 is_anomaly: np.ndarray, signals: dict[int, list], earlier: list[EarlierMarks] | None = None):
         self.schema = schema
         self.features = features
         self.risk = risk
         self.is_anomaly = is_anomaly
         self._signals = signals
+        #: Rules' verdicts on stored events of earlier batches (:class:`EarlierMarks`), for the store.
+        self.earlier = earlier or []
         #: Events one of whose entities an operator has flagged (set by the caller).
         self.flagged = np.zeros(len(risk), dtype=bool)
 
