@@ -20,8 +20,8 @@ scored events has one push event naming its rows, so at start
 (after a kill -9 these were scored but are not in it) and replays them, batch
 by batch as they were scored, through their scorer, learning only: nothing is
 stored or published again.  The stored rows carry every field a scorer reads
-(``fields`` holds them as JSON, the label is in ``truth``); numbers come back
-from that JSON with 15 significant digits, so a replayed baseline may differ
+(server/event_field_sql.py reads each back); numbers come back from the
+``fields`` JSON with 15 significant digits, so a replayed baseline may differ
 from the one the crashed process held in its last digits.
 
 What a replay cannot bring back: batches whose push events retention already
@@ -45,6 +45,7 @@ import numpy as np
 from detectors.snapshot import SnapshotError, read_snapshot, write_snapshot
 
 from .concurrency import DedicatedThread
+from .event_field_sql import field_sql
 from .writer import Transaction, WriteJob
 
 __all__ = ["EventSnapshots", "LastPushEventJob", "event_snapshot_path"]
@@ -214,15 +215,10 @@ def _export(scorers: dict) -> tuple[dict, dict]:
 
 def _stored_frame_rows(conn: sqlite3.Connection, schema, first_row: int):
     """``(row ids, typed frame)`` of a schema's events stored from row ``first_row`` on, as
-    :meth:`Schema.coerce` would have typed them (every field out of the stored JSON, in SQLite)."""
+    :meth:`Schema.coerce` would have typed them (every field read back in SQLite)."""
     import pandas as pd
 
-    selected = []
-    for spec in schema.fields.values():
-        if spec.name == schema.truth:
-            selected.append("coalesce(truth, '')")
-        else:
-            selected.append(f"json_extract(fields, '$.\"{spec.name}\"')")
+    selected = [field_sql(schema, name) for name in schema.fields]
     rows = conn.execute(f"SELECT id, {', '.join(selected)} FROM scored_events "
                         "WHERE schema = ? AND id >= ? ORDER BY id", [schema.name, first_row]).fetchall()
     columns = list(zip(*rows)) if rows else [()] * (len(selected) + 1)
