@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 
 import sqlite_utils
 
@@ -35,7 +36,7 @@ from .event_storage import event_from_row
 from .pipeline.event import Signal
 from .writer import Transaction
 
-__all__ = ["amend_earlier", "migration_amended_by"]
+__all__ = ["Amendment", "amend_earlier", "migration_amended_by"]
 
 #: A stored timestamp and a remembered one may differ in the last digits (a restart replays
 #: times read back from JSON): the same event within this many seconds.
@@ -52,13 +53,29 @@ def migration_amended_by(db: sqlite_utils.Database) -> None:
                "WHERE amended_by IS NOT NULL")
 
 
-def amend_earlier(tx: Transaction, batch, push_event_id: int) -> list[tuple[dict, dict]]:
-    """Mark the stored rows ``batch.earlier`` names; return, per amended row, its JSON as now
-    stored and the same with only the new signal (what the alerts count: its other types were
-    counted when it was stored)."""
+@dataclass(frozen=True)
+class Amendment:
+    """One stored event a later batch marked."""
+
+    #: The event as it is now stored (the API's JSON).
+    stored: dict
+    #: The signal it gained.
+    signal: dict
+    #: Whether it was no anomaly before.
+    newly_anomalous: bool
+    #: Its severity before (None: no anomaly).
+    severity_before: str | None
+
+    def for_alerts(self) -> dict:
+        """The event with only its new signal: its other types were counted when it was stored."""
+        return {**self.stored, "signals": [self.signal]}
+
+
+def amend_earlier(tx: Transaction, batch, push_event_id: int) -> list[Amendment]:
+    """Mark the stored rows ``batch.earlier`` names; return what was amended."""
     schema = batch.schema
     conn = tx.db.conn
-    amended: list[tuple[dict, dict]] = []
+    amended: list[Amendment] = []
     for marks in batch.earlier:
         rule = marks.rule
         where = [f"{field_sql(schema, marks.entity)} = ?", "schema = ?", "timestamp BETWEEN ? AND ?"]
@@ -74,8 +91,8 @@ def amend_earlier(tx: Transaction, batch, push_event_id: int) -> list[tuple[dict
                 values = dict(zip(schema.fields, tuple(row)[7:]))
                 signal = _amend(conn, tuple(row)[:7], values, rule, marks.risk, int(count), push_event_id)
                 if signal is not None:
-                    stored = _stored_json(conn, row[0])
-                    amended.append((stored, {**stored, "signals": [signal.to_dict()]}))
+                    amended.append(Amendment(_stored_json(conn, row[0]), signal.to_dict(),
+                                             newly_anomalous=not row[3], severity_before=row[2]))
     return amended
 
 

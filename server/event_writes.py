@@ -140,12 +140,12 @@ class ScoredEventsJob(WriteJob):
             "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
             "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
         # Events of earlier batches that this one's evidence flags (server/event_amendments.py).
-        amended = amend_earlier(tx, self.batch, event_id) if self.batch.earlier else []
-        self.amended = [stored for stored, _ in amended]
-        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies, self.amended)]
+        self.amended = amend_earlier(tx, self.batch, event_id) if self.batch.earlier else []
+        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies,
+                                   [a.stored for a in self.amended])]
         # Alerts per (schema, entity, type), committed with these events (server/alerts/).
         self.events += tx.tell_observers("events_stored", self.batch.schema,
-                                         anomalies + [seen for _, seen in amended], what="stored events")
+                                         anomalies + [a.for_alerts() for a in self.amended], what="stored events")
         return first, anomalies
 
 

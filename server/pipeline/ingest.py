@@ -67,6 +67,26 @@ class ImportSummary:
         if room > 0:
             self.anomaly_list.extend(anomalies[:room])
 
+    def amend(self, amended: list, keep: int) -> None:
+        """Count the events of this import that a later batch of it amended (a DoS burst across
+        two batches: server/event_amendments.py); those of other origins are not this import's."""
+        for a in amended:
+            event = a.stored
+            if event.get("origin") != self.origin:
+                continue
+            self.types[a.signal["type"]] = self.types.get(a.signal["type"], 0) + 1
+            if a.newly_anomalous:
+                self.anomalies += 1
+            else:
+                self.severities[a.severity_before] = self.severities.get(a.severity_before, 0) - 1
+            self.severities[event["severity"]] = self.severities.get(event["severity"], 0) + 1
+            listed = next((i for i, e in enumerate(self.anomaly_list) if e.get("id") == event["id"]), None)
+            if listed is not None:
+                self.anomaly_list[listed] = event
+            elif a.newly_anomalous and len(self.anomaly_list) < keep:
+                self.anomaly_list.append(event)
+        self.severities = {k: v for k, v in self.severities.items() if v > 0}
+
     def to_dict(self) -> dict:
         return {"schema": self.schema, "origin": self.origin, "events": self.events,
                 "anomalies": self.anomalies, "flagged": self.flagged, "types": self.types,
@@ -192,6 +212,7 @@ class Ingest:
     def _collect(self, job, summary: ImportSummary, keep: int) -> None:
         _, anomalies = job.wait(self.write_timeout)
         summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
+        summary.amend(job.amended, keep)
 
     def _undo(self, origin: str) -> None:
         from ..event_writes import DeleteImportJob

@@ -109,3 +109,18 @@ def test_longer_sessions_and_other_users_inside_the_hour_are_not_amended(app, cl
     stored = _stored(app)
     assert "dos_attack" not in stored["long"]["types"] and "dos_attack" not in stored["other"]["types"]
     assert all("dos_attack" in stored[s]["types"] for s in ("d1", "d2", "d3"))
+
+
+def test_an_upload_read_in_several_batches_counts_its_amended_sessions_once(app, client, monkeypatch):
+    import functools
+
+    import server.sources.upload
+
+    monkeypatch.setattr(server.sources.upload, "FileSource",
+                        functools.partial(server.sources.upload.FileSource, chunk_rows=2))
+    summary = _upload(client, BURST[0], BURST[1], "n1,U7,C7,2026-01-01T11:00:00Z,60,20,8", BURST[2])
+    assert summary["events"] == 4 and summary["anomalies"] == 3
+    assert summary["types"] == {"billing_fraud": 1, "dos_attack": 3}
+    assert summary["severities"] == {"critical": 1, "high": 2}
+    listed = {a["event_id"]: a["types"] for a in summary["anomaly_list"]}
+    assert listed == {"d1": ["billing_fraud", "dos_attack"], "d2": ["dos_attack"], "d3": ["dos_attack"]}
