@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import api, api_events, feedback, metrics, pages, push, security
     from .alerts import api as alerts_api
     from .alerts.service import EXTENSION as ALERTS, build_alerts
+    from .event_snapshots import EventSnapshots, event_snapshot_path
     from .event_storage import EventReader
     from .concurrency import cooperative
     from .errors import register_error_handlers
@@ -55,7 +56,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .scheduler import BackgroundJobs, SchedulerLock
     from .services import EXTENSION, Services
     from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
-    from .event_snapshots import EventSnapshots, event_snapshot_path
     from .snapshots import Snapshots, snapshot_path
     from .sources.supervisor import Supervisor
     from .startup import Startup

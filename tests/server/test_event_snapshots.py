@@ -11,6 +11,7 @@ import pytest
 import server.pipeline.scoring
 from generators.ev_charging import EVChargingGenerator
 from server.pipeline.event import EventBatch
+from server.pipeline.schema import load_schema
 from server.pipeline.scoring import Scorer
 from server_helpers import services_of
 
@@ -38,16 +39,10 @@ def stored_risks(db_path, first_session: str) -> list[int]:
 
 def reference(frames) -> Scorer:
     """A scorer that scored every batch and never stopped."""
-    scorer = Scorer(services_of_schema())
+    scorer = Scorer(load_schema("ev_charging"))
     for f in frames:
         scorer.score(f)
     return scorer
-
-
-def services_of_schema():
-    from server.pipeline.schema import load_schema
-
-    return load_schema("ev_charging")
 
 
 def probe_frame(frames) -> pd.DataFrame:
