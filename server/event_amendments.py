@@ -16,6 +16,11 @@ push event, rebuilt for a resuming client, lists it again.  A row that
 already carries the rule's type is left as it is (a fourth short session
 names the first three again).
 
+An import that fails and is undone (server/pipeline/ingest.py) deletes its
+own rows; rows of other imports that its batches amended stay amended, as the
+scorer keeps what it learned from the undone batches (their short sessions
+still count in the user's window).
+
 Rows are found through the entity's column and the timestamp, and checked
 against the rule's ``when`` in SQL.  Only the first entity key (``entity_1``)
 is indexed for every event: a repeat rule on another entity key finds its rows
