@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import api, api_events, feedback, metrics, pages, push, security
     from .alerts import api as alerts_api
     from .alerts.service import EXTENSION as ALERTS, build_alerts
+    from .event_snapshots import EventSnapshots, event_snapshot_path
     from .event_storage import EventReader
     from .concurrency import cooperative
     from .errors import register_error_handlers
@@ -105,8 +106,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     generators = build_generators(make_stream, list(STREAMS), settings["SEED"],
                                   settings["INJECTION_RATE"])
     monitor = Monitor(engine, generators, writer, db_path, settings)
-    snapshots = Snapshots(monitor, snapshot_path(settings["SNAPSHOT_PATH"], db_path),
-                          settings["SNAPSHOT_INTERVAL"])
+    ingest = Ingest(check_schema_names(settings["SCHEMAS"]), writer, settings["WRITE_TIMEOUT"])
+    engine_snapshot = snapshot_path(settings["SNAPSHOT_PATH"], db_path)
+    event_snapshots = EventSnapshots(ingest, event_snapshot_path(engine_snapshot), db_path,
+                                     settings["WRITE_TIMEOUT"])
+    snapshots = Snapshots(monitor, engine_snapshot, settings["SNAPSHOT_INTERVAL"], events=event_snapshots)
     # The engine's learned state, restored behind the app under gevent (server/startup.py): the
     # snapshot before the streams are registered (they are in it), then the points stored after it.
     # Only bootstrap writes through the writer, so only it runs on the event loop.
@@ -114,6 +118,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                        ("restoring the snapshot", snapshots.restore, True),
                        ("registering the streams", monitor.bootstrap, False),
                        ("replaying the points stored after the snapshot", snapshots.catch_up, True),
+                       ("restoring the event scorers", event_snapshots.restore, True),
+                       ("replaying the events stored after their snapshot", event_snapshots.catch_up, True),
                        # Verdicts the snapshot predates, after its points (it writes: on the loop).
                        ("teaching 'not an anomaly' again", lambda: feedback.reteach_at_start(svc), False)],
                       on_ready=lambda: _start_jobs(svc))
@@ -125,7 +131,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if snapshots.path is not None and settings["SNAPSHOT_INTERVAL"] > 0:
         periodic["snapshot"] = (snapshots.save_if_due, settings["SNAPSHOT_INTERVAL"])
     jobs = BackgroundJobs(periodic, SchedulerLock(db_path.with_name(db_path.name + ".scheduler.lock")))
-    ingest = Ingest(check_schema_names(settings["SCHEMAS"]), writer, settings["WRITE_TIMEOUT"])
     reader = open_reader(db_path)
     try:
         ingest.load_flags(EventReader(reader.conn).flags())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import orjson
 
+from .event_amendments import amend_earlier
 from .event_storage import ENTITY_COLUMNS, column_fields
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
@@ -178,15 +179,20 @@ class ScoredEventsJob(WriteJob):
         tx.db.conn.execute(
             "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
             "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
-        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies)]
+        # Events of earlier batches that this one's evidence flags (server/event_amendments.py).
+        self.amended = amend_earlier(tx, self.batch, event_id) if self.batch.earlier else []
+        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies,
+                                   [a.stored for a in self.amended])]
         # Alerts per (schema, entity, type), committed with these events (server/alerts/).
-        self.events += tx.tell_observers("events_stored", self.batch.schema, anomalies, what="stored events")
+        self.events += tx.tell_observers("events_stored", self.batch.schema,
+                                         anomalies + [a.for_alerts() for a in self.amended], what="stored events")
         return first, anomalies
 
 
 def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: list[dict],
-                published_ms: int | None = None) -> Event:
-    """The push event of one stored batch: counts, types and its riskiest anomalies."""
+                amended: list[dict] = (), published_ms: int | None = None) -> Event:
+    """The push event of one stored batch: counts, types and its riskiest anomalies, and the events
+    of earlier batches it amended (server/event_amendments.py), as they now stand."""
     types: dict[str, int] = {}
     for a in anomalies:
         for t in a["types"]:
@@ -194,7 +200,7 @@ def events_push(event_id: int, schema: str, origin: str, count: int, anomalies: 
     riskiest = sorted(anomalies, key=lambda a: -a["risk"])[:PUSHED_ANOMALIES]
     head = (f'"type":"events","id":{event_id},"schema":{dumps(schema)},"origin":{dumps(origin)},'
             f'"count":{count},"anomaly_count":{len(anomalies)},"types":{dumps(types)},'
-            f'"anomalies":{dumps(riskiest)}')
+            f'"anomalies":{dumps(riskiest)},"amended":{dumps(list(amended)[:PUSHED_ANOMALIES])}')
     return Event(event_id, "events", head, published_ms=published_ms)
 
 
@@ -209,12 +215,13 @@ def event_batch_push(reader, row) -> Event | None:
                         [first, last]).fetchone()
     if head is None or not head[2]:
         return None
-    rows = conn.execute(
-        "SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
-        "LEFT JOIN acknowledgements a ON a.event_row = e.id "
-        "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id", [first, last]).fetchall()
+    joined = ("SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+              "LEFT JOIN acknowledgements a ON a.event_row = e.id ")
+    rows = conn.execute(joined + "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id",
+                        [first, last]).fetchall()
+    amended = conn.execute(joined + "WHERE e.amended_by = ? ORDER BY e.id", [row["id"]]).fetchall()
     return events_push(row["id"], head[0], head[1], head[2], [event_from_row(r) for r in rows],
-                       published_ms=row["created_ms"])
+                       [event_from_row(r) for r in amended], published_ms=row["created_ms"])
 
 
 class DeleteImportJob(WriteJob):

@@ -476,13 +476,17 @@ def _event_schemas() -> dict[str, Any]:
                                                "acknowledged": _ref("Acknowledgement")}},
         "EventsEvent": {"type": "object",
                         "required": ["type", "id", "published_at", "schema", "origin", "count",
-                                     "anomaly_count", "types", "anomalies"],
+                                     "anomaly_count", "types", "anomalies", "amended"],
                         "properties": {"type": {"const": "events"}, "id": {"type": "integer"},
                                        "published_at": {"type": "integer"}, "schema": {"type": "string"},
                                        "origin": {"type": "string"}, "count": _COUNT, "anomaly_count": _COUNT,
                                        "types": counts,
                                        "anomalies": {"type": "array", "items": _ref("ScoredEvent"),
-                                                     "description": "The batch's riskiest anomalies (20 at most)."}}},
+                                                     "description": "The batch's riskiest anomalies (20 at most)."},
+                                       "amended": {"type": "array", "items": _ref("ScoredEvent"),
+                                                   "description": "Events of earlier batches this one's evidence "
+                                                                  "flagged (a repeat rule's window), as they now "
+                                                                  "stand (20 at most)."}}},
     }
 
 

@@ -70,8 +70,10 @@ class Snapshots:
         Seconds between two periodic snapshots (0: only at shutdown).
     """
 
-    def __init__(self, monitor, path: Path | None, interval: float):
+    def __init__(self, monitor, path: Path | None, interval: float, events=None):
         self.monitor = monitor
+        #: The event scorers' sibling file (server/event_snapshots.py), saved with this one.
+        self.events = events
         self.path = path
         self.interval = interval
         self.last_point_id: int | None = None  # what the restored snapshot covers
@@ -169,9 +171,17 @@ class Snapshots:
         return self.save()
 
     def save(self, closing: bool = False) -> int | None:
-        """Take a snapshot now; return its size in bytes (None when off or the monitor is closed)."""
+        """Take a snapshot now, and one of the event scorers; return the engine's size in bytes
+        (None when off or the monitor is closed)."""
         if self.path is None:
             return None
+        try:
+            return self._save_engine(closing)
+        finally:
+            if self.events is not None:
+                self.events.save()  # logs its own failure: the engine's snapshot does not depend on it
+
+    def _save_engine(self, closing: bool) -> int | None:
         with self._saving:
             started = time.perf_counter()
             # At shutdown the engine steps no more, so its arrays are saved without a copy.
@@ -192,6 +202,8 @@ class Snapshots:
 
     def close(self) -> None:
         self._file_thread.close()
+        if self.events is not None:
+            self.events.close()
 
     def _export(self, copy: bool = True) -> tuple[dict, dict]:
         """Runs on the engine thread, between ticks and submits."""

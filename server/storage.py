@@ -101,6 +101,12 @@ def _migration_entity_1_index(db: sqlite_utils.Database) -> None:
     migration_entity_1_index(db)
 
 
+def _migration_amended_by(db: sqlite_utils.Database) -> None:
+    # A repeat rule's window completed by a later batch marks its earlier events (issue 9).
+    from .event_amendments import migration_amended_by
+    migration_amended_by(db)
+
+
 def _migration_feedback(db: sqlite_utils.Database) -> None:
     # "Not an anomaly" (issue 10): who said it, when, why, about which anomaly or alert, the values
     # the stream was taught, and the last point the engine had scored when it learned them (so a
@@ -132,6 +138,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (8, "not-an-anomaly feedback", _migration_feedback),
     (9, "alert transitions as push events; points by stream and time", _migration_alert_events_history),
     (10, "scored events' first entity index without the schema", _migration_entity_1_index),
+    (11, "scored events amended by a later batch", _migration_amended_by),
 ]
 
 

@@ -161,11 +161,14 @@
       timer = window.setInterval(refresh, POLL_MS);
     });
     // A stored batch of sessions (the EV feed, a replay, an upload) is pushed with its riskiest
-    // anomalies: they join the table at once, and the counts follow shortly (one refresh for a burst).
+    // anomalies, and the earlier sessions its evidence amended (a DoS burst's first two): they join
+    // or replace rows of the table at once, and the counts follow shortly (one refresh for a burst).
     var soon = null;
     AW.live.on('events', function (batch) {
       if (!batch || batch.schema !== AW.ev.api.SCHEMA) return;
-      if (Array.isArray(batch.anomalies) && batch.anomalies.length) put(batch.anomalies.map(AW.ev.api.session));
+      var changed = [].concat(Array.isArray(batch.anomalies) ? batch.anomalies : [],
+                              Array.isArray(batch.amended) ? batch.amended : []);
+      if (changed.length) put(changed.map(AW.ev.api.session));
       if (AW.views.current !== 'ev' || soon !== null) return;
       soon = window.setTimeout(function () { soon = null; refresh(); }, 3000);
     });

@@ -80,6 +80,17 @@ class Baselines:
     def _state(self, part: str) -> np.ndarray:
         return self.table.columns[f"{self.prefix}:{part}"]
 
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The population's state (the per-entity state is in the table's columns)."""
+        return {f"population:{part}": values.copy() for part, values in self.population.items()}
+
+    def import_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Load an :meth:`export_state`; ``ValueError`` (nothing changed) if its shapes differ."""
+        loaded = {part: np.array(arrays[f"population:{part}"], dtype=float) for part in self.population}
+        if any(values.shape != self.population[part].shape for part, values in loaded.items()):
+            raise ValueError(f"baseline population of {self.names} has another shape")
+        self.population = loaded
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         out = X.copy()

@@ -74,7 +74,7 @@ class CountPer:
 
     def compute(self, frame: pd.DataFrame, state) -> np.ndarray:
         table, rows = state.table(self.entity), state.rows(self.entity)
-        counts, _ = count_in_window(table.columns[self.column], rows, state.times, self.window)
+        counts = count_in_window(table.columns[self.column], rows, state.times, self.window).counts
         return np.minimum(counts, self.cap).astype(float)
 
 

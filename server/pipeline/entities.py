@@ -21,12 +21,12 @@ Looking ids up costs one dict access per *distinct* entity of a batch
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["EntityTable", "count_in_window"]
+__all__ = ["EntityTable", "WindowCounts", "count_in_window"]
 
 
 class EntityTable:
@@ -54,6 +54,10 @@ class EntityTable:
     def ids(self) -> list:
         return [self._ids[r] for r in sorted(self._index.values())]
 
+    def ids_of(self, rows: np.ndarray) -> np.ndarray:
+        """The ids of ``rows`` (in use), as an object array."""
+        return self._ids[rows]
+
     def row_of(self, entity_id) -> int | None:
         return self._index.get(entity_id)
 
@@ -67,6 +71,64 @@ class EntityTable:
     def nbytes(self) -> int:
         """Bytes of the numpy state (ids and the index dict not counted; see the benchmark)."""
         return self.last_seen.nbytes + self._ids.nbytes + sum(c.nbytes for c in self.columns.values())
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def layout(self) -> dict:
+        """What a saved state must match to be loaded here: bounds and every column's kind."""
+        return {"capacity": self.capacity, "idle_seconds": self.idle_seconds,
+                "columns": {name: [self.columns[name].dtype.str, list(shape), repr(fill)]
+                            for name, (shape, fill) in self._columns.items()}}
+
+    def export_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The rows in use, packed in row order: ``(meta, arrays)`` for :meth:`import_state`.
+
+        Only live rows are saved (at most ``capacity``), so a snapshot's size
+        follows the entities kept, not the table's allocation.  Ids and object
+        columns are saved as text (a snapshot holds no pickled objects), with a
+        mask where an object column holds None; an id is text already when it
+        comes from the scorer (see ``Scorer.score``).
+        """
+        rows = np.array(sorted(self._index.values()), dtype=np.int64)
+        arrays = {"ids": _as_text(self._ids[rows]), "last_seen": self.last_seen[rows].copy()}
+        for name, column in self.columns.items():
+            values = column[rows]  # fancy indexing copies: the table may go on changing
+            if values.dtype.hasobject:
+                arrays[f"none:{name}"] = np.equal(values, None)
+                values = _as_text(np.where(arrays[f"none:{name}"], "", values))
+            arrays[f"column:{name}"] = values
+        meta = {"layout": self.layout(), "rows": len(rows), "clock": self.clock, "evicted": self.evicted}
+        return meta, arrays
+
+    def import_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Load an :meth:`export_state` into this empty table; ``ValueError`` (nothing changed) if it differs."""
+        if self._index:
+            raise ValueError("state is imported into an empty table only")
+        if meta.get("layout") != self.layout():
+            raise ValueError(f"entity table layout differs: here {self.layout()}, saved {meta.get('layout')}")
+        n = int(meta["rows"])
+        if n > self.capacity:
+            raise ValueError(f"{n} saved rows exceed the capacity of {self.capacity}")
+        ids = arrays["ids"]
+        columns = {}
+        for name, (shape, _) in self._columns.items():
+            values = arrays[f"column:{name}"]
+            if values.shape != (n, *shape):
+                raise ValueError(f"column {name!r} has shape {values.shape}, expected {(n, *shape)}")
+            if self.columns[name].dtype.hasobject:
+                values = np.where(arrays[f"none:{name}"], None, values.astype(object))
+            columns[name] = values
+        if len(ids) != n or len(arrays["last_seen"]) != n or len(set(ids.tolist())) != n:
+            raise ValueError("saved ids and times do not match the saved rows")
+        if n > self._allocated:
+            self._grow(n)
+        self._ids[:n] = ids.astype(object)
+        self._index.update(zip(ids.tolist(), range(n)))
+        self.last_seen[:n] = arrays["last_seen"]
+        for name, values in columns.items():
+            self.columns[name][:n] = values
+        self._free = list(range(self._allocated - 1, n - 1, -1))
+        self.clock = float(meta["clock"])
+        self.evicted = int(meta["evicted"])
 
     # -- lookups ------------------------------------------------------------------------------
     def rows(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -140,8 +202,26 @@ class EntityTable:
         self._allocated = allocated
 
 
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """An object array of ids as a fixed-width unicode array (at least one character wide)."""
+    return values.astype(str) if len(values) else np.zeros(0, "<U1")
+
+
+class WindowCounts(NamedTuple):
+    """What :func:`count_in_window` found for a batch."""
+
+    #: Per event of the batch: its entity's events in the window up to it (itself included).
+    counts: np.ndarray
+    #: Per event of the batch: whether it lies in a window whose count reaches ``min_count``.
+    covered: np.ndarray
+    #: Remembered events (of earlier batches) that lie in such a window: their entity rows ...
+    earlier_rows: np.ndarray
+    #: ... and their times.
+    earlier_times: np.ndarray
+
+
 def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, window: float,
-                    min_count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    min_count: int | None = None) -> WindowCounts:
     """Count each event's entity's events within ``window`` seconds up to it, and remember them.
 
     ``ring`` is an ``(entities, K)`` column of each entity's K latest event
@@ -149,21 +229,25 @@ def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, windo
     earlier events of its batch and the remembered ones in ``(t - window, t]``;
     so the count is exact up to K remembered events.
 
-    Returns ``(counts, covered)``: per event, its count, and whether it lies in
-    the window of some event whose count reaches ``min_count`` (so a rule can
-    mark every event of a qualifying window of this batch, not only the last).
+    Returns a :class:`WindowCounts`: per event, its count, and whether it lies
+    in the window of some event whose count reaches ``min_count`` (so a rule
+    can mark every event of a qualifying window of this batch, not only the
+    last); and the remembered events of earlier batches in such a window (so
+    a rule can have those marked too, where they are stored).
 
     >>> ring = np.full((2, 3), -np.inf)
-    >>> counts, covered = count_in_window(ring, np.array([0, 0, 1, 0]),
-    ...                                   np.array([0., 10., 20., 4000.]), 3600, min_count=2)
+    >>> counts, covered, _, _ = count_in_window(ring, np.array([0, 0, 1, 0]),
+    ...                                         np.array([0., 10., 20., 4000.]), 3600, min_count=2)
     >>> counts.tolist(), covered.tolist(), ring[0].tolist()
     ([1, 2, 1, 1], [True, True, False, False], [4000.0, 10.0, 0.0])
-    >>> count_in_window(ring, np.array([0]), np.array([4100.]), 3600)[0].tolist()
-    [2]
+    >>> found = count_in_window(ring, np.array([0]), np.array([4100.]), 3600, min_count=2)
+    >>> found.counts.tolist(), found.earlier_rows.tolist(), found.earlier_times.tolist()
+    ([2], [0], [4000.0])
     """
     n, K = len(rows), ring.shape[1]
+    nothing = np.zeros(0, dtype=np.int64)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        return WindowCounts(nothing, np.zeros(0, dtype=bool), nothing, np.zeros(0))
     entities, local = np.unique(rows, return_inverse=True)
     history = ring[entities]
     remembered = np.isfinite(history).ravel()
@@ -185,6 +269,7 @@ def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, windo
     out_counts = np.empty(n, dtype=np.int64)
     out_counts[position[is_batch]] = counts[is_batch]
     covered = np.zeros(n, dtype=bool)
+    earlier_rows, earlier_times = nothing, np.zeros(0)
     if min_count is not None:
         ends = np.flatnonzero(is_batch & (counts >= min_count))
         if ends.size:
@@ -193,10 +278,12 @@ def count_in_window(ring: np.ndarray, rows: np.ndarray, times: np.ndarray, windo
             np.add.at(marks, ends + 1, -1)
             inside = np.cumsum(marks[:-1]) > 0
             covered[position[is_batch & inside]] = True
+            remembered_inside = ~is_batch & inside
+            earlier_rows, earlier_times = entities[entity[remembered_inside]], time[remembered_inside]
     # Remember each entity's K latest times: rank counted from its group's end.
     group_end = np.searchsorted(entity, entity, side="right") - 1
     rank = group_end - at
     keep = rank < K
     ring[entities] = -np.inf
     ring[entities[entity[keep]], rank[keep]] = time[keep]
-    return out_counts, covered
+    return WindowCounts(out_counts, covered, earlier_rows, earlier_times)

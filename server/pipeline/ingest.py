@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..concurrency import DedicatedThread
 from .event import EventBatch
@@ -66,6 +66,26 @@ class ImportSummary:
         room = keep - len(self.anomaly_list)
         if room > 0:
             self.anomaly_list.extend(anomalies[:room])
+
+    def amend(self, amended: list, keep: int) -> None:
+        """Count the events of this import that a later batch of it amended (a DoS burst across
+        two batches: server/event_amendments.py); those of other origins are not this import's."""
+        for a in amended:
+            event = a.stored
+            if event.get("origin") != self.origin:
+                continue
+            self.types[a.signal["type"]] = self.types.get(a.signal["type"], 0) + 1
+            if a.newly_anomalous:
+                self.anomalies += 1
+            else:
+                self.severities[a.severity_before] = self.severities.get(a.severity_before, 0) - 1
+            self.severities[event["severity"]] = self.severities.get(event["severity"], 0) + 1
+            listed = next((i for i, e in enumerate(self.anomaly_list) if e.get("id") == event["id"]), None)
+            if listed is not None:
+                self.anomaly_list[listed] = event
+            elif a.newly_anomalous and len(self.anomaly_list) < keep:
+                self.anomaly_list.append(event)
+        self.severities = {k: v for k, v in self.severities.items() if v > 0}
 
     def to_dict(self) -> dict:
         return {"schema": self.schema, "origin": self.origin, "events": self.events,
@@ -192,6 +212,7 @@ class Ingest:
     def _collect(self, job, summary: ImportSummary, keep: int) -> None:
         _, anomalies = job.wait(self.write_timeout)
         summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
+        summary.amend(job.amended, keep)
 
     def _undo(self, origin: str) -> None:
         from ..event_writes import DeleteImportJob
@@ -201,6 +222,33 @@ class Ingest:
             log.warning("import %s failed; removed its %d stored events", origin, removed)
         except Exception:
             log.exception("import %s failed and its stored events could not be removed", origin)
+
+    # -- snapshots (server/event_snapshots.py) -----------------------------------------------
+    def checkpoint(self, export: Callable[[dict], Any], marker):
+        """Run ``export(scorers)`` between two batches, then queue ``marker`` to the writer.
+
+        Returns ``(export's result, the queued marker)``: every batch the export
+        saw was queued before the marker, every later one after it.  None when
+        no schema was ever loaded (nothing scored, nothing restored: nothing to
+        save) or the pipeline is closed.
+        """
+        with self._lock:
+            if self._closed or self._schemas is None:
+                return None
+            result = self._thread.run(export, dict(self._scorers))
+            return result, self.writer.submit(marker, timeout=self.write_timeout)
+
+    def restore_scorer(self, scorer) -> None:
+        """Put a restored scorer in place of its schema's (at start, before any batch)."""
+        with self._lock:
+            self.schema(scorer.schema.name)
+            self._scorers[scorer.schema.name] = scorer
+
+    def learn(self, schema_name: str, frame) -> None:
+        """Score a batch without storing it: the scorer learns it (the replay after a snapshot)."""
+        self.schemas  # noqa: B018 -- loads them, outside the lock
+        with self._lock:
+            self._thread.run(self._scorers[schema_name].score, frame)
 
     # -- actions ----------------------------------------------------------------------------
     def flag(self, schema: str, entity: str, entity_id: str, by: str, note: str,

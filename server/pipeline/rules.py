@@ -8,8 +8,9 @@ template.  Three kinds:
   (``energy > 50`` and ``payment < 1``).
 * ``repeat``: ``count`` events of one entity match ``when`` within ``window``
   (three sessions shorter than 5 minutes by one user within an hour); every
-  event of a qualifying window in the batch is marked, and the entity's
-  recent matches are remembered across batches.
+  event of a qualifying window is marked: those in the batch at once, those
+  of earlier batches (the entity's recent matches are remembered across
+  batches) through ``state.mark_earlier``, for the store to amend.
 * ``overlap``: an event starts before an earlier event of the same entity has
   ended, and the two differ in ``distinct`` (two users on one charger).
 
@@ -128,10 +129,17 @@ class RepeatRule:
         counts = np.zeros(n, dtype=np.int64)
         if matching.size:
             ring = state.table(self.entity).columns[self.column]
-            found, covered = count_in_window(ring, state.rows(self.entity)[matching],
-                                             state.times[matching], self.window, self.count)
-            mask[matching] = covered
-            counts[matching] = found
+            rows = state.rows(self.entity)[matching]
+            found = count_in_window(ring, rows, state.times[matching], self.window, self.count)
+            mask[matching] = found.covered
+            counts[matching] = found.counts
+            if found.earlier_rows.size:
+                # Matches of earlier batches in a window this batch completes: stored already, so
+                # the store amends them; each is told the highest count its entity reached here.
+                reached = found.counts >= self.count
+                peak = pd.Series(found.counts[reached]).groupby(rows[reached]).max()
+                state.mark_earlier(self, self.entity, found.earlier_rows, found.earlier_times,
+                                   peak.reindex(found.earlier_rows).to_numpy(dtype=np.int64))
         return mask, {"count": counts}
 
     def reason(self, values, extra):

@@ -26,13 +26,16 @@ deviation at the threshold is risk 25 and a critical rule is risk 88.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import dataclasses
+import hashlib
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
 from detectors.engine import SEVERITIES, severity_of
+from detectors.snapshot import SnapshotMismatch
 
 from .baselines import Baselines
 from .derive import CountPer
@@ -40,25 +43,58 @@ from .entities import EntityTable
 from .event import ORDINARY, ScoredEvent, Signal
 from .schema import Schema
 
-__all__ = ["ORDINARY", "ScoredBatch", "Scorer"]
+__all__ = ["ORDINARY", "EarlierMarks", "ScoredBatch", "Scorer"]
 
 #: Each severity's lower edge on the engine's scale, as a power of the threshold's tail probability.
 SEVERITY_STEPS = dict(zip(SEVERITIES, (1.0, 1.5, 2.25, 3.5)))
 #: The power of the threshold's tail probability that is risk 100.
 RISK_FULL = 4.0
+#: Written into every saved scorer state; raise it when the meaning of a saved column changes
+#: (a saved state of another version is refused: the scorer starts cold).
+STATE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlierMarks:
+    """A rule's verdict on events of earlier batches that this batch's evidence completes
+    (the first two of three short sessions): already stored, so the store amends their rows.
+
+    An event is named by its entity id and timestamp, and it matched the rule's
+    ``when`` (that is how the rule remembered it).
+    """
+
+    rule: Any
+    #: The entity key (e.g. user_id) and, per marked event, its id and time.
+    entity: str
+    ids: np.ndarray
+    times: np.ndarray
+    #: Per marked event, the count its window reached (for the reason).
+    counts: np.ndarray
+    #: The risk the rule gives (as to the events of the batch it marks).
+    risk: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 class _BatchState:
-    """What derived features and rules read of the batch: entity rows and times."""
+    """What derived features and rules read of the batch: entity rows and times; what rules
+    say of earlier batches' events."""
 
     def __init__(self, tables: dict[str, EntityTable], rows: dict[str, np.ndarray], times: np.ndarray):
         self._tables, self._rows, self.times = tables, rows, times
+        #: ``(rule, entity, ids, times, counts)`` per :meth:`mark_earlier` call.
+        self.earlier: list[tuple] = []
 
     def table(self, entity: str) -> EntityTable:
         return self._tables[entity]
 
     def rows(self, entity: str) -> np.ndarray:
         return self._rows[entity]
+
+    def mark_earlier(self, rule, entity: str, rows: np.ndarray, times: np.ndarray, counts: np.ndarray) -> None:
+        """``rule`` flags remembered events of ``entity`` (table rows, times) from earlier batches."""
+        self.earlier.append((rule, entity, self._tables[entity].ids_of(rows), times, counts))
 
 
 class Scorer:
@@ -92,6 +128,51 @@ class Scorer:
     def state_bytes(self) -> int:
         return sum(t.nbytes() for t in self.tables.values())
 
+    # -- snapshots ----------------------------------------------------------------------------
+    def signature(self) -> dict:
+        """What a saved state must have been written with: this code's state version, the schema's
+        declarations that give the state its meaning (entities, derived features, baselines, rules;
+        not reason texts, help or aliases), and each entity table's layout."""
+        schema = self.schema
+        rules = tuple(dataclasses.replace(r, template=None) for r in schema.rules)
+        declared = repr((schema.timestamp, schema.entities, schema.derived, schema.baseline, rules))
+        return {"state_version": STATE_VERSION, "schema": schema.name,
+                "declaration": hashlib.sha256(declared.encode()).hexdigest(),
+                "tables": {e: t.layout() for e, t in self.tables.items()}}
+
+    def export_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(meta, arrays)`` of every entity table and baseline population, copies (see :meth:`restored`)."""
+        meta = {"signature": self.signature(), "events_scored": self.events_scored, "tables": {}}
+        arrays = {}
+        for entity, table in self.tables.items():
+            meta["tables"][entity], table_arrays = table.export_state()
+            arrays.update({f"{entity}/{k}": v for k, v in table_arrays.items()})
+        for entity, (_, model) in self.baselines.items():
+            arrays.update({f"{entity}/{k}": v for k, v in model.export_state().items()})
+        return meta, arrays
+
+    @classmethod
+    def restored(cls, schema: Schema, meta: dict, arrays: dict[str, np.ndarray]) -> "Scorer":
+        """A scorer of ``schema`` with a saved state in; :class:`SnapshotMismatch` if that state was
+        written by other code or for another declaration of the schema."""
+        scorer = cls(schema)
+        ours, saved = scorer.signature(), meta.get("signature")
+        if saved != ours:
+            differs = sorted(k for k in ours if not isinstance(saved, dict) or saved.get(k) != ours[k])
+            raise SnapshotMismatch(f"scorer state of {schema.name} was saved with another {', '.join(differs)}")
+        try:
+            for entity, table in scorer.tables.items():
+                prefix = f"{entity}/"
+                table.import_state(meta["tables"][entity],
+                                   {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            for entity, (_, model) in scorer.baselines.items():
+                model.import_state({k[len(entity) + 1:]: v for k, v in arrays.items()
+                                    if k.startswith(f"{entity}/population:")})
+        except (KeyError, ValueError) as exc:
+            raise SnapshotMismatch(f"scorer state of {schema.name}: {exc}") from exc
+        scorer.events_scored = int(meta.get("events_scored", 0))
+        return scorer
+
     def score(self, frame: pd.DataFrame) -> "ScoredBatch":
         """Score a typed batch (from :meth:`Schema.coerce`), then learn it."""
         schema = self.schema
@@ -103,7 +184,9 @@ class Scorer:
             for table in self.tables.values():  # forget the idle first, so none of them is judged by stale habits
                 table.clock = max(table.clock, float(np.nanmax(times)))
                 table.evict_idle()
-        rows = {e: self.tables[e].rows(features[e].astype(object), times) for e in schema.entities}
+        for e in schema.entities:
+            features[e] = _as_ids(features[e])
+        rows = {e: self.tables[e].rows(features[e], times) for e in schema.entities}
         state = _BatchState(self.tables, rows, times)
         for derived in schema.derived:
             features[derived.name] = derived.compute(features, state)
@@ -139,7 +222,13 @@ class Scorer:
             model.learn(rows[entity], X, skip=beyond)
         self.events_scored += n
         risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
-        return ScoredBatch(schema, features, risk, flagged_any, signals)
+        earlier = [EarlierMarks(rule, entity, ids, marked_times, counts, self._risk_of(rule.severity))
+                   for rule, entity, ids, marked_times, counts in state.earlier]
+        return ScoredBatch(schema, features, risk, flagged_any, signals, earlier)
+
+    def _risk_of(self, severity: str) -> int:
+        strength = self.threshold_logp * SEVERITY_STEPS[severity]
+        return int(np.clip(np.round(100.0 * strength / (RISK_FULL * self.threshold_logp)), 0, 100))
 
     def _baseline_signal(self, spec, features: dict, i: int, z: float) -> Signal:
         kind = spec.type_of(above=z > 0)
@@ -150,6 +239,15 @@ class Scorer:
         reason = (f"{spec.feature} {value:.4g} is {abs(z):.1f} sd {'above' if z > 0 else 'below'} the "
                   f"usual of {spec.entity} {features[spec.entity][i]}")
         return Signal(kind, "baseline", reason, severity)
+
+
+def _as_ids(values: np.ndarray) -> np.ndarray:
+    """Entity ids as Python str, as they are stored: a live source's 5 and a file's "5" are one entity
+    (and a saved table's ids, which are text, still match after a restart)."""
+    values = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # one C scan, no copy
+        return values
+    return values.astype(str).astype(object)
 
 
 def _row(columns: dict, i: int) -> dict:
@@ -168,12 +266,14 @@ class ScoredBatch:
     """A scored batch: its features, risks and flags as arrays, events built only when asked."""
 
     def __init__(self, schema: Schema, features: dict, risk: np.ndarray,
-                 is_anomaly: np.ndarray, signals: dict[int, list]):
+                 is_anomaly: np.ndarray, signals: dict[int, list], earlier: list[EarlierMarks] | None = None):
         self.schema = schema
         self.features = features
         self.risk = risk
         self.is_anomaly = is_anomaly
         self._signals = signals
+        #: Rules' verdicts on stored events of earlier batches (:class:`EarlierMarks`), for the store.
+        self.earlier = earlier or []
         #: Events one of whose entities an operator has flagged (set by the caller).
         self.flagged = np.zeros(len(risk), dtype=bool)
 

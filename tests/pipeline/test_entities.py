@@ -58,3 +58,35 @@ def test_window_counts_match_a_plain_loop_in_any_batching():
     got = np.concatenate([count_in_window(ring, rows[k:k + 37], times[k:k + 37], 3600)[0]
                           for k in range(0, 300, 37)])
     assert got.tolist() == expected
+
+
+def test_a_table_exported_and_imported_keeps_its_live_rows_ids_and_object_columns():
+    table = EntityTable(capacity=4, idle_seconds=100, initial=8)
+    table.add_column("total", (2,), 0.0)
+    table.add_column("holder", (), None, dtype=object)
+    rows = table.rows(_ids("a", "b", "c"), np.array([0.0, 50.0, 60.0]))
+    table.columns["total"][rows] = [[1, 2], [3, 4], [5, 6]]
+    table.columns["holder"][rows[1]] = "u7"
+    table.rows(_ids("c"), np.array([130.0]))
+    table.evict_idle()  # a is gone: its row is not saved
+    meta, arrays = table.export_state()
+    assert meta["rows"] == 2 and sorted(arrays["ids"].tolist()) == ["b", "c"]
+
+    twin = EntityTable(capacity=4, idle_seconds=100, initial=1)
+    twin.add_column("total", (2,), 0.0)
+    twin.add_column("holder", (), None, dtype=object)
+    twin.import_state(meta, arrays)
+    assert sorted(twin.ids()) == ["b", "c"] and twin.clock == 130.0 and twin.evicted == 1
+    b, c = twin.row_of("b"), twin.row_of("c")
+    assert twin.columns["total"][b].tolist() == [3, 4] and twin.columns["total"][c].tolist() == [5, 6]
+    assert twin.columns["holder"][b] == "u7" and twin.columns["holder"][c] is None
+    assert twin.last_seen[c] == 130.0
+    # New entities still find room, up to the capacity.
+    assert len(set(twin.rows(_ids("d", "e"), np.array([140.0, 140.0])).tolist()) | {b, c}) == 4
+
+    other = EntityTable(capacity=4, idle_seconds=100)
+    other.add_column("total", (3,), 0.0)
+    other.add_column("holder", (), None, dtype=object)
+    with pytest.raises(ValueError, match="layout differs"):
+        other.import_state(meta, arrays)
+    assert len(other) == 0

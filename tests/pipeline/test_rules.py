@@ -57,6 +57,21 @@ def test_dos_counts_short_sessions_of_earlier_batches(scorer):
     assert "dos_attack" in _types(scorer, [("s2", "u1", "c1", 1200, 2.0, 0.1, 0.05)])[0]
 
 
+def test_a_dos_window_completed_later_names_its_sessions_of_earlier_batches(scorer):
+    first = scorer.score(_sessions([("s0", "u1", "c1", 0, 2.0, 0.1, 0.05), ("x", "u2", "c2", 0, 2.0, 0.1, 0.05)]))
+    second = scorer.score(_sessions([("s1", "u1", "c1", 600, 2.0, 0.1, 0.05),
+                                     ("long", "u1", "c1", 700, 90.0, 20.0, 8.0)]))
+    assert first.earlier == [] and second.earlier == []
+    third = scorer.score(_sessions([("s2", "u1", "c1", 1200, 2.0, 0.1, 0.05)]))
+    [marks] = third.earlier
+    assert marks.rule.type == "dos_attack" and marks.entity == "user_id"
+    assert marks.ids.tolist() == ["u1", "u1"] and sorted(marks.times - T0) == [0.0, 600.0]
+    assert marks.counts.tolist() == [3, 3] and marks.risk == third.risk[0]
+    # A fourth within the hour of the second and third names them again (the store amends once).
+    fourth = scorer.score(_sessions([("s3", "u1", "c1", 1500, 2.0, 0.1, 0.05)]))
+    assert sorted(fourth.earlier[0].times - T0) == [0.0, 600.0, 1200.0]
+
+
 def test_a_second_user_during_a_session_is_a_conflict_even_a_batch_later(scorer):
     assert _types(scorer, [("a", "u1", "c1", 0, 120, 20.0, 8.0)]) == [()]
     types = _types(scorer, [("b", "u2", "c1", HOUR, 30, 5.0, 2.0),     # c1 busy until 2 h

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from pipeline_helpers import ev_schema  # noqa: F401 -- a fixture
@@ -67,3 +68,22 @@ def test_entities_beyond_the_idle_time_are_forgotten(ev_schema):
     later = _charger_history(1).assign(user_id="new", charger_id="c9", start_time=T0 + 30 * 86400)
     scorer.score(later)
     assert scorer.entity_counts() == {"user_id": 1, "charger_id": 1}
+
+
+def test_a_restored_scorer_scores_as_the_one_it_was_saved_from(ev_schema):
+    from detectors.snapshot import SnapshotMismatch
+    from generators.ev_charging import EVChargingGenerator
+
+    frame = EVChargingGenerator(seed=5, n_users=40, n_chargers=6).days(6)
+    half = len(frame) // 2
+    scorer = Scorer(ev_schema)
+    scorer.score(frame.iloc[:half].reset_index(drop=True))
+    meta, arrays = scorer.export_state()
+    twin = Scorer.restored(ev_schema, meta, arrays)
+    rest = frame.iloc[half:].reset_index(drop=True)
+    got, expected = twin.score(rest), scorer.score(rest)
+    assert got.risk.tolist() == expected.risk.tolist() and expected.is_anomaly.any()
+    assert [e.explanation for e in got.anomalies()] == [e.explanation for e in expected.anomalies()]
+    meta["signature"]["declaration"] = "another"
+    with pytest.raises(SnapshotMismatch, match="another declaration"):
+        Scorer.restored(ev_schema, meta, arrays)
