@@ -33,8 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "warm_up",
-           "calibrated_points", "lower_median_deviation", "grow_trees"]
+           "sorted_window_stats", "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
 def compiled(kernel):
@@ -451,6 +450,111 @@ def sorted_slides(padded, size, out):
             current[to] = new
             for k in range(size):
                 out[i * d + j, k] = current[k]
+
+
+@compiled
+def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviation, out_quantiles, out_deviation,
+                        out_mean_deviation):
+    """Order statistics of each window of ``size`` successive rows of ``padded``, without writing the sorted rows.
+
+    The windows are those of :func:`sorted_slides` (finite values, NaN for
+    an unused slot), ``counts`` ``(n,)`` the values in each.  For row
+    ``i * d + j`` (window ``i``, field ``j``) it writes what the numpy steps
+    compute from that sorted row: ``out_quantiles`` ``(n * d, Q)`` the
+    ``levels``' quantiles (``detectors.window.sorted_quantile``),
+    ``out_mean_deviation`` the mean absolute deviation around quantile
+    ``centre_level`` (``detectors.robust_window.deviation_floor`` before
+    its factor: upper half minus lower half of a full window, else the mean
+    of ``|v - centre|``), and with ``with_deviation`` ``out_deviation`` the
+    lower median of those deviations (``detectors.mad.MADDetector._stats_of``:
+    the merge of :func:`lower_median_deviation` on the ``count`` filled
+    values, NaN for an empty window).  The window slides as in
+    :func:`sorted_slides`; each statistic reads the sorted row in place.
+    """
+    rows, d = padded.shape
+    n = rows - size + 1
+    Q = levels.shape[0]
+    current = np.empty(size)
+    for j in range(d):
+        for k in range(size):
+            v = padded[k, j]
+            current[k] = np.inf if v != v else v
+        current.sort()
+        for i in range(n):
+            if i > 0:
+                old = padded[i - 1, j]
+                new = padded[i - 1 + size, j]
+                old = np.inf if old != old else old
+                new = np.inf if new != new else new
+                # One shift between the leaving value's slot and the arriving value's: the same sorted row.
+                at = np.searchsorted(current, old)
+                if new >= old:  # the values below the new one, the leaving one (unless equal) no longer counted
+                    to = max(at, np.searchsorted(current, new) - 1)
+                    for k in range(at, to):
+                        current[k] = current[k + 1]
+                else:
+                    to = np.searchsorted(current, new)
+                    for k in range(at, to, -1):
+                        current[k] = current[k - 1]
+                current[to] = new
+            r = i * d + j
+            count = counts[i]
+            last = max(count - 1, 0)
+            for q in range(Q):
+                pos = levels[q] * last
+                lo = int(math.floor(pos))
+                hi = min(lo + 1, last)
+                a, b = current[lo], current[hi]
+                gap = b - a
+                if not math.isfinite(gap):
+                    gap = 0.0
+                out_quantiles[r, q] = a + (pos - lo) * gap if count > 0 else np.nan
+            centre = out_quantiles[r, centre_level]
+            if count == size:
+                # Upper half minus lower half, in four interleaved partial sums (the same sums, rounding apart).
+                half = size // 2
+                lower_a, lower_b, upper_a, upper_b = 0.0, 0.0, 0.0, 0.0
+                k = 0
+                while k + 2 <= half:
+                    lower_a += current[k]
+                    lower_b += current[k + 1]
+                    upper_a += current[half + k]
+                    upper_b += current[half + k + 1]
+                    k += 2
+                if k < half:
+                    lower_a += current[k]
+                    upper_a += current[half + k]
+                for k in range(2 * half, size):
+                    upper_a += current[k]
+                out_mean_deviation[r] = ((upper_a + upper_b) - (lower_a + lower_b) - centre * (size - 2 * half)) / size
+            else:
+                total = 0.0
+                for k in range(count):
+                    total += abs(current[k] - centre)
+                out_mean_deviation[r] = total / max(count, 1)
+            if not with_deviation:
+                continue
+            if count == 0:
+                out_deviation[r] = np.nan
+                continue
+            # The k-th smallest |v - centre| of two sorted runs, the deviations left of the middle
+            # (centre - current[half - 1 - t]) and right of it (current[half + t] - centre):
+            # a binary search for how many come from the left (what sorted_mad does with arrays).
+            half = count // 2
+            k = (count - 1) // 2 + 1
+            lo, hi = max(0, k - (count - half)), min(k, half)
+            while lo < hi:
+                take = (lo + hi) // 2
+                if centre - current[half - 1 - take] < current[half + k - take - 1] - centre:
+                    lo = take + 1
+                else:
+                    hi = take
+            value = -np.inf
+            if lo > 0:
+                value = centre - current[half - lo]
+            if k - lo > 0:
+                value = np.maximum(value, current[half + k - lo - 1] - centre)
+            out_deviation[r] = value
 
 
 @compiled

@@ -17,7 +17,8 @@ from detectors.calibration import TailCalibrator
 from detectors.mad import compiled_mad, sorted_mad
 from detectors.novelty import EpisodeState, RecordTracker
 from detectors.stats import chi2_logp
-from detectors.window import sorted_trailing, trailing
+from detectors.robust_window import deviation_floor
+from detectors.window import sorted_quantile, sorted_trailing, trailing, trailing_order_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,33 @@ def test_sorted_slides_equal_sorted_windows():
         expected = np.sort(np.where(np.isnan(windows), np.inf, windows).transpose(0, 2, 1).reshape(-1, size), axis=1)
         np.testing.assert_array_equal(rows, expected)
         np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("size", [2, 5, 16, 100])
+@pytest.mark.parametrize("history_length", [0, 3, 100])
+def test_order_stats_equal_the_sorted_rows(size, history_length):
+    """The kernel's quantiles, MAD and mean deviation equal what the numpy steps read from the sorted rows."""
+    rng = np.random.default_rng(size + history_length)
+    history = rng.normal(5, 2, (history_length, 3))
+    points = np.round(rng.normal(5, 2, (250, 3)), 1)   # rounded: many ties
+    points[100:220, 1] = 4.0                            # a flat stretch: MAD 0
+    levels = (0.25, 0.5, 0.75)
+    quantiles, deviation, mean_deviation, counts = trailing_order_stats(history, points, size, levels, 1, True)
+    rows, expected_counts = sorted_trailing(history, points, size)
+    np.testing.assert_array_equal(counts, expected_counts)
+    per_row = np.repeat(counts, 3)
+    for k, q in enumerate(levels):
+        np.testing.assert_array_equal(quantiles[:, k], sorted_quantile(rows, per_row, q))
+    median = quantiles[:, 1]
+    full = per_row == size
+    np.testing.assert_array_equal(deviation[full], compiled_mad(rows[full], median[full]))
+    dev = np.sort(np.abs(rows[~full] - median[~full, None]), axis=1)
+    lower_median = np.take_along_axis(dev, (np.maximum(per_row[~full] - 1, 0) // 2)[:, None], 1)[:, 0]
+    np.testing.assert_array_equal(deviation[~full], lower_median)
+    floor = np.concatenate([deviation_floor(rows[full], median[full]), deviation_floor(rows[~full], median[~full])])
+    mine = np.concatenate([mean_deviation[full], mean_deviation[~full]]) * 0.5 / 0.7978845608028654
+    np.testing.assert_allclose(mine, floor, rtol=1e-12, atol=1e-15)
+    assert (deviation[full] == 0).any() and (deviation[full] > 0).any()
 
 
 @pytest.mark.parametrize("width", [2, 9, 10, 100])
