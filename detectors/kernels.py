@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
+           "sorted_window_stats", "sliding_distances", "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
 def compiled(kernel):
@@ -555,6 +555,99 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
             if k - lo > 0:
                 value = np.maximum(value, current[half + k - lo - 1] - centre)
             out_deviation[r] = value
+
+
+@compiled
+def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mean, out_var):
+    """Squared Mahalanobis distances of ``n`` points from their full trailing windows (``detectors.zscore``).
+
+    Window ``i`` is ``padded[i : i + size]`` ``(size - 1 + n, d)``, every
+    slot a finite value; point ``i`` is ``points[i]``.  Per point it does
+    what ``window_moments`` then ``squared_distance`` do: the window's
+    mean and unbiased covariance, each variance floored
+    (``detectors.stats.floored``) and ridged, ``r' C^-1 r`` of the
+    residual; the mean and floored variance go to ``out_mean`` and
+    ``out_var`` ``(n, d)`` for the expected range.
+
+    Instead of ``O(size * d^2)`` per point, the mean and co-moment slide by
+    a rank-one update and downdate (``O(d^2)``), from the deviations to the
+    current mean (no sum of squares to cancel), and are recomputed exactly
+    every ``size`` points and whenever the leaving point lay far out (a
+    spike leaving would leave its rounding behind); the solve is a Cholesky
+    factorisation instead of numpy's LU (the same distance, rounding
+    apart).  A point whose ridged covariance does not factorise gets NaN
+    for the caller to compute with numpy.
+    """
+    n, d = points.shape
+    mean = np.empty(d)
+    co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
+    a = np.empty(d)
+    b = np.empty(d)
+    chol = np.empty((d, d))
+    z = np.empty(d)
+    since_exact = size
+    for i in range(n):
+        exact = since_exact >= size
+        if not exact:
+            # Slide: x arrives, y leaves; a, b their deviations from the old mean.
+            for f in range(d):
+                a[f] = padded[i - 1 + size, f] - mean[f]
+                b[f] = padded[i - 1, f] - mean[f]
+            for f in range(d):
+                mean[f] += (a[f] - b[f]) / size
+            for f in range(d):
+                for g in range(f + 1):
+                    co[f, g] += a[f] * a[g] - b[f] * b[g] - (a[f] - b[f]) * (a[g] - b[g]) / size
+            for f in range(d):
+                if b[f] * b[f] > 1e4 * co[f, f]:
+                    exact = True
+        if exact:
+            for f in range(d):
+                total = 0.0
+                for k in range(size):
+                    total += padded[i + k, f]
+                mean[f] = total / size
+            for f in range(d):
+                for g in range(f + 1):
+                    co[f, g] = 0.0
+            for k in range(size):
+                for f in range(d):
+                    a[f] = padded[i + k, f] - mean[f]
+                for f in range(d):
+                    for g in range(f + 1):
+                        co[f, g] += a[f] * a[g]
+            since_exact = 0
+        since_exact += 1
+        # The ridged, floored covariance, factorised as chol chol'.
+        ok = True
+        for f in range(d):
+            var = np.maximum(co[f, f] / (size - 1), spread_floor * (abs(mean[f]) + 1.0))
+            out_mean[i, f] = mean[f]
+            out_var[i, f] = var
+            for g in range(f + 1):
+                value = co[f, g] / (size - 1) if g < f else var * (1.0 + ridge)
+                for k in range(g):
+                    value -= chol[f, k] * chol[g, k]
+                if g < f:
+                    chol[f, g] = value / chol[g, g]
+                elif value > 0:
+                    chol[f, f] = math.sqrt(value)
+                else:
+                    ok = False
+                    break
+            if not ok:
+                break
+        if not ok:
+            out_d2[i] = np.nan
+            continue
+        d2 = 0.0
+        for f in range(d):
+            value = points[i, f] - mean[f]
+            for k in range(f):
+                value -= chol[f, k] * z[k]
+            z[f] = value / chol[f, f]
+            d2 += z[f] * z[f]
+        out_d2[i] = d2
 
 
 @compiled

@@ -18,6 +18,7 @@ from detectors.mad import compiled_mad, sorted_mad
 from detectors.novelty import EpisodeState, RecordTracker
 from detectors.stats import chi2_logp
 from detectors.robust_window import deviation_floor
+from detectors.zscore import sliding_distances, squared_distance, window_moments
 from detectors.window import sorted_quantile, sorted_trailing, trailing, trailing_order_stats
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,27 @@ def test_order_stats_equal_the_sorted_rows(size, history_length):
     mine = np.concatenate([mean_deviation[full], mean_deviation[~full]]) * 0.5 / 0.7978845608028654
     np.testing.assert_allclose(mine, floor, rtol=1e-12, atol=1e-15)
     assert (deviation[full] == 0).any() and (deviation[full] > 0).any()
+
+
+@pytest.mark.parametrize("d", [2, 8, 38])
+def test_sliding_distances_equal_the_numpy_moments(d):
+    """Long enough to drift, with a spike entering and leaving, a flat field and two equal fields."""
+    rng = np.random.default_rng(d)
+    size, n = 100, 1500
+    history = rng.normal(50, 5, (size, d))
+    points = 50 + 5 * np.sin(np.arange(n) / 40)[:, None] + rng.normal(0, 1, (n, d))
+    points[300, 0] += 1e9                       # far out: its leaving forces an exact recomputation
+    points[:, 1] = 7.0                          # flat: the floored variance decides
+    if d > 2:
+        points[:, 2] = points[:, 3]             # perfectly correlated: only the ridge keeps it invertible
+    d2, mean, var = sliding_distances(history, points, size)
+    windows, counts = trailing(history, points, size)
+    expected_mean, cov = window_moments(windows, counts, True)
+    expected = squared_distance(points, expected_mean, cov)
+    np.testing.assert_allclose(d2, expected, rtol=1e-9)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-12)
+    diagonal = np.diagonal(cov, axis1=1, axis2=2)
+    np.testing.assert_allclose(var, np.maximum(diagonal, 1e-9 * (np.abs(expected_mean) + 1)), rtol=1e-9)
 
 
 @pytest.mark.parametrize("width", [2, 9, 10, 100])
