@@ -33,7 +33,8 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "sliding_distances", "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
+           "sorted_window_stats", "sliding_distances", "trailing_means",
+           "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
 def compiled(kernel):
@@ -648,6 +649,30 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
             z[f] = value / chol[f, f]
             d2 += z[f] * z[f]
         out_d2[i] = d2
+
+
+@compiled
+def trailing_means(padded, size, power, full, out):
+    """``window_mean`` of each window of ``size`` successive rows of ``padded`` ``(size - 1 + n, d)``.
+
+    Row ``i`` of ``out`` ``(n, d)`` is the mean of ``padded[i : i + size]``
+    raised to ``power`` (1 or 2), skipping NaN slots (NaN when all are),
+    or with ``full`` the plain mean, as ``detectors.window.window_mean``
+    computes it; without the ``(n, size, d)`` temporaries.
+    """
+    n, d = out.shape
+    for i in range(n):
+        for f in range(d):
+            total = 0.0
+            filled = 0
+            for k in range(size):
+                v = padded[i + k, f]
+                if power == 2:
+                    v = v * v
+                if full or v == v:
+                    total += v
+                    filled += 1
+            out[i, f] = total / filled
 
 
 @compiled

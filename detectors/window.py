@@ -107,6 +107,25 @@ def trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple[np.nda
     return windows, np.minimum(len(past) + np.arange(n), size)
 
 
+def trailing_mean(history: np.ndarray, points: np.ndarray, size: int, power: int = 1):
+    """:func:`window_mean` of the windows :func:`trailing` gives, by a compiled kernel; returns ``(means, counts)``.
+
+    >>> means, counts = trailing_mean(np.array([[1.0]]), np.array([[2.0], [3.0], [4.0]]), 2, power=2)
+    >>> means[:, 0].tolist(), counts.tolist()
+    ([1.0, 2.5, 6.5], [1, 2, 2])
+    """
+    from .kernels import trailing_means
+
+    n, d = points.shape
+    past = history[-size:]
+    counts = np.minimum(len(past) + np.arange(n), size)
+    means = np.empty((n, d))
+    if n:
+        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
+        trailing_means(np.ascontiguousarray(padded, dtype=float), size, power, bool((counts == size).all()), means)
+    return means, counts
+
+
 class SortedWindow:
     """The last ``size`` values of each of ``R`` rows, kept sorted, so rolling quantiles cost O(R).
 

@@ -19,7 +19,8 @@ from detectors.novelty import EpisodeState, RecordTracker
 from detectors.stats import chi2_logp
 from detectors.robust_window import deviation_floor
 from detectors.zscore import sliding_distances, squared_distance, window_moments
-from detectors.window import sorted_quantile, sorted_trailing, trailing, trailing_order_stats
+from detectors.window import (sorted_quantile, sorted_trailing, trailing, trailing_mean, trailing_order_stats,
+                              window_mean)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,6 +145,22 @@ def test_sliding_distances_equal_the_numpy_moments(d):
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-12)
     diagonal = np.diagonal(cov, axis1=1, axis2=2)
     np.testing.assert_allclose(var, np.maximum(diagonal, 1e-9 * (np.abs(expected_mean) + 1)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("power", [1, 2])
+@pytest.mark.parametrize("history_length", [0, 2, 100])
+def test_trailing_means_equal_the_window_means(power, history_length):
+    rng = np.random.default_rng(history_length + power)
+    history = rng.normal(3, 1, (history_length, 4))
+    history[history_length // 2:, 1] = np.nan          # residuals a stream never had: skipped slots
+    points = rng.normal(3, 1, (300, 4))
+    for size in (1, 5, 100):
+        means, counts = trailing_mean(history, points, size, power)
+        windows, expected_counts = trailing(history, points, size)
+        with np.errstate(all="ignore"):
+            expected = window_mean(windows, bool((expected_counts == size).all()), power)
+        np.testing.assert_array_equal(counts, expected_counts)
+        np.testing.assert_allclose(means, expected, rtol=1e-13, equal_nan=True)
 
 
 @pytest.mark.parametrize("width", [2, 9, 10, 100])
