@@ -475,29 +475,32 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
     rows, d = padded.shape
     n = rows - size + 1
     Q = levels.shape[0]
-    current = np.empty(size)
+    windows = np.empty((d, size))  # every field's sorted window: rows of padded and of the outputs are read in order
     for j in range(d):
         for k in range(size):
             v = padded[k, j]
-            current[k] = np.inf if v != v else v
-        current.sort()
-        for i in range(n):
+            windows[j, k] = np.inf if v != v else v
+        windows[j].sort()
+    for i in range(n):
+        for j in range(d):
+            current = windows[j]
             if i > 0:
                 old = padded[i - 1, j]
                 new = padded[i - 1 + size, j]
                 old = np.inf if old != old else old
                 new = np.inf if new != new else new
-                # One shift between the leaving value's slot and the arriving value's: the same sorted row.
-                at = np.searchsorted(current, old)
-                if new >= old:  # the values below the new one, the leaving one (unless equal) no longer counted
-                    to = max(at, np.searchsorted(current, new) - 1)
-                    for k in range(at, to):
+                # Slide the values between the leaving value's slot and the arriving value's one place
+                # towards the gap, comparing as they move (an insertion sort's step): the same sorted row.
+                k = np.searchsorted(current, old)
+                if new >= old:
+                    while k + 1 < size and current[k + 1] < new:
                         current[k] = current[k + 1]
+                        k += 1
                 else:
-                    to = np.searchsorted(current, new)
-                    for k in range(at, to, -1):
+                    while k > 0 and current[k - 1] > new:
                         current[k] = current[k - 1]
-                current[to] = new
+                        k -= 1
+                current[k] = new
             r = i * d + j
             count = counts[i]
             last = max(count - 1, 0)
@@ -586,6 +589,8 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
     b = np.empty(d)
     chol = np.empty((d, d))
     z = np.empty(d)
+    inv_diagonal = np.empty(d)  # 1 / chol[f, f]: a multiplication per element instead of a division
+    inv_size, inv_dof = 1.0 / size, 1.0 / (size - 1)
     since_exact = size
     for i in range(n):
         exact = since_exact >= size
@@ -598,7 +603,7 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
                 mean[f] += (a[f] - b[f]) / size
             for f in range(d):
                 for g in range(f + 1):
-                    co[f, g] += a[f] * a[g] - b[f] * b[g] - (a[f] - b[f]) * (a[g] - b[g]) / size
+                    co[f, g] += a[f] * a[g] - b[f] * b[g] - (a[f] - b[f]) * (a[g] - b[g]) * inv_size
             for f in range(d):
                 if b[f] * b[f] > 1e4 * co[f, f]:
                     exact = True
@@ -622,17 +627,30 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
         # The ridged, floored covariance, factorised as chol chol'.
         ok = True
         for f in range(d):
-            var = np.maximum(co[f, f] / (size - 1), spread_floor * (abs(mean[f]) + 1.0))
+            var = np.maximum(co[f, f] * inv_dof, spread_floor * (abs(mean[f]) + 1.0))
             out_mean[i, f] = mean[f]
             out_var[i, f] = var
             for g in range(f + 1):
-                value = co[f, g] / (size - 1) if g < f else var * (1.0 + ridge)
-                for k in range(g):
-                    value -= chol[f, k] * chol[g, k]
+                value = co[f, g] * inv_dof if g < f else var * (1.0 + ridge)
+                # chol[f, :g] @ chol[g, :g] in four interleaved partial sums: independent chains the
+                # CPU overlaps (the same sum, rounding apart; the factorisation's serial cost was their latency).
+                part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
+                k = 0
+                while k + 4 <= g:
+                    part_a += chol[f, k] * chol[g, k]
+                    part_b += chol[f, k + 1] * chol[g, k + 1]
+                    part_c += chol[f, k + 2] * chol[g, k + 2]
+                    part_e += chol[f, k + 3] * chol[g, k + 3]
+                    k += 4
+                while k < g:
+                    part_a += chol[f, k] * chol[g, k]
+                    k += 1
+                value -= (part_a + part_b) + (part_c + part_e)
                 if g < f:
-                    chol[f, g] = value / chol[g, g]
+                    chol[f, g] = value * inv_diagonal[g]
                 elif value > 0:
                     chol[f, f] = math.sqrt(value)
+                    inv_diagonal[f] = 1.0 / chol[f, f]
                 else:
                     ok = False
                     break
@@ -644,9 +662,19 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
         d2 = 0.0
         for f in range(d):
             value = points[i, f] - mean[f]
-            for k in range(f):
-                value -= chol[f, k] * z[k]
-            z[f] = value / chol[f, f]
+            part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
+            k = 0
+            while k + 4 <= f:
+                part_a += chol[f, k] * z[k]
+                part_b += chol[f, k + 1] * z[k + 1]
+                part_c += chol[f, k + 2] * z[k + 2]
+                part_e += chol[f, k + 3] * z[k + 3]
+                k += 4
+            while k < f:
+                part_a += chol[f, k] * z[k]
+                k += 1
+            value -= (part_a + part_b) + (part_c + part_e)
+            z[f] = value * inv_diagonal[f]
             d2 += z[f] * z[f]
         out_d2[i] = d2
 
