@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "sliding_distances", "trailing_means",
+           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -818,6 +818,30 @@ def lower_median_deviation(values, median, out):
                     value = right
                     j += 1
         out[r] = value
+
+
+@compiled
+def tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, depth, mask, shift, out):
+    """Sum of leaf path lengths of each point over its stream's trees (``detectors.isolation_forest.mean_path_length``).
+
+    ``node_words`` int16 and ``leaf_words`` uint8 are the flat forests, tree
+    ``owner[p] * n_trees + t`` at ``tree * n_inner`` and ``tree * n_leaves``;
+    ``xq`` ``(N, m)`` int16 the quantised points.  A node word holds the
+    feature in its low ``shift`` bits and the threshold above them; a point
+    goes right when its value exceeds the threshold.  ``out`` ``(N,)`` gets
+    each point's sum over its trees (small integers: exact in any order).
+    """
+    for p in range(owner.shape[0]):
+        total = 0.0
+        for t in range(n_trees):
+            tree = owner[p] * n_trees + t
+            node = 0
+            for _ in range(depth):
+                word = node_words[tree * n_inner + node]
+                value = xq[p, word & mask]
+                node = 2 * node + (2 if value > (word >> shift) else 1)
+            total += leaf_words[tree * n_leaves + node - n_inner]
+        out[p] = total
 
 
 @compiled
