@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks",
+           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -842,6 +842,81 @@ def tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, de
                 node = 2 * node + (2 if value > (word >> shift) else 1)
             total += leaf_words[tree * n_leaves + node - n_inner]
         out[p] = total
+
+
+@compiled
+def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
+    """LOF of new points, each against its stream's reference set (``detectors.lof.lof_score``), in float32 as it.
+
+    ``reference_t`` ``(S, m, W)``, ``k_distance`` and ``lrd`` ``(S, W)`` are
+    the bank's fitted arrays (float32, unused slots ``inf``), ``owner``
+    ``(N,)`` each point's stream and ``x`` ``(N, m)`` float32 the points.
+    The float32 sums over the ``W`` slots follow numpy's pairwise summation
+    (eight lanes, combined pairwise, the remainder after): the same bits as
+    ``np.where(near, reach, 0).sum(axis=1)``, so the same LOFs.
+    """
+    N, m = x.shape
+    W = reference_t.shape[2]
+    squared = np.empty(W, dtype=np.float32)
+    smallest = np.empty(n_neighbors, dtype=np.float32)
+    reach_lanes = np.empty(8, dtype=np.float32)
+    lrd_lanes = np.empty(8, dtype=np.float32)
+    zero = np.float32(0.0)
+    for p in range(N):
+        s = owner[p]
+        for w in range(W):
+            squared[w] = zero
+        for j in range(m):
+            for w in range(W):
+                diff = reference_t[s, j, w] - x[p, j]
+                diff = diff * diff
+                squared[w] = squared[w] + diff
+        # The k-th smallest squared distance (np.partition's), by insertion into the k smallest so far.
+        for i in range(n_neighbors):
+            smallest[i] = np.inf
+        for w in range(W):
+            v = squared[w]
+            if v < smallest[n_neighbors - 1]:
+                i = n_neighbors - 1
+                while i > 0 and smallest[i - 1] > v:
+                    smallest[i] = smallest[i - 1]
+                    i -= 1
+                smallest[i] = v
+        k_squared = smallest[n_neighbors - 1]
+        n_near = 0
+        # Each slot's reach distance and lrd where near, else 0, summed as numpy sums a row.
+        for w in range(W):
+            near = squared[w] <= k_squared
+            if near:
+                n_near += 1
+        reach_sum, lrd_sum = zero, zero
+        if W < 8:
+            for w in range(W):
+                if squared[w] <= k_squared:
+                    reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w])
+                    lrd_sum += lrd[s, w]
+        else:
+            for w in range(W):
+                near = squared[w] <= k_squared
+                reach = np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
+                rate = lrd[s, w] if near else zero
+                if w < 8:
+                    reach_lanes[w] = reach
+                    lrd_lanes[w] = rate
+                elif w < W - (W % 8):
+                    reach_lanes[w % 8] += reach
+                    lrd_lanes[w % 8] += rate
+            reach_sum = ((reach_lanes[0] + reach_lanes[1]) + (reach_lanes[2] + reach_lanes[3])) + (
+                (reach_lanes[4] + reach_lanes[5]) + (reach_lanes[6] + reach_lanes[7]))
+            lrd_sum = ((lrd_lanes[0] + lrd_lanes[1]) + (lrd_lanes[2] + lrd_lanes[3])) + (
+                (lrd_lanes[4] + lrd_lanes[5]) + (lrd_lanes[6] + lrd_lanes[7]))
+            for w in range(W - (W % 8), W):
+                near = squared[w] <= k_squared
+                reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
+                lrd_sum += lrd[s, w] if near else zero
+        mean_reach = np.float64(reach_sum) / n_near
+        mean_lrd = np.float64(lrd_sum) / n_near
+        out[p] = mean_lrd * (mean_reach + 1e-10)
 
 
 @compiled

@@ -231,6 +231,16 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
         lof = lof_score(*args, x, self.n_neighbors)
         return np.log(np.maximum(lof, 1e-30))
 
+    def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """:meth:`raw_scores` by a compiled kernel (:func:`detectors.kernels.lof_points`, the same float32 sums)."""
+        from .kernels import lof_points
+
+        x = np.ascontiguousarray(_finite((features - self.center_[rows]) / self.scale_[rows]), dtype=self.reference_.dtype)
+        lof = np.empty(len(x))
+        lof_points(self.reference_, self.k_distance_, self.lrd_, np.asarray(rows, dtype=np.int64), x,
+                   self.n_neighbors, lof)
+        return np.log(np.maximum(lof, 1e-30))
+
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         values = self.window_.buffer[rows]  # unused slots are NaN: they become unused reference slots
         if self.scale:
