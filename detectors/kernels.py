@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points",
+           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -917,6 +917,112 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
         mean_reach = np.float64(reach_sum) / n_near
         mean_lrd = np.float64(lrd_sum) / n_near
         out[p] = mean_lrd * (mean_reach + 1e-10)
+
+
+@compiled
+def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
+    """k-distance, lrd and LOF of every reference point (``detectors.lof.lof_fit``), in its dtypes and sum orders.
+
+    ``reference`` ``(s, W, m)`` float32, NaN rows unused.  Distances,
+    k-distances and reach distances in float32, as ``lof_fit`` computes
+    them; a row's sums over the ``W`` slots in numpy's pairwise order
+    (eight lanes, combined pairwise, the remainder after): float32 for the
+    reach distances, float64 for the neighbours' lrd.  Writes
+    ``out_k_distance`` and ``out_lrd`` ``(s, W)`` float32 and ``out_lof``
+    ``(s, W)`` float64 (unused slots inf, 0 and NaN).
+    """
+    S, W, m = reference.shape
+    k = n_neighbors
+    filled = np.empty((W, m), dtype=np.float32)
+    unused = np.empty(W, dtype=np.bool_)
+    squared = np.empty((W, W), dtype=np.float32)
+    k_squared = np.empty(W, dtype=np.float32)
+    n_near = np.empty(W, dtype=np.int64)
+    smallest = np.empty(k, dtype=np.float32)
+    lrd = np.empty(W)
+    lanes32 = np.empty(8, dtype=np.float32)
+    lanes64 = np.empty(8)
+    zero32 = np.float32(0.0)
+    tail = W - (W % 8)
+    for s in range(S):
+        for a in range(W):
+            unused[a] = False
+            for f in range(m):
+                if reference[s, a, f] != reference[s, a, f]:
+                    unused[a] = True
+            for f in range(m):
+                filled[a, f] = np.inf if unused[a] else reference[s, a, f]
+        for a in range(W):
+            for b in range(W):
+                squared[a, b] = zero32
+            for f in range(m):
+                for b in range(W):
+                    diff = filled[a, f] - filled[b, f]
+                    diff = diff * diff
+                    squared[a, b] = squared[a, b] + diff
+            for b in range(W):
+                if squared[a, b] != squared[a, b]:
+                    squared[a, b] = np.inf
+            squared[a, a] = np.inf
+            for i in range(k):
+                smallest[i] = np.inf
+            for b in range(W):
+                v = squared[a, b]
+                if v < smallest[k - 1]:
+                    i = k - 1
+                    while i > 0 and smallest[i - 1] > v:
+                        smallest[i] = smallest[i - 1]
+                        i -= 1
+                    smallest[i] = v
+            k_squared[a] = smallest[k - 1]
+            count = 0
+            for b in range(W):
+                if squared[a, b] <= k_squared[a]:
+                    count += 1
+            n_near[a] = count
+        for a in range(W):
+            # Reach distances of the neighbours, summed as numpy sums the row (float32).
+            total = zero32
+            if W < 8:
+                for b in range(W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
+            else:
+                for b in range(W):
+                    near = squared[a, b] <= k_squared[a]
+                    value = np.sqrt(np.maximum(squared[a, b], k_squared[b])) if near else zero32
+                    if b < 8:
+                        lanes32[b] = value
+                    elif b < tail:
+                        lanes32[b % 8] += value
+                total = ((lanes32[0] + lanes32[1]) + (lanes32[2] + lanes32[3])) + (
+                    (lanes32[4] + lanes32[5]) + (lanes32[6] + lanes32[7]))
+                for b in range(tail, W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
+            lrd[a] = 1.0 / (np.float64(total) / n_near[a] + 1e-10)
+        for a in range(W):
+            # The neighbours' lrd, summed as numpy sums the row (float64).
+            total = 0.0
+            if W < 8:
+                for b in range(W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += lrd[b]
+            else:
+                for b in range(W):
+                    value = lrd[b] if squared[a, b] <= k_squared[a] else 0.0
+                    if b < 8:
+                        lanes64[b] = value
+                    elif b < tail:
+                        lanes64[b % 8] += value
+                total = ((lanes64[0] + lanes64[1]) + (lanes64[2] + lanes64[3])) + (
+                    (lanes64[4] + lanes64[5]) + (lanes64[6] + lanes64[7]))
+                for b in range(tail, W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += lrd[b]
+            out_lof[s, a] = np.nan if unused[a] else total / n_near[a] / lrd[a]
+            out_k_distance[s, a] = np.inf if unused[a] else np.sqrt(k_squared[a])
+            out_lrd[s, a] = 0.0 if unused[a] else np.float32(lrd[a])
 
 
 @compiled

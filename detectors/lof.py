@@ -91,6 +91,20 @@ def lof_fit(reference: np.ndarray, n_neighbors: int):
     return k_distance, lrd, lof
 
 
+def compiled_lof_fit(reference: np.ndarray, n_neighbors: int):
+    """:func:`lof_fit` of float32 reference sets by a compiled kernel (:func:`detectors.kernels.lof_fits`), the same arrays.
+
+    A block refits one stream at a time, where numpy's calls on one small
+    ``(1, W, W)`` set cost more than the arithmetic.
+    """
+    from .kernels import lof_fits
+
+    s, w, _ = reference.shape
+    k_distance, lrd, lof = np.empty((s, w), np.float32), np.empty((s, w), np.float32), np.empty((s, w))
+    lof_fits(np.ascontiguousarray(reference), n_neighbors, k_distance, lrd, lof)
+    return k_distance, lrd, lof
+
+
 def lof_score(reference_t, k_distance, lrd, x, n_neighbors: int) -> np.ndarray:
     """LOF of new points, each against its own reference set.
 
@@ -250,7 +264,10 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             scale = np.ones_like(center)
         reference = (values - center[:, None, :]) / scale[:, None, :]
         reference = np.where(np.isnan(reference), np.nan, _finite(reference))  # NaN marks unused slots
-        k_distance, lrd, lof = lof_fit(reference, self.n_neighbors)
+        if compiled and reference.dtype == np.float32:
+            k_distance, lrd, lof = compiled_lof_fit(reference, self.n_neighbors)
+        else:
+            k_distance, lrd, lof = lof_fit(reference, self.n_neighbors)
         self.reference_[rows] = np.where(np.isnan(reference), np.inf, reference).transpose(0, 2, 1)
         self.k_distance_[rows] = k_distance
         self.lrd_[rows] = lrd

@@ -205,3 +205,18 @@ def test_compiled_block_scores_equal_the_numpy_scores(d):
     features[:5] *= 1e4                                  # far out
     features[5:10] = det.window_.buffer[rows[5:10], 0]   # reference points themselves (distance 0)
     np.testing.assert_array_equal(det._block_raw_scores(rows, features), det.raw_scores(rows, features))
+
+
+@pytest.mark.parametrize("w, k", [(64, 10), (13, 5), (7, 3)])
+def test_compiled_fit_equals_lof_fit(w, k):
+    """The compiled refit gives lof_fit's float32 k-distances and lrd and float64 LOFs bit for bit."""
+    from detectors.lof import compiled_lof_fit
+
+    rng = np.random.default_rng(w)
+    reference = rng.normal(0, 1, (4, w, 3)).astype(np.float32)
+    reference[1] = np.round(reference[1])              # ties at the k-distance, duplicates
+    reference[2, : w // 3] = np.nan                    # unused slots
+    reference[3, 0] = 1e6                              # one far point
+    for got, expected in zip(compiled_lof_fit(reference, k), lof_fit(reference, k)):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
