@@ -395,33 +395,36 @@ class Engine:
                 None if low is None else low[rows], None if high is None else high[rows])
 
     def _verdict(self, name, values: np.ndarray, fused, member_scores, state, warming, low, high) -> Verdict:
+        # Python floats and lists throughout: a tick may build hundreds of verdicts, and numpy's
+        # per-call cost on arrays of a few members would dominate each one.
         stream = self._streams[name]
-        on = stream["enabled"] & (stream["weights"] > 0)
+        scores, thresholds = member_scores.tolist(), stream["thresholds"].tolist()
+        on = [e and w > 0 for e, w in zip(stream["enabled"].tolist(), stream["weights"].tolist())]
         score = float(fused)
         threshold = stream["threshold"]
         anomalous, alert, cause = (bool(state[0]), bool(state[1]), int(state[2]))
-        fired = [m for m, s, t, o in zip(self.members, member_scores, stream["thresholds"], on) if o and s >= t]
+        fired = [m for m, s, t, o in zip(self.members, scores, thresholds, on) if o and s >= t]
         if anomalous and not fired:
-            fired = self._causes(stream, member_scores, on, cause)
+            fired = self._causes(scores, thresholds, on, cause)
         ranges = {}
         if low is not None:
-            for i, f in enumerate(stream["fields"]):
-                if np.isfinite(low[i]) and np.isfinite(high[i]):
-                    ranges[f] = [float(low[i]), float(high[i])]
+            for f, a, b in zip(stream["fields"], low.tolist(), high.tolist()):
+                if math.isfinite(a) and math.isfinite(b):
+                    ranges[f] = [a, b]
         return Verdict(
             stream=name,
-            values={f: float(v) for f, v in zip(stream["fields"], values)},
+            values=dict(zip(stream["fields"], values.tolist())),
             score=score,
             is_anomaly=anomalous,
             severity=severity_of(max(score, threshold), threshold) if anomalous else None,
-            detectors={m: float(s) for m, s, o in zip(self.members, member_scores, on) if o},
+            detectors={m: s for m, s, o in zip(self.members, scores, on) if o},
             fired=fired,
             expected=ranges,
             warming_up=bool(warming),
             alert=alert,
         )
 
-    def _causes(self, stream, member_scores, on, cause) -> list[str]:
+    def _causes(self, scores: list, thresholds: list, on: list, cause) -> list[str]:
         """Name the detectors behind an anomalous point that no member flagged on its own.
 
         A pattern record names the pattern member; otherwise (a value record,
@@ -430,9 +433,9 @@ class Engine:
         """
         if cause == PATTERN_CAUSE and "pattern" in self.members and on[self.members.index("pattern")]:
             return ["pattern"]
-        ratio = np.where(on, member_scores / np.maximum(stream["thresholds"], 1e-12), -np.inf)
-        best = ratio.max()
-        return [m for m, r in zip(self.members, ratio) if np.isfinite(r) and r >= best]
+        ratio = [s / max(t, 1e-12) if o else -math.inf for s, t, o in zip(scores, thresholds, on)]
+        best = math.nan if any(r != r for r in ratio) else max(ratio)  # numpy's max: NaN wins
+        return [m for m, r in zip(self.members, ratio) if math.isfinite(r) and r >= best]
 
     # -- feedback ---------------------------------------------------------
     def accept_normal(self, stream: str, points) -> None:

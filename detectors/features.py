@@ -292,9 +292,10 @@ def robust_center_scale(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     points = np.asarray(points, dtype=np.float64)
     full = not np.isnan(points).any()
-    median = np.median if full else np.nanmedian
-    center = median(points, axis=1)
-    scale = 1.4826 * median(np.abs(points - center[:, None, :]), axis=1)
+    center = _full_median(points) if full else np.nanmedian(points, axis=1)
+    deviation = np.abs(points - center[:, None, :])
+    scale = 1.4826 * (_full_median(deviation) if full and not np.isnan(deviation).any()
+                      else (np.median if full else np.nanmedian)(deviation, axis=1))
     tiny = 1e-9 * (1.0 + np.abs(center))
     flat = scale <= tiny
     if flat.any():  # rare: only then pay for the standard deviations
@@ -302,3 +303,22 @@ def robust_center_scale(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = np.where(flat, spread, scale)
         scale = np.where(scale > tiny, scale, 1.0)
     return center.astype(np.float32), scale.astype(np.float32)
+
+
+def _full_median(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=1)`` of values without NaN, by one partition (the same numbers).
+
+    np.median's checks and its mean of the two middle values cost more than
+    the partition on the small windows a refit reads, hundreds of times a
+    series; the middle values and ``(a + b) / 2`` are what it computes.
+
+    >>> v = np.random.default_rng(0).normal(size=(3, 10, 2))
+    >>> [bool((_full_median(w) == np.median(w, axis=1)).all()) for w in (v, v[:, :9])]
+    [True, True]
+    """
+    n = values.shape[1]
+    half = n // 2
+    if n % 2:
+        return np.partition(values, half, axis=1)[:, half]
+    part = np.partition(values, (half - 1, half), axis=1)
+    return (part[:, half - 1] + part[:, half]) / 2

@@ -41,15 +41,21 @@ class IQRDetector(SortedWindowDetector):
 
     name = "iqr"
 
+    LEVELS, CENTRE, READS_DEVIATION = (0.25, 0.5, 0.75), 1, False
+
     def _stats_of(self, values, count):
-        shape = (len(count) // self.n_features_, self.n_features_)
-        q1, med, q3 = (sorted_quantile(values, count, q).reshape(shape) for q in (0.25, 0.5, 0.75))
+        quartiles = [sorted_quantile(values, count, q) for q in self.LEVELS]
+        return self._stats_from(quartiles, None, deviation_floor(values, quartiles[self.CENTRE]))
+
+    def _stats_from(self, quantiles, deviation, floor):
+        shape = (len(floor) // self.n_features_, self.n_features_)
+        q1, med, q3 = (q.reshape(shape) for q in quantiles)
         both = floored(0.5 * (q3 - q1), med)
         # A half with no spread (many equal values) borrows the other half's.
         lower = floored(np.where(med - q1 > 0, med - q1, both), med)
         upper = floored(np.where(q3 - med > 0, q3 - med, both), med)
         # Both halves empty (most values equal): fall back on the mean absolute deviation.
-        floor = deviation_floor(values, med.ravel()).reshape(shape)
+        floor = floor.reshape(shape)
         return med, np.maximum(lower / QUARTILE_Z, floor), np.maximum(upper / QUARTILE_Z, floor)
 
     def _score_from(self, X, stats):

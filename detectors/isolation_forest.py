@@ -280,8 +280,14 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int, comp
     )
 
 
-def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int) -> np.ndarray:
+def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int, compiled: bool = False) -> np.ndarray:
     """Mean path length of each point over its stream's trees.
+
+    With ``compiled``, each point walks its trees in a compiled kernel
+    (:func:`detectors.kernels.tree_walks`, the same integer walk and the same
+    sum of small integers, so the same lengths): a block's few hundred
+    points between two refits, where numpy's per-level calls cost more than
+    the walk.
 
     Parameters
     ----------
@@ -305,6 +311,12 @@ def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int) -> np.ndarra
     local = np.arange(n_trees, dtype=np.intp)
     mask = np.int16(_MAX_FEATURES - 1)
     shift = np.int16(_FEATURE_BITS)
+    if compiled:
+        from .kernels import tree_walks
+
+        tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, depth, _MAX_FEATURES - 1,
+                   _FEATURE_BITS, out)
+        return out / (n_trees * leaf_scale(sample_size))
     for a in range(0, owner.size, _WALK_CHUNK):
         b = min(owner.size, a + _WALK_CHUNK)
         tree = owner[a:b, None] * n_trees + local  # (c, T) global tree ids
@@ -454,8 +466,13 @@ class IsolationForestDetector(RefittedModelDetector):
         xq = quantise(features, self.center_[rows], self.scale_[rows])
         return self._path_scores(rows, xq)
 
-    def _path_scores(self, owner: np.ndarray, xq: np.ndarray) -> np.ndarray:
-        length = mean_path_length(self.nodes_, self.leaves_, owner, xq, sample_size=self.sample_size)
+    def _block_raw_scores(self, rows, features):
+        xq = quantise(features, self.center_[rows], self.scale_[rows])
+        return self._path_scores(rows, xq, compiled=True)
+
+    def _path_scores(self, owner: np.ndarray, xq: np.ndarray, compiled: bool = False) -> np.ndarray:
+        length = mean_path_length(self.nodes_, self.leaves_, owner, xq, sample_size=self.sample_size,
+                                  compiled=compiled)
         return np.exp2(-length / self.norm_[owner])
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:

@@ -33,8 +33,8 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "warm_up",
-           "calibrated_points", "lower_median_deviation", "grow_trees"]
+           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
+           "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
 def compiled(kernel):
@@ -454,6 +454,256 @@ def sorted_slides(padded, size, out):
 
 
 @compiled
+def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviation, out_quantiles, out_deviation,
+                        out_mean_deviation):
+    """Order statistics of each window of ``size`` successive rows of ``padded``, without writing the sorted rows.
+
+    The windows are those of :func:`sorted_slides` (finite values, NaN for
+    an unused slot), ``counts`` ``(n,)`` the values in each.  For row
+    ``i * d + j`` (window ``i``, field ``j``) it writes what the numpy steps
+    compute from that sorted row: ``out_quantiles`` ``(n * d, Q)`` the
+    ``levels``' quantiles (``detectors.window.sorted_quantile``),
+    ``out_mean_deviation`` the mean absolute deviation around quantile
+    ``centre_level`` (``detectors.robust_window.deviation_floor`` before
+    its factor: upper half minus lower half of a full window, else the mean
+    of ``|v - centre|``), and with ``with_deviation`` ``out_deviation`` the
+    lower median of those deviations (``detectors.mad.MADDetector._stats_of``:
+    the merge of :func:`lower_median_deviation` on the ``count`` filled
+    values, NaN for an empty window).  The window slides as in
+    :func:`sorted_slides`; each statistic reads the sorted row in place.
+    """
+    rows, d = padded.shape
+    n = rows - size + 1
+    Q = levels.shape[0]
+    windows = np.empty((d, size))  # every field's sorted window: rows of padded and of the outputs are read in order
+    for j in range(d):
+        for k in range(size):
+            v = padded[k, j]
+            windows[j, k] = np.inf if v != v else v
+        windows[j].sort()
+    for i in range(n):
+        for j in range(d):
+            current = windows[j]
+            if i > 0:
+                old = padded[i - 1, j]
+                new = padded[i - 1 + size, j]
+                old = np.inf if old != old else old
+                new = np.inf if new != new else new
+                # Slide the values between the leaving value's slot and the arriving value's one place
+                # towards the gap, comparing as they move (an insertion sort's step): the same sorted row.
+                k = np.searchsorted(current, old)
+                if new >= old:
+                    while k + 1 < size and current[k + 1] < new:
+                        current[k] = current[k + 1]
+                        k += 1
+                else:
+                    while k > 0 and current[k - 1] > new:
+                        current[k] = current[k - 1]
+                        k -= 1
+                current[k] = new
+            r = i * d + j
+            count = counts[i]
+            last = max(count - 1, 0)
+            for q in range(Q):
+                pos = levels[q] * last
+                lo = int(math.floor(pos))
+                hi = min(lo + 1, last)
+                a, b = current[lo], current[hi]
+                gap = b - a
+                if not math.isfinite(gap):
+                    gap = 0.0
+                out_quantiles[r, q] = a + (pos - lo) * gap if count > 0 else np.nan
+            centre = out_quantiles[r, centre_level]
+            if count == size:
+                # Upper half minus lower half, in four interleaved partial sums (the same sums, rounding apart).
+                half = size // 2
+                lower_a, lower_b, upper_a, upper_b = 0.0, 0.0, 0.0, 0.0
+                k = 0
+                while k + 2 <= half:
+                    lower_a += current[k]
+                    lower_b += current[k + 1]
+                    upper_a += current[half + k]
+                    upper_b += current[half + k + 1]
+                    k += 2
+                if k < half:
+                    lower_a += current[k]
+                    upper_a += current[half + k]
+                for k in range(2 * half, size):
+                    upper_a += current[k]
+                out_mean_deviation[r] = ((upper_a + upper_b) - (lower_a + lower_b) - centre * (size - 2 * half)) / size
+            else:
+                total = 0.0
+                for k in range(count):
+                    total += abs(current[k] - centre)
+                out_mean_deviation[r] = total / max(count, 1)
+            if not with_deviation:
+                continue
+            if count == 0:
+                out_deviation[r] = np.nan
+                continue
+            # The k-th smallest |v - centre| of two sorted runs, the deviations left of the middle
+            # (centre - current[half - 1 - t]) and right of it (current[half + t] - centre):
+            # a binary search for how many come from the left (what sorted_mad does with arrays).
+            half = count // 2
+            k = (count - 1) // 2 + 1
+            lo, hi = max(0, k - (count - half)), min(k, half)
+            while lo < hi:
+                take = (lo + hi) // 2
+                if centre - current[half - 1 - take] < current[half + k - take - 1] - centre:
+                    lo = take + 1
+                else:
+                    hi = take
+            value = -np.inf
+            if lo > 0:
+                value = centre - current[half - lo]
+            if k - lo > 0:
+                value = np.maximum(value, current[half + k - lo - 1] - centre)
+            out_deviation[r] = value
+
+
+@compiled
+def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mean, out_var):
+    """Squared Mahalanobis distances of ``n`` points from their full trailing windows (``detectors.zscore``).
+
+    Window ``i`` is ``padded[i : i + size]`` ``(size - 1 + n, d)``, every
+    slot a finite value; point ``i`` is ``points[i]``.  Per point it does
+    what ``window_moments`` then ``squared_distance`` do: the window's
+    mean and unbiased covariance, each variance floored
+    (``detectors.stats.floored``) and ridged, ``r' C^-1 r`` of the
+    residual; the mean and floored variance go to ``out_mean`` and
+    ``out_var`` ``(n, d)`` for the expected range.
+
+    Instead of ``O(size * d^2)`` per point, the mean and co-moment slide by
+    a rank-one update and downdate (``O(d^2)``), from the deviations to the
+    current mean (no sum of squares to cancel), and are recomputed exactly
+    every ``size`` points and whenever the leaving point lay far out (a
+    spike leaving would leave its rounding behind); the solve is a Cholesky
+    factorisation instead of numpy's LU (the same distance, rounding
+    apart).  A point whose ridged covariance does not factorise gets NaN
+    for the caller to compute with numpy.
+    """
+    n, d = points.shape
+    mean = np.empty(d)
+    co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
+    a = np.empty(d)
+    b = np.empty(d)
+    chol = np.empty((d, d))
+    z = np.empty(d)
+    inv_diagonal = np.empty(d)  # 1 / chol[f, f]: a multiplication per element instead of a division
+    inv_size, inv_dof = 1.0 / size, 1.0 / (size - 1)
+    since_exact = size
+    for i in range(n):
+        exact = since_exact >= size
+        if not exact:
+            # Slide: x arrives, y leaves; a, b their deviations from the old mean.
+            for f in range(d):
+                a[f] = padded[i - 1 + size, f] - mean[f]
+                b[f] = padded[i - 1, f] - mean[f]
+            for f in range(d):
+                mean[f] += (a[f] - b[f]) / size
+            for f in range(d):
+                for g in range(f + 1):
+                    co[f, g] += a[f] * a[g] - b[f] * b[g] - (a[f] - b[f]) * (a[g] - b[g]) * inv_size
+            for f in range(d):
+                if b[f] * b[f] > 1e4 * co[f, f]:
+                    exact = True
+        if exact:
+            for f in range(d):
+                total = 0.0
+                for k in range(size):
+                    total += padded[i + k, f]
+                mean[f] = total / size
+            for f in range(d):
+                for g in range(f + 1):
+                    co[f, g] = 0.0
+            for k in range(size):
+                for f in range(d):
+                    a[f] = padded[i + k, f] - mean[f]
+                for f in range(d):
+                    for g in range(f + 1):
+                        co[f, g] += a[f] * a[g]
+            since_exact = 0
+        since_exact += 1
+        # The ridged, floored covariance, factorised as chol chol'.
+        ok = True
+        for f in range(d):
+            var = np.maximum(co[f, f] * inv_dof, spread_floor * (abs(mean[f]) + 1.0))
+            out_mean[i, f] = mean[f]
+            out_var[i, f] = var
+            for g in range(f + 1):
+                value = co[f, g] * inv_dof if g < f else var * (1.0 + ridge)
+                # chol[f, :g] @ chol[g, :g] in four interleaved partial sums: independent chains the
+                # CPU overlaps (the same sum, rounding apart; the factorisation's serial cost was their latency).
+                part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
+                k = 0
+                while k + 4 <= g:
+                    part_a += chol[f, k] * chol[g, k]
+                    part_b += chol[f, k + 1] * chol[g, k + 1]
+                    part_c += chol[f, k + 2] * chol[g, k + 2]
+                    part_e += chol[f, k + 3] * chol[g, k + 3]
+                    k += 4
+                while k < g:
+                    part_a += chol[f, k] * chol[g, k]
+                    k += 1
+                value -= (part_a + part_b) + (part_c + part_e)
+                if g < f:
+                    chol[f, g] = value * inv_diagonal[g]
+                elif value > 0:
+                    chol[f, f] = math.sqrt(value)
+                    inv_diagonal[f] = 1.0 / chol[f, f]
+                else:
+                    ok = False
+                    break
+            if not ok:
+                break
+        if not ok:
+            out_d2[i] = np.nan
+            continue
+        d2 = 0.0
+        for f in range(d):
+            value = points[i, f] - mean[f]
+            part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
+            k = 0
+            while k + 4 <= f:
+                part_a += chol[f, k] * z[k]
+                part_b += chol[f, k + 1] * z[k + 1]
+                part_c += chol[f, k + 2] * z[k + 2]
+                part_e += chol[f, k + 3] * z[k + 3]
+                k += 4
+            while k < f:
+                part_a += chol[f, k] * z[k]
+                k += 1
+            value -= (part_a + part_b) + (part_c + part_e)
+            z[f] = value * inv_diagonal[f]
+            d2 += z[f] * z[f]
+        out_d2[i] = d2
+
+
+@compiled
+def trailing_means(padded, size, power, full, out):
+    """``window_mean`` of each window of ``size`` successive rows of ``padded`` ``(size - 1 + n, d)``.
+
+    Row ``i`` of ``out`` ``(n, d)`` is the mean of ``padded[i : i + size]``
+    raised to ``power`` (1 or 2), skipping NaN slots (NaN when all are),
+    or with ``full`` the plain mean, as ``detectors.window.window_mean``
+    computes it; without the ``(n, size, d)`` temporaries.
+    """
+    n, d = out.shape
+    for i in range(n):
+        for f in range(d):
+            total = 0.0
+            filled = 0
+            for k in range(size):
+                v = padded[i + k, f]
+                if power == 2:
+                    v = v * v
+                if full or v == v:
+                    total += v
+                    filled += 1
+            out[i, f] = total / filled
+
+
+@compiled
 def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, min_scores, every, fit_first,
                       out_logp):
     """``TailCalibrator.log_tail_probability``, then ``update``, for ``n`` successive raw scores of one stream.
@@ -568,6 +818,211 @@ def lower_median_deviation(values, median, out):
                     value = right
                     j += 1
         out[r] = value
+
+
+@compiled
+def tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, depth, mask, shift, out):
+    """Sum of leaf path lengths of each point over its stream's trees (``detectors.isolation_forest.mean_path_length``).
+
+    ``node_words`` int16 and ``leaf_words`` uint8 are the flat forests, tree
+    ``owner[p] * n_trees + t`` at ``tree * n_inner`` and ``tree * n_leaves``;
+    ``xq`` ``(N, m)`` int16 the quantised points.  A node word holds the
+    feature in its low ``shift`` bits and the threshold above them; a point
+    goes right when its value exceeds the threshold.  ``out`` ``(N,)`` gets
+    each point's sum over its trees (small integers: exact in any order).
+    """
+    for p in range(owner.shape[0]):
+        total = 0.0
+        for t in range(n_trees):
+            tree = owner[p] * n_trees + t
+            node = 0
+            for _ in range(depth):
+                word = node_words[tree * n_inner + node]
+                value = xq[p, word & mask]
+                node = 2 * node + (2 if value > (word >> shift) else 1)
+            total += leaf_words[tree * n_leaves + node - n_inner]
+        out[p] = total
+
+
+@compiled
+def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
+    """LOF of new points, each against its stream's reference set (``detectors.lof.lof_score``), in float32 as it.
+
+    ``reference_t`` ``(S, m, W)``, ``k_distance`` and ``lrd`` ``(S, W)`` are
+    the bank's fitted arrays (float32, unused slots ``inf``), ``owner``
+    ``(N,)`` each point's stream and ``x`` ``(N, m)`` float32 the points.
+    The float32 sums over the ``W`` slots follow numpy's pairwise summation
+    (eight lanes, combined pairwise, the remainder after): the same bits as
+    ``np.where(near, reach, 0).sum(axis=1)``, so the same LOFs.
+    """
+    N, m = x.shape
+    W = reference_t.shape[2]
+    squared = np.empty(W, dtype=np.float32)
+    smallest = np.empty(n_neighbors, dtype=np.float32)
+    reach_lanes = np.empty(8, dtype=np.float32)
+    lrd_lanes = np.empty(8, dtype=np.float32)
+    zero = np.float32(0.0)
+    for p in range(N):
+        s = owner[p]
+        for w in range(W):
+            squared[w] = zero
+        for j in range(m):
+            for w in range(W):
+                diff = reference_t[s, j, w] - x[p, j]
+                diff = diff * diff
+                squared[w] = squared[w] + diff
+        # The k-th smallest squared distance (np.partition's), by insertion into the k smallest so far.
+        for i in range(n_neighbors):
+            smallest[i] = np.inf
+        for w in range(W):
+            v = squared[w]
+            if v < smallest[n_neighbors - 1]:
+                i = n_neighbors - 1
+                while i > 0 and smallest[i - 1] > v:
+                    smallest[i] = smallest[i - 1]
+                    i -= 1
+                smallest[i] = v
+        k_squared = smallest[n_neighbors - 1]
+        n_near = 0
+        # Each slot's reach distance and lrd where near, else 0, summed as numpy sums a row.
+        for w in range(W):
+            near = squared[w] <= k_squared
+            if near:
+                n_near += 1
+        reach_sum, lrd_sum = zero, zero
+        if W < 8:
+            for w in range(W):
+                if squared[w] <= k_squared:
+                    reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w])
+                    lrd_sum += lrd[s, w]
+        else:
+            for w in range(W):
+                near = squared[w] <= k_squared
+                reach = np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
+                rate = lrd[s, w] if near else zero
+                if w < 8:
+                    reach_lanes[w] = reach
+                    lrd_lanes[w] = rate
+                elif w < W - (W % 8):
+                    reach_lanes[w % 8] += reach
+                    lrd_lanes[w % 8] += rate
+            reach_sum = ((reach_lanes[0] + reach_lanes[1]) + (reach_lanes[2] + reach_lanes[3])) + (
+                (reach_lanes[4] + reach_lanes[5]) + (reach_lanes[6] + reach_lanes[7]))
+            lrd_sum = ((lrd_lanes[0] + lrd_lanes[1]) + (lrd_lanes[2] + lrd_lanes[3])) + (
+                (lrd_lanes[4] + lrd_lanes[5]) + (lrd_lanes[6] + lrd_lanes[7]))
+            for w in range(W - (W % 8), W):
+                near = squared[w] <= k_squared
+                reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
+                lrd_sum += lrd[s, w] if near else zero
+        mean_reach = np.float64(reach_sum) / n_near
+        mean_lrd = np.float64(lrd_sum) / n_near
+        out[p] = mean_lrd * (mean_reach + 1e-10)
+
+
+@compiled
+def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
+    """k-distance, lrd and LOF of every reference point (``detectors.lof.lof_fit``), in its dtypes and sum orders.
+
+    ``reference`` ``(s, W, m)`` float32, NaN rows unused.  Distances,
+    k-distances and reach distances in float32, as ``lof_fit`` computes
+    them; a row's sums over the ``W`` slots in numpy's pairwise order
+    (eight lanes, combined pairwise, the remainder after): float32 for the
+    reach distances, float64 for the neighbours' lrd.  Writes
+    ``out_k_distance`` and ``out_lrd`` ``(s, W)`` float32 and ``out_lof``
+    ``(s, W)`` float64 (unused slots inf, 0 and NaN).
+    """
+    S, W, m = reference.shape
+    k = n_neighbors
+    filled = np.empty((W, m), dtype=np.float32)
+    unused = np.empty(W, dtype=np.bool_)
+    squared = np.empty((W, W), dtype=np.float32)
+    k_squared = np.empty(W, dtype=np.float32)
+    n_near = np.empty(W, dtype=np.int64)
+    smallest = np.empty(k, dtype=np.float32)
+    lrd = np.empty(W)
+    lanes32 = np.empty(8, dtype=np.float32)
+    lanes64 = np.empty(8)
+    zero32 = np.float32(0.0)
+    tail = W - (W % 8)
+    for s in range(S):
+        for a in range(W):
+            unused[a] = False
+            for f in range(m):
+                if reference[s, a, f] != reference[s, a, f]:
+                    unused[a] = True
+            for f in range(m):
+                filled[a, f] = np.inf if unused[a] else reference[s, a, f]
+        for a in range(W):
+            for b in range(W):
+                squared[a, b] = zero32
+            for f in range(m):
+                for b in range(W):
+                    diff = filled[a, f] - filled[b, f]
+                    diff = diff * diff
+                    squared[a, b] = squared[a, b] + diff
+            for b in range(W):
+                if squared[a, b] != squared[a, b]:
+                    squared[a, b] = np.inf
+            squared[a, a] = np.inf
+            for i in range(k):
+                smallest[i] = np.inf
+            for b in range(W):
+                v = squared[a, b]
+                if v < smallest[k - 1]:
+                    i = k - 1
+                    while i > 0 and smallest[i - 1] > v:
+                        smallest[i] = smallest[i - 1]
+                        i -= 1
+                    smallest[i] = v
+            k_squared[a] = smallest[k - 1]
+            count = 0
+            for b in range(W):
+                if squared[a, b] <= k_squared[a]:
+                    count += 1
+            n_near[a] = count
+        for a in range(W):
+            # Reach distances of the neighbours, summed as numpy sums the row (float32).
+            total = zero32
+            if W < 8:
+                for b in range(W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
+            else:
+                for b in range(W):
+                    near = squared[a, b] <= k_squared[a]
+                    value = np.sqrt(np.maximum(squared[a, b], k_squared[b])) if near else zero32
+                    if b < 8:
+                        lanes32[b] = value
+                    elif b < tail:
+                        lanes32[b % 8] += value
+                total = ((lanes32[0] + lanes32[1]) + (lanes32[2] + lanes32[3])) + (
+                    (lanes32[4] + lanes32[5]) + (lanes32[6] + lanes32[7]))
+                for b in range(tail, W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
+            lrd[a] = 1.0 / (np.float64(total) / n_near[a] + 1e-10)
+        for a in range(W):
+            # The neighbours' lrd, summed as numpy sums the row (float64).
+            total = 0.0
+            if W < 8:
+                for b in range(W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += lrd[b]
+            else:
+                for b in range(W):
+                    value = lrd[b] if squared[a, b] <= k_squared[a] else 0.0
+                    if b < 8:
+                        lanes64[b] = value
+                    elif b < tail:
+                        lanes64[b % 8] += value
+                total = ((lanes64[0] + lanes64[1]) + (lanes64[2] + lanes64[3])) + (
+                    (lanes64[4] + lanes64[5]) + (lanes64[6] + lanes64[7]))
+                for b in range(tail, W):
+                    if squared[a, b] <= k_squared[a]:
+                        total += lrd[b]
+            out_lof[s, a] = np.nan if unused[a] else total / n_near[a] / lrd[a]
+            out_k_distance[s, a] = np.inf if unused[a] else np.sqrt(k_squared[a])
+            out_lrd[s, a] = 0.0 if unused[a] else np.float32(lrd[a])
 
 
 @compiled

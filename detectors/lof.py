@@ -91,6 +91,20 @@ def lof_fit(reference: np.ndarray, n_neighbors: int):
     return k_distance, lrd, lof
 
 
+def compiled_lof_fit(reference: np.ndarray, n_neighbors: int):
+    """:func:`lof_fit` of float32 reference sets by a compiled kernel (:func:`detectors.kernels.lof_fits`), the same arrays.
+
+    A block refits one stream at a time, where numpy's calls on one small
+    ``(1, W, W)`` set cost more than the arithmetic.
+    """
+    from .kernels import lof_fits
+
+    s, w, _ = reference.shape
+    k_distance, lrd, lof = np.empty((s, w), np.float32), np.empty((s, w), np.float32), np.empty((s, w))
+    lof_fits(np.ascontiguousarray(reference), n_neighbors, k_distance, lrd, lof)
+    return k_distance, lrd, lof
+
+
 def lof_score(reference_t, k_distance, lrd, x, n_neighbors: int) -> np.ndarray:
     """LOF of new points, each against its own reference set.
 
@@ -231,6 +245,16 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
         lof = lof_score(*args, x, self.n_neighbors)
         return np.log(np.maximum(lof, 1e-30))
 
+    def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """:meth:`raw_scores` by a compiled kernel (:func:`detectors.kernels.lof_points`, the same float32 sums)."""
+        from .kernels import lof_points
+
+        x = np.ascontiguousarray(_finite((features - self.center_[rows]) / self.scale_[rows]), dtype=self.reference_.dtype)
+        lof = np.empty(len(x))
+        lof_points(self.reference_, self.k_distance_, self.lrd_, np.asarray(rows, dtype=np.int64), x,
+                   self.n_neighbors, lof)
+        return np.log(np.maximum(lof, 1e-30))
+
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         values = self.window_.buffer[rows]  # unused slots are NaN: they become unused reference slots
         if self.scale:
@@ -240,7 +264,10 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             scale = np.ones_like(center)
         reference = (values - center[:, None, :]) / scale[:, None, :]
         reference = np.where(np.isnan(reference), np.nan, _finite(reference))  # NaN marks unused slots
-        k_distance, lrd, lof = lof_fit(reference, self.n_neighbors)
+        if compiled and reference.dtype == np.float32:
+            k_distance, lrd, lof = compiled_lof_fit(reference, self.n_neighbors)
+        else:
+            k_distance, lrd, lof = lof_fit(reference, self.n_neighbors)
         self.reference_[rows] = np.where(np.isnan(reference), np.inf, reference).transpose(0, 2, 1)
         self.k_distance_[rows] = k_distance
         self.lrd_[rows] = lrd

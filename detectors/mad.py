@@ -95,20 +95,23 @@ class MADDetector(SortedWindowDetector):
     def _block_stats_of(self, values, count):
         return self._stats_of(values, count, mad_of=compiled_mad)
 
+    LEVELS, CENTRE, READS_DEVIATION = (0.5,), 0, True
+
     def _stats_of(self, values, count, mad_of=sorted_mad):
-        d = self.n_features_
-        shape = (len(count) // d, d)
-        median = sorted_quantile(values, count, 0.5).reshape(shape)
-        n = count.reshape(shape)
+        median = sorted_quantile(values, count, 0.5)
         # The (lower) median of the finite deviations; unfilled slots are +inf and sort last.
-        if (n == self.window).all():
-            mad = mad_of(values, median.ravel()).reshape(shape)
+        if (count == self.window).all():
+            mad = mad_of(values, median)
         else:
-            dev = np.abs(values.reshape(*shape, -1) - median[:, :, None])
-            dev.sort(axis=2)
-            mad = np.take_along_axis(dev, (np.maximum(n - 1, 0) // 2)[:, :, None], 2)[:, :, 0]
-        floor = deviation_floor(values, median.ravel()).reshape(shape)
-        return median, floored(np.maximum(mad / MAD_TO_SIGMA, floor), median)
+            dev = np.abs(values - median[:, None])
+            dev.sort(axis=1)
+            mad = np.take_along_axis(dev, (np.maximum(count - 1, 0) // 2)[:, None], 1)[:, 0]
+        return self._stats_from([median], mad, deviation_floor(values, median))
+
+    def _stats_from(self, quantiles, deviation, floor):
+        shape = (len(floor) // self.n_features_, self.n_features_)
+        median, mad = quantiles[0].reshape(shape), deviation.reshape(shape)
+        return median, floored(np.maximum(mad / MAD_TO_SIGMA, floor.reshape(shape)), median)
 
     def _score_from(self, X, stats):
         median, sigma = stats

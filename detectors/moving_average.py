@@ -6,7 +6,7 @@ import numpy as np
 from .base import Detector
 from .registry import register
 from .stats import chi2_score, floored, z_multiplier
-from .window import RollingWindow, trailing, window_mean
+from .window import RollingWindow, trailing_mean
 
 
 @register
@@ -70,17 +70,15 @@ class MovingAverageDetector(Detector):
         return average - half, average + half
 
     def _score_block(self, row, points, with_range):
-        recent, recent_count = trailing(self.recent_.history(row), points, self.span)
-        average = window_mean(recent, bool((recent_count == self.span).all()))
+        average, recent_count = trailing_mean(self.recent_.history(row), points, self.span)
         resid = points - average
         # A point's residual is learned once the stream has a previous point to average.
         learned = recent_count > 0
         before = np.cumsum(learned) - learned  # residuals of this block learned before each point
-        past, past_count = trailing(self.residuals_.history(row), np.concatenate([resid[learned], resid[:1]]),
-                                    self.window)
-        past, past_count = past[before], past_count[before]
-        spread = floored(np.sqrt(np.nan_to_num(window_mean(past, bool((past_count == self.window).all()), 2))),
-                         average)
+        square, past_count = trailing_mean(self.residuals_.history(row), np.concatenate([resid[learned], resid[:1]]),
+                                           self.window, power=2)
+        square, past_count = square[before], past_count[before]
+        spread = floored(np.sqrt(np.nan_to_num(square)), average)
         z2 = np.nansum((resid / spread) ** 2, axis=1)
         raw = np.where(np.minimum(past_count + learned, self.window) > 1, chi2_score(z2, self.n_features_), 0.0)
         self.residuals_.extend(row, resid[learned])
@@ -91,7 +89,7 @@ class MovingAverageDetector(Detector):
         return raw, (average - half, average + half)
 
     def _block_width(self):
-        return self.window * self.n_features_
+        return 4  # the kernel's means: no window is copied
 
     def _points_to_fill(self, row):
         return self.window + 1 - int(self.residuals_.count[row])

@@ -64,7 +64,7 @@ class RefittedModelDetector(Detector):
             piece = features[start:stop]
             owner = owner_rows(row, len(piece))
             if self.fitted_[row]:
-                scores[start:stop] = self.calibrator_.update_points(row, self.raw_scores(owner, piece))
+                scores[start:stop] = self.calibrator_.update_points(row, self._block_raw_scores(owner, piece))
             self.window_.extend(row, self._winsorised_rows(owner, piece))
             self.schedule_.countdown_[row] -= len(piece)
             if self.schedule_.countdown_[row] <= 0:
@@ -94,6 +94,10 @@ class RefittedModelDetector(Detector):
 
     def raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """:meth:`raw_scores` of a block's points (a subclass may use a compiled kernel there, same values)."""
+        return self.raw_scores(rows, features)
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""

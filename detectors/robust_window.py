@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
-from .window import RollingWindow, SortedWindow, sorted_trailing
+from .window import RollingWindow, SortedWindow, sorted_trailing, trailing_order_stats
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
 MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
@@ -32,6 +32,11 @@ def deviation_floor(values: np.ndarray, centre: np.ndarray) -> np.ndarray:
         dev = np.abs(values - centre[:, None])
         finite = np.isfinite(dev)
         mean = np.where(finite, dev, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+    return floor_of_mean_deviation(mean)
+
+
+def floor_of_mean_deviation(mean: np.ndarray) -> np.ndarray:
+    """The spread floor of :func:`deviation_floor` from a window's mean absolute deviation."""
     return DEVIATION_FLOOR_SHARE * mean / MEAN_DEVIATION_TO_SIGMA
 
 
@@ -40,7 +45,17 @@ class SortedWindowDetector(Detector):
 
     Subclasses read ``self.sorted_`` (one row per stream and field, stream
     ``i`` field ``j`` at row ``i * d + j``) and call :meth:`_learn` after scoring.
+    A block of finite points reads only the order statistics a subclass
+    names (:attr:`LEVELS`, :attr:`READS_DEVIATION`) from a compiled kernel
+    and turns them into its statistics with :meth:`_stats_from`, as its
+    :meth:`_stats_of` does for the streaming path.
     """
+
+    #: Quantile levels :meth:`_stats_from` reads, and which of them is the centre deviations are measured from.
+    LEVELS: tuple = (0.5,)
+    CENTRE = 0
+    #: Whether :meth:`_stats_from` reads the lower median absolute deviation around the centre.
+    READS_DEVIATION = False
 
     def __init__(self, *, window: int = 100, warmup: int = 30, threshold: float = 0.5):
         super().__init__(warmup=warmup, threshold=threshold)
@@ -66,9 +81,20 @@ class SortedWindowDetector(Detector):
         """:meth:`_stats_of` of a block's windows (a subclass may use a compiled kernel there, same values)."""
         return self._stats_of(values, count)
 
+    def _stats_from(self, quantiles: list, deviation, floor: np.ndarray):
+        """Statistics ``(R, d)`` from flat ``(R * d,)`` order statistics: one array per level of :attr:`LEVELS`,
+        the lower median absolute deviation (when :attr:`READS_DEVIATION`) and the spread floor."""
+        raise NotImplementedError
+
     def _score_block(self, row, points, with_range):
-        rows, counts = sorted_trailing(self.ring_.history(row), points, self.window)
-        stats = self._block_stats_of(rows, np.repeat(counts, self.n_features_))
+        history = self.ring_.history(row)
+        if np.isfinite(points).all() and np.isfinite(history).all():
+            quantiles, deviation, mean_deviation, _ = trailing_order_stats(
+                history, points, self.window, self.LEVELS, self.CENTRE, self.READS_DEVIATION)
+            stats = self._stats_from(list(quantiles.T), deviation, floor_of_mean_deviation(mean_deviation))
+        else:  # an infinite value: the sorted rows and numpy's handling of inf - inf
+            rows, counts = sorted_trailing(history, points, self.window)
+            stats = self._block_stats_of(rows, np.repeat(counts, self.n_features_))
         raw = self._score_from(points, stats)
         self.ring_.extend(row, points)
         d = self.n_features_

@@ -107,6 +107,25 @@ def trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple[np.nda
     return windows, np.minimum(len(past) + np.arange(n), size)
 
 
+def trailing_mean(history: np.ndarray, points: np.ndarray, size: int, power: int = 1):
+    """:func:`window_mean` of the windows :func:`trailing` gives, by a compiled kernel; returns ``(means, counts)``.
+
+    >>> means, counts = trailing_mean(np.array([[1.0]]), np.array([[2.0], [3.0], [4.0]]), 2, power=2)
+    >>> means[:, 0].tolist(), counts.tolist()
+    ([1.0, 2.5, 6.5], [1, 2, 2])
+    """
+    from .kernels import trailing_means
+
+    n, d = points.shape
+    past = history[-size:]
+    counts = np.minimum(len(past) + np.arange(n), size)
+    means = np.empty((n, d))
+    if n:
+        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
+        trailing_means(np.ascontiguousarray(padded, dtype=float), size, power, bool((counts == size).all()), means)
+    return means, counts
+
+
 class SortedWindow:
     """The last ``size`` values of each of ``R`` rows, kept sorted, so rolling quantiles cost O(R).
 
@@ -190,6 +209,40 @@ def sorted_trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple
         padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
         sorted_slides(np.ascontiguousarray(padded, dtype=float), size, rows)
     return rows, np.minimum(len(past) + np.arange(n), size)
+
+
+def trailing_order_stats(history: np.ndarray, points: np.ndarray, size: int, levels: tuple, centre: int,
+                         with_deviation: bool):
+    """Order statistics of the windows :func:`sorted_trailing` gives, read in place by a compiled kernel.
+
+    For finite ``history`` and ``points`` only (the caller falls back on
+    :func:`sorted_trailing` otherwise).  Returns ``(quantiles, deviation,
+    mean_deviation, counts)``, rows laid out as :func:`sorted_trailing`'s:
+    ``quantiles`` ``(n * d, len(levels))`` as :func:`sorted_quantile`
+    gives them; ``mean_deviation`` ``(n * d,)`` the mean absolute deviation
+    around quantile ``levels[centre]``; ``deviation`` ``(n * d,)`` the lower
+    median of those deviations (None unless ``with_deviation``).  No
+    ``(n * d, size)`` array is written: a block of 38 fields costs the
+    statistics, not the sorted copies of every window.
+
+    >>> q, mad, mean, counts = trailing_order_stats(np.array([[3.0]]), np.array([[1.0], [2.0], [0.5]]), 2,
+    ...                                             (0.5,), 0, True)
+    >>> q[:, 0].tolist(), mad.tolist(), mean.tolist(), counts.tolist()
+    ([3.0, 2.0, 1.5], [0.0, 1.0, 0.5], [0.0, 1.0, 0.5], [1, 2, 2])
+    """
+    from .kernels import sorted_window_stats
+
+    n, d = points.shape
+    past = history[-size:]
+    counts = np.minimum(len(past) + np.arange(n), size)
+    quantiles = np.empty((n * d, len(levels)))
+    deviation = np.empty(n * d) if with_deviation else np.empty(0)
+    mean_deviation = np.empty(n * d)
+    if n:
+        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
+        sorted_window_stats(np.ascontiguousarray(padded, dtype=float), size, counts, np.asarray(levels, dtype=float),
+                            centre, with_deviation, quantiles, deviation, mean_deviation)
+    return quantiles, deviation if with_deviation else None, mean_deviation, counts
 
 
 def sorted_quantile(values: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Detector
+from .base import BLOCK_NUMBERS, Detector
 from .registry import register
-from .stats import chi2_score, floored, z_multiplier
+from .stats import SPREAD_FLOOR, chi2_score, floored, z_multiplier
 from .window import RollingWindow, trailing, window_mean
 
 #: Relative ridge added to the variances before inverting the covariance.
@@ -60,14 +60,40 @@ class ZScoreDetector(Detector):
         return _range(*self._moments(), self.threshold)
 
     def _score_block(self, row, points, with_range):
-        windows, counts = trailing(self.window_.history(row), points, self.window)
-        mean, cov = window_moments(windows, counts, bool((counts == self.window).all()))
+        history = self.window_.history(row)
+        if self.n_features_ > 1 and len(history) == self.window and _slides(history, points):
+            d2, mean, var = sliding_distances(history, points, self.window)
+            failed = np.flatnonzero(np.isnan(d2))
+            if len(failed):  # a covariance Cholesky cannot factorise: numpy's solve, as the step does
+                windows, _ = trailing(history, points, self.window)
+                moments = window_moments(windows[failed], np.full(len(failed), self.window), True)
+                d2[failed] = squared_distance(points[failed], *moments)
+            expected = _range_of(mean, var, self.threshold) if with_range else None
+        else:
+            d2, expected = [], ([], [])
+            # The numpy windows, in pieces of bounded memory.
+            step = max(64, BLOCK_NUMBERS // (self.window * self.n_features_ ** 2))
+            for a in range(0, len(points), step):
+                piece_d2, piece_range = self._numpy_block(history, points, a, a + step, with_range)
+                d2.append(piece_d2)
+                if with_range:
+                    expected[0].append(piece_range[0])
+                    expected[1].append(piece_range[1])
+            d2 = np.concatenate(d2)
+            expected = tuple(np.concatenate(part) for part in expected) if with_range else None
         self.window_.extend(row, points)
-        raw = chi2_score(squared_distance(points, mean, cov), self.n_features_)
-        return raw, _range(mean, cov, self.threshold) if with_range else None
+        return chi2_score(d2, self.n_features_), expected
+
+    def _numpy_block(self, history, points, start, stop, with_range):
+        """Distances (and ranges) of ``points[start:stop]`` from their windows, in numpy (what the step computes)."""
+        before = np.concatenate([history, points[:start]])[-self.window:]
+        windows, counts = trailing(before, points[start:stop], self.window)
+        mean, cov = window_moments(windows, counts, bool((counts == self.window).all()))
+        return squared_distance(points[start:stop], mean, cov), _range(mean, cov, self.threshold) if with_range else None
 
     def _block_width(self):
-        return self.window * self.n_features_
+        # The sliding kernel holds a point's mean and variances; the numpy windows go in pieces of their own.
+        return 2
 
     def _points_to_fill(self, row):
         return self.window - int(self.window_.count[row])
@@ -101,6 +127,41 @@ def squared_distance(X: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.nda
 
 
 def _range(mean, cov, threshold):
-    spread = np.sqrt(floored(np.diagonal(cov, axis1=1, axis2=2), mean))
+    return _range_of(mean, floored(np.diagonal(cov, axis1=1, axis2=2), mean), threshold)
+
+
+def _range_of(mean, var, threshold):
+    spread = np.sqrt(var)
     k = z_multiplier(threshold, 1)
     return mean - k * spread, mean + k * spread
+
+
+#: Largest magnitude the sliding moments accept: their squares and products stay far from overflow.
+SLIDING_LIMIT = 1e100
+
+
+def _slides(history: np.ndarray, points: np.ndarray) -> bool:
+    """Whether :func:`sliding_distances` applies: every value finite and well inside float range."""
+    return bool(np.abs(history).max() < SLIDING_LIMIT and np.abs(points).max() < SLIDING_LIMIT)
+
+
+def sliding_distances(history: np.ndarray, points: np.ndarray, size: int):
+    """Squared distances ``(n,)`` of ``points`` from their full trailing windows, with each window's mean and
+    floored variances ``(n, d)``: :func:`window_moments` and :func:`squared_distance` by a compiled slide
+    (NaN where the ridged covariance does not factorise).
+
+    >>> rng = np.random.default_rng(0)
+    >>> history, points = rng.normal(size=(50, 3)), rng.normal(size=(80, 3))
+    >>> d2, mean, var = sliding_distances(history, points, 50)
+    >>> windows, counts = trailing(history, points, 50)
+    >>> bool(np.allclose(d2, squared_distance(points, *window_moments(windows, counts, True)), rtol=1e-12))
+    True
+    """
+    from .kernels import sliding_distances as slide
+
+    n, d = points.shape
+    padded = np.ascontiguousarray(np.concatenate([history[-size:], points[:-1]]), dtype=float)
+    d2, mean, var = np.empty(n), np.empty((n, d)), np.empty((n, d))
+    if n:
+        slide(padded, np.ascontiguousarray(points, dtype=float), size, RIDGE, SPREAD_FLOOR, d2, mean, var)
+    return d2, mean, var

@@ -225,3 +225,17 @@ def test_many_fields_are_projected_to_the_features_a_node_can_name():
     scores = det.score_series(x)
     assert det.embedding_.width_ == 16
     assert scores[650] >= np.quantile(scores[100:], 0.99)
+
+
+def test_compiled_walk_equals_the_numpy_walk():
+    """The fast path's compiled tree walk gives the numpy walk's lengths exactly, for several streams' forests."""
+    rng = np.random.default_rng(5)
+    points = rng.integers(-3000, 3000, (3, 200, 4)).astype(np.int16)
+    points[1, :150] = 7                                     # a stream with mostly equal values
+    nodes, leaves, _ = build_forests(points, np.array([200, 200, 120]), fit_keys(0, [1, 2, 3]), n_trees=30,
+                                     sample_size=64)
+    owner = rng.integers(0, 3, 500)
+    xq = rng.integers(-32768, 32767, (500, 4)).astype(np.int16)  # to the int16 extremes
+    xq[:100] = points[owner[:100], 0]                             # and the trees' own points
+    expected = mean_path_length(nodes, leaves, owner, xq, sample_size=64)
+    np.testing.assert_array_equal(mean_path_length(nodes, leaves, owner, xq, sample_size=64, compiled=True), expected)

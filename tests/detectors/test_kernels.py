@@ -17,7 +17,10 @@ from detectors.calibration import TailCalibrator
 from detectors.mad import compiled_mad, sorted_mad
 from detectors.novelty import EpisodeState, RecordTracker
 from detectors.stats import chi2_logp
-from detectors.window import sorted_trailing, trailing
+from detectors.robust_window import deviation_floor
+from detectors.zscore import sliding_distances, squared_distance, window_moments
+from detectors.window import (sorted_quantile, sorted_trailing, trailing, trailing_mean, trailing_order_stats,
+                              window_mean)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +97,70 @@ def test_sorted_slides_equal_sorted_windows():
         expected = np.sort(np.where(np.isnan(windows), np.inf, windows).transpose(0, 2, 1).reshape(-1, size), axis=1)
         np.testing.assert_array_equal(rows, expected)
         np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("size", [2, 5, 16, 100])
+@pytest.mark.parametrize("history_length", [0, 3, 100])
+def test_order_stats_equal_the_sorted_rows(size, history_length):
+    """The kernel's quantiles, MAD and mean deviation equal what the numpy steps read from the sorted rows."""
+    rng = np.random.default_rng(size + history_length)
+    history = rng.normal(5, 2, (history_length, 3))
+    points = np.round(rng.normal(5, 2, (250, 3)), 1)   # rounded: many ties
+    points[100:220, 1] = 4.0                            # a flat stretch: MAD 0
+    levels = (0.25, 0.5, 0.75)
+    quantiles, deviation, mean_deviation, counts = trailing_order_stats(history, points, size, levels, 1, True)
+    rows, expected_counts = sorted_trailing(history, points, size)
+    np.testing.assert_array_equal(counts, expected_counts)
+    per_row = np.repeat(counts, 3)
+    for k, q in enumerate(levels):
+        np.testing.assert_array_equal(quantiles[:, k], sorted_quantile(rows, per_row, q))
+    median = quantiles[:, 1]
+    full = per_row == size
+    np.testing.assert_array_equal(deviation[full], compiled_mad(rows[full], median[full]))
+    dev = np.sort(np.abs(rows[~full] - median[~full, None]), axis=1)
+    lower_median = np.take_along_axis(dev, (np.maximum(per_row[~full] - 1, 0) // 2)[:, None], 1)[:, 0]
+    np.testing.assert_array_equal(deviation[~full], lower_median)
+    floor = np.concatenate([deviation_floor(rows[full], median[full]), deviation_floor(rows[~full], median[~full])])
+    mine = np.concatenate([mean_deviation[full], mean_deviation[~full]]) * 0.5 / 0.7978845608028654
+    np.testing.assert_allclose(mine, floor, rtol=1e-12, atol=1e-15)
+    assert (deviation[full] == 0).any() and (deviation[full] > 0).any()
+
+
+@pytest.mark.parametrize("d", [2, 8, 38])
+def test_sliding_distances_equal_the_numpy_moments(d):
+    """Long enough to drift, with a spike entering and leaving, a flat field and two equal fields."""
+    rng = np.random.default_rng(d)
+    size, n = 100, 1500
+    history = rng.normal(50, 5, (size, d))
+    points = 50 + 5 * np.sin(np.arange(n) / 40)[:, None] + rng.normal(0, 1, (n, d))
+    points[300, 0] += 1e9                       # far out: its leaving forces an exact recomputation
+    points[:, 1] = 7.0                          # flat: the floored variance decides
+    if d > 2:
+        points[:, 2] = points[:, 3]             # perfectly correlated: only the ridge keeps it invertible
+    d2, mean, var = sliding_distances(history, points, size)
+    windows, counts = trailing(history, points, size)
+    expected_mean, cov = window_moments(windows, counts, True)
+    expected = squared_distance(points, expected_mean, cov)
+    np.testing.assert_allclose(d2, expected, rtol=1e-9)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-12)
+    diagonal = np.diagonal(cov, axis1=1, axis2=2)
+    np.testing.assert_allclose(var, np.maximum(diagonal, 1e-9 * (np.abs(expected_mean) + 1)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("power", [1, 2])
+@pytest.mark.parametrize("history_length", [0, 2, 100])
+def test_trailing_means_equal_the_window_means(power, history_length):
+    rng = np.random.default_rng(history_length + power)
+    history = rng.normal(3, 1, (history_length, 4))
+    history[history_length // 2:, 1] = np.nan          # residuals a stream never had: skipped slots
+    points = rng.normal(3, 1, (300, 4))
+    for size in (1, 5, 100):
+        means, counts = trailing_mean(history, points, size, power)
+        windows, expected_counts = trailing(history, points, size)
+        with np.errstate(all="ignore"):
+            expected = window_mean(windows, bool((expected_counts == size).all()), power)
+        np.testing.assert_array_equal(counts, expected_counts)
+        np.testing.assert_allclose(means, expected, rtol=1e-13, equal_nan=True)
 
 
 @pytest.mark.parametrize("width", [2, 9, 10, 100])

@@ -187,3 +187,36 @@ def test_registered_and_cloned_with_its_parameters():
 def test_bad_parameters_are_value_errors(params):
     with pytest.raises(ValueError):
         LocalOutlierFactorDetector(**params).reset(2, 1)
+
+
+@pytest.mark.parametrize("d", [1, 3, 38])
+def test_compiled_block_scores_equal_the_numpy_scores(d):
+    """The fast path's compiled LOF gives raw_scores' float32 arithmetic bit for bit, ties and far points included."""
+    rng = np.random.default_rng(d)
+    det = LocalOutlierFactorDetector().reset(3, d)
+    for t in range(400):
+        tick = rng.normal(0, 1, (3, d))
+        tick[2] = np.round(tick[2])                      # many equal distances: ties at the k-distance
+        det.step(tick)
+    assert det.fitted_.all()
+    width = det.reference_.shape[1]
+    rows = rng.integers(0, 3, 300)
+    features = rng.normal(0, 2, (300, width)).astype(np.float32)
+    features[:5] *= 1e4                                  # far out
+    features[5:10] = det.window_.buffer[rows[5:10], 0]   # reference points themselves (distance 0)
+    np.testing.assert_array_equal(det._block_raw_scores(rows, features), det.raw_scores(rows, features))
+
+
+@pytest.mark.parametrize("w, k", [(64, 10), (13, 5), (7, 3)])
+def test_compiled_fit_equals_lof_fit(w, k):
+    """The compiled refit gives lof_fit's float32 k-distances and lrd and float64 LOFs bit for bit."""
+    from detectors.lof import compiled_lof_fit
+
+    rng = np.random.default_rng(w)
+    reference = rng.normal(0, 1, (4, w, 3)).astype(np.float32)
+    reference[1] = np.round(reference[1])              # ties at the k-distance, duplicates
+    reference[2, : w // 3] = np.nan                    # unused slots
+    reference[3, 0] = 1e6                              # one far point
+    for got, expected in zip(compiled_lof_fit(reference, k), lof_fit(reference, k)):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
