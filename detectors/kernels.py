@@ -49,11 +49,19 @@ def compiled(kernel):
 def _compile(kernel):
     import numba
 
+    # Helpers a kernel calls are compiled first, into this module's globals, where the kernel finds them.
+    for helper in _HELPERS.get(kernel.__name__, ()):
+        if not hasattr(globals()[helper], "py_func"):
+            globals()[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(globals()[helper])
     return numba.njit(cache=True, nogil=True, error_model="numpy")(kernel)
 
 
+#: Plain functions a kernel calls, by kernel name (compiled with it).
+_HELPERS = {"record_ticks": ("_reduced", "_learned_tail_logp")}
+
+
 @compiled
-def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block,
+def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
                  maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
                  logp_out, spread_out):
     """``T`` calls of :meth:`detectors.novelty.RecordTracker.update` (state arrays updated in place).
@@ -63,6 +71,8 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
     stream has a point).  Writes each tick's log tail probabilities into
     ``logp_out`` ``(T, S, C)`` and the first ``K`` channels' range
     ``high - low`` before the tick into ``spread_out`` ``(T, S, K)``.
+    A record of a channel with ``tail_blocks`` (> 0) filled blocks gets its
+    learned tail (:mod:`detectors.extremes`, mirrored by :func:`_learned_tail_logp`).
     """
     T, S, C = U.shape
     n_blocks = maxima.shape[2]
@@ -96,6 +106,14 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     st = 0.0 * grown
                 strength[s, c] = st
                 logp_out[t, s, c] = log_n - st / scale if st > 0 else 0.0
+                if st > 0 and tail_blocks > 0:
+                    filled = 0
+                    for b in range(n_blocks):
+                        if math.isfinite(maxima[s, c, b]):
+                            filled += 1
+                    if filled >= tail_blocks:
+                        logp_out[t, s, c] = _learned_tail_logp(maxima[s, c], filled, recent, st * spread,
+                                                               scale * spread, min(learned, window))
                 if not learning:
                     continue
                 if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
@@ -115,6 +133,47 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     fill[s] = 0
             if present[t, s]:
                 seen[s] += 1
+
+
+def _reduced(minus_log_level, shape):
+    """``detectors.extremes.reduced`` for one level and shape."""
+    if shape < 1e-9:
+        return -math.log(minus_log_level)
+    return (minus_log_level ** -shape - 1.0) / shape
+
+
+def _learned_tail_logp(maxima, filled, record, excess, scale_floor, n):
+    """``-log(n + 1)`` plus ``detectors.extremes.log_excess_probability`` of the GEV fitted to ``maxima``."""
+    ordered = np.sort(maxima)
+    B = ordered.shape[0]
+    quartiles = np.zeros(3)
+    for k in range(3):
+        position = (B - filled) + (0.25, 0.5, 0.75)[k] * (filled - 1)
+        below = int(math.floor(position))
+        above = min(below + 1, B - 1)
+        weight = position - below
+        quartiles[k] = ordered[below] + weight * (ordered[above] - ordered[below])
+    lower, middle, upper = quartiles[0], quartiles[1], quartiles[2]
+    ratio = (upper - middle) / (middle - lower)
+    log_lower, log_middle, log_upper = -math.log(0.25), -math.log(0.5), -math.log(0.75)
+    low_shape, high_shape = 0.0, 0.5
+    for _ in range(40):
+        shape = 0.5 * (low_shape + high_shape)
+        middle_std = _reduced(log_middle, shape)
+        fitted = (_reduced(log_upper, shape) - middle_std) / (middle_std - _reduced(log_lower, shape))
+        if fitted < ratio:
+            low_shape = shape
+        else:
+            high_shape = shape
+    shape = 0.5 * (low_shape + high_shape)
+    width = (upper - lower) / (_reduced(log_upper, shape) - _reduced(log_lower, shape))
+    location = middle - width * _reduced(log_middle, shape)
+    at_record = max(width + shape * (record - location), scale_floor)
+    if shape < 1e-9:
+        tail = -excess / at_record
+    else:
+        tail = -math.log1p(shape * excess / at_record) / shape
+    return -math.log(n + 1.0) + tail
 
 
 @compiled
