@@ -96,8 +96,24 @@ def test_learned_tail_kernel_equals_updates(step):
     np.testing.assert_allclose(compiled.maxima_, reference.maxima_)
 
 
-def test_default_alert_rate_on_gaussian_noise_is_near_the_stated_rate():
-    """30 streams of 2,500 points, judged from 1,000 (the old fixed scale alerted on 6.6e-4 of such points)."""
+def test_learned_tail_alert_rate_on_gaussian_noise_is_near_the_stated_rate():
+    """30 streams of 2,500 points, judged from 1,000 (the fixed scale alerts on 6.6e-4 of such points)."""
     values = null_streams("gaussian", 30, 2500, seed=1)
-    alerts, _, judged = null_alert_rate(values, 1000)
+    alerts, _, judged = null_alert_rate(values, 1000, novelty_tail="learned")
     assert alerts / judged <= 20 * FALSE_ALARM_RATE  # at most 9 of 45,000 points: wide for chance, not for 6.6e-4
+
+
+def test_learned_tail_ensemble_block_equals_steps():
+    """The compiled block path of an ensemble with learned tails gives what its steps give, alerts included."""
+    from detectors.ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_t(3, 1600)
+    x[1200] += 40.0                                     # a spike far past the window's maximum
+    stepped = EnsembleDetector(novelty_tail="learned").reset(1, 1)
+    blocked = EnsembleDetector(novelty_tail="learned").reset(1, 1)
+    expected = np.array([stepped.step(np.array([[v]]))[0] for v in x])
+    block = blocked.step_block(x[:, None])
+    np.testing.assert_allclose(block.scores, expected, rtol=0, atol=1e-9)
+    assert block.alert[1200]
+    np.testing.assert_allclose(blocked.value_records_.maxima_, stepped.value_records_.maxima_)
