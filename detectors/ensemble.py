@@ -80,8 +80,9 @@ NOVELTY_TAILS = ("learned", "range")
 #: Blocks the value records' window is split into with a learned tail (a block of 63 points, as the
 #: pattern records' 1000 / 16): the tail is fitted to their maxima, and more maxima fit it closer.
 VALUE_TAIL_BLOCKS = 64
-#: Filled blocks a channel needs before its tail is learned (until then, the fixed scale).
-TAIL_BLOCKS = 8
+#: Highest block maxima a channel's tail is learned from (8 spacings below the highest), once as
+#: many blocks are filled (until then, the fixed scale).
+TAIL_BLOCKS = 10
 #: Point-wise evidence is scaled below this score (that of p = 1e-3), so it never flags alone.
 POINTWISE_CAP = float(score_from_logp(np.log(1e-3)))
 #: Tail probability at which a point alerts: the false-alarm rate per point of a normal stream.

@@ -57,7 +57,7 @@ def _compile(kernel):
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"record_ticks": ("_reduced", "_learned_tail_logp")}
+_HELPERS = {"record_ticks": ("_learned_tail_logp",)}
 
 
 @compiled
@@ -112,7 +112,7 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                         if math.isfinite(maxima[s, c, b]):
                             filled += 1
                     if filled >= tail_blocks:
-                        logp_out[t, s, c] = _learned_tail_logp(maxima[s, c], filled, recent, st * spread,
+                        logp_out[t, s, c] = _learned_tail_logp(maxima[s, c], tail_blocks, st * spread,
                                                                scale * spread, min(learned, window))
                 if not learning:
                     continue
@@ -135,45 +135,14 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                 seen[s] += 1
 
 
-def _reduced(minus_log_level, shape):
-    """``detectors.extremes.reduced`` for one level and shape."""
-    if shape < 1e-9:
-        return -math.log(minus_log_level)
-    return (minus_log_level ** -shape - 1.0) / shape
-
-
-def _learned_tail_logp(maxima, filled, record, excess, scale_floor, n):
-    """``-log(n + 1)`` plus ``detectors.extremes.log_excess_probability`` of the GEV fitted to ``maxima``."""
-    ordered = np.sort(maxima)
-    B = ordered.shape[0]
-    quartiles = np.zeros(3)
-    for k in range(3):
-        position = (B - filled) + (0.25, 0.5, 0.75)[k] * (filled - 1)
-        below = int(math.floor(position))
-        above = min(below + 1, B - 1)
-        weight = position - below
-        quartiles[k] = ordered[below] + weight * (ordered[above] - ordered[below])
-    lower, middle, upper = quartiles[0], quartiles[1], quartiles[2]
-    ratio = (upper - middle) / (middle - lower)
-    log_lower, log_middle, log_upper = -math.log(0.25), -math.log(0.5), -math.log(0.75)
-    low_shape, high_shape = 0.0, 0.5
-    for _ in range(40):
-        shape = 0.5 * (low_shape + high_shape)
-        middle_std = _reduced(log_middle, shape)
-        fitted = (_reduced(log_upper, shape) - middle_std) / (middle_std - _reduced(log_lower, shape))
-        if fitted < ratio:
-            low_shape = shape
-        else:
-            high_shape = shape
-    shape = 0.5 * (low_shape + high_shape)
-    width = (upper - lower) / (_reduced(log_upper, shape) - _reduced(log_lower, shape))
-    location = middle - width * _reduced(log_middle, shape)
-    at_record = max(width + shape * (record - location), scale_floor)
-    if shape < 1e-9:
-        tail = -excess / at_record
-    else:
-        tail = -math.log1p(shape * excess / at_record) / shape
-    return -math.log(n + 1.0) + tail
+def _learned_tail_logp(maxima, top, excess, scale_floor, n):
+    """``-log(n + 1)`` plus ``detectors.extremes.log_excess_probability`` at ``top_spacing_scale``."""
+    highest = -np.sort(-maxima)[1:top]
+    count = top - 2
+    spacings = np.sort((highest[:-1] - highest[1:]) * np.arange(2, top))
+    middle = 0.5 * (spacings[(count - 1) // 2] + spacings[count // 2])
+    scale = middle / np.log(2.0)
+    return -math.log(n + 1.0) + -excess / max(scale, scale_floor)
 
 
 @compiled

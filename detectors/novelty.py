@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .extremes import fit_block_maxima, log_excess_probability
+from .extremes import log_excess_probability, top_spacing_scale
 from .stats import chi2_logp
 
 __all__ = ["RecordTracker", "EpisodeState"]
@@ -80,11 +80,11 @@ class RecordTracker:
         point, in units of the range (``inf``: learn values as they are).
         Applies once a stream has learned ``STEP_AFTER`` points.
     tail_blocks : int
-        Filled blocks a channel needs before its records' tail is learned
-        from its block maxima (:mod:`detectors.extremes`): then
+        Highest block maxima a channel's records' tail is learned from once
+        that many blocks are filled (:mod:`detectors.extremes`): then
         ``p = P(beats the record by this much | beats it) / (n + 1)``, the
         tail never steeper than ``scale`` ranges.  0 (or too few blocks):
-        the fixed ``scale`` of range units.
+        the fixed ``scale`` of range units.  At least 3 when not 0.
 
     Examples
     --------
@@ -116,9 +116,9 @@ class RecordTracker:
     def reset(self, n_streams: int, n_channels: int) -> "RecordTracker":
         """Forget everything; allocate state for ``n_streams`` streams of ``n_channels`` channels."""
         if self.window < 2 or self.n_blocks < 1 or self.warmup < 0 or self.mature < 1 or not self.scale > 0 \
-                or not self.step > 0 or self.tail_blocks < 0:
+                or not self.step > 0 or self.tail_blocks < 0 or 0 < self.tail_blocks < 3:
             raise ValueError("need window >= 2, scale > 0, step > 0, n_blocks >= 1, warmup >= 0, mature >= 1"
-                             " and tail_blocks >= 0")
+                             " and tail_blocks 0 or >= 3")
         self.block_ = max(1, math.ceil(self.window / self.n_blocks))
         self.maxima_ = np.full((n_streams, n_channels, self.n_blocks), -np.inf)
         self.partial_ = np.full((n_streams, n_channels), -np.inf)
@@ -240,10 +240,9 @@ class RecordTracker:
         rows, cols, maxima = rows[enough], cols[enough], maxima[enough]
         if rows.size == 0:
             return
-        shape, scale, location = fit_block_maxima(maxima)
         width = spread[rows, cols]
-        excess = log_excess_probability(shape, scale, location, recent[rows, cols], strength[rows, cols] * width,
-                                        self.scale * width)
+        excess = log_excess_probability(top_spacing_scale(maxima, self.tail_blocks),
+                                        strength[rows, cols] * width, self.scale * width)
         logp[rows, cols] = -np.log(np.minimum(learned[rows], self.window) + 1.0) + excess
 
     def _winsorised(self, U, recent, spread, learned):
