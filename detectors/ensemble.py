@@ -178,8 +178,8 @@ class EnsembleDetector(Detector):
     """
 
     name = "ensemble"
-    #: Learned state added after snapshots were first written (see detectors/snapshot.py).
-    snapshot_added = ("episode_distance_",)
+    #: Learned state and parameters added after snapshots were first written (see detectors/snapshot.py).
+    snapshot_added = ("episode_distance_", "novelty_tail")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,

@@ -99,9 +99,10 @@ class RecordTracker:
     [0.0, 0.0, 0.0, 0.0, -3.386, 0.0]
     """
 
-    #: Learned state added after snapshots were first written (see detectors/snapshot.py): an
-    #: older snapshot is restored without it, as if nothing had been accepted.
-    snapshot_added = ("accepted_", "accepted_until_")
+    #: Learned state and parameters added after snapshots were first written (see
+    #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
+    #: accepted, with the tail_blocks given here.
+    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
                  step: float = math.inf, tail_blocks: int = 0):

@@ -114,3 +114,23 @@ def test_learned_tail_ensemble_block_equals_steps():
     np.testing.assert_allclose(block.scores, expected, rtol=0, atol=1e-9)
     assert block.alert[1200]
     np.testing.assert_allclose(blocked.value_records_.maxima_, stepped.value_records_.maxima_)
+
+
+def test_a_snapshot_from_before_learned_tails_restores():
+    """A snapshot without ``novelty_tail`` and ``tail_blocks`` (written before them) restores into the default."""
+    from detectors.ensemble import EnsembleDetector
+    from detectors.snapshot import flatten, restore_into
+
+    x = np.random.default_rng(7).normal(size=(300, 1))
+    det = EnsembleDetector(members=("zscore", "pattern")).reset(1, 1)
+    det.step_block(x)
+    structure, scalars, arrays = flatten(det)
+    for path in [p for p in structure if p.endswith(("novelty_tail", "tail_blocks"))]:
+        del structure[path], scalars[path]
+    for path, kind in structure.items():
+        if kind[0] == "object":
+            kind[2] = [name for name in kind[2] if name not in ("novelty_tail", "tail_blocks")]
+    twin = EnsembleDetector(members=("zscore", "pattern")).reset(1, 1)
+    restore_into(twin, structure, scalars, arrays)
+    np.testing.assert_array_equal(twin.value_records_.maxima_, det.value_records_.maxima_)
+    assert twin.novelty_tail == "range" and twin.pattern_records_.tail_blocks == 0
