@@ -15,21 +15,23 @@ The fused score has two ranges:
   ``p = exp(-strength / NOVELTY_SCALE) / n``; only novelty reaches the alert
   threshold.
 
+The output is the larger of the two, so anomalous points keep their rank
+(the peak of an injected episode still outranks normal points) while alerts
+stay rare.
+
 **Learned tails** (``novelty_tail="learned"``, not the default).  The fixed
 ``NOVELTY_SCALE`` makes the stated rate untrue: on Gaussian noise a record's
 excess over the last one is about 4 % of the range, not 1 %, and the default
 alerts on about 60 times :data:`FALSE_ALARM_RATE`.  With learned tails a
-record's ``p`` is ``1 / (n + 1)`` times the chance of its excess under a GEV
-fitted to the quartiles of the channel's recent block maxima
-(:mod:`detectors.extremes`, never steeper than ``NOVELTY_SCALE``), and a
-stream's ``p`` is its rarest channel's times the number of channels
-(Bonferroni), so the rate holds per stream on light-tailed null streams
-(``tests/benchmarks/bench_null_rate.py``).  It is not the default because
-it costs recall: a spike must clear the record by several tail scales.
-
-The output is the larger of the two, so anomalous points keep their rank
-(the peak of an injected episode still outranks normal points) while alerts
-stay rare.
+record's ``p`` is ``1 / (n + 1)`` times the chance of its excess under an
+exponential tail whose scale is read from the spacings of the channel's
+highest block maxima (:mod:`detectors.extremes`, never steeper than
+``NOVELTY_SCALE``), and a stream's ``p`` is its rarest channel's times the
+number of channels (Bonferroni), so the rate holds per stream on light-tailed
+null streams (``tests/benchmarks/bench_null_rate.py``; heavy tails, e.g.
+Student t with 3 degrees of freedom, still alert about 20 times too often).
+It is not the default because it costs recall: a spike must clear the
+record by several tail scales.
 
 **Alerts and episodes.**  A point whose tail probability is at most
 :data:`FALSE_ALARM_RATE` alerts (the default threshold is the score of that

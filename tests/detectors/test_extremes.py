@@ -1,4 +1,4 @@
-"""The learned record tail: the GEV fit of block maxima, its use by the record tracker and the stated false-alarm rate."""
+"""The learned record tail: the scale from the top block maxima, its use by the record tracker, the stated rate."""
 import copy
 import sys
 from pathlib import Path
