@@ -16,6 +16,10 @@ from ``--judge-from`` on are judged (a stream is young before).
 
 Run: ``nice .venv/bin/python tests/benchmarks/bench_null_rate.py [--streams 200 --points 3000]``
 (``--novelty-tail learned`` for the learned tail only; both by default).
+
+Measured (defaults, seed 0, 2026-12-02), alerts per judged point, and times the stated 1e-5:
+fixed scale ("range", the default) gaussian 6.4e-4 (64x), student_t3 1.3e-3 (129x), ar1 7.8e-4
+(78x), seasonal 4.7e-4 (47x); learned tail 3.0e-5 (3.0x), 2.3e-4 (23x), 7.5e-6 (0.8x), 5.0e-6 (0.5x).
 """
 from __future__ import annotations
 
