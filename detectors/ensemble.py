@@ -19,6 +19,20 @@ The output is the larger of the two, so anomalous points keep their rank
 (the peak of an injected episode still outranks normal points) while alerts
 stay rare.
 
+**Learned tails** (``novelty_tail="learned"``, not the default).  The fixed
+``NOVELTY_SCALE`` makes the stated rate untrue: on Gaussian noise a record's
+excess over the last one is about 4 % of the range, not 1 %, and the default
+alerts on about 60 times :data:`FALSE_ALARM_RATE`.  With learned tails a
+record's ``p`` is ``1 / (n + 1)`` times the chance of its excess under an
+exponential tail whose scale is read from the spacings of the channel's
+highest block maxima (:mod:`detectors.extremes`, never steeper than
+``NOVELTY_SCALE``), and a stream's ``p`` is its rarest channel's times the
+number of channels (Bonferroni), so the rate holds per stream on light-tailed
+null streams (``tests/benchmarks/bench_null_rate.py``; heavy tails, e.g.
+Student t with 3 degrees of freedom, still alert about 20 times too often).
+It is not the default because it costs recall: a spike must clear the
+record by several tail scales.
+
 **Alerts and episodes.**  A point whose tail probability is at most
 :data:`FALSE_ALARM_RATE` alerts (the default threshold is the score of that
 probability, about 0.684): on a stream behaving normally, where the tail
@@ -62,6 +76,15 @@ PATTERN_WINDOW, PATTERN_WARMUP = 1000, 300
 NOVELTY_SCALE = 0.01
 #: Pattern records count this much against value records.
 PATTERN_WEIGHT = 0.5
+#: How a record's tail probability is reached (``novelty_tail``): "learned" from each channel's
+#: block maxima (:mod:`detectors.extremes`), or "range", the fixed :data:`NOVELTY_SCALE`.
+NOVELTY_TAILS = ("learned", "range")
+#: Blocks the value records' window is split into with a learned tail (a block of 63 points, as the
+#: pattern records' 1000 / 16): the tail is fitted to their maxima, and more maxima fit it closer.
+VALUE_TAIL_BLOCKS = 64
+#: Highest block maxima a channel's tail is learned from (8 spacings below the highest), once as
+#: many blocks are filled (until then, the fixed scale).
+TAIL_BLOCKS = 10
 #: Point-wise evidence is scaled below this score (that of p = 1e-3), so it never flags alone.
 POINTWISE_CAP = float(score_from_logp(np.log(1e-3)))
 #: Tail probability at which a point alerts: the false-alarm rate per point of a normal stream.
@@ -135,6 +158,11 @@ class EnsembleDetector(Detector):
     warmup, threshold
         As for every detector; the threshold is where a point alerts
         (default: the score of :data:`FALSE_ALARM_RATE`).
+    novelty_tail : {"range", "learned"}
+        How a record's tail probability is reached: the fixed
+        :data:`NOVELTY_SCALE` of the channel's range, or learned from the
+        channel's block maxima with a per-stream (Bonferroni) share (see the
+        module docstring).
 
     Examples
     --------
@@ -152,12 +180,12 @@ class EnsembleDetector(Detector):
     """
 
     name = "ensemble"
-    #: Learned state added after snapshots were first written (see detectors/snapshot.py).
-    snapshot_added = ("episode_distance_",)
+    #: Learned state and parameters added after snapshots were first written (see detectors/snapshot.py).
+    snapshot_added = ("episode_distance_", "novelty_tail")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
-                 warmup: int = 30, threshold: float = ALERT_THRESHOLD):
+                 warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range"):
         super().__init__(warmup=warmup, threshold=threshold)
         self.members = tuple(members)
         self.weights = dict(weights or {})
@@ -166,6 +194,9 @@ class EnsembleDetector(Detector):
         self.novelty = bool(novelty)
         self.settle = int(settle)
         self.episode_memory = int(episode_memory)
+        self.novelty_tail = novelty_tail
+        if novelty_tail not in NOVELTY_TAILS:
+            raise ValueError(f"novelty_tail must be one of {NOVELTY_TAILS}, not {novelty_tail!r}")
         if fusion not in ("logp", "vote", "max"):
             raise ValueError(f"fusion must be 'logp', 'vote' or 'max', not {fusion!r}")
         if self.settle < 1 or self.episode_memory < 1:
@@ -186,10 +217,14 @@ class EnsembleDetector(Detector):
         #: Per-stream alert thresholds, so one stream's setting leaves the others alone.
         self.stream_thresholds_ = np.full(n_streams, self.threshold)
         # Both signs of every field: a value may leave its range either way.
-        self.value_records_ = RecordTracker(VALUE_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP)
+        learned = self.novelty_tail == "learned"
+        self.value_records_ = RecordTracker(VALUE_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP,
+                                            n_blocks=VALUE_TAIL_BLOCKS if learned else 16,
+                                            tail_blocks=TAIL_BLOCKS if learned else 0)
         self.value_records_.reset(n_streams, 2 * n_features)
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
-                                              PATTERN_WARMUP, step=RECORD_STEP).reset(n_streams, 1)
+                                              PATTERN_WARMUP, step=RECORD_STEP,
+                                              tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)
@@ -385,6 +420,8 @@ class EnsembleDetector(Detector):
             pattern = pattern[:, :, 0]
             cause = np.where(pattern < novel_logp, PATTERN_CAUSE, cause).astype(np.int8)
             novel_logp = np.minimum(novel_logp, pattern)
+        novel_logp = self._per_stream(novel_logp, d)
+        cause = np.where(novel_logp < 0, cause, 0).astype(np.int8)
         novel = score_from_logp(novel_logp)
         centre, scale = self._reference_ticks(spread, own, (T, S, d))
 
@@ -667,8 +704,21 @@ class EnsembleDetector(Detector):
             pattern = self.pattern_records_.update(distance[:, None], present & on)[:, 0]
             cause = np.where(pattern < logp, PATTERN_CAUSE, cause).astype(np.int8)
             logp = np.minimum(logp, pattern)
-        self.cause_ = cause
+        logp = self._per_stream(logp, X.shape[1])
+        self.cause_ = np.where(logp < 0, cause, 0).astype(np.int8)
         return logp
+
+    def _per_stream(self, logp, d):
+        """The rarest channel's ``log p`` as the stream's: times the channels watched (Bonferroni), learned tails only.
+
+        A stream alerts when any of its ``2 d`` value channels or its pattern
+        channel sets a rare enough record, so the chances add up: a rate
+        stated per stream is each channel's share of it.  Never above 0 (p = 1).
+        """
+        if self.novelty_tail != "learned":
+            return logp
+        channels = 2 * d + ("pattern" in self.members)
+        return np.minimum(logp + np.log(channels), 0.0)
 
     def expected_range(self):
         """The first range member's expected range (kept on a field's sign side by :class:`Detector`)."""

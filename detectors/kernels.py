@@ -49,11 +49,19 @@ def compiled(kernel):
 def _compile(kernel):
     import numba
 
+    # Helpers a kernel calls are compiled first, into this module's globals, where the kernel finds them.
+    for helper in _HELPERS.get(kernel.__name__, ()):
+        if not hasattr(globals()[helper], "py_func"):
+            globals()[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(globals()[helper])
     return numba.njit(cache=True, nogil=True, error_model="numpy")(kernel)
 
 
+#: Plain functions a kernel calls, by kernel name (compiled with it).
+_HELPERS = {"record_ticks": ("_learned_tail_logp",)}
+
+
 @compiled
-def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block,
+def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
                  maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
                  logp_out, spread_out):
     """``T`` calls of :meth:`detectors.novelty.RecordTracker.update` (state arrays updated in place).
@@ -63,6 +71,8 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
     stream has a point).  Writes each tick's log tail probabilities into
     ``logp_out`` ``(T, S, C)`` and the first ``K`` channels' range
     ``high - low`` before the tick into ``spread_out`` ``(T, S, K)``.
+    A record of a channel with ``tail_blocks`` (> 0) filled blocks gets its
+    learned tail (:mod:`detectors.extremes`, mirrored by :func:`_learned_tail_logp`).
     """
     T, S, C = U.shape
     n_blocks = maxima.shape[2]
@@ -96,6 +106,14 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     st = 0.0 * grown
                 strength[s, c] = st
                 logp_out[t, s, c] = log_n - st / scale if st > 0 else 0.0
+                if st > 0 and tail_blocks > 0:
+                    filled = 0
+                    for b in range(n_blocks):
+                        if math.isfinite(maxima[s, c, b]):
+                            filled += 1
+                    if filled >= tail_blocks:
+                        logp_out[t, s, c] = _learned_tail_logp(maxima[s, c], tail_blocks, st * spread,
+                                                               scale * spread, min(learned, window))
                 if not learning:
                     continue
                 if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
@@ -115,6 +133,16 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     fill[s] = 0
             if present[t, s]:
                 seen[s] += 1
+
+
+def _learned_tail_logp(maxima, top, excess, scale_floor, n):
+    """``-log(n + 1)`` plus ``detectors.extremes.log_excess_probability`` at ``top_spacing_scale``."""
+    highest = -np.sort(-maxima)[1:top]
+    count = top - 2
+    spacings = np.sort((highest[:-1] - highest[1:]) * np.arange(2, top))
+    middle = 0.5 * (spacings[(count - 1) // 2] + spacings[count // 2])
+    scale = middle / np.log(2.0)
+    return -math.log(n + 1.0) + -excess / max(scale, scale_floor)
 
 
 @compiled

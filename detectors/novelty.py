@@ -45,6 +45,7 @@ import math
 
 import numpy as np
 
+from .extremes import log_excess_probability, top_spacing_scale
 from .stats import chi2_logp
 
 __all__ = ["RecordTracker", "EpisodeState"]
@@ -78,6 +79,12 @@ class RecordTracker:
         Most a learned value may move the recent record, and the range, per
         point, in units of the range (``inf``: learn values as they are).
         Applies once a stream has learned ``STEP_AFTER`` points.
+    tail_blocks : int
+        Highest block maxima a channel's records' tail is learned from once
+        that many blocks are filled (:mod:`detectors.extremes`): then
+        ``p = P(beats the record by this much | beats it) / (n + 1)``, the
+        tail never steeper than ``scale`` ranges.  0 (or too few blocks):
+        the fixed ``scale`` of range units.  At least 3 when not 0.
 
     Examples
     --------
@@ -92,13 +99,15 @@ class RecordTracker:
     [0.0, 0.0, 0.0, 0.0, -3.386, 0.0]
     """
 
-    #: Learned state added after snapshots were first written (see detectors/snapshot.py): an
-    #: older snapshot is restored without it, as if nothing had been accepted.
-    snapshot_added = ("accepted_", "accepted_until_")
+    #: Learned state and parameters added after snapshots were first written (see
+    #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
+    #: accepted, with the tail_blocks given here.
+    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
-                 step: float = math.inf):
+                 step: float = math.inf, tail_blocks: int = 0):
         self.step = float(step)
+        self.tail_blocks = int(tail_blocks)
         self.window = int(window)
         self.scale = float(scale)
         self.warmup = int(warmup)
@@ -108,8 +117,9 @@ class RecordTracker:
     def reset(self, n_streams: int, n_channels: int) -> "RecordTracker":
         """Forget everything; allocate state for ``n_streams`` streams of ``n_channels`` channels."""
         if self.window < 2 or self.n_blocks < 1 or self.warmup < 0 or self.mature < 1 or not self.scale > 0 \
-                or not self.step > 0:
-            raise ValueError("need window >= 2, scale > 0, step > 0, n_blocks >= 1, warmup >= 0 and mature >= 1")
+                or not self.step > 0 or self.tail_blocks < 0 or 0 < self.tail_blocks < 3:
+            raise ValueError("need window >= 2, scale > 0, step > 0, n_blocks >= 1, warmup >= 0, mature >= 1"
+                             " and tail_blocks 0 or >= 3")
         self.block_ = max(1, math.ceil(self.window / self.n_blocks))
         self.maxima_ = np.full((n_streams, n_channels, self.n_blocks), -np.inf)
         self.partial_ = np.full((n_streams, n_channels), -np.inf)
@@ -182,6 +192,8 @@ class RecordTracker:
         strength = np.where(ok, np.maximum(strength, 0.0), 0.0) * np.minimum(1.0, learned / self.mature)[:, None]
         self.strength_ = strength
         logp = np.where(strength > 0, -np.log(np.minimum(learned, self.window))[:, None] - strength / self.scale, 0.0)
+        if self.tail_blocks:
+            self._learned_tail(logp, strength, recent, spread, learned)
 
         learn = learning[:, None]
         U = self._winsorised(U, recent, spread, learned)
@@ -214,10 +226,25 @@ class RecordTracker:
         spread = np.zeros((T, S, spread_channels))
         record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
-                     self.step, STEP_AFTER, self.block_, self.maxima_, self.partial_, self.low_, self.high_,
-                     self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_, self.strength_,
+                     self.step, STEP_AFTER, self.block_, self.tail_blocks, self.maxima_, self.partial_, self.low_,
+                     self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_, self.strength_,
                      logp, spread)
         return logp, spread
+
+    def _learned_tail(self, logp, strength, recent, spread, learned):
+        """Overwrite ``logp`` of the records of channels with ``tail_blocks`` filled blocks by their learned tail."""
+        rows, cols = np.nonzero(strength > 0)
+        if rows.size == 0:
+            return
+        maxima = self.maxima_[rows, cols]
+        enough = np.isfinite(maxima).sum(axis=1) >= self.tail_blocks
+        rows, cols, maxima = rows[enough], cols[enough], maxima[enough]
+        if rows.size == 0:
+            return
+        width = spread[rows, cols]
+        excess = log_excess_probability(top_spacing_scale(maxima, self.tail_blocks),
+                                        strength[rows, cols] * width, self.scale * width)
+        logp[rows, cols] = -np.log(np.minimum(learned[rows], self.window) + 1.0) + excess
 
     def _winsorised(self, U, recent, spread, learned):
         """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far."""
