@@ -230,7 +230,8 @@ SETTINGS: tuple[Setting, ...] = (
             "other requests).", minimum=1.0, maximum=3600.0),
     Setting("SNAPSHOT_PATH", "auto", str,
             "Snapshot file restored at start; 'auto' is <database>.snapshot.npz beside the "
-            "database, 'off' disables snapshots (every restart then starts cold); a relative path "
+            "database (the event scorers' per-entity state goes to <file>.events.npz beside it), "
+            "'off' disables snapshots (every restart then starts cold); a relative path "
             "is taken from the repository root."),
     # -- alerts (server/alerts/; README "Alerts") --------------------------------------------
     Setting("ALERT_FOR", 0.0, float,
