@@ -46,6 +46,7 @@ from detectors.snapshot import SnapshotError, read_snapshot, write_snapshot
 
 from .concurrency import DedicatedThread
 from .event_field_sql import field_sql
+from .snapshots import last_stored_id
 from .writer import Transaction, WriteJob
 
 __all__ = ["EventSnapshots", "LastPushEventJob", "event_snapshot_path"]
@@ -102,7 +103,7 @@ class EventSnapshots:
         try:
             meta, arrays = read_snapshot(self.path)
             last_event_id = int(meta["last_event_id"])
-            stored = _last_push_event_id(self.db_path)
+            stored = last_stored_id(self.db_path, "events")
             if last_event_id > stored:
                 raise SnapshotError(f"it covers push events up to id {last_event_id} but the database "
                                     f"ends at {stored} (another database?)")
@@ -231,10 +232,3 @@ def _stored_frame_rows(conn: sqlite3.Connection, schema, first_row: int):
             out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype=float)
     return ids, pd.DataFrame(out, index=pd.RangeIndex(len(ids)))
 
-
-def _last_push_event_id(db_path: Path) -> int:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
-    finally:
-        conn.close()

@@ -33,7 +33,7 @@ from detectors.snapshot import SnapshotError, read_snapshot, write_snapshot
 from .concurrency import DedicatedThread
 from .writer import Transaction, WriteJob
 
-__all__ = ["LastPointJob", "Snapshots", "snapshot_path"]
+__all__ = ["LastPointJob", "Snapshots", "last_stored_id", "snapshot_path"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Snapshots:
         try:
             meta, arrays = read_snapshot(self.path)
             last_point_id = int(meta["last_point_id"])
-            stored = _last_point_id(self.monitor.db_path)
+            stored = last_stored_id(self.monitor.db_path, "points")
             if last_point_id > stored:
                 raise SnapshotError(f"it covers points up to id {last_point_id} but the database "
                                     f"ends at {stored} (another database?)")
@@ -216,9 +216,10 @@ class Snapshots:
         return meta, {_ENGINE + k: v for k, v in engine_arrays.items()}
 
 
-def _last_point_id(db_path: Path) -> int:
+def last_stored_id(db_path: Path, table: str) -> int:
+    """The highest row id of ``table`` (0 when empty), read on a read-only connection of its own."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT coalesce(max(id), 0) FROM points").fetchone()[0])
+        return int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])
     finally:
         conn.close()
