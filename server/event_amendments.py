@@ -37,8 +37,8 @@ import sqlite_utils
 from detectors.engine import SEVERITIES
 
 from .event_field_sql import field_sql
-from .event_storage import event_from_row
-from .pipeline.event import Signal
+from .event_storage import EVENTS_WITH_ACKNOWLEDGEMENTS, event_from_row
+from .pipeline.event import Signal, summarise
 from .writer import Transaction
 
 __all__ = ["Amendment", "amend_earlier", "migration_amended_by"]
@@ -111,20 +111,17 @@ def _amend(conn: sqlite3.Connection, stored: tuple, values: dict, rule, risk: in
     signal = Signal(rule.type, "rule", rule.reason(values, {"count": count}), rule.severity)
     ranked = [Signal(**s) for s in json.loads(signals or "[]")] + [signal]
     ranked.sort(key=lambda s: -SEVERITIES.index(s.severity))  # stable: equal ones keep their order
-    worst = max(SEVERITIES.index(s.severity) for s in ranked)
+    severity, types, explanation = summarise(ranked)
     conn.execute(
         "UPDATE scored_events SET risk = ?, severity = ?, is_anomaly = 1, types = ?, signals = ?, "
         "explanation = ?, amended_by = ? WHERE id = ?",
-        [max(int(old_risk), risk), SEVERITIES[worst],
-         json.dumps(list(dict.fromkeys(s.type for s in ranked)), separators=(",", ":")),
-         json.dumps([s.to_dict() for s in ranked], separators=(",", ":")),
-         "; ".join(f"{s.type} ({s.origin}, {s.severity}): {s.reason}" for s in ranked),
+        [max(int(old_risk), risk), severity, json.dumps(list(types), separators=(",", ":")),
+         json.dumps([s.to_dict() for s in ranked], separators=(",", ":")), explanation,
          push_event_id, row_id])
     return signal
 
 
 def _stored_json(conn: sqlite3.Connection, row_id: int) -> dict:
     """A row as the API shows it (what its push and a GET give); the writer's rows are sqlite3.Row."""
-    row = conn.execute("SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
-                       "LEFT JOIN acknowledgements a ON a.event_row = e.id WHERE e.id = ?", [row_id]).fetchone()
+    row = conn.execute(EVENTS_WITH_ACKNOWLEDGEMENTS + "WHERE e.id = ?", [row_id]).fetchone()
     return event_from_row(row)

@@ -21,8 +21,9 @@ scored events has one push event naming its rows, so at start
 by batch as they were scored, through their scorer, learning only: nothing is
 stored or published again.  The stored rows carry every field a scorer reads
 (server/event_field_sql.py reads each back); numbers come back from the
-``fields`` JSON with 15 significant digits, so a replayed baseline may differ
-from the one the crashed process held in its last digits.
+``fields`` JSON exactly as they were scored (orjson writes each float's
+shortest exact form; rows stored before it kept 15 significant digits), so a
+replay learns what the crashed process learned.
 
 What a replay cannot bring back: batches whose push events retention already
 deleted (RETENTION_EVENTS newest are kept; a warning says so), and batches
@@ -46,19 +47,11 @@ from detectors.snapshot import SnapshotError, read_snapshot, write_snapshot
 
 from .concurrency import DedicatedThread
 from .event_field_sql import field_sql
-from .snapshots import last_stored_id
-from .writer import Transaction, WriteJob
+from .snapshots import LastIdJob, last_stored_id
 
-__all__ = ["EventSnapshots", "LastPushEventJob", "event_snapshot_path"]
+__all__ = ["EventSnapshots", "event_snapshot_path"]
 
 log = logging.getLogger(__name__)
-
-
-class LastPushEventJob(WriteJob):
-    """A write that writes nothing: its result is the id of the last push event allocated before it."""
-
-    def apply(self, tx: Transaction) -> int:
-        return tx.allocate("events", 0) - 1
 
 
 def event_snapshot_path(snapshot: Path | None) -> Path | None:
@@ -183,7 +176,7 @@ class EventSnapshots:
             return None
         try:
             started = time.perf_counter()
-            taken = self.ingest.checkpoint(_export, LastPushEventJob())
+            taken = self.ingest.checkpoint(_export, LastIdJob("events"))
             if taken is None:
                 return None
             (meta, arrays), marker = taken

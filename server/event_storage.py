@@ -27,10 +27,14 @@ import sqlite_utils
 
 from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
 
-__all__ = ["ENTITY_COLUMNS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events"]
+__all__ = ["ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events"]
 
 #: Columns holding an event's entity ids, in its schema's entity order.
 ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
+#: Stored events with their acknowledgement, if any, as :func:`event_from_row` reads them
+#: (``e`` the event, ``a`` its acknowledgement): a WHERE clause follows.
+EVENTS_WITH_ACKNOWLEDGEMENTS = ("SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
+                                "LEFT JOIN acknowledgements a ON a.event_row = e.id ")
 
 
 def migration_scored_events(db: sqlite_utils.Database) -> None:
@@ -143,8 +147,7 @@ class EventReader:
         """The events found, read from the cursor one at a time."""
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         cursor = self.conn.execute(
-            f"SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
-            f"LEFT JOIN acknowledgements a ON a.event_row = e.id {clause} ORDER BY {order} LIMIT ?",
+            f"{EVENTS_WITH_ACKNOWLEDGEMENTS}{clause} ORDER BY {order} LIMIT ?",
             [*params, limit])
         return (event_from_row(r) for r in cursor)
 

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from .event_amendments import amend_earlier
-from .event_storage import ENTITY_COLUMNS, column_fields
+from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_fields
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .writer import Transaction, WriteJob
@@ -215,11 +215,9 @@ def event_batch_push(reader, row) -> Event | None:
                         [first, last]).fetchone()
     if head is None or not head[2]:
         return None
-    joined = ("SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
-              "LEFT JOIN acknowledgements a ON a.event_row = e.id ")
-    rows = conn.execute(joined + "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id",
+    rows = conn.execute(EVENTS_WITH_ACKNOWLEDGEMENTS + "WHERE e.id BETWEEN ? AND ? AND e.is_anomaly = 1 ORDER BY e.id",
                         [first, last]).fetchall()
-    amended = conn.execute(joined + "WHERE e.amended_by = ? ORDER BY e.id", [row["id"]]).fetchall()
+    amended = conn.execute(EVENTS_WITH_ACKNOWLEDGEMENTS + "WHERE e.amended_by = ? ORDER BY e.id", [row["id"]]).fetchall()
     return events_push(row["id"], head[0], head[1], head[2], [event_from_row(r) for r in rows],
                        [event_from_row(r) for r in amended], published_ms=row["created_ms"])
 

@@ -38,7 +38,7 @@ from .alerts.service import EXTENSION as ALERTS
 from .api import reader
 from .errors import ApiError
 from .services import EXTENSION, Services, services
-from .snapshots import LastPointJob
+from .snapshots import LastIdJob
 from .validation import (Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
                          optional_text, parse_limit)
 from .writer import Transaction, WriteJob
@@ -224,7 +224,7 @@ def reteach(svc: Services) -> int:
                 log.warning("feedback %d on %r is not taught again: %s", feedback_id, stream, exc)
         return taught
 
-    taken = svc.monitor.checkpoint(teach, LastPointJob())
+    taken = svc.monitor.checkpoint(teach, LastIdJob("points"))
     count = 0 if taken is None else taken[0]
     log.info("taught %d 'not an anomaly' verdict(s) again (given after the snapshot)", count)
     return count

@@ -33,7 +33,7 @@ from detectors.snapshot import SnapshotError, read_snapshot, write_snapshot
 from .concurrency import DedicatedThread
 from .writer import Transaction, WriteJob
 
-__all__ = ["LastPointJob", "Snapshots", "last_stored_id", "snapshot_path"]
+__all__ = ["LastIdJob", "Snapshots", "last_stored_id", "snapshot_path"]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,16 @@ log = logging.getLogger(__name__)
 _ENGINE = "engine/"
 
 
-class LastPointJob(WriteJob):
-    """A write that writes nothing: its result is the id of the last point stored before it."""
+class LastIdJob(WriteJob):
+    """A write that writes nothing: its result is the last id of ``kind`` (the writer's id
+    counters: "points", "events" for push events) allocated before it."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
 
     def apply(self, tx: Transaction) -> int:
-        return tx.allocate("points", 0) - 1
+        return tx.allocate(self.kind, 0) - 1
 
 
 def snapshot_path(setting: str, db_path: Path) -> Path | None:
@@ -186,7 +191,7 @@ class Snapshots:
             started = time.perf_counter()
             # At shutdown the engine steps no more, so its arrays are saved without a copy.
             export = (lambda: self._export(copy=False)) if closing else self._export
-            taken = self.monitor.checkpoint(export, LastPointJob(), closing=closing)
+            taken = self.monitor.checkpoint(export, LastIdJob("points"), closing=closing)
             if taken is None:
                 return None
             (meta, arrays), marker = taken

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from detectors.engine import SEVERITIES
 
-__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "from_row", "iso_time", "json_schema",
+__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "summarise", "from_row", "iso_time", "json_schema",
            "sqlite_columns", "to_json", "to_row"]
 
 #: Storage kinds: the Python type sqlite-utils makes a column of, and how values are encoded.
@@ -92,6 +92,15 @@ class Signal:
     def to_dict(self) -> dict:
         return {"type": self.type, "origin": self.origin, "reason": self.reason,
                 "severity": self.severity}
+
+
+def summarise(ranked) -> tuple[str | None, tuple[str, ...], str]:
+    """What an event's signals, ranked, make of it: its severity (the worst; None without
+    signals), its types (in rank order, each once) and its explanation (one clause a signal)."""
+    worst = max((SEVERITIES.index(s.severity) for s in ranked), default=None)
+    explanation = "; ".join(f"{s.type} ({s.origin}, {s.severity}): {s.reason}" for s in ranked)
+    return (None if worst is None else SEVERITIES[worst], tuple(dict.fromkeys(s.type for s in ranked)),
+            explanation or ORDINARY)
 
 
 _SIGNAL_SCHEMA = {"type": "object", "required": ["type", "origin", "reason", "severity"],

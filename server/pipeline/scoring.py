@@ -40,7 +40,7 @@ from detectors.snapshot import SnapshotMismatch
 from .baselines import Baselines
 from .derive import CountPer
 from .entities import EntityTable
-from .event import ORDINARY, ScoredEvent, Signal
+from .event import ORDINARY, ScoredEvent, Signal, summarise
 from .schema import Schema
 
 __all__ = ["ORDINARY", "EarlierMarks", "ScoredBatch", "Scorer"]
@@ -309,15 +309,14 @@ class ScoredBatch:
             i = int(i)
             values = _row(self.features, i)
             ranked = [s for _, s in sorted(self._signals.get(i, []), key=lambda s: s[0])]
-            severity = max((SEVERITIES.index(s.severity) for s in ranked), default=None)
+            severity, types, explanation = summarise(ranked)
             truth = values.pop(schema.truth, None) if schema.truth else None
-            explanation = "; ".join(f"{s.type} ({s.origin}, {s.severity}): {s.reason}" for s in ranked)
             out.append(ScoredEvent(
                 schema=schema.name, event_id=str(values[schema.id]), timestamp=float(values[schema.timestamp]),
                 entities={e: str(values[e]) for e in schema.entities}, fields=values,
-                risk=int(self.risk[i]), severity=None if severity is None else SEVERITIES[severity],
-                is_anomaly=bool(self.is_anomaly[i]), types=tuple(dict.fromkeys(s.type for s in ranked)),
-                explanation=explanation or ORDINARY,
+                risk=int(self.risk[i]), severity=severity,
+                is_anomaly=bool(self.is_anomaly[i]), types=types,
+                explanation=explanation,
                 signals=tuple(ranked), flagged=bool(self.flagged[i]), truth=truth or None))
         return out
 
