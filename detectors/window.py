@@ -100,11 +100,17 @@ def trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple[np.nda
     """
     from numpy.lib.stride_tricks import sliding_window_view
 
+    padded, counts = _trailing_series(history, points, size)
+    return sliding_window_view(padded, size, axis=0).transpose(0, 2, 1), counts
+
+
+def _trailing_series(history: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The series whose ``size``-long slices ending before each point are its trailing windows
+    (NaN-padded in front while the history is shorter), and each window's count of values."""
     n, d = points.shape
     past = history[-size:]
     padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
-    windows = sliding_window_view(padded, size, axis=0).transpose(0, 2, 1)
-    return windows, np.minimum(len(past) + np.arange(n), size)
+    return padded, np.minimum(len(past) + np.arange(n), size)
 
 
 def trailing_mean(history: np.ndarray, points: np.ndarray, size: int, power: int = 1):
@@ -117,11 +123,9 @@ def trailing_mean(history: np.ndarray, points: np.ndarray, size: int, power: int
     from .kernels import trailing_means
 
     n, d = points.shape
-    past = history[-size:]
-    counts = np.minimum(len(past) + np.arange(n), size)
+    padded, counts = _trailing_series(history, points, size)
     means = np.empty((n, d))
     if n:
-        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
         trailing_means(np.ascontiguousarray(padded, dtype=float), size, power, bool((counts == size).all()), means)
     return means, counts
 
@@ -203,12 +207,11 @@ def sorted_trailing(history: np.ndarray, points: np.ndarray, size: int) -> tuple
     from .kernels import sorted_slides
 
     n, d = points.shape
-    past = history[-size:]
+    padded, counts = _trailing_series(history, points, size)
     rows = np.empty((n * d, size))
     if n:
-        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
         sorted_slides(np.ascontiguousarray(padded, dtype=float), size, rows)
-    return rows, np.minimum(len(past) + np.arange(n), size)
+    return rows, counts
 
 
 def trailing_order_stats(history: np.ndarray, points: np.ndarray, size: int, levels: tuple, centre: int,
@@ -233,13 +236,11 @@ def trailing_order_stats(history: np.ndarray, points: np.ndarray, size: int, lev
     from .kernels import sorted_window_stats
 
     n, d = points.shape
-    past = history[-size:]
-    counts = np.minimum(len(past) + np.arange(n), size)
+    padded, counts = _trailing_series(history, points, size)
     quantiles = np.empty((n * d, len(levels)))
     deviation = np.empty(n * d) if with_deviation else np.empty(0)
     mean_deviation = np.empty(n * d)
     if n:
-        padded = np.concatenate([np.full((size - len(past), d), np.nan), past, points[:-1]])
         sorted_window_stats(np.ascontiguousarray(padded, dtype=float), size, counts, np.asarray(levels, dtype=float),
                             centre, with_deviation, quantiles, deviation, mean_deviation)
     return quantiles, deviation if with_deviation else None, mean_deviation, counts
