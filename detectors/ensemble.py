@@ -33,6 +33,16 @@ Student t with 3 degrees of freedom, still alert about 20 times too often).
 It is not the default because it costs recall: a spike must clear the
 record by several tail scales.
 
+**Runs** (options, not the default).  Two more novelty channels judge a
+*run* of points by the stream's own history of such runs
+(:mod:`detectors.runs`): ``flatline=True`` a run of identical values of a
+field (a stuck reading, :mod:`detectors.flatline`), ``persistence=True`` a
+run of points whose fused evidence is at most :data:`SURPRISE_P` (a shifted
+level, a drift).  Their ``log p`` joins the records' (the smallest wins), so
+they alert at the same stated rate and hold an episode open while the run
+lasts.  Neither is the default: measured over every corpus, each lost on one
+(README, "Measured and not shipped").
+
 **Alerts and episodes.**  A point whose tail probability is at most
 :data:`FALSE_ALARM_RATE` alerts (the default threshold is the score of that
 probability, about 0.684): on a stream behaving normally, where the tail
@@ -56,8 +66,10 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Block, Detector, Traces, as_epoch_seconds
+from .flatline import FlatlineTracker
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
+from .runs import RunTracker
 from .stats import logp_from_score, score_from_logp, z_multiplier
 
 #: Members of the default ensemble, in the order explanations list them.
@@ -105,6 +117,14 @@ REFERENCE_FLOOR = 0.01
 TICK_TRACES = ("member_scores_", "novelty_", "cause_", "is_anomaly_", "alert_")
 #: What a novelty alert names when the value record caused it, and when the pattern record did.
 VALUE_CAUSE, PATTERN_CAUSE = 1, 2
+#: What a novelty alert names when a run of repeated values (a stuck reading) caused it.
+FLATLINE_CAUSE = 3
+#: What a novelty alert names when a run of surprising points (a shifted level, a drift) caused it.
+PERSISTENCE_CAUSE = 4
+#: A point is *surprising* for the persistence channel when its fused evidence is at most this tail
+#: probability: the point-wise evidence's own cap (:data:`POINTWISE_CAP`), where one point stops
+#: counting as ordinary.
+SURPRISE_P = 1e-3
 #: Points of a stream for which a "not an anomaly" verdict holds: 25 value windows, about 28 hours
 #: at one point a second.  Long enough that what recurs daily (a nightly job, a morning peak) is
 #: still accepted the next time, and far past the value window (1 h 7 min at 1 Hz), which would
@@ -163,6 +183,9 @@ class EnsembleDetector(Detector):
         :data:`NOVELTY_SCALE` of the channel's range, or learned from the
         channel's block maxima with a per-stream (Bonferroni) share (see the
         module docstring).
+    flatline, persistence : bool
+        Whether runs of repeated values (stuck readings), and runs of
+        surprising points, are novelty too (see the module docstring).
 
     Examples
     --------
@@ -181,11 +204,13 @@ class EnsembleDetector(Detector):
 
     name = "ensemble"
     #: Learned state and parameters added after snapshots were first written (see detectors/snapshot.py).
-    snapshot_added = ("episode_distance_", "novelty_tail")
+    snapshot_added = ("episode_distance_", "novelty_tail", "flatline_", "flatline",
+                      "surprise_runs_", "persistence")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
-                 warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range"):
+                 warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range",
+                 flatline: bool = False, persistence: bool = False):
         super().__init__(warmup=warmup, threshold=threshold)
         self.members = tuple(members)
         self.weights = dict(weights or {})
@@ -195,6 +220,8 @@ class EnsembleDetector(Detector):
         self.settle = int(settle)
         self.episode_memory = int(episode_memory)
         self.novelty_tail = novelty_tail
+        self.flatline = bool(flatline)
+        self.persistence = bool(persistence)
         if novelty_tail not in NOVELTY_TAILS:
             raise ValueError(f"novelty_tail must be one of {NOVELTY_TAILS}, not {novelty_tail!r}")
         if fusion not in ("logp", "vote", "max"):
@@ -225,6 +252,10 @@ class EnsembleDetector(Detector):
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
                                               PATTERN_WARMUP, step=RECORD_STEP,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
+        #: Runs of repeated values per field (stuck readings), a novelty channel beside the records.
+        self.flatline_ = FlatlineTracker().reset(n_streams, n_features)
+        #: Runs of surprising points per stream (fused evidence below SURPRISE_P), a novelty channel.
+        self.surprise_runs_ = RunTracker().reset(n_streams, 1)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)
@@ -421,6 +452,15 @@ class EnsembleDetector(Detector):
             cause = np.where(pattern < novel_logp, PATTERN_CAUSE, cause).astype(np.int8)
             novel_logp = np.minimum(novel_logp, pattern)
         novel_logp = self._per_stream(novel_logp, d)
+        if self.flatline:
+            stuck = self.flatline_.update_ticks(ticks, present)
+            cause = np.where(stuck < novel_logp, FLATLINE_CAUSE, cause).astype(np.int8)
+            novel_logp = np.minimum(novel_logp, stuck)
+        if self.persistence:
+            surprising = (evidence <= np.log(SURPRISE_P))[:, :, None]
+            lasting = self.surprise_runs_.update_ticks(surprising, present[:, :, None])[:, :, 0]
+            cause = np.where(lasting < novel_logp, PERSISTENCE_CAUSE, cause).astype(np.int8)
+            novel_logp = np.minimum(novel_logp, lasting)
         cause = np.where(novel_logp < 0, cause, 0).astype(np.int8)
         novel = score_from_logp(novel_logp)
         centre, scale = self._reference_ticks(spread, own, (T, S, d))
@@ -581,7 +621,7 @@ class EnsembleDetector(Detector):
         if not self.novelty:
             self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
-        novel_logp = self._novelty_logp(X, present, distance)
+        novel_logp = self._novelty_logp(X, present, distance, evidence)
         novel = score_from_logp(novel_logp)
         # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
         # only when it escalates past the alert's: one incident, one alert.
@@ -694,7 +734,7 @@ class EnsembleDetector(Detector):
         """The pattern member's distances ``(S,)`` after this tick, or None without a pattern member."""
         return self.detectors_[self.members.index("pattern")].distance_ if "pattern" in self.members else None
 
-    def _novelty_logp(self, X, present, distance):
+    def _novelty_logp(self, X, present, distance, evidence):
         """Return each stream's novelty as a log tail probability: its rarest record over the channels."""
         logp = self.value_records_.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
         cause = np.where(logp < 0, VALUE_CAUSE, 0).astype(np.int8)
@@ -705,6 +745,15 @@ class EnsembleDetector(Detector):
             cause = np.where(pattern < logp, PATTERN_CAUSE, cause).astype(np.int8)
             logp = np.minimum(logp, pattern)
         logp = self._per_stream(logp, X.shape[1])
+        if self.flatline:
+            stuck = self.flatline_.update(X, present)
+            cause = np.where(stuck < logp, FLATLINE_CAUSE, cause).astype(np.int8)
+            logp = np.minimum(logp, stuck)
+        if self.persistence:
+            surprising = (evidence <= np.log(SURPRISE_P))[:, None]
+            lasting = self.surprise_runs_.update(surprising, present[:, None])[:, 0]
+            cause = np.where(lasting < logp, PERSISTENCE_CAUSE, cause).astype(np.int8)
+            logp = np.minimum(logp, lasting)
         self.cause_ = np.where(logp < 0, cause, 0).astype(np.int8)
         return logp
 
