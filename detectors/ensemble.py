@@ -40,7 +40,8 @@ field (a stuck reading, :mod:`detectors.flatline`), ``persistence=True`` a
 run of points whose fused evidence is at most :data:`SURPRISE_P` (a shifted
 level, a drift).  Their ``log p`` joins the records' (the smallest wins), so
 they alert at the same stated rate and hold an episode open while the run
-lasts.  Neither is the default: measured over every corpus, each lost on one
+lasts, up to ``episode_memory`` points of it (then it is the new normal, as a
+held level is).  Neither is the default: measured over every corpus, each lost on one
 (README, "Measured and not shipped").
 
 **Alerts and episodes.**  A point whose tail probability is at most
@@ -253,9 +254,10 @@ class EnsembleDetector(Detector):
                                               PATTERN_WARMUP, step=RECORD_STEP,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
         #: Runs of repeated values per field (stuck readings), a novelty channel beside the records.
-        self.flatline_ = FlatlineTracker().reset(n_streams, n_features)
+        # A run lasting longer than an episode's frozen range is trusted for is the new normal.
+        self.flatline_ = FlatlineTracker(memory=self.episode_memory).reset(n_streams, n_features)
         #: Runs of surprising points per stream (fused evidence below SURPRISE_P), a novelty channel.
-        self.surprise_runs_ = RunTracker().reset(n_streams, 1)
+        self.surprise_runs_ = RunTracker(memory=self.episode_memory).reset(n_streams, 1)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)

@@ -42,17 +42,20 @@ class FlatlineTracker:
     ----------
     mature : int
         Pairs of values a field has shown before a run of repeats counts in full.
+    memory : int or None
+        Repeats after which a run counts no more (None: no limit).
     """
 
-    def __init__(self, mature: int = FLATLINE_MATURE):
+    def __init__(self, mature: int = FLATLINE_MATURE, memory: int | None = None):
         self.mature = int(mature)
+        self.memory = memory
 
     def reset(self, n_streams: int, n_features: int) -> "FlatlineTracker":
         """Forget everything; allocate state for ``n_streams`` streams of ``n_features`` fields."""
         #: Each field's last value (NaN before the first point).
         self.last_ = np.full((n_streams, n_features), np.nan)
         #: Runs of repeats per field.
-        self.repeats_ = RunTracker(self.mature).reset(n_streams, n_features)
+        self.repeats_ = RunTracker(self.mature, self.memory).reset(n_streams, n_features)
         return self
 
     @staticmethod

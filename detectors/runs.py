@@ -26,7 +26,9 @@ function term is), and its ``log p`` is shrunk in proportion while fewer than
 (:class:`~detectors.novelty.RecordTracker`): a channel that has been constant
 since the stream began has no history its run could be rare against.  Every
 trial is learned, the runs included, so a run that recurs becomes the
-stream's normal.
+stream's normal, and a run longer than ``memory`` events is the new normal
+at once (as an episode's frozen range is trusted only so long): it says
+nothing more.
 
 :meth:`RunTracker.update_ticks` gives over ``T`` ticks exactly what ``T``
 calls of :meth:`RunTracker.update` give, with cumulative sums over the ticks
@@ -62,15 +64,18 @@ class RunTracker:
     ----------
     mature : int
         Trials before a run from which on its ``log p`` counts in full.
+    memory : int or None
+        Events of a run after which it counts no more (None: no limit).
     """
 
-    def __init__(self, mature: int = 1):
+    def __init__(self, mature: int = 1, memory: int | None = None):
         self.mature = int(mature)
+        self.memory = memory
 
     def reset(self, n_streams: int, n_channels: int) -> "RunTracker":
         """Forget everything; allocate state for ``n_streams`` streams of ``n_channels`` channels."""
-        if self.mature < 1:
-            raise ValueError("mature must be at least 1")
+        if self.mature < 1 or (self.memory is not None and self.memory < 1):
+            raise ValueError("mature, and memory unless None, must be at least 1")
         shape = (n_streams, n_channels)
         self.run_ = np.zeros(shape, dtype=np.int64)
         #: Trials (points that could have had the event), and those that had it.
@@ -95,10 +100,10 @@ class RunTracker:
         b = (after_event - again) + PRIOR_WEIGHT * (1.0 - q_event)
         return np.log(q_event), a, b, np.minimum(1.0, trials / self.mature)
 
-    @staticmethod
-    def _run_logp(run, log_first, a, b, weight):
+    def _run_logp(self, run, log_first, a, b, weight):
         """``log p`` of a run of ``run`` >= 1 events: the first one, then ``run - 1`` more in a row."""
-        return weight * (log_first + betaln(a + (run - 1), b) - betaln(a, b))
+        logp = weight * (log_first + betaln(a + (run - 1), b) - betaln(a, b))
+        return logp if self.memory is None else np.where(run <= self.memory, logp, 0.0)
 
     def update(self, events: np.ndarray, trials: np.ndarray) -> np.ndarray:
         """Return the ``(S, C)`` ``log p`` of each channel's current run (0 without one), then learn the tick.

@@ -142,3 +142,12 @@ def test_ensemble_with_both_run_channels_block_equals_steps(d):
         np.testing.assert_allclose(arrays_b[path], arrays_a[path], rtol=1e-9, atol=1e-12, equal_nan=True,
                                    err_msg=path)
     assert alerts.sum() >= 1
+
+
+def test_a_run_longer_than_the_memory_is_the_new_normal():
+    tracker = RunTracker(memory=5).reset(1, 1)
+    events = [True, False, False, False] * 100 + [True] * 8
+    logp = np.array([tracker.update(np.array([[e]]), np.array([[True]]))[0, 0] for e in events])
+    assert (logp[-8:-3] < 0).all() and (logp[-3:] == 0).all()
+    with pytest.raises(ValueError):
+        RunTracker(memory=0).reset(1, 1)
