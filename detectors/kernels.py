@@ -57,7 +57,7 @@ def _compile(kernel):
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"record_ticks": ("_learned_tail_logp",)}
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block")}
 
 
 @compiled
@@ -78,6 +78,12 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
     n_blocks = maxima.shape[2]
     K = spread_out.shape[2]
     winsorise = math.isfinite(step)
+    # The highest closed block of each channel, as the update's reduction over the blocks finds it:
+    # it changes only when a block closes, so it is found again then, not on every tick.
+    top = np.empty((S, C))
+    for s in range(S):
+        for c in range(C):
+            top[s, c] = _highest_block(maxima, s, c)
     for t in range(T):
         if not stepped[t]:
             continue
@@ -89,10 +95,7 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
             log_n = -math.log(min(learned, window))
             for c in range(C):
                 recent = partial[s, c]
-                top = maxima[s, c, 0]
-                for b in range(1, n_blocks):
-                    top = np.maximum(top, maxima[s, c, b])
-                recent = np.maximum(top, recent)
+                recent = np.maximum(top[s, c], recent)
                 if accepting:
                     recent = np.maximum(recent, accepted[s, c])
                 spread = high[s, c] - low[s, c]
@@ -129,10 +132,19 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     for c in range(C):
                         maxima[s, c, slot[s]] = partial[s, c]
                         partial[s, c] = -np.inf
+                        top[s, c] = _highest_block(maxima, s, c)
                     slot[s] = (slot[s] + 1) % n_blocks
                     fill[s] = 0
             if present[t, s]:
                 seen[s] += 1
+
+
+def _highest_block(maxima, s, c):
+    """The largest of ``maxima[s, c]``, folded left with ``np.maximum`` (NaN if any is NaN)."""
+    top = maxima[s, c, 0]
+    for b in range(1, maxima.shape[2]):
+        top = np.maximum(top, maxima[s, c, b])
+    return top
 
 
 def _learned_tail_logp(maxima, top, excess, scale_floor, n):

@@ -148,6 +148,27 @@ def test_vectorised_members_take_the_fast_path(name, monkeypatch):
     det.step_block(series(300, 1, seed=3))
 
 
+def test_iqr_and_mad_slide_their_windows_once_in_the_ensemble(monkeypatch):
+    """Inside ``sharing()`` mad reads the order statistics iqr's slide computed: one slide, the same scores."""
+    from detectors import shared_windows
+
+    X = series(900, 8, seed=5)[~np.isnan(series(900, 8, seed=5)).any(axis=1)]
+    alone = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+    slides = []
+    real = shared_windows.trailing_order_stats
+    monkeypatch.setattr(shared_windows, "trailing_order_stats", lambda *a: slides.append(a[2]) or real(*a))
+    with shared_windows.sharing():
+        shared = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+    np.testing.assert_array_equal(shared[0], alone[0])
+    np.testing.assert_array_equal(shared[1], alone[1])
+    assert len(slides) == 2  # the chunk filling the windows and the rest, once for both detectors
+    with shared_windows.sharing():  # windows of another size are not shared
+        detectors.make("iqr", window=50).reset(1, 8).step_block(X)
+        detectors.make("mad").reset(1, 8).step_block(X)
+    assert slides[2:] == [50, 50, 100, 100]
+    assert shared_windows._state.entries is None  # nothing kept after the block
+
+
 @pytest.mark.parametrize("name", ["zscore", "ensemble"])
 def test_score_many_equals_one_block_per_series(name):
     """Several series (stepped together, or one block each, whichever is faster) score as blocks of their rows."""
