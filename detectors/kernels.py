@@ -870,8 +870,32 @@ def tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, de
     feature in its low ``shift`` bits and the threshold above them; a point
     goes right when its value exceeds the threshold.  ``out`` ``(N,)`` gets
     each point's sum over its trees (small integers: exact in any order).
+    Four points walk side by side: a walk is a chain of dependent loads,
+    and four independent chains keep the core busy while each one waits.
     """
-    for p in range(owner.shape[0]):
+    N = owner.shape[0]
+    full = N - N % 4
+    for p in range(0, full, 4):
+        first0, first1 = owner[p] * n_trees, owner[p + 1] * n_trees
+        first2, first3 = owner[p + 2] * n_trees, owner[p + 3] * n_trees
+        total0, total1, total2, total3 = 0.0, 0.0, 0.0, 0.0
+        for t in range(n_trees):
+            base0, base1 = (first0 + t) * n_inner, (first1 + t) * n_inner
+            base2, base3 = (first2 + t) * n_inner, (first3 + t) * n_inner
+            node0, node1, node2, node3 = 0, 0, 0, 0
+            for _ in range(depth):
+                word0, word1 = node_words[base0 + node0], node_words[base1 + node1]
+                word2, word3 = node_words[base2 + node2], node_words[base3 + node3]
+                node0 = 2 * node0 + (2 if xq[p, word0 & mask] > (word0 >> shift) else 1)
+                node1 = 2 * node1 + (2 if xq[p + 1, word1 & mask] > (word1 >> shift) else 1)
+                node2 = 2 * node2 + (2 if xq[p + 2, word2 & mask] > (word2 >> shift) else 1)
+                node3 = 2 * node3 + (2 if xq[p + 3, word3 & mask] > (word3 >> shift) else 1)
+            total0 += leaf_words[(first0 + t) * n_leaves + node0 - n_inner]
+            total1 += leaf_words[(first1 + t) * n_leaves + node1 - n_inner]
+            total2 += leaf_words[(first2 + t) * n_leaves + node2 - n_inner]
+            total3 += leaf_words[(first3 + t) * n_leaves + node3 - n_inner]
+        out[p], out[p + 1], out[p + 2], out[p + 3] = total0, total1, total2, total3
+    for p in range(full, N):
         total = 0.0
         for t in range(n_trees):
             tree = owner[p] * n_trees + t
