@@ -57,7 +57,8 @@ def _compile(kernel):
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block")}
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
+            "calibrated_points": ("_insertion_sort", "_merge_changes")}
 
 
 @compiled
@@ -761,7 +762,15 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
     big = np.float64(np.finfo(np.float32).max)
     log_tail = math.log(tail)
     log2 = math.log(2.0)
+    # The remembered scores sorted, kept from one fit to the next inside the call: a fit merges the
+    # scores that came and went since the last one into it instead of sorting ``memory`` scores again.
     ordered = np.empty(memory, dtype=np.float32)
+    merged = np.empty(memory, dtype=np.float32)
+    m = -1  # scores in ``ordered``; -1 while it must be sorted afresh
+    changes = memory // 2  # most scores followed between two fits; beyond, the next fit sorts afresh
+    came = np.empty(changes, dtype=np.float32)
+    went = np.empty(changes, dtype=np.float32)
+    n_came, n_went = 0, 0
     # k = -1: the fit asked for first, with no score to read or learn.
     for k in range(-1 if fit_first else 0, raw.shape[0]):
         if k >= 0:
@@ -786,7 +795,17 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
                 out_logp[k] = 0.0
             # push: an absurd score is remembered as the largest float32, never inf
             if r == r:
-                history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
+                value = np.float32(np.minimum(np.maximum(r, -big), big))
+                slot = count[0] % memory
+                if m >= 0 and n_came < changes:
+                    if history[slot] == history[slot]:
+                        went[n_went] = history[slot]
+                        n_went += 1
+                    came[n_came] = value
+                    n_came += 1
+                else:
+                    m = -1
+                history[slot] = value
                 count[0] += 1
             if count[0] % every != 0:
                 continue
@@ -794,12 +813,16 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
         n = min(count[0], memory)
         if n < min_scores:
             continue
-        m = 0
-        for i in range(memory):
-            if history[i] == history[i]:
-                ordered[m] = history[i]
-                m += 1
-        ordered[:m].sort()
+        if m >= 0:
+            m = _merge_changes(ordered, m, went, n_went, came, n_came, merged)
+        if m < 0:
+            m = 0
+            for i in range(memory):
+                if history[i] == history[i]:
+                    ordered[m] = history[i]
+                    m += 1
+            ordered[:m].sort()
+        n_came, n_went = 0, 0
         for i in range(K):
             position = levels[i] * (n - 1)
             below = int(math.floor(position))
@@ -823,6 +846,49 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
         least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
         beta[0] = np.float32(np.maximum(scale, np.float64(least)))
         fitted[0] = True
+
+
+def _merge_changes(ordered, m, went, n_went, came, n_came, merged):
+    """The sorted ``ordered[:m]`` without the scores ``went[:n_went]`` and with ``came[:n_came]``, in place.
+
+    Returns the new count, or -1 when a score that went is not there (the
+    caller then sorts afresh).  Equal scores are interchangeable, so the
+    result is the sorted array a fresh sort gives.
+    """
+    _insertion_sort(went, n_went)
+    _insertion_sort(came, n_came)
+    g, c, size = 0, 0, 0
+    for i in range(m):
+        v = ordered[i]
+        if g < n_went and v == went[g]:
+            g += 1
+            continue
+        while c < n_came and came[c] < v:
+            merged[size] = came[c]
+            size += 1
+            c += 1
+        merged[size] = v
+        size += 1
+    if g < n_went:
+        return -1
+    while c < n_came:
+        merged[size] = came[c]
+        size += 1
+        c += 1
+    for i in range(size):
+        ordered[i] = merged[i]
+    return size
+
+
+def _insertion_sort(values, n):
+    """Sort ``values[:n]`` in place (a few dozen scores: faster than a general sort)."""
+    for i in range(1, n):
+        v = values[i]
+        j = i
+        while j > 0 and values[j - 1] > v:
+            values[j] = values[j - 1]
+            j -= 1
+        values[j] = v
 
 
 @compiled

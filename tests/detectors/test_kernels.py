@@ -61,11 +61,14 @@ def test_record_kernel_equals_updates(step):
     assert_same_arrays(reference, compiled)
 
 
-def test_calibration_kernel_equals_transform_then_update():
+# Fits merging the scores since the last fit (16 of 128), merging after every score, and sorting
+# afresh because more scores than half the memory came between two fits (20 of 32).
+@pytest.mark.parametrize("memory, every", [(128, 16), (64, 1), (32, 20)])
+def test_calibration_kernel_equals_transform_then_update(memory, every):
     rng = np.random.default_rng(5)
     raw = np.concatenate([rng.exponential(1.0, 300), np.full(80, 0.5), [np.nan, 1e60, -3.0],
-                          rng.exponential(2.0, 200)])
-    reference = TailCalibrator(memory=128, every=16).reset(2)
+                          rng.exponential(2.0, 200), np.round(rng.normal(0, 1, 100)) * 0.0])  # -0.0 and 0.0
+    reference = TailCalibrator(memory=memory, every=every).reset(2)
     reference.push(np.array([1]), rng.exponential(1.0, 40)[None, :])
     reference.fit(np.array([1]))
     compiled = copy.deepcopy(reference)
