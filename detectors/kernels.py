@@ -58,7 +58,8 @@ def _compile(kernel):
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
-            "calibrated_points": ("_insertion_sort", "_merge_changes")}
+            "calibrated_points": ("_insertion_sort", "_merge_changes"),
+            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide")}
 
 
 @compiled
@@ -482,16 +483,43 @@ def sorted_slides(padded, size, out):
             new = padded[i - 1 + size, j]
             old = np.inf if old != old else old
             new = np.inf if new != new else new
-            at = np.searchsorted(current, old)
-            # Close the gap left by the old value, then open one where the new value belongs.
-            for k in range(at, size - 1):
-                current[k] = current[k + 1]
-            to = np.searchsorted(current[: size - 1], new)
-            for k in range(size - 1, to, -1):
-                current[k] = current[k - 1]
-            current[to] = new
+            _slide(current, size, old, new)
             for k in range(size):
                 out[i * d + j, k] = current[k]
+
+
+def _slide(current, size, old, new):
+    """Replace one ``old`` in the sorted ``current[:size]`` by ``new``, keeping it sorted.
+
+    The values between the leaving value's slot and the arriving value's
+    move one place towards the gap (an insertion sort's step).  Both slots
+    are found by binary search, so the move is a plain copy, which the
+    compiler vectorises (unsigned indices: no check for negative ones).
+    """
+    at = _count_below(current, size, old, True)  # the first slot holding old
+    if new >= old:
+        to = max(at, _count_below(current, size, new, True) - 1)
+        for k in range(np.uint64(at), np.uint64(to)):
+            current[k] = current[k + np.uint64(1)]
+    else:
+        to = _count_below(current, size, new, False)
+        for step in range(np.uint64(at - to)):
+            k = np.uint64(at) - step
+            current[k] = current[k - np.uint64(1)]
+    current[to] = new
+
+
+def _count_below(current, size, value, strictly):
+    """How many of the sorted ``current[:size]`` are below ``value`` (``strictly``) or at most ``value``."""
+    low, high = 0, size
+    while low < high:
+        middle = (low + high) >> 1
+        below = current[middle] < value if strictly else current[middle] <= value
+        if below:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 @compiled
@@ -530,18 +558,7 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
                 new = padded[i - 1 + size, j]
                 old = np.inf if old != old else old
                 new = np.inf if new != new else new
-                # Slide the values between the leaving value's slot and the arriving value's one place
-                # towards the gap, comparing as they move (an insertion sort's step): the same sorted row.
-                k = np.searchsorted(current, old)
-                if new >= old:
-                    while k + 1 < size and current[k + 1] < new:
-                        current[k] = current[k + 1]
-                        k += 1
-                else:
-                    while k > 0 and current[k - 1] > new:
-                        current[k] = current[k - 1]
-                        k -= 1
-                current[k] = new
+                _slide(current, size, old, new)
             r = i * d + j
             count = counts[i]
             last = max(count - 1, 0)
