@@ -747,18 +747,41 @@ def trailing_means(padded, size, power, full, out):
     computes it; without the ``(n, size, d)`` temporaries.
     """
     n, d = out.shape
+    if d < 4:  # a field at a time, its sum in a register
+        for i in range(n):
+            for f in range(d):
+                total_f = 0.0
+                filled_f = 0
+                for k in range(size):
+                    v = padded[i + k, f]
+                    if power == 2:
+                        v = v * v
+                    if full or v == v:
+                        total_f += v
+                        filled_f += 1
+                out[i, f] = total_f / filled_f
+        return
+    # Many fields: every field's sum at once, row after row of the window.  Each field's values
+    # are added in the same order as above, and the loop over the fields vectorises (unsigned
+    # indices: no check for negative ones).
+    total = np.empty(d)
+    filled = np.empty(d)
+    fields = np.uint64(d)
     for i in range(n):
-        for f in range(d):
-            total = 0.0
-            filled = 0
-            for k in range(size):
-                v = padded[i + k, f]
+        for f in range(fields):
+            total[f] = 0.0
+            filled[f] = 0.0
+        for k in range(np.uint64(size)):
+            row = np.uint64(i) + k
+            for f in range(fields):
+                v = padded[row, f]
                 if power == 2:
                     v = v * v
                 if full or v == v:
-                    total += v
-                    filled += 1
-            out[i, f] = total / filled
+                    total[f] += v
+                    filled[f] += 1.0
+        for f in range(fields):
+            out[i, f] = total[f] / filled[f]
 
 
 @compiled

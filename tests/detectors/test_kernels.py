@@ -152,11 +152,12 @@ def test_sliding_distances_equal_the_numpy_moments(d):
 
 @pytest.mark.parametrize("power", [1, 2])
 @pytest.mark.parametrize("history_length", [0, 2, 100])
-def test_trailing_means_equal_the_window_means(power, history_length):
+@pytest.mark.parametrize("fields", [2, 9])  # a field at a time, and all fields at once
+def test_trailing_means_equal_the_window_means(power, history_length, fields):
     rng = np.random.default_rng(history_length + power)
-    history = rng.normal(3, 1, (history_length, 4))
+    history = rng.normal(3, 1, (history_length, fields))
     history[history_length // 2:, 1] = np.nan          # residuals a stream never had: skipped slots
-    points = rng.normal(3, 1, (300, 4))
+    points = rng.normal(3, 1, (300, fields))
     for size in (1, 5, 100):
         means, counts = trailing_mean(history, points, size, power)
         windows, expected_counts = trailing(history, points, size)
