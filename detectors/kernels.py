@@ -1037,8 +1037,10 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
         for w in range(W):
             squared[w] = zero
         for j in range(m):
-            for w in range(W):
-                diff = reference_t[s, j, w] - x[p, j]
+            # One feature's differences to every slot: contiguous, unsigned indices, so it vectorises.
+            slots, value = reference_t[s, j], x[p, j]
+            for w in range(np.uint64(W)):
+                diff = slots[w] - value
                 diff = diff * diff
                 squared[w] = squared[w] + diff
         # The k-th smallest squared distance (np.partition's), by insertion into the k smallest so far.
@@ -1066,16 +1068,18 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
                     reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w])
                     lrd_sum += lrd[s, w]
         else:
-            for w in range(W):
+            # Slot w adds to lane w % 8, block of eight after block (the lanes' loop vectorises).
+            reaches, rates = k_distance[s], lrd[s]
+            for w in range(np.uint64(8)):
                 near = squared[w] <= k_squared
-                reach = np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
-                rate = lrd[s, w] if near else zero
-                if w < 8:
-                    reach_lanes[w] = reach
-                    lrd_lanes[w] = rate
-                elif w < W - (W % 8):
-                    reach_lanes[w % 8] += reach
-                    lrd_lanes[w % 8] += rate
+                reach_lanes[w] = np.maximum(np.sqrt(squared[w]), reaches[w]) if near else zero
+                lrd_lanes[w] = rates[w] if near else zero
+            for block in range(np.uint64(1), np.uint64(W // 8)):
+                for lane in range(np.uint64(8)):
+                    w = block * np.uint64(8) + lane
+                    near = squared[w] <= k_squared
+                    reach_lanes[lane] += np.maximum(np.sqrt(squared[w]), reaches[w]) if near else zero
+                    lrd_lanes[lane] += rates[w] if near else zero
             reach_sum = ((reach_lanes[0] + reach_lanes[1]) + (reach_lanes[2] + reach_lanes[3])) + (
                 (reach_lanes[4] + reach_lanes[5]) + (reach_lanes[6] + reach_lanes[7]))
             lrd_sum = ((lrd_lanes[0] + lrd_lanes[1]) + (lrd_lanes[2] + lrd_lanes[3])) + (
@@ -1104,6 +1108,7 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
     S, W, m = reference.shape
     k = n_neighbors
     filled = np.empty((W, m), dtype=np.float32)
+    features = np.empty((m, W), dtype=np.float32)  # filled, feature-major
     unused = np.empty(W, dtype=np.bool_)
     squared = np.empty((W, W), dtype=np.float32)
     k_squared = np.empty(W, dtype=np.float32)
@@ -1122,14 +1127,20 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     unused[a] = True
             for f in range(m):
                 filled[a, f] = np.inf if unused[a] else reference[s, a, f]
+        for f in range(m):
+            for a in range(W):
+                features[f, a] = filled[a, f]
         for a in range(W):
+            row = squared[a]
             for b in range(W):
-                squared[a, b] = zero32
+                row[b] = zero32
             for f in range(m):
-                for b in range(W):
-                    diff = filled[a, f] - filled[b, f]
+                # One feature's differences to every slot: contiguous, unsigned indices, so it vectorises.
+                slots, value = features[f], filled[a, f]
+                for b in range(np.uint64(W)):
+                    diff = value - slots[b]
                     diff = diff * diff
-                    squared[a, b] = squared[a, b] + diff
+                    row[b] = row[b] + diff
             for b in range(W):
                 if squared[a, b] != squared[a, b]:
                     squared[a, b] = np.inf
@@ -1158,13 +1169,14 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     if squared[a, b] <= k_squared[a]:
                         total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
             else:
-                for b in range(W):
-                    near = squared[a, b] <= k_squared[a]
-                    value = np.sqrt(np.maximum(squared[a, b], k_squared[b])) if near else zero32
-                    if b < 8:
-                        lanes32[b] = value
-                    elif b < tail:
-                        lanes32[b % 8] += value
+                # Slot b adds to lane b % 8, block of eight after block (the lanes' loop vectorises).
+                row, limit = squared[a], k_squared[a]
+                for b in range(np.uint64(8)):
+                    lanes32[b] = np.sqrt(np.maximum(row[b], k_squared[b])) if row[b] <= limit else zero32
+                for block in range(np.uint64(1), np.uint64(W // 8)):
+                    for lane in range(np.uint64(8)):
+                        b = block * np.uint64(8) + lane
+                        lanes32[lane] += np.sqrt(np.maximum(row[b], k_squared[b])) if row[b] <= limit else zero32
                 total = ((lanes32[0] + lanes32[1]) + (lanes32[2] + lanes32[3])) + (
                     (lanes32[4] + lanes32[5]) + (lanes32[6] + lanes32[7]))
                 for b in range(tail, W):
@@ -1179,12 +1191,13 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     if squared[a, b] <= k_squared[a]:
                         total += lrd[b]
             else:
-                for b in range(W):
-                    value = lrd[b] if squared[a, b] <= k_squared[a] else 0.0
-                    if b < 8:
-                        lanes64[b] = value
-                    elif b < tail:
-                        lanes64[b % 8] += value
+                row, limit = squared[a], k_squared[a]
+                for b in range(np.uint64(8)):
+                    lanes64[b] = lrd[b] if row[b] <= limit else 0.0
+                for block in range(np.uint64(1), np.uint64(W // 8)):
+                    for lane in range(np.uint64(8)):
+                        b = block * np.uint64(8) + lane
+                        lanes64[lane] += lrd[b] if row[b] <= limit else 0.0
                 total = ((lanes64[0] + lanes64[1]) + (lanes64[2] + lanes64[3])) + (
                     (lanes64[4] + lanes64[5]) + (lanes64[6] + lanes64[7]))
                 for b in range(tail, W):
