@@ -301,18 +301,22 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                         v = np.minimum(np.maximum(v, low[s, f] - reach), high[s, f] + reach)
                     summary[f] = v
                 for f in range(d):
+                    # Views and unsigned indices: loops over contiguous lags that the compiler vectorises.
                     newest = np.float32(summary[f])
-                    for lag in range(lags):
-                        a = newest - lagged[s, f, lag]
+                    past, sums = lagged[s, f], sqdist[s, f]
+                    last_in = past[m - 1]
+                    for lag in range(np.uint64(lags)):
+                        a = newest - past[lag]
                         a = a * a
-                        b = lagged[s, f, m - 1] - lagged[s, f, m + lag]
+                        b = last_in - past[np.uint64(m) + lag]
                         b = b * b
                         entering[lag] = a - b
-                    for lag in range(lags):
-                        sqdist[s, f, lag + 1] += entering[lag]
-                    for col in range(width - 1, 0, -1):
-                        lagged[s, f, col] = lagged[s, f, col - 1]
-                    lagged[s, f, 0] = newest
+                    for lag in range(np.uint64(lags)):
+                        sums[lag + np.uint64(1)] += entering[lag]
+                    for step in range(np.uint64(width - 1)):
+                        col = np.uint64(width - 1) - step
+                        past[col] = past[col - np.uint64(1)]
+                    past[0] = newest
                 blocks[s] += 1
                 n = blocks[s]
                 if (n + first_row + s) % resync == 0:
@@ -329,13 +333,18 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                     span[s, f] = np.maximum(high[s, f] - low[s, f], spread_floor * (abs(high[s, f]) + 1.0))
                     inv[f] = 1.0 / span[s, f] ** 2
                 best, nearest = -1, np.inf
+                if d > 1:  # every lag's distance, field after field (each lag's sum in the same order)
+                    for lag in range(np.uint64(lags + 1)):
+                        total[lag] = 0.0
+                    for f in range(d):
+                        sums, weight = sqdist[s, f], inv[f]
+                        for lag in range(np.uint64(lags + 1)):
+                            total[lag] += np.float64(sums[lag]) * weight
                 for lag in range(m, lags + 1):
                     if d == 1:
                         value = np.float64(sqdist[s, 0, lag]) / span[s, 0] ** 2
                     else:
-                        value = 0.0
-                        for f in range(d):
-                            value += np.float64(sqdist[s, f, lag]) * inv[f]
+                        value = total[lag]
                     if n < lags + m and not lag + m <= n:
                         value = np.inf
                     if value != value:
