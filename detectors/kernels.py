@@ -585,13 +585,14 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
                 # Upper half minus lower half, in four interleaved partial sums (the same sums, rounding apart).
                 half = size // 2
                 lower_a, lower_b, upper_a, upper_b = 0.0, 0.0, 0.0, 0.0
-                k = 0
-                while k + 2 <= half:
-                    lower_a += current[k]
-                    lower_b += current[k + 1]
-                    upper_a += current[half + k]
-                    upper_b += current[half + k + 1]
-                    k += 2
+                upper = current[half:]  # unsigned indices into views: the loop's loads go unchecked
+                for pair in range(np.uint64(half // 2)):
+                    at = pair * np.uint64(2)
+                    lower_a += current[at]
+                    lower_b += current[at + np.uint64(1)]
+                    upper_a += upper[at]
+                    upper_b += upper[at + np.uint64(1)]
+                k = 2 * (half // 2)
                 if k < half:
                     lower_a += current[k]
                     upper_a += current[half + k]
