@@ -12,8 +12,9 @@ Each statistic is computed by the same kernel code from the same sorted
 window whether it is shared or not, so the scores do not change.
 
 Outside :func:`sharing` nothing is kept: a member scored alone computes its
-own statistics.  Inside, the memory held is a few numbers per point and
-field of the block being scored, dropped when the block ends.
+own statistics.  Inside, what waits for its second reader is a few numbers
+per point and field, at most :data:`KEPT_NUMBERS` in all (past that, each
+member computes its own), dropped when the block ends.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import threading
 
 import numpy as np
 
+from .base import BLOCK_NUMBERS
 from .window import trailing_order_stats
 
 __all__ = ["sharing", "order_stats"]
@@ -29,6 +31,8 @@ __all__ = ["sharing", "order_stats"]
 #: Quantile levels one shared slide reads (iqr's quartiles; mad's median among them), and the centre's.
 SHARED_LEVELS = (0.25, 0.5, 0.75)
 SHARED_CENTRE = 1
+#: Most numbers kept for a second reader at once (64 MB): a long wide block is shared up to there.
+KEPT_NUMBERS = 4 * BLOCK_NUMBERS
 
 _state = threading.local()
 
@@ -38,12 +42,12 @@ def sharing():
     """Let the members scored inside share their trailing windows' order statistics (see the module docstring)."""
     outer = getattr(_state, "entries", None)
     if outer is None:
-        _state.entries = []
+        _state.entries, _state.kept = {}, 0
     try:
         yield
     finally:
         if outer is None:
-            _state.entries = None
+            _state.entries, _state.kept = None, 0
 
 
 def order_stats(history, points, size: int, levels: tuple, centre: int, with_deviation: bool):
@@ -58,12 +62,24 @@ def order_stats(history, points, size: int, levels: tuple, centre: int, with_dev
                  and levels[centre] == SHARED_LEVELS[SHARED_CENTRE])
     if not shareable:
         return trailing_order_stats(history, points, size, levels, centre, with_deviation)
-    for k, (key, value) in enumerate(entries):
+    # Found by a digest of the windows' values, then compared in full (a digest can collide).
+    digest = (size, history.shape, points.shape, hash(history.tobytes()), hash(points.tobytes()))
+    waiting = entries.get(digest, [])
+    for k, (key, value, numbers) in enumerate(waiting):
         if _same_windows(key, (size, history, points)):
-            del entries[k]  # its second reader: no other member asks for it
+            del waiting[k]  # its second reader: no other member asks for it
+            if not waiting:
+                del entries[digest]
+            _state.kept -= numbers
             return _read(value, levels, with_deviation)
+    # What an entry holds: the windows' history and points, their statistics and counts.
+    n, d = points.shape
+    numbers = history.size + points.size + n * d * (len(SHARED_LEVELS) + 2) + n
+    if _state.kept + numbers > KEPT_NUMBERS:
+        return trailing_order_stats(history, points, size, levels, centre, with_deviation)
     value = trailing_order_stats(history, points, size, SHARED_LEVELS, SHARED_CENTRE, True)
-    entries.append(((size, history.copy(), points.copy()), value))
+    entries.setdefault(digest, []).append(((size, history.copy(), points.copy()), value, numbers))
+    _state.kept += numbers
     return _read(value, levels, with_deviation)
 
 

@@ -167,6 +167,13 @@ def test_iqr_and_mad_slide_their_windows_once_in_the_ensemble(monkeypatch):
         detectors.make("mad").reset(1, 8).step_block(X)
     assert slides[2:] == [50, 50, 100, 100]
     assert shared_windows._state.entries is None  # nothing kept after the block
+    monkeypatch.setattr(shared_windows, "KEPT_NUMBERS", 1000)  # too little to keep a chunk: each slides its own
+    with shared_windows.sharing():
+        bounded = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+        assert shared_windows._state.kept == 0
+    np.testing.assert_array_equal(bounded[0], alone[0])
+    np.testing.assert_array_equal(bounded[1], alone[1])
+    assert len(slides) == 10
 
 
 @pytest.mark.parametrize("name", ["zscore", "ensemble"])
