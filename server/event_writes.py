@@ -20,7 +20,7 @@ import orjson
 from .event_amendments import amend_earlier
 from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_fields
 from .events import Event, dumps
-from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
+from .pipeline.event import ScoredEvent, json_text, sqlite_columns, to_json
 from .writer import Transaction, WriteJob
 
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
@@ -51,13 +51,30 @@ def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
     """Row ``i`` of ``columns`` as one JSON object per row, keys in the columns' order.
 
     orjson writes each float's shortest exact form (pandas' encoder, used before, wrote
-    15 decimals: some values lost digits, others grew to 17 of them) and NaN as null; a row
-    is a dict for an instant, then the text SQLite binds.
+    15 decimals: some values lost digits, others grew to 17 of them) and NaN as null.  Each
+    column is encoded whole (:func:`_json_values`), then a row's texts are put into one
+    template: a dict and an orjson call per row were most of the cost of building a row.
     """
     keys = list(columns)
-    values = [np.asarray(c).tolist() for c in columns.values()]
+    # "%" is the template's own marker: a key's is doubled, and its value goes in as %s.
+    template = "{" + ",".join(orjson.dumps(k).decode().replace("%", "%%") + ":%s" for k in keys) + "}"
+    return [template % row for row in zip(*(_json_values(c) for c in columns.values()))]
+
+
+def _json_values(column) -> list[str]:
+    """Each value of ``column`` as JSON text, as orjson writes it inside an object.
+
+    Numbers and booleans hold no comma, so a numeric column is one orjson call on the whole
+    list, split at its commas; text (which may hold commas) is encoded value by value.
+    """
+    values = np.asarray(column)
+    listed = values.tolist()
+    if not listed:
+        return []
+    if values.dtype.kind in "biuf":
+        return orjson.dumps(listed).decode()[1:-1].split(",")
     dumps = orjson.dumps
-    return [dumps(dict(zip(keys, row)), default=str).decode() for row in zip(*values)]
+    return [dumps(v, default=str).decode() for v in listed]
 
 
 def _strings(values) -> list:
@@ -152,9 +169,12 @@ class ScoredEventsJob(WriteJob):
         self.anomaly_rows: list[tuple] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
-            stored = to_row(event)
+            shown = to_json(event)
+            # Its stored columns from that JSON, as to_row would write them (not to_row itself:
+            # it encodes the fields and entities too, which are stored otherwise).
+            stored = {**shown, "types": json_text(shown["types"]), "signals": json_text(shown["signals"])}
             self.anomaly_rows.append((*(stored[c] for c in _ANOMALY_COLUMNS), i))
-            self.anomalies.append((i, to_json(event)))
+            self.anomalies.append((i, shown))
         ids = [_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
