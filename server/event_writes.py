@@ -21,6 +21,7 @@ from .event_amendments import amend_earlier
 from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_fields
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, json_text, sqlite_columns, to_json
+from .row_ids import keep_next_row_id, next_row_id
 from .writer import Transaction, WriteJob
 
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
@@ -106,28 +107,6 @@ def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
     return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
 
 
-#: The ``meta`` key under which the next row id of ``scored_events`` is kept whenever rows are
-#: deleted.  SQLite gives a new row max(id) + 1, so deleting the newest rows (an undone import,
-#: retention that empties the table) would hand their ids out again, and an old ``events`` push
-#: (a client resuming after Last-Event-ID) or an alert naming one of them would point at other
-#: events.  Kept at deletes only, it costs nothing per stored batch but this one lookup.
-NEXT_ROW_ID_KEY = "scored_events.next_id"
-_NEXT_ROW_ID = ("SELECT max((SELECT coalesce(max(id), 0) + 1 FROM scored_events), "
-                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 1))")
-
-
-def next_row_id(conn) -> int:
-    """The id the next stored event gets: never one that a stored event had before."""
-    return conn.execute(_NEXT_ROW_ID, [NEXT_ROW_ID_KEY]).fetchone()[0]
-
-
-def _keep_next_row_id(conn) -> None:
-    """Before deleting scored events: remember the next row id, so the deleted ids stay unused."""
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 [NEXT_ROW_ID_KEY, str(next_row_id(conn))])
-
-
 def _sql_text(text: str) -> str:
     """``text`` as an SQL string literal (a schema's name, an origin the server made)."""
     if "\x00" in text:
@@ -184,7 +163,7 @@ class ScoredEventsJob(WriteJob):
         # Only this thread inserts, inside this transaction: the first row takes the next id
         # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
         # (max(rowid) + 1 each), checked below.
-        first = next_row_id(conn)
+        first = next_row_id(conn, "scored_events")
         statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
         if n:
             conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
@@ -252,7 +231,7 @@ class DeleteImportJob(WriteJob):
     def apply(self, tx: Transaction) -> int:
         # Its alerts end, while its rows are still here to say which it opened.
         self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
-        _keep_next_row_id(tx.db.conn)
+        keep_next_row_id(tx.db.conn, "scored_events")
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 
@@ -276,7 +255,7 @@ class EventPruneJob(WriteJob):
             aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
                                 [now - self.max_age_s]).fetchone()[0]
             cutoff = max(cutoff, (aged or 0) + 1)
-        _keep_next_row_id(conn)
+        keep_next_row_id(conn, "scored_events")
         conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
         return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 

@@ -3,7 +3,9 @@
 SQLite gives a new row ``max(id) + 1``.  The writer counts ids in memory while it
 runs (:meth:`server.writer.Transaction.allocate`), but it starts from the stored
 rows, so a restart after deleting the newest rows (retention that empties a table
-after a long stop, a deleted stream's last points) would hand their ids out again:
+after a long stop, a deleted stream's last points, an undone import of events) would
+hand their ids out again (alerts, silences and scored events are numbered from the
+stored rows, so for them at once):
 a client resuming after ``Last-Event-ID`` or an alert naming an anomaly by id would
 then point at other rows.  Before deleting, a job records the table's next id in
 ``meta``; the writer starts from the larger of that and ``max(id) + 1``.  It costs
