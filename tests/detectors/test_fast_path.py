@@ -323,3 +323,29 @@ def test_stream_group_step_many_equals_its_steps():
     assert_close(meta_s, meta_b)
     for key in arrays_s:
         assert_close(arrays_s[key], arrays_b[key])
+
+
+def test_zscore_rows_whose_covariance_does_not_factorise_take_numpys_range_too(monkeypatch):
+    """The sliding kernel stops a row whose Cholesky fails part-way (NaN distance, its mean and
+    variances unwritten); the block must then take that row's distance and expected range from
+    numpy, as the step does, not from whatever the kernel left there."""
+    import detectors.zscore as zscore
+
+    X = series(300, 8, seed=3)
+    X = np.where(np.isnan(X), 20.0, X)
+    times = START + 300.0 * (60 + np.arange(len(X)))
+    base = warmed("zscore", 8, warm=60)
+    reference = copy.deepcopy(base).step_block(X, times, row=ROW, trace=("range",))
+
+    real = zscore.sliding_distances
+
+    def failing(history, points, size):
+        d2, mean, var = real(history, points, size)
+        d2[::7], mean[::7, 3:], var[::7, 3:] = np.nan, 1e9, -1.0  # as a failure at field 3 leaves them
+        return d2, mean, var
+
+    monkeypatch.setattr(zscore, "sliding_distances", failing)
+    block = copy.deepcopy(base).step_block(X, times, row=ROW, trace=("range",))
+    np.testing.assert_allclose(block.scores, reference.scores, rtol=0, atol=1e-9)
+    for got, want in zip(block.traces["range"], reference.traces["range"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
