@@ -71,6 +71,7 @@ from .flatline import FlatlineTracker
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .runs import RunTracker
+from .shared_windows import sharing
 from .stats import logp_from_score, score_from_logp, z_multiplier
 
 #: Members of the default ensemble, in the order explanations list them.
@@ -395,7 +396,8 @@ class EnsembleDetector(Detector):
         """
         T, S, d = ticks.shape
         source = self._range_source()
-        ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
+        with sharing():  # iqr and mad slide their windows once
+            ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
         scores = np.zeros((T, S, len(self.detectors_)))
         scores[:, :, ahead] = ahead_scores
         own = None if own_rows is None else (own_rows[0][own_index], own_rows[1][own_index])
@@ -562,7 +564,8 @@ class EnsembleDetector(Detector):
         source = self._range_source()
         has_point = ~np.isnan(ticks).any(axis=2)
         stepped = has_point.any(axis=1)
-        ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
+        with sharing():  # iqr and mad slide their windows once
+            ahead, ahead_scores, own_rows, own_index = self._blocks_ahead(ticks, has_point, stepped)
         looped = [j for j in range(len(self.detectors_)) if j not in ahead]
         out = np.zeros((T, S))
         for t in range(T):

@@ -57,7 +57,9 @@ def _compile(kernel):
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"record_ticks": ("_learned_tail_logp",)}
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
+            "calibrated_points": ("_insertion_sort", "_merge_changes"),
+            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide")}
 
 
 @compiled
@@ -78,6 +80,12 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
     n_blocks = maxima.shape[2]
     K = spread_out.shape[2]
     winsorise = math.isfinite(step)
+    # The highest closed block of each channel, as the update's reduction over the blocks finds it:
+    # it changes only when a block closes, so it is found again then, not on every tick.
+    top = np.empty((S, C))
+    for s in range(S):
+        for c in range(C):
+            top[s, c] = _highest_block(maxima, s, c)
     for t in range(T):
         if not stepped[t]:
             continue
@@ -89,10 +97,7 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
             log_n = -math.log(min(learned, window))
             for c in range(C):
                 recent = partial[s, c]
-                top = maxima[s, c, 0]
-                for b in range(1, n_blocks):
-                    top = np.maximum(top, maxima[s, c, b])
-                recent = np.maximum(top, recent)
+                recent = np.maximum(top[s, c], recent)
                 if accepting:
                     recent = np.maximum(recent, accepted[s, c])
                 spread = high[s, c] - low[s, c]
@@ -129,10 +134,19 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                     for c in range(C):
                         maxima[s, c, slot[s]] = partial[s, c]
                         partial[s, c] = -np.inf
+                        top[s, c] = _highest_block(maxima, s, c)
                     slot[s] = (slot[s] + 1) % n_blocks
                     fill[s] = 0
             if present[t, s]:
                 seen[s] += 1
+
+
+def _highest_block(maxima, s, c):
+    """The largest of ``maxima[s, c]``, folded left with ``np.maximum`` (NaN if any is NaN)."""
+    top = maxima[s, c, 0]
+    for b in range(1, maxima.shape[2]):
+        top = np.maximum(top, maxima[s, c, b])
+    return top
 
 
 def _learned_tail_logp(maxima, top, excess, scale_floor, n):
@@ -287,18 +301,22 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                         v = np.minimum(np.maximum(v, low[s, f] - reach), high[s, f] + reach)
                     summary[f] = v
                 for f in range(d):
+                    # Views and unsigned indices: loops over contiguous lags that the compiler vectorises.
                     newest = np.float32(summary[f])
-                    for lag in range(lags):
-                        a = newest - lagged[s, f, lag]
+                    past, sums = lagged[s, f], sqdist[s, f]
+                    last_in = past[m - 1]
+                    for lag in range(np.uint64(lags)):
+                        a = newest - past[lag]
                         a = a * a
-                        b = lagged[s, f, m - 1] - lagged[s, f, m + lag]
+                        b = last_in - past[np.uint64(m) + lag]
                         b = b * b
                         entering[lag] = a - b
-                    for lag in range(lags):
-                        sqdist[s, f, lag + 1] += entering[lag]
-                    for col in range(width - 1, 0, -1):
-                        lagged[s, f, col] = lagged[s, f, col - 1]
-                    lagged[s, f, 0] = newest
+                    for lag in range(np.uint64(lags)):
+                        sums[lag + np.uint64(1)] += entering[lag]
+                    for step in range(np.uint64(width - 1)):
+                        col = np.uint64(width - 1) - step
+                        past[col] = past[col - np.uint64(1)]
+                    past[0] = newest
                 blocks[s] += 1
                 n = blocks[s]
                 if (n + first_row + s) % resync == 0:
@@ -315,13 +333,18 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                     span[s, f] = np.maximum(high[s, f] - low[s, f], spread_floor * (abs(high[s, f]) + 1.0))
                     inv[f] = 1.0 / span[s, f] ** 2
                 best, nearest = -1, np.inf
+                if d > 1:  # every lag's distance, field after field (each lag's sum in the same order)
+                    for lag in range(np.uint64(lags + 1)):
+                        total[lag] = 0.0
+                    for f in range(d):
+                        sums, weight = sqdist[s, f], inv[f]
+                        for lag in range(np.uint64(lags + 1)):
+                            total[lag] += np.float64(sums[lag]) * weight
                 for lag in range(m, lags + 1):
                     if d == 1:
                         value = np.float64(sqdist[s, 0, lag]) / span[s, 0] ** 2
                     else:
-                        value = 0.0
-                        for f in range(d):
-                            value += np.float64(sqdist[s, f, lag]) * inv[f]
+                        value = total[lag]
                     if n < lags + m and not lag + m <= n:
                         value = np.inf
                     if value != value:
@@ -469,16 +492,43 @@ def sorted_slides(padded, size, out):
             new = padded[i - 1 + size, j]
             old = np.inf if old != old else old
             new = np.inf if new != new else new
-            at = np.searchsorted(current, old)
-            # Close the gap left by the old value, then open one where the new value belongs.
-            for k in range(at, size - 1):
-                current[k] = current[k + 1]
-            to = np.searchsorted(current[: size - 1], new)
-            for k in range(size - 1, to, -1):
-                current[k] = current[k - 1]
-            current[to] = new
+            _slide(current, size, old, new)
             for k in range(size):
                 out[i * d + j, k] = current[k]
+
+
+def _slide(current, size, old, new):
+    """Replace one ``old`` in the sorted ``current[:size]`` by ``new``, keeping it sorted.
+
+    The values between the leaving value's slot and the arriving value's
+    move one place towards the gap (an insertion sort's step).  Both slots
+    are found by binary search, so the move is a plain copy, which the
+    compiler vectorises (unsigned indices: no check for negative ones).
+    """
+    at = _count_below(current, size, old, True)  # the first slot holding old
+    if new >= old:
+        to = max(at, _count_below(current, size, new, True) - 1)
+        for k in range(np.uint64(at), np.uint64(to)):
+            current[k] = current[k + np.uint64(1)]
+    else:
+        to = _count_below(current, size, new, False)
+        for step in range(np.uint64(at - to)):
+            k = np.uint64(at) - step
+            current[k] = current[k - np.uint64(1)]
+    current[to] = new
+
+
+def _count_below(current, size, value, strictly):
+    """How many of the sorted ``current[:size]`` are below ``value`` (``strictly``) or at most ``value``."""
+    low, high = 0, size
+    while low < high:
+        middle = (low + high) >> 1
+        below = current[middle] < value if strictly else current[middle] <= value
+        if below:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 @compiled
@@ -517,18 +567,7 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
                 new = padded[i - 1 + size, j]
                 old = np.inf if old != old else old
                 new = np.inf if new != new else new
-                # Slide the values between the leaving value's slot and the arriving value's one place
-                # towards the gap, comparing as they move (an insertion sort's step): the same sorted row.
-                k = np.searchsorted(current, old)
-                if new >= old:
-                    while k + 1 < size and current[k + 1] < new:
-                        current[k] = current[k + 1]
-                        k += 1
-                else:
-                    while k > 0 and current[k - 1] > new:
-                        current[k] = current[k - 1]
-                        k -= 1
-                current[k] = new
+                _slide(current, size, old, new)
             r = i * d + j
             count = counts[i]
             last = max(count - 1, 0)
@@ -546,13 +585,14 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
                 # Upper half minus lower half, in four interleaved partial sums (the same sums, rounding apart).
                 half = size // 2
                 lower_a, lower_b, upper_a, upper_b = 0.0, 0.0, 0.0, 0.0
-                k = 0
-                while k + 2 <= half:
-                    lower_a += current[k]
-                    lower_b += current[k + 1]
-                    upper_a += current[half + k]
-                    upper_b += current[half + k + 1]
-                    k += 2
+                upper = current[half:]  # unsigned indices into views: the loop's loads go unchecked
+                for pair in range(np.uint64(half // 2)):
+                    at = pair * np.uint64(2)
+                    lower_a += current[at]
+                    lower_b += current[at + np.uint64(1)]
+                    upper_a += upper[at]
+                    upper_b += upper[at + np.uint64(1)]
+                k = 2 * (half // 2)
                 if k < half:
                     lower_a += current[k]
                     upper_a += current[half + k]
@@ -717,18 +757,41 @@ def trailing_means(padded, size, power, full, out):
     computes it; without the ``(n, size, d)`` temporaries.
     """
     n, d = out.shape
+    if d < 4:  # a field at a time, its sum in a register
+        for i in range(n):
+            for f in range(d):
+                total_f = 0.0
+                filled_f = 0
+                for k in range(size):
+                    v = padded[i + k, f]
+                    if power == 2:
+                        v = v * v
+                    if full or v == v:
+                        total_f += v
+                        filled_f += 1
+                out[i, f] = total_f / filled_f
+        return
+    # Many fields: every field's sum at once, row after row of the window.  Each field's values
+    # are added in the same order as above, and the loop over the fields vectorises (unsigned
+    # indices: no check for negative ones).
+    total = np.empty(d)
+    filled = np.empty(d)
+    fields = np.uint64(d)
     for i in range(n):
-        for f in range(d):
-            total = 0.0
-            filled = 0
-            for k in range(size):
-                v = padded[i + k, f]
+        for f in range(fields):
+            total[f] = 0.0
+            filled[f] = 0.0
+        for k in range(np.uint64(size)):
+            row = np.uint64(i) + k
+            for f in range(fields):
+                v = padded[row, f]
                 if power == 2:
                     v = v * v
                 if full or v == v:
-                    total += v
-                    filled += 1
-            out[i, f] = total / filled
+                    total[f] += v
+                    filled[f] += 1.0
+        for f in range(fields):
+            out[i, f] = total[f] / filled[f]
 
 
 @compiled
@@ -749,7 +812,15 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
     big = np.float64(np.finfo(np.float32).max)
     log_tail = math.log(tail)
     log2 = math.log(2.0)
+    # The remembered scores sorted, kept from one fit to the next inside the call: a fit merges the
+    # scores that came and went since the last one into it instead of sorting ``memory`` scores again.
     ordered = np.empty(memory, dtype=np.float32)
+    merged = np.empty(memory, dtype=np.float32)
+    m = -1  # scores in ``ordered``; -1 while it must be sorted afresh
+    changes = memory // 2  # most scores followed between two fits; beyond, the next fit sorts afresh
+    came = np.empty(changes, dtype=np.float32)
+    went = np.empty(changes, dtype=np.float32)
+    n_came, n_went = 0, 0
     # k = -1: the fit asked for first, with no score to read or learn.
     for k in range(-1 if fit_first else 0, raw.shape[0]):
         if k >= 0:
@@ -774,7 +845,17 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
                 out_logp[k] = 0.0
             # push: an absurd score is remembered as the largest float32, never inf
             if r == r:
-                history[count[0] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
+                value = np.float32(np.minimum(np.maximum(r, -big), big))
+                slot = count[0] % memory
+                if m >= 0 and n_came < changes:
+                    if history[slot] == history[slot]:
+                        went[n_went] = history[slot]
+                        n_went += 1
+                    came[n_came] = value
+                    n_came += 1
+                else:
+                    m = -1
+                history[slot] = value
                 count[0] += 1
             if count[0] % every != 0:
                 continue
@@ -782,12 +863,16 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
         n = min(count[0], memory)
         if n < min_scores:
             continue
-        m = 0
-        for i in range(memory):
-            if history[i] == history[i]:
-                ordered[m] = history[i]
-                m += 1
-        ordered[:m].sort()
+        if m >= 0:
+            m = _merge_changes(ordered, m, went, n_went, came, n_came, merged)
+        if m < 0:
+            m = 0
+            for i in range(memory):
+                if history[i] == history[i]:
+                    ordered[m] = history[i]
+                    m += 1
+            ordered[:m].sort()
+        n_came, n_went = 0, 0
         for i in range(K):
             position = levels[i] * (n - 1)
             below = int(math.floor(position))
@@ -811,6 +896,49 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
         least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
         beta[0] = np.float32(np.maximum(scale, np.float64(least)))
         fitted[0] = True
+
+
+def _merge_changes(ordered, m, went, n_went, came, n_came, merged):
+    """The sorted ``ordered[:m]`` without the scores ``went[:n_went]`` and with ``came[:n_came]``, in place.
+
+    Returns the new count, or -1 when a score that went is not there (the
+    caller then sorts afresh).  Equal scores are interchangeable, so the
+    result is the sorted array a fresh sort gives.
+    """
+    _insertion_sort(went, n_went)
+    _insertion_sort(came, n_came)
+    g, c, size = 0, 0, 0
+    for i in range(m):
+        v = ordered[i]
+        if g < n_went and v == went[g]:
+            g += 1
+            continue
+        while c < n_came and came[c] < v:
+            merged[size] = came[c]
+            size += 1
+            c += 1
+        merged[size] = v
+        size += 1
+    if g < n_went:
+        return -1
+    while c < n_came:
+        merged[size] = came[c]
+        size += 1
+        c += 1
+    for i in range(size):
+        ordered[i] = merged[i]
+    return size
+
+
+def _insertion_sort(values, n):
+    """Sort ``values[:n]`` in place (a few dozen scores: faster than a general sort)."""
+    for i in range(1, n):
+        v = values[i]
+        j = i
+        while j > 0 and values[j - 1] > v:
+            values[j] = values[j - 1]
+            j -= 1
+        values[j] = v
 
 
 @compiled
@@ -858,8 +986,32 @@ def tree_walks(node_words, leaf_words, owner, xq, n_trees, n_inner, n_leaves, de
     feature in its low ``shift`` bits and the threshold above them; a point
     goes right when its value exceeds the threshold.  ``out`` ``(N,)`` gets
     each point's sum over its trees (small integers: exact in any order).
+    Four points walk side by side: a walk is a chain of dependent loads,
+    and four independent chains keep the core busy while each one waits.
     """
-    for p in range(owner.shape[0]):
+    N = owner.shape[0]
+    full = N - N % 4
+    for p in range(0, full, 4):
+        first0, first1 = owner[p] * n_trees, owner[p + 1] * n_trees
+        first2, first3 = owner[p + 2] * n_trees, owner[p + 3] * n_trees
+        total0, total1, total2, total3 = 0.0, 0.0, 0.0, 0.0
+        for t in range(n_trees):
+            base0, base1 = (first0 + t) * n_inner, (first1 + t) * n_inner
+            base2, base3 = (first2 + t) * n_inner, (first3 + t) * n_inner
+            node0, node1, node2, node3 = 0, 0, 0, 0
+            for _ in range(depth):
+                word0, word1 = node_words[base0 + node0], node_words[base1 + node1]
+                word2, word3 = node_words[base2 + node2], node_words[base3 + node3]
+                node0 = 2 * node0 + (2 if xq[p, word0 & mask] > (word0 >> shift) else 1)
+                node1 = 2 * node1 + (2 if xq[p + 1, word1 & mask] > (word1 >> shift) else 1)
+                node2 = 2 * node2 + (2 if xq[p + 2, word2 & mask] > (word2 >> shift) else 1)
+                node3 = 2 * node3 + (2 if xq[p + 3, word3 & mask] > (word3 >> shift) else 1)
+            total0 += leaf_words[(first0 + t) * n_leaves + node0 - n_inner]
+            total1 += leaf_words[(first1 + t) * n_leaves + node1 - n_inner]
+            total2 += leaf_words[(first2 + t) * n_leaves + node2 - n_inner]
+            total3 += leaf_words[(first3 + t) * n_leaves + node3 - n_inner]
+        out[p], out[p + 1], out[p + 2], out[p + 3] = total0, total1, total2, total3
+    for p in range(full, N):
         total = 0.0
         for t in range(n_trees):
             tree = owner[p] * n_trees + t
@@ -895,8 +1047,10 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
         for w in range(W):
             squared[w] = zero
         for j in range(m):
-            for w in range(W):
-                diff = reference_t[s, j, w] - x[p, j]
+            # One feature's differences to every slot: contiguous, unsigned indices, so it vectorises.
+            slots, value = reference_t[s, j], x[p, j]
+            for w in range(np.uint64(W)):
+                diff = slots[w] - value
                 diff = diff * diff
                 squared[w] = squared[w] + diff
         # The k-th smallest squared distance (np.partition's), by insertion into the k smallest so far.
@@ -924,16 +1078,18 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
                     reach_sum += np.maximum(np.sqrt(squared[w]), k_distance[s, w])
                     lrd_sum += lrd[s, w]
         else:
-            for w in range(W):
+            # Slot w adds to lane w % 8, block of eight after block (the lanes' loop vectorises).
+            reaches, rates = k_distance[s], lrd[s]
+            for w in range(np.uint64(8)):
                 near = squared[w] <= k_squared
-                reach = np.maximum(np.sqrt(squared[w]), k_distance[s, w]) if near else zero
-                rate = lrd[s, w] if near else zero
-                if w < 8:
-                    reach_lanes[w] = reach
-                    lrd_lanes[w] = rate
-                elif w < W - (W % 8):
-                    reach_lanes[w % 8] += reach
-                    lrd_lanes[w % 8] += rate
+                reach_lanes[w] = np.maximum(np.sqrt(squared[w]), reaches[w]) if near else zero
+                lrd_lanes[w] = rates[w] if near else zero
+            for block in range(np.uint64(1), np.uint64(W // 8)):
+                for lane in range(np.uint64(8)):
+                    w = block * np.uint64(8) + lane
+                    near = squared[w] <= k_squared
+                    reach_lanes[lane] += np.maximum(np.sqrt(squared[w]), reaches[w]) if near else zero
+                    lrd_lanes[lane] += rates[w] if near else zero
             reach_sum = ((reach_lanes[0] + reach_lanes[1]) + (reach_lanes[2] + reach_lanes[3])) + (
                 (reach_lanes[4] + reach_lanes[5]) + (reach_lanes[6] + reach_lanes[7]))
             lrd_sum = ((lrd_lanes[0] + lrd_lanes[1]) + (lrd_lanes[2] + lrd_lanes[3])) + (
@@ -962,6 +1118,7 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
     S, W, m = reference.shape
     k = n_neighbors
     filled = np.empty((W, m), dtype=np.float32)
+    features = np.empty((m, W), dtype=np.float32)  # filled, feature-major
     unused = np.empty(W, dtype=np.bool_)
     squared = np.empty((W, W), dtype=np.float32)
     k_squared = np.empty(W, dtype=np.float32)
@@ -980,14 +1137,20 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     unused[a] = True
             for f in range(m):
                 filled[a, f] = np.inf if unused[a] else reference[s, a, f]
+        for f in range(m):
+            for a in range(W):
+                features[f, a] = filled[a, f]
         for a in range(W):
+            row = squared[a]
             for b in range(W):
-                squared[a, b] = zero32
+                row[b] = zero32
             for f in range(m):
-                for b in range(W):
-                    diff = filled[a, f] - filled[b, f]
+                # One feature's differences to every slot: contiguous, unsigned indices, so it vectorises.
+                slots, value = features[f], filled[a, f]
+                for b in range(np.uint64(W)):
+                    diff = value - slots[b]
                     diff = diff * diff
-                    squared[a, b] = squared[a, b] + diff
+                    row[b] = row[b] + diff
             for b in range(W):
                 if squared[a, b] != squared[a, b]:
                     squared[a, b] = np.inf
@@ -1016,13 +1179,14 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     if squared[a, b] <= k_squared[a]:
                         total += np.sqrt(np.maximum(squared[a, b], k_squared[b]))
             else:
-                for b in range(W):
-                    near = squared[a, b] <= k_squared[a]
-                    value = np.sqrt(np.maximum(squared[a, b], k_squared[b])) if near else zero32
-                    if b < 8:
-                        lanes32[b] = value
-                    elif b < tail:
-                        lanes32[b % 8] += value
+                # Slot b adds to lane b % 8, block of eight after block (the lanes' loop vectorises).
+                row, limit = squared[a], k_squared[a]
+                for b in range(np.uint64(8)):
+                    lanes32[b] = np.sqrt(np.maximum(row[b], k_squared[b])) if row[b] <= limit else zero32
+                for block in range(np.uint64(1), np.uint64(W // 8)):
+                    for lane in range(np.uint64(8)):
+                        b = block * np.uint64(8) + lane
+                        lanes32[lane] += np.sqrt(np.maximum(row[b], k_squared[b])) if row[b] <= limit else zero32
                 total = ((lanes32[0] + lanes32[1]) + (lanes32[2] + lanes32[3])) + (
                     (lanes32[4] + lanes32[5]) + (lanes32[6] + lanes32[7]))
                 for b in range(tail, W):
@@ -1037,12 +1201,13 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
                     if squared[a, b] <= k_squared[a]:
                         total += lrd[b]
             else:
-                for b in range(W):
-                    value = lrd[b] if squared[a, b] <= k_squared[a] else 0.0
-                    if b < 8:
-                        lanes64[b] = value
-                    elif b < tail:
-                        lanes64[b % 8] += value
+                row, limit = squared[a], k_squared[a]
+                for b in range(np.uint64(8)):
+                    lanes64[b] = lrd[b] if row[b] <= limit else 0.0
+                for block in range(np.uint64(1), np.uint64(W // 8)):
+                    for lane in range(np.uint64(8)):
+                        b = block * np.uint64(8) + lane
+                        lanes64[lane] += lrd[b] if row[b] <= limit else 0.0
                 total = ((lanes64[0] + lanes64[1]) + (lanes64[2] + lanes64[3])) + (
                     (lanes64[4] + lanes64[5]) + (lanes64[6] + lanes64[7]))
                 for b in range(tail, W):

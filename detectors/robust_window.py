@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
-from .window import RollingWindow, SortedWindow, sorted_trailing, trailing_order_stats
+from .shared_windows import order_stats
+from .window import RollingWindow, SortedWindow, sorted_trailing
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
 MEAN_DEVIATION_TO_SIGMA = 0.7978845608028654
@@ -89,7 +90,7 @@ class SortedWindowDetector(Detector):
     def _score_block(self, row, points, with_range):
         history = self.ring_.history(row)
         if np.isfinite(points).all() and np.isfinite(history).all():
-            quantiles, deviation, mean_deviation, _ = trailing_order_stats(
+            quantiles, deviation, mean_deviation, _ = order_stats(
                 history, points, self.window, self.LEVELS, self.CENTRE, self.READS_DEVIATION)
             stats = self._stats_from(list(quantiles.T), deviation, floor_of_mean_deviation(mean_deviation))
         else:  # an infinite value: the sorted rows and numpy's handling of inf - inf

@@ -68,6 +68,9 @@ class ZScoreDetector(Detector):
                 windows, _ = trailing(history, points, self.window)
                 moments = window_moments(windows[failed], np.full(len(failed), self.window), True)
                 d2[failed] = squared_distance(points[failed], *moments)
+                # The kernel stops a failed row part-way: its mean and variances come from numpy too.
+                mean[failed] = moments[0]
+                var[failed] = floored(np.diagonal(moments[1], axis1=1, axis2=2), moments[0])
             expected = _range_of(mean, var, self.threshold) if with_range else None
         else:
             d2, expected = [], ([], [])

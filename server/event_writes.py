@@ -20,7 +20,8 @@ import orjson
 from .event_amendments import amend_earlier
 from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_fields
 from .events import Event, dumps
-from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
+from .pipeline.event import ScoredEvent, json_text, sqlite_columns, to_json
+from .row_ids import keep_next_row_id, next_row_id
 from .writer import Transaction, WriteJob
 
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
@@ -51,13 +52,30 @@ def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
     """Row ``i`` of ``columns`` as one JSON object per row, keys in the columns' order.
 
     orjson writes each float's shortest exact form (pandas' encoder, used before, wrote
-    15 decimals: some values lost digits, others grew to 17 of them) and NaN as null; a row
-    is a dict for an instant, then the text SQLite binds.
+    15 decimals: some values lost digits, others grew to 17 of them) and NaN as null.  Each
+    column is encoded whole (:func:`_json_values`), then a row's texts are put into one
+    template: a dict and an orjson call per row were most of the cost of building a row.
     """
     keys = list(columns)
-    values = [np.asarray(c).tolist() for c in columns.values()]
+    # "%" is the template's own marker: a key's is doubled, and its value goes in as %s.
+    template = "{" + ",".join(orjson.dumps(k).decode().replace("%", "%%") + ":%s" for k in keys) + "}"
+    return [template % row for row in zip(*(_json_values(c) for c in columns.values()))]
+
+
+def _json_values(column) -> list[str]:
+    """Each value of ``column`` as JSON text, as orjson writes it inside an object.
+
+    Numbers and booleans hold no comma, so a numeric column is one orjson call on the whole
+    list, split at its commas; text (which may hold commas) is encoded value by value.
+    """
+    values = np.asarray(column)
+    listed = values.tolist()
+    if not listed:
+        return []
+    if values.dtype.kind in "biuf":
+        return orjson.dumps(listed).decode()[1:-1].split(",")
     dumps = orjson.dumps
-    return [dumps(dict(zip(keys, row)), default=str).decode() for row in zip(*values)]
+    return [dumps(v, default=str).decode() for v in listed]
 
 
 def _strings(values) -> list:
@@ -87,28 +105,6 @@ def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
     if row_id:
         columns, values = ("id", *columns), f"?{len(params) + 1}, {values}"
     return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
-
-
-#: The ``meta`` key under which the next row id of ``scored_events`` is kept whenever rows are
-#: deleted.  SQLite gives a new row max(id) + 1, so deleting the newest rows (an undone import,
-#: retention that empties the table) would hand their ids out again, and an old ``events`` push
-#: (a client resuming after Last-Event-ID) or an alert naming one of them would point at other
-#: events.  Kept at deletes only, it costs nothing per stored batch but this one lookup.
-NEXT_ROW_ID_KEY = "scored_events.next_id"
-_NEXT_ROW_ID = ("SELECT max((SELECT coalesce(max(id), 0) + 1 FROM scored_events), "
-                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 1))")
-
-
-def next_row_id(conn) -> int:
-    """The id the next stored event gets: never one that a stored event had before."""
-    return conn.execute(_NEXT_ROW_ID, [NEXT_ROW_ID_KEY]).fetchone()[0]
-
-
-def _keep_next_row_id(conn) -> None:
-    """Before deleting scored events: remember the next row id, so the deleted ids stay unused."""
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 [NEXT_ROW_ID_KEY, str(next_row_id(conn))])
 
 
 def _sql_text(text: str) -> str:
@@ -152,9 +148,12 @@ class ScoredEventsJob(WriteJob):
         self.anomaly_rows: list[tuple] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
-            stored = to_row(event)
+            shown = to_json(event)
+            # Its stored columns from that JSON, as to_row would write them (not to_row itself:
+            # it encodes the fields and entities too, which are stored otherwise).
+            stored = {**shown, "types": json_text(shown["types"]), "signals": json_text(shown["signals"])}
             self.anomaly_rows.append((*(stored[c] for c in _ANOMALY_COLUMNS), i))
-            self.anomalies.append((i, to_json(event)))
+            self.anomalies.append((i, shown))
         ids = [_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
@@ -164,7 +163,7 @@ class ScoredEventsJob(WriteJob):
         # Only this thread inserts, inside this transaction: the first row takes the next id
         # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
         # (max(rowid) + 1 each), checked below.
-        first = next_row_id(conn)
+        first = next_row_id(conn, "scored_events")
         statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
         if n:
             conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
@@ -232,7 +231,7 @@ class DeleteImportJob(WriteJob):
     def apply(self, tx: Transaction) -> int:
         # Its alerts end, while its rows are still here to say which it opened.
         self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
-        _keep_next_row_id(tx.db.conn)
+        keep_next_row_id(tx.db.conn, "scored_events")
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
 
 
@@ -256,7 +255,7 @@ class EventPruneJob(WriteJob):
             aged = conn.execute("SELECT max(id) FROM scored_events WHERE received_at < ?",
                                 [now - self.max_age_s]).fetchone()[0]
             cutoff = max(cutoff, (aged or 0) + 1)
-        _keep_next_row_id(conn)
+        keep_next_row_id(conn, "scored_events")
         conn.execute("DELETE FROM acknowledgements WHERE event_row < ?", [cutoff])
         return conn.execute("DELETE FROM scored_events WHERE id < ?", [cutoff]).rowcount
 

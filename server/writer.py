@@ -25,6 +25,7 @@ from typing import Any, Callable
 import sqlite_utils
 
 from .concurrency import DedicatedThread
+from .row_ids import keep_next_row_id, next_row_id
 from .scheduler import SchedulerLock
 from .storage import open_writer
 
@@ -97,6 +98,10 @@ class Transaction:
         first = self._next_ids[table]
         self._next_ids[table] = first + count
         return first
+
+    def keep_next_id(self, table: str) -> None:
+        """Before deleting rows of ``table``: keep its ids from being handed out again after a restart."""
+        keep_next_row_id(self.db.conn, table, self._next_ids.get(table, 1))
 
 
 class WriteJob:
@@ -236,10 +241,8 @@ class Writer:
             self._db = None
 
     def _load_next_ids(self) -> None:
-        self._next_ids = {
-            table: self._db.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
-            for table in ("points", "anomalies", "events")
-        }
+        self._next_ids = {table: next_row_id(self._db.conn, table)
+                          for table in ("points", "anomalies", "events")}
 
     # -- submitting -------------------------------------------------------------------------
     def submit(self, job: WriteJob, timeout: float | None = 0) -> WriteJob:

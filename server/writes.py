@@ -173,6 +173,8 @@ class DeleteStreamJob(WriteJob):
     def apply(self, tx: Transaction) -> dict[str, int]:
         conn = tx.db.conn
         deleted = {}
+        for table in ("points", "anomalies"):
+            tx.keep_next_id(table)
         for table, column in (("points", "source"), ("anomalies", "source"), ("config", "source"),
                               ("stream_stats", "source"), ("streams", "name")):
             deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} = ? ",
@@ -224,6 +226,8 @@ class PruneJob(WriteJob):
     def apply(self, tx: Transaction) -> dict[str, int]:
         conn = tx.db.conn
         deleted = {"points": 0, "anomalies": 0, "events": 0}
+        for table in deleted:
+            tx.keep_next_id(table)
         sources = [r[0] for r in conn.execute("SELECT name FROM streams")]
         for table in ("points", "anomalies"):
             for source in sources:

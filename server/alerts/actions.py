@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..row_ids import keep_next_row_id, next_row_id
 from ..validation import Conflict
 from ..writer import Transaction, WriteJob
 from .live import AlertFeed
@@ -92,11 +93,13 @@ class CreateSilence(WriteJob):
     def apply(self, tx: Transaction) -> dict[str, Any]:
         self.silences.ensure_loaded(tx.db.conn, tx.now)
         starts = tx.now if self.starts_at is None else self.starts_at
-        cursor = tx.db.conn.execute(
-            "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [json.dumps(self.matchers), starts, self.ends_at, self.actor["name"], self.comment, tx.now])
-        silence = Silence(cursor.lastrowid, self.matchers, starts, self.ends_at, self.actor["name"],
+        silence_id = next_row_id(tx.db.conn, "silences")
+        tx.db.conn.execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [silence_id, json.dumps(self.matchers), starts, self.ends_at, self.actor["name"],
+             self.comment, tx.now])
+        silence = Silence(silence_id, self.matchers, starts, self.ends_at, self.actor["name"],
                           self.comment, tx.now)
         self.silences.put(silence)
         audit(tx, self.actor, "silence", silence_id=silence.id,
@@ -154,6 +157,8 @@ class Sweep(WriteJob):
             conn.execute("DELETE FROM outbox WHERE delivered_at < ?", [tx.now - self.keep_delivered_s])
         if self.keep_over_s:
             cutoff = tx.now - self.keep_over_s
+            for table in ("alerts", "silences"):  # an old id must never name a new alert or silence
+                keep_next_row_id(conn, table)
             conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?", [cutoff])
             conn.execute("DELETE FROM silences WHERE coalesce(expired_at, ends_at) < ?", [cutoff])
             conn.execute("DELETE FROM alert_audit WHERE at < ?", [cutoff])

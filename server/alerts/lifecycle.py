@@ -41,6 +41,8 @@ import sqlite3
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable
 
+from ..row_ids import next_row_id
+
 __all__ = ["Alert", "AlertBook", "BY_HAND", "DROPPED", "Policy", "QUIET", "SEVERITIES", "SubjectAnomalies",
            "alert_from_row", "labels_of", "severity_rank"]
 
@@ -394,7 +396,7 @@ class AlertBook:
     def _number(conn: sqlite3.Connection, alerts: list[Alert]) -> None:
         """Give new alerts their row ids before they are inserted (only this thread inserts)."""
         if alerts:
-            first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM alerts").fetchone()[0]
+            first = next_row_id(conn, "alerts")
             for n, alert in enumerate(alerts):
                 alert.id = first + n
 
@@ -416,13 +418,9 @@ class AlertBook:
                          [[row[c] for c in columns] + [row["id"]] for row in (a.to_row() for a in alerts)])
 
     def _save(self, conn: sqlite3.Connection, alert: Alert) -> None:
-        row = alert.to_row()
         if alert.id is None:
-            del row["id"]
-            columns = ", ".join(row)
-            cursor = conn.execute(f"INSERT INTO alerts ({columns}) VALUES "
-                                  f"({', '.join('?' * len(row))})", list(row.values()))
-            alert.id = cursor.lastrowid
+            self._number(conn, [alert])
+            self._insert(conn, [alert])
         else:
             self._update(conn, [alert])
 

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from detectors.engine import SEVERITIES
 
-__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "summarise", "from_row", "iso_time", "json_schema",
+__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "summarise", "from_row", "iso_time", "json_schema", "json_text",
            "sqlite_columns", "to_json", "to_row"]
 
 #: Storage kinds: the Python type sqlite-utils makes a column of, and how values are encoded.
@@ -177,11 +177,16 @@ def to_row(event: Event) -> dict:
     for f in fields(event):
         value = _plain(getattr(event, f.name))
         if f.metadata["stored"] == "json":
-            value = json.dumps(value, separators=(",", ":"))
+            value = json_text(value)
         elif isinstance(value, bool):
             value = int(value)
         row[f.name] = value
     return row
+
+
+def json_text(value: Any) -> str:
+    """A plain value (lists, dicts, scalars) as the JSON text a ``json`` column stores."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def from_row(cls: type, row: Mapping[str, Any]) -> Event:

@@ -8,7 +8,10 @@ through the single writer into SQLite in WAL mode with synchronous=FULL, and
 publish its push event to the hub).  Latency is per batch (every event of a batch
 is pushed in its one push event): from the moment its scoring starts to the
 hub's publish after its commit, so it includes waiting for the batch before.  A second run
-scores without storing, to split the cost.  Memory per entity is the numpy
+scores without storing, to split the cost.  The store's two halves are timed in CPU and in
+wall seconds: the writer thread's wall beyond its CPU is time it waited, for the disk (fsync)
+or for the GIL (Python's sqlite3 lets go of it for every row it steps, and takes it back only
+when the scoring thread lets go), or for a core when other processes run.  Memory per entity is the numpy
 state of the entity tables divided by the entities held, plus the id index
 (dict entry and id string) measured on a sample.
 
@@ -73,8 +76,8 @@ def write_sessions(path: Path, events: int, users: int, chargers: int, days: flo
 
 def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
     """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored,
-    and the CPU seconds of the store's two halves: rows built (on the scoring thread) and the
-    writer thread's transactions (bind, insert, commit)."""
+    and the CPU seconds, then the wall seconds, of the store's two halves: rows built (on the
+    scoring thread) and the writer thread's transactions (bind, insert, commit)."""
     db = open_writer(db_path, "FULL")
     migrate(db)
     db.close()
@@ -90,15 +93,19 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
 
     writer = Writer(db_path, "FULL", 64, on_commit=timed_publish).start()
     store_cpu = {"build": 0.0, "write": 0.0}
+    #: Wall seconds inside the same calls: beyond their CPU, the thread waited (for the GIL or
+    #: the disk), which shows how little the writer overlaps the scoring.
+    store_wall = {"build": 0.0, "write": 0.0}
     build_rows, commit = ScoredEventsJob._rows, writer._commit
 
     def timed(stage, call):
         def run(*args):
-            started = time.thread_time()  # this thread's CPU only
+            started, wall = time.thread_time(), time.perf_counter()  # this thread's CPU only
             try:
                 return call(*args)
             finally:
                 store_cpu[stage] += time.thread_time() - started
+                store_wall[stage] += time.perf_counter() - wall
         return run
 
     ScoredEventsJob._rows = timed("build", build_rows)
@@ -121,7 +128,7 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
     ingest.close()
     ScoredEventsJob._rows = build_rows
     latencies = [published[i] - started_scoring[i] for i in range(len(started_scoring))]
-    return wall, cpu, latencies, summary.events, store_cpu
+    return wall, cpu, latencies, summary.events, store_cpu, store_wall
 
 
 def index_bytes_per_entity(ids: list[str]) -> float:
@@ -183,13 +190,16 @@ def main(argv=None) -> int:
     for label, wall, cpu in rows:
         print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
     print(f"flagged: {anomalies:,} of {n:,} sessions")
-    wall, cpu, latencies, stored_count, store_cpu = stored
+    wall, cpu, latencies, stored_count, store_cpu, store_wall = stored
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
           f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored)")
     print(f"batch scored -> pushed: p50 {np.percentile(latencies, 50):.2f} s, "
           f"p99 {np.percentile(latencies, 99):.2f} s over {len(latencies)} batches of {args.chunk:,}")
     print(f"store CPU per event: rows built {store_cpu['build'] / n * 1e6:.1f} us (scoring thread), "
           f"written {store_cpu['write'] / n * 1e6:.1f} us (writer thread: bind, insert, commit)")
+    print(f"store wall per event: rows built {store_wall['build'] / n * 1e6:.1f} us, written "
+          f"{store_wall['write'] / n * 1e6:.1f} us (wall beyond CPU: waiting for the GIL, the disk "
+          f"or, on a busy machine, a core)")
     counts = scorer.entity_counts()
     entities = sum(counts.values())
     state = scorer.state_bytes() / entities

@@ -148,6 +148,34 @@ def test_vectorised_members_take_the_fast_path(name, monkeypatch):
     det.step_block(series(300, 1, seed=3))
 
 
+def test_iqr_and_mad_slide_their_windows_once_in_the_ensemble(monkeypatch):
+    """Inside ``sharing()`` mad reads the order statistics iqr's slide computed: one slide, the same scores."""
+    from detectors import shared_windows
+
+    X = series(900, 8, seed=5)[~np.isnan(series(900, 8, seed=5)).any(axis=1)]
+    alone = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+    slides = []
+    real = shared_windows.trailing_order_stats
+    monkeypatch.setattr(shared_windows, "trailing_order_stats", lambda *a: slides.append(a[2]) or real(*a))
+    with shared_windows.sharing():
+        shared = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+    np.testing.assert_array_equal(shared[0], alone[0])
+    np.testing.assert_array_equal(shared[1], alone[1])
+    assert len(slides) == 2  # the chunk filling the windows and the rest, once for both detectors
+    with shared_windows.sharing():  # windows of another size are not shared
+        detectors.make("iqr", window=50).reset(1, 8).step_block(X)
+        detectors.make("mad").reset(1, 8).step_block(X)
+    assert slides[2:] == [50, 50, 100, 100]
+    assert shared_windows._state.entries is None  # nothing kept after the block
+    monkeypatch.setattr(shared_windows, "KEPT_NUMBERS", 1000)  # too little to keep a chunk: each slides its own
+    with shared_windows.sharing():
+        bounded = [detectors.make(name).reset(1, 8).step_block(X).scores for name in ("iqr", "mad")]
+        assert shared_windows._state.kept == 0
+    np.testing.assert_array_equal(bounded[0], alone[0])
+    np.testing.assert_array_equal(bounded[1], alone[1])
+    assert len(slides) == 10
+
+
 @pytest.mark.parametrize("name", ["zscore", "ensemble"])
 def test_score_many_equals_one_block_per_series(name):
     """Several series (stepped together, or one block each, whichever is faster) score as blocks of their rows."""
@@ -295,3 +323,29 @@ def test_stream_group_step_many_equals_its_steps():
     assert_close(meta_s, meta_b)
     for key in arrays_s:
         assert_close(arrays_s[key], arrays_b[key])
+
+
+def test_zscore_rows_whose_covariance_does_not_factorise_take_numpys_range_too(monkeypatch):
+    """The sliding kernel stops a row whose Cholesky fails part-way (NaN distance, its mean and
+    variances unwritten); the block must then take that row's distance and expected range from
+    numpy, as the step does, not from whatever the kernel left there."""
+    import detectors.zscore as zscore
+
+    X = series(300, 8, seed=3)
+    X = np.where(np.isnan(X), 20.0, X)
+    times = START + 300.0 * (60 + np.arange(len(X)))
+    base = warmed("zscore", 8, warm=60)
+    reference = copy.deepcopy(base).step_block(X, times, row=ROW, trace=("range",))
+
+    real = zscore.sliding_distances
+
+    def failing(history, points, size):
+        d2, mean, var = real(history, points, size)
+        d2[::7], mean[::7, 3:], var[::7, 3:] = np.nan, 1e9, -1.0  # as a failure at field 3 leaves them
+        return d2, mean, var
+
+    monkeypatch.setattr(zscore, "sliding_distances", failing)
+    block = copy.deepcopy(base).step_block(X, times, row=ROW, trace=("range",))
+    np.testing.assert_allclose(block.scores, reference.scores, rtol=0, atol=1e-9)
+    for got, want in zip(block.traces["range"], reference.traces["range"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

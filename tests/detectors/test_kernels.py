@@ -61,11 +61,14 @@ def test_record_kernel_equals_updates(step):
     assert_same_arrays(reference, compiled)
 
 
-def test_calibration_kernel_equals_transform_then_update():
+# Fits merging the scores since the last fit (16 of 128), merging after every score, and sorting
+# afresh because more scores than half the memory came between two fits (20 of 32).
+@pytest.mark.parametrize("memory, every", [(128, 16), (64, 1), (32, 20)])
+def test_calibration_kernel_equals_transform_then_update(memory, every):
     rng = np.random.default_rng(5)
     raw = np.concatenate([rng.exponential(1.0, 300), np.full(80, 0.5), [np.nan, 1e60, -3.0],
-                          rng.exponential(2.0, 200)])
-    reference = TailCalibrator(memory=128, every=16).reset(2)
+                          rng.exponential(2.0, 200), np.round(rng.normal(0, 1, 100)) * 0.0])  # -0.0 and 0.0
+    reference = TailCalibrator(memory=memory, every=every).reset(2)
     reference.push(np.array([1]), rng.exponential(1.0, 40)[None, :])
     reference.fit(np.array([1]))
     compiled = copy.deepcopy(reference)
@@ -149,11 +152,12 @@ def test_sliding_distances_equal_the_numpy_moments(d):
 
 @pytest.mark.parametrize("power", [1, 2])
 @pytest.mark.parametrize("history_length", [0, 2, 100])
-def test_trailing_means_equal_the_window_means(power, history_length):
+@pytest.mark.parametrize("fields", [2, 9])  # a field at a time, and all fields at once
+def test_trailing_means_equal_the_window_means(power, history_length, fields):
     rng = np.random.default_rng(history_length + power)
-    history = rng.normal(3, 1, (history_length, 4))
+    history = rng.normal(3, 1, (history_length, fields))
     history[history_length // 2:, 1] = np.nan          # residuals a stream never had: skipped slots
-    points = rng.normal(3, 1, (300, 4))
+    points = rng.normal(3, 1, (300, fields))
     for size in (1, 5, 100):
         means, counts = trailing_mean(history, points, size, power)
         windows, expected_counts = trailing(history, points, size)

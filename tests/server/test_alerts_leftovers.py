@@ -75,6 +75,29 @@ def test_retention_prunes_resolved_alerts_expired_silences_and_audit_rows_past_t
     assert len(audit) == len(audit_before) - 1  # only the old alert's resolve row went
 
 
+def test_ids_of_pruned_alerts_and_silences_are_never_given_to_new_ones(make_app):
+    """A receiver or an operator may still hold the id of a pruned alert or silence: a new
+    one must not take it, even when the pruned rows were the newest."""
+    app = make_app(RETENTION_DAYS=7.0)
+    client = app.test_client()
+    store_point(app, "cpu_usage")
+    old = open_alert(client, "cpu_usage")
+    client.post(f"/api/incidents/{old['id']}/resolve", json={"by": "bob"})
+    silence = client.post("/api/silences", json={"matchers": {"stream": "x"}, "duration": 60}).get_json()["silence"]
+    client.delete(f"/api/silences/{silence['id']}")
+    ten_days_ago = time.time() - 10 * DAY
+    backdate(app, "UPDATE alerts SET resolved_at = ?, started_at = ? WHERE id = ?", [ten_days_ago, ten_days_ago, old["id"]])
+    backdate(app, "UPDATE silences SET expired_at = ? WHERE id = ?", [ten_days_ago, silence["id"]])
+    prune_now(app)
+    assert rows(client, "/api/incidents?limit=1000", "alerts") == set()
+    assert rows(client, "/api/silences", "silences") == set()
+
+    store_point(app, "cpu_usage")
+    assert open_alert(client, "cpu_usage")["id"] > old["id"]
+    new_silence = client.post("/api/silences", json={"matchers": {"stream": "y"}, "duration": 60}).get_json()["silence"]
+    assert new_silence["id"] > silence["id"]
+
+
 def test_retention_days_zero_keeps_everything(make_app):
     app = make_app(RETENTION_DAYS=0.0)
     client = app.test_client()

@@ -174,3 +174,32 @@ def test_an_event_stored_with_its_column_fields_in_the_json_reads_the_same(ev_sc
     db.conn.commit()
     db.close()
     assert [reader.event(first + i) for i in range(20)] == now
+
+
+def test_fields_json_is_what_orjson_writes_for_each_row_as_a_dict():
+    """Columns encoded whole and put into a template give, row by row, the text of the row's dict."""
+    import orjson
+
+    from server.event_writes import _json_objects
+
+    rng = np.random.default_rng(3)
+    n = 400
+    columns = {
+        "tiny%and huge": rng.normal(size=n) * 10.0 ** rng.integers(-40, 40, n),
+        "missing": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+        "infinite": np.where(rng.random(n) < 0.5, np.inf, -np.inf),
+        "count": rng.integers(-10**15, 10**15, n),
+        "unsigned": np.arange(n, dtype=np.uint64),
+        "single": rng.random(n).astype(np.float32),
+        "yes": rng.random(n) < 0.5,
+        # commas, quotes, braces, a template's "%s", a newline and a non-ASCII letter
+        'text "x"': np.array([f'a,"{i}"\n{{}}%s é' for i in range(n)], dtype=object),
+        "mixed": np.array([None, 1, 2.5, "t"] * (n // 4), dtype=object),
+    }
+    keys = list(columns)
+    expected = [orjson.dumps(dict(zip(keys, row)), default=str).decode()
+                for row in zip(*(c.tolist() for c in columns.values()))]
+    assert _json_objects(columns) == expected
+    assert [json.loads(t)["missing"] for t in expected[:20]] == [
+        None if np.isnan(v) else v for v in columns["missing"][:20].tolist()]
+    assert _json_objects({"x": np.array([])}) == []

@@ -7,7 +7,7 @@ import pytest
 
 from server.storage import open_reader
 from server.writer import WriteJob, Writer, WriterBusy, WriterStopped
-from server.writes import PointsJob, PruneJob
+from server.writes import DeleteStreamJob, PointsJob, PruneJob
 from server_helpers import migrated_database
 
 
@@ -133,3 +133,60 @@ def test_stop_commits_what_is_queued_then_refuses(db_path):
 def test_prune_rejects_nonsense():
     with pytest.raises(ValueError):
         PruneJob(keep_points=0, keep_events=10, max_age_s=0)
+
+
+def _points(n, anomalous_at=3):
+    return [{"source": f"s{i}", "timestamp": 1.0, "values": {"x": float(i)}, "score": 0.5,
+             "is_anomaly": i == anomalous_at, "severity": "high" if i == anomalous_at else None,
+             "explanation": "", "detectors": {"zscore": 0.5}, "fired": [], "expected": {},
+             "truth": None, "warming_up": False} for i in range(n)]
+
+
+def _max_ids(db_path):
+    reader = open_reader(db_path)
+    try:
+        return {t: reader.conn.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+                for t in ("points", "anomalies", "events")}
+    finally:
+        reader.close()
+
+
+def test_ids_deleted_by_retention_are_not_handed_out_again_after_a_restart(db_path):
+    """Retention after a long stop can empty every table; a restarted writer must not reuse
+    the ids (a client resuming after Last-Event-ID, or an alert naming an anomaly, would
+    otherwise point at other rows)."""
+    writer = Writer(db_path, "NORMAL", queue_size=8).start()
+    try:
+        writer.write(PointsJob(_points(9), tick=1, origin="scheduler"), 5)
+        before = _max_ids(db_path)
+        assert before["points"] == 9 and before["anomalies"] >= 1 and before["events"] >= 1
+        deleted = writer.write(PruneJob(10, 10, 1.0, now=1e12), 5)
+        assert deleted["points"] == 9 and deleted["events"] == before["events"]
+        assert _max_ids(db_path) == {"points": 0, "anomalies": 0, "events": 0}
+    finally:
+        writer.stop()
+    restarted = Writer(db_path, "NORMAL", queue_size=8).start()
+    try:
+        stored = restarted.write(PointsJob(_points(9), tick=2, origin="scheduler"), 5)
+        assert [p["id"] for p in stored] == list(range(before["points"] + 1, before["points"] + 10))
+        after = _max_ids(db_path)
+        assert after["anomalies"] > before["anomalies"] and after["events"] > before["events"]
+    finally:
+        restarted.stop()
+
+
+def test_a_deleted_streams_last_ids_are_not_handed_out_again_after_a_restart(db_path):
+    writer = Writer(db_path, "NORMAL", queue_size=8).start()
+    try:
+        writer.write(PointsJob(_points(2, anomalous_at=1), tick=1, origin="scheduler"), 5)
+        writer.write(DeleteStreamJob("s1"), 5)  # the newest point and the only anomaly
+        assert _max_ids(db_path)["points"] == 1 and _max_ids(db_path)["anomalies"] == 0
+    finally:
+        writer.stop()
+    restarted = Writer(db_path, "NORMAL", queue_size=8).start()
+    try:
+        stored = restarted.write(PointsJob(_points(2, anomalous_at=1), tick=2, origin="scheduler"), 5)
+        assert [p["id"] for p in stored] == [3, 4]
+        assert _max_ids(db_path)["anomalies"] == 2
+    finally:
+        restarted.stop()

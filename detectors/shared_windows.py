@@ -1,0 +1,95 @@
+"""The order statistics of a block's trailing windows, computed once for all the members that read them.
+
+The default ensemble's ``iqr`` and ``mad`` members each keep the last
+``window`` values of every field, sorted, and a block slides both sorted
+windows over the same points (:func:`detectors.window.trailing_order_stats`,
+the largest share of a wide block's time).  Inside :func:`sharing` (the
+ensemble scores its members' blocks there), the first member to ask for
+the statistics of some history and points gets them from one slide that
+reads every level either member needs; the next member asking for the same
+windows reads its own levels from that result instead of sliding again.
+Each statistic is computed by the same kernel code from the same sorted
+window whether it is shared or not, so the scores do not change.
+
+Outside :func:`sharing` nothing is kept: a member scored alone computes its
+own statistics.  Inside, what waits for its second reader is a few numbers
+per point and field, at most :data:`KEPT_NUMBERS` in all (past that, each
+member computes its own), dropped when the block ends.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .base import BLOCK_NUMBERS
+from .window import trailing_order_stats
+
+__all__ = ["sharing", "order_stats"]
+
+#: Quantile levels one shared slide reads (iqr's quartiles; mad's median among them), and the centre's.
+SHARED_LEVELS = (0.25, 0.5, 0.75)
+SHARED_CENTRE = 1
+#: Most numbers kept for a second reader at once (64 MB): a long wide block is shared up to there.
+KEPT_NUMBERS = 4 * BLOCK_NUMBERS
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def sharing():
+    """Let the members scored inside share their trailing windows' order statistics (see the module docstring)."""
+    outer = getattr(_state, "entries", None)
+    if outer is None:
+        _state.entries, _state.kept = {}, 0
+    try:
+        yield
+    finally:
+        if outer is None:
+            _state.entries, _state.kept = None, 0
+
+
+def order_stats(history, points, size: int, levels: tuple, centre: int, with_deviation: bool):
+    """:func:`~detectors.window.trailing_order_stats` of ``levels``, shared inside :func:`sharing` when it can be.
+
+    Returns what ``trailing_order_stats(history, points, size, levels,
+    centre, with_deviation)`` returns.  A request is shared when its levels
+    are among :data:`SHARED_LEVELS` and its centre is their median.
+    """
+    entries = getattr(_state, "entries", None)
+    shareable = (entries is not None and all(level in SHARED_LEVELS for level in levels)
+                 and levels[centre] == SHARED_LEVELS[SHARED_CENTRE])
+    if not shareable:
+        return trailing_order_stats(history, points, size, levels, centre, with_deviation)
+    # Found by a digest of the windows' values, then compared in full (a digest can collide).
+    digest = (size, history.shape, points.shape, hash(history.tobytes()), hash(points.tobytes()))
+    waiting = entries.get(digest, [])
+    for k, (key, value, numbers) in enumerate(waiting):
+        if _same_windows(key, (size, history, points)):
+            del waiting[k]  # its second reader: no other member asks for it
+            if not waiting:
+                del entries[digest]
+            _state.kept -= numbers
+            return _read(value, levels, with_deviation)
+    # What an entry holds: the windows' history and points, their statistics and counts.
+    n, d = points.shape
+    numbers = history.size + points.size + n * d * (len(SHARED_LEVELS) + 2) + n
+    if _state.kept + numbers > KEPT_NUMBERS:
+        return trailing_order_stats(history, points, size, levels, centre, with_deviation)
+    value = trailing_order_stats(history, points, size, SHARED_LEVELS, SHARED_CENTRE, True)
+    entries.setdefault(digest, []).append(((size, history.copy(), points.copy()), value, numbers))
+    _state.kept += numbers
+    return _read(value, levels, with_deviation)
+
+
+def _same_windows(key, other) -> bool:
+    (size, history, points), (other_size, other_history, other_points) = key, other
+    return (size == other_size and history.shape == other_history.shape and points.shape == other_points.shape
+            and np.array_equal(history, other_history) and np.array_equal(points, other_points))
+
+
+def _read(value, levels, with_deviation):
+    quantiles, deviation, mean_deviation, counts = value
+    columns = [SHARED_LEVELS.index(level) for level in levels]
+    return quantiles[:, columns], deviation if with_deviation else None, mean_deviation, counts
