@@ -20,7 +20,7 @@ import orjson
 from .event_amendments import amend_earlier
 from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_fields
 from .events import Event, dumps
-from .pipeline.event import ScoredEvent, json_text, sqlite_columns, to_json
+from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .row_ids import keep_next_row_id, next_row_id
 from .writer import Transaction, WriteJob
 
@@ -148,12 +148,10 @@ class ScoredEventsJob(WriteJob):
         self.anomaly_rows: list[tuple] = []
         for i, event in zip(batch.anomaly_indices().tolist(), batch.anomalies()):
             event = dataclasses.replace(event, flagged=bool(batch.flagged[i]))
-            shown = to_json(event)
-            # Its stored columns from that JSON, as to_row would write them (not to_row itself:
-            # it encodes the fields and entities too, which are stored otherwise).
-            stored = {**shown, "types": json_text(shown["types"]), "signals": json_text(shown["signals"])}
+            # Only its anomaly columns: the fields and entities are stored otherwise.
+            stored = to_row(event, _ANOMALY_COLUMNS)
             self.anomaly_rows.append((*(stored[c] for c in _ANOMALY_COLUMNS), i))
-            self.anomalies.append((i, shown))
+            self.anomalies.append((i, to_json(event)))
         ids = [_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from detectors.engine import SEVERITIES
 
-__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "summarise", "from_row", "iso_time", "json_schema", "json_text",
+__all__ = ["Event", "EventBatch", "ORDINARY", "ScoredEvent", "Signal", "attribute", "summarise", "from_row", "iso_time", "json_schema",
            "sqlite_columns", "to_json", "to_row"]
 
 #: Storage kinds: the Python type sqlite-utils makes a column of, and how values are encoded.
@@ -171,22 +171,19 @@ def to_json(event: Event) -> dict:
     return out
 
 
-def to_row(event: Event) -> dict:
-    """The event as a row of :func:`sqlite_columns` (JSON text for nested values)."""
+def to_row(event: Event, columns: tuple[str, ...] | None = None) -> dict:
+    """The event as a row of :func:`sqlite_columns` (JSON text for nested values), or only ``columns`` of it."""
     row = {}
     for f in fields(event):
+        if columns is not None and f.name not in columns:
+            continue
         value = _plain(getattr(event, f.name))
         if f.metadata["stored"] == "json":
-            value = json_text(value)
+            value = json.dumps(value, separators=(",", ":"))
         elif isinstance(value, bool):
             value = int(value)
         row[f.name] = value
     return row
-
-
-def json_text(value: Any) -> str:
-    """A plain value (lists, dicts, scalars) as the JSON text a ``json`` column stores."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 def from_row(cls: type, row: Mapping[str, Any]) -> Event:
