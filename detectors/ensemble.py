@@ -254,11 +254,15 @@ class EnsembleDetector(Detector):
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
                                               PATTERN_WARMUP, step=RECORD_STEP,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
-        #: Runs of repeated values per field (stuck readings), a novelty channel beside the records.
+        #: Runs of repeated values per field (stuck readings), a novelty channel beside the records
+        #: (None unless ``flatline``: no state for a channel that is off).
         # A run lasting longer than an episode's frozen range is trusted for is the new normal.
-        self.flatline_ = FlatlineTracker(memory=self.episode_memory).reset(n_streams, n_features)
-        #: Runs of surprising points per stream (fused evidence below SURPRISE_P), a novelty channel.
-        self.surprise_runs_ = RunTracker(memory=self.episode_memory).reset(n_streams, 1)
+        self.flatline_ = (FlatlineTracker(memory=self.episode_memory).reset(n_streams, n_features)
+                          if self.flatline else None)
+        #: Runs of surprising points per stream (fused evidence below SURPRISE_P), a novelty channel
+        #: (None unless ``persistence``).
+        self.surprise_runs_ = (RunTracker(memory=self.episode_memory).reset(n_streams, 1)
+                               if self.persistence else None)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)
