@@ -49,7 +49,7 @@
     if (!perDetector) return ' ';
     var best = null;
     Object.keys(perDetector).forEach(function (name) {
-      if (!best || perDetector[name] > perDetector[best]) best = name;
+      if (perDetector[name] > 0 && (!best || perDetector[name] > perDetector[best])) best = name;
     });
     return best ? 'most fired: ' + best : ' ';
   }

@@ -15,8 +15,15 @@
 
   var tuning = { stream: null, rows: new Map() };
 
+  /** A server value as the input shows it: six significant digits, so a threshold derived from a
+   * false-alarm rate (0.6837722339831621) reads 0.683772; an unchanged input is never sent back. */
+  function shown(value) {
+    if (value === null || value === undefined) return '';
+    return isNum(value) ? String(Number(value.toPrecision(6))) : String(value);
+  }
+
   function setInput(input, value) {
-    var text = value === null || value === undefined ? '' : String(value);
+    var text = shown(value);
     if (input.value !== text) input.value = text;
     input.dataset.server = text;
   }
@@ -179,7 +186,12 @@
     $('tune-ensemble').addEventListener('submit', function (evt) {
       evt.preventDefault();
       if (!tuning.stream) return;
-      send('ensemble', { threshold: parseNumberInput(evt.target.elements.threshold.value) }, evt.target);
+      var input = evt.target.elements.threshold;
+      if (input.value === input.dataset.server) {
+        setMessage('Nothing changed for the ensemble.', false, evt.target);
+        return;
+      }
+      send('ensemble', { threshold: parseNumberInput(input.value) }, evt.target);
     });
     AW.streams.on('added', addStreamOption);
     AW.streams.on('points', function (stream, points) {

@@ -137,13 +137,19 @@ def test_detail_dialog_opens_from_history_row_and_marker(dashboard, live_server)
     expect(dialog).to_be_hidden()
 
 
+def _shown(value: float) -> str:
+    """A threshold as the tuning panel shows it (JavaScript's ``String(Number(v.toPrecision(6)))``)."""
+    text = repr(float(f"{value:.6g}"))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def test_threshold_change_in_panel_reaches_server(dashboard, live_server):
     page, _ = dashboard
     page.select_option("#tune-stream", "cpu_usage")
     row = page.locator("form.detector-row[data-detector=zscore]")
     threshold = row.locator("input[name=threshold]")
     before = stream_config(live_server.get("/api/configure", source="cpu_usage"), "cpu_usage")
-    expect(threshold).to_have_value(str(before["detectors"]["zscore"]["threshold"]))
+    expect(threshold).to_have_value(_shown(before["detectors"]["zscore"]["threshold"]))
 
     threshold.fill("0.987")
     row.get_by_role("button", name="Apply zscore settings").click()
@@ -151,8 +157,15 @@ def test_threshold_change_in_panel_reaches_server(dashboard, live_server):
     after = stream_config(live_server.get("/api/configure", source="cpu_usage"), "cpu_usage")
     assert after["detectors"]["zscore"]["threshold"] == 0.987
 
-    # The ensemble threshold has its own control.
-    page.locator("#tune-ensemble input[name=threshold]").fill("0.995")
+    # The ensemble threshold has its own control; it shows six significant digits and
+    # an Apply with nothing typed sends nothing (the rounded value never replaces the server's).
+    ensemble = page.locator("#tune-ensemble input[name=threshold]")
+    expect(ensemble).to_have_value(_shown(before["threshold"]))
+    page.locator("#tune-ensemble button").click()
+    expect(page.locator("#tune-ensemble .form-message")).to_contain_text("Nothing changed")
+    assert stream_config(live_server.get("/api/configure", source="cpu_usage"),
+                         "cpu_usage")["threshold"] == before["threshold"]
+    ensemble.fill("0.995")
     page.locator("#tune-ensemble button").click()
     expect(page.locator("#tune-ensemble .form-message")).to_contain_text("Saved ensemble")
     assert stream_config(live_server.get("/api/configure", source="cpu_usage"), "cpu_usage")["threshold"] == 0.995
