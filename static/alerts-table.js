@@ -176,7 +176,7 @@
     var tr = el('tr', 'alert-row sev-border-' + (alert.severity || 'low'), null,
       { 'data-alert-id': String(alert.id), 'data-state': alert.state });
     tr.appendChild(el('td')).appendChild(sevBadge(alert.severity));
-    tr.appendChild(el('td', 'mono', subject(alert), { title: alert.summary || '' }));
+    tr.appendChild(el('td', 'mono alert-subject', subject(alert), { title: alert.summary || '' }));
     tr.appendChild(el('td', null, alert.type));
     tr.appendChild(el('td', 'num', fmt.count(alert.points)));
     tr.appendChild(el('td', 'nowrap', fmt.dateTime(alert.started_at)));

@@ -135,3 +135,17 @@ def test_an_alert_opens_its_stream_in_the_history_view_around_it(dashboard, live
                            " return {from: a.from, to: a.to, total: a.total}; }")
     assert answer["from"] < alert["started_at"] < answer["to"]
     assert answer["total"] > 0
+
+
+def test_every_action_of_an_alert_row_is_in_view_on_a_laptop(dashboard, live_server):
+    """The table keeps its actions on screen at 1,366 px: no button clipped behind a scroll bar."""
+    page, _ = dashboard
+    _, row = shown_alert(page, live_server, "web_alert_layout", seed=23)
+    expect(row.locator("button")).to_have_count(4)  # history, acknowledge, silence, resolve
+    clipped = page.evaluate("""() => {
+        const wrap = document.querySelector('#alerts-table').closest('.ev-table-wrap').getBoundingClientRect();
+        return [...document.querySelectorAll('#alerts-table tbody tr.alert-row button')]
+          .filter(b => { const r = b.getBoundingClientRect(); return r.left < wrap.left || r.right > wrap.right; })
+          .map(b => b.textContent);
+    }""")
+    assert clipped == []
