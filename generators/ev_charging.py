@@ -18,7 +18,8 @@ Injected anomalies, each labelled in the ``label`` column (empty for normal):
                          session on the same charger is still going.
 
 Days are made in order and each from its own child generator, so the same
-seed gives the same sessions however the days are asked for.
+seed gives the same sessions however the days are asked for; :meth:`~EVChargingGenerator.state`
+and :meth:`~EVChargingGenerator.restore` let a restarted feed continue where it stopped.
 
 >>> gen = EVChargingGenerator(seed=1)
 >>> day = gen.next_day()
@@ -116,6 +117,29 @@ class EVChargingGenerator:
         self.sessions_made_ += len(frame)
         self.day_ += 1
         return frame[list(COLUMNS)]
+
+    def state(self) -> dict:
+        """Where the generator is, as plain JSON data: :meth:`restore` continues from it exactly.
+
+        The next day's sessions depend only on the seed, the day number, the sessions made so
+        far (their numbering) and when each charger is next free.
+        """
+        return {"seed": self.seed, "n_users": self.n_users, "n_chargers": self.n_chargers,
+                "start": self.start, "day": self.day_, "sessions_made": self.sessions_made_,
+                "free_at": [float(t) for t in self.free_at_]}
+
+    def restore(self, state: dict) -> "EVChargingGenerator":
+        """Continue from :meth:`state`; a ValueError when it was taken from another generator."""
+        mine = (self.seed, self.n_users, self.n_chargers, self.start)
+        theirs = tuple(state.get(k) for k in ("seed", "n_users", "n_chargers", "start"))
+        if theirs != mine:
+            raise ValueError(f"a state of generator {theirs} cannot continue generator {mine}")
+        free_at = np.asarray(state["free_at"], dtype=float)
+        if free_at.shape != (self.n_chargers,) or int(state["day"]) < 0 or int(state["sessions_made"]) < 0:
+            raise ValueError("the generator state is malformed")
+        self.day_, self.sessions_made_ = int(state["day"]), int(state["sessions_made"])
+        self.free_at_ = free_at.copy()
+        return self
 
     def days(self, n: int) -> pd.DataFrame:
         """The next ``n`` days of sessions as one frame."""

@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .services import EXTENSION, Services
     from .settings import REPO_ROOT, load_settings, resolve_path, unknown_variables
     from .snapshots import Snapshots, snapshot_path
+    from .sources.positions import SourcePositions
     from .sources.supervisor import Supervisor
     from .startup import Startup
     from .startup import init_app as gate_requests_until_ready
@@ -136,7 +137,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ingest.load_flags(EventReader(reader.conn).flags())
     finally:
         reader.close()
-    sources = Supervisor(ingest.store)
+    sources = Supervisor(ingest.store, SourcePositions(writer, lambda: open_reader(db_path),
+                                                       settings["WRITE_TIMEOUT"]))
     monitor.attach(sources)  # the generators and HTTP submit: sources under the one supervisor
     svc = Services(settings=settings, db_path=db_path, log_path=log_path, hub=hub, writer=writer,
                    monitor=monitor, jobs=jobs, started_at=time.time(), snapshots=snapshots,
@@ -232,7 +234,14 @@ def _start_ev_feed(svc) -> None:
             from .sources.ev import EVSource
 
             schema = svc.ingest.schema("ev_charging")
-            svc.sources.add(EVSource(schema, seed=svc.settings["SEED"], speed=svc.settings["EV_FEED_SPEED"]))
+            feed = EVSource(schema, seed=svc.settings["SEED"], speed=svc.settings["EV_FEED_SPEED"])
+            try:  # continue where the last run stopped, never repeating its sessions
+                positions = svc.sources.positions
+                feed.resume(positions.load(feed.name), positions.last_stored(feed.name))
+            except Exception:
+                log.exception("the EV charging feed could not resume; it starts afresh")
+                feed = EVSource(schema, seed=svc.settings["SEED"], speed=svc.settings["EV_FEED_SPEED"])
+            svc.sources.add(feed)
             if not svc.stopped:
                 svc.sources.start()
         except Exception:

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from generators.ev_charging import EVChargingGenerator
@@ -49,8 +50,50 @@ class EVSource:
         self._sleep = getattr(clock, "sleep", None)
         self._stopped = threading.Event()
         self._pending = self.generator.next_day().iloc[:0]
+        self.generator.reset()  # that day was drawn only for its columns
+        #: (first session number, generator state before it) of each day with sessions pending.
+        self._days: list[tuple[int, dict]] = []
         self._wall_origin: float | None = None
+        #: The simulated time at which the wall clock's origin (start) falls.
+        self._simulated_origin = self.generator.start
         self.simulated_now = self.generator.start
+
+    # -- resuming after a restart ---------------------------------------------------------------
+    def position(self) -> dict:
+        """Where the feed stands: the sessions up to ``through`` are out; the generator's state
+        before the first day that still has sessions to come continues it exactly."""
+        first = int(self._numbers(self._pending).min()) if len(self._pending) else None
+        state = self.generator.state()
+        for day_first, day_state in self._days:
+            if first is not None and day_first <= first:
+                state = day_state
+        return {"generator": state, "through": float(self.simulated_now)}
+
+    def resume(self, position: dict | None, last_stored: float | None) -> None:
+        """Continue after a restart (call before :meth:`start`).
+
+        ``position`` is a saved :meth:`position`; ``last_stored`` the start time of the newest
+        session stored from this feed, which may be newer than the position (a crash between
+        storing a batch and saving the position): every session up to the later of the two is
+        out already and is not made again.  Without a position (a database from before
+        positions were kept) the feed starts a fresh simulated day after ``last_stored``,
+        numbering its sessions after every session it could have made before.
+        """
+        through = max(float(position["through"]) if position else -np.inf,
+                      last_stored if last_stored is not None else -np.inf)
+        if not np.isfinite(through):
+            return
+        if position is not None:
+            self.generator.restore(position["generator"])
+        else:
+            self.generator.restore(_fresh_day_after(self.generator, through))
+        self._pending = self._pending.iloc[:0]
+        self._days = []
+        self._extend_to(through)
+        due = int(self._pending["start_time"].searchsorted(through, side="right"))
+        self._pending = self._pending.iloc[due:].reset_index(drop=True)
+        self._simulated_origin = max(through, self.generator.start)
+        self.simulated_now = self._simulated_origin
 
     def start(self) -> None:
         self._stopped.clear()
@@ -77,11 +120,34 @@ class EVSource:
                 yield batch
 
     def _take_due(self) -> EventBatch:
-        self.simulated_now = self.generator.start + (self._clock() - self._wall_origin) * self.speed
-        # Keep a day ahead of the clock, so a session placed just after midnight is not missed.
-        while self._pending.empty or self._pending["start_time"].iloc[-1] < self.simulated_now + 86400:
-            self._pending = pd.concat([self._pending, self.generator.next_day()], ignore_index=True)
-            self._pending = self._pending.sort_values("start_time", kind="stable").reset_index(drop=True)
+        self.simulated_now = self._simulated_origin + (self._clock() - self._wall_origin) * self.speed
+        self._extend_to(self.simulated_now)
         due = int(self._pending["start_time"].searchsorted(self.simulated_now, side="right"))
         frame, self._pending = self._pending.iloc[:due].reset_index(drop=True), self._pending.iloc[due:]
+        if len(self._pending):
+            first = int(self._numbers(self._pending).min())
+            self._days = [day for n, day in enumerate(self._days)
+                          if n + 1 == len(self._days) or self._days[n + 1][0] > first]
         return EventBatch(self.schema, frame)
+
+    def _extend_to(self, simulated: float) -> None:
+        """Keep a day ahead of ``simulated``, so a session placed just after midnight is not missed."""
+        while self._pending.empty or self._pending["start_time"].iloc[-1] < simulated + 86400:
+            self._days.append((self.generator.sessions_made_, self.generator.state()))
+            self._pending = pd.concat([self._pending, self.generator.next_day()], ignore_index=True)
+            self._pending = self._pending.sort_values("start_time", kind="stable").reset_index(drop=True)
+
+    @staticmethod
+    def _numbers(frame: pd.DataFrame) -> np.ndarray:
+        """Session numbers from their ids (``S00000910`` is 910)."""
+        return frame["session_id"].str.slice(1).astype(np.int64).to_numpy()
+
+
+def _fresh_day_after(generator: EVChargingGenerator, through: float) -> dict:
+    """A generator state for the simulated midnight after ``through``, its chargers all free then,
+    numbering sessions after every one the days before it could have made (session ids stay unique)."""
+    day = int(np.floor((through - generator.start) / 86400.0)) + 1
+    state = generator.state()
+    sessions_per_day_bound = generator.n_chargers * 64 * 2  # a day's queue, and its injections
+    return {**state, "day": day, "sessions_made": day * sessions_per_day_bound,
+            "free_at": [generator.start + day * 86400.0] * generator.n_chargers}

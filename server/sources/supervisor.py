@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 class Supervisor:
     """Runs sources into ``store(batches, origin)`` (e.g. :meth:`Ingest.store`)."""
 
-    def __init__(self, store):
+    def __init__(self, store, positions=None):
         self.store = store
+        #: Where resumable sources' positions are saved after each stored batch
+        #: (:class:`server.sources.positions.SourcePositions`), or None.
+        self.positions = positions
         self.sources: dict[str, object] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._started: set[str] = set()
@@ -56,6 +59,17 @@ class Supervisor:
             except Exception:
                 self.failures += 1
                 log.exception("source %s: a batch of %d events failed", source.name, len(batch))
+                continue
+            self._save_position(source)
+
+    def _save_position(self, source) -> None:
+        """After its batch is stored, never before: a restart then repeats nothing it stored."""
+        if self.positions is None or not hasattr(source, "position"):
+            return
+        try:
+            self.positions.save(source.name, source.position())
+        except Exception:
+            log.exception("source %s: its position could not be saved", source.name)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every source, wait for its thread, and store what it drains."""
@@ -65,13 +79,16 @@ class Supervisor:
             thread.join(timeout)
             if thread.is_alive():
                 log.error("source %s did not stop within %g s", name, timeout)
-        for source in self.sources.values():
+        for name, source in self.sources.items():
             drained = source.drain()
             if drained:
                 try:
                     self.store(drained, source.name)
                 except Exception:
                     log.exception("source %s: storing %d drained batches failed", source.name, len(drained))
+                    continue
+            if name in self._started:
+                self._save_position(source)
         self._threads.clear()
         self._started.clear()
 

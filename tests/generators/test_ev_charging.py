@@ -1,8 +1,11 @@
 """The EV charging generator: seeded, realistic queues, labelled injections."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from generators.ev_charging import COLUMNS, KINDS, EVChargingGenerator
 
@@ -37,3 +40,22 @@ def test_injections_look_like_their_kind():
     fraud = s[s["label"] == "billing_fraud"]
     normal = s[(s["label"] == "") & (s["energy"] > 2)]
     assert (fraud["payment"] / fraud["energy"]).median() < 0.3 * (normal["payment"] / normal["energy"]).median()
+
+
+def test_a_restored_state_continues_with_the_same_sessions():
+    """A feed restarted from a saved state makes exactly the sessions the first run would have."""
+    first = EVChargingGenerator(seed=5)
+    first.days(3)
+    saved = json.loads(json.dumps(first.state()))  # what a restart reads back
+    expected = first.days(2)
+    resumed = EVChargingGenerator(seed=5).restore(saved)
+    pd.testing.assert_frame_equal(resumed.days(2), expected)
+    assert resumed.day_ == first.day_ and resumed.sessions_made_ == first.sessions_made_
+
+
+def test_a_state_of_another_generator_is_refused():
+    state = EVChargingGenerator(seed=5).state()
+    with pytest.raises(ValueError, match="cannot continue"):
+        EVChargingGenerator(seed=6).restore(state)
+    with pytest.raises(ValueError, match="malformed"):
+        EVChargingGenerator(seed=5).restore({**state, "free_at": [0.0]})
