@@ -86,3 +86,18 @@ def migrated_database(path):
     migrate(db)
     db.close()
     return path
+
+
+def run_ev_feed(app, batches: int = 3, seed: int = 1):
+    """Run a built-in EV feed (an hour of sessions a batch, on a fake clock) through the app's
+    supervisor until ``batches`` batches are stored, then stop it; returns the source."""
+    from server.sources.ev import EVSource
+    from server.sources.replay import FakeClock
+
+    svc = services_of(app)
+    source = EVSource(svc.ingest.schema("ev_charging"), seed=seed, speed=3600.0, interval=1.0, clock=FakeClock())
+    svc.sources.add(source)
+    svc.sources.start()
+    wait_for(lambda: svc.sources.batches >= batches, timeout=60)
+    svc.sources.stop()
+    return source

@@ -11,7 +11,7 @@ from server.pipeline.schema import load_schema
 from server.sources.ev import EVSource
 from server.sources.replay import FakeClock
 from server.sources.supervisor import Supervisor
-from server_helpers import services_of, wait_for
+from server_helpers import run_ev_feed, services_of, wait_for
 
 SCHEMA = load_schema("ev_charging")
 
@@ -121,11 +121,7 @@ def test_the_supervisor_saves_a_position_only_after_its_batch_is_stored():
 def test_the_server_resumes_its_feed_from_the_database(app):
     """Positions go through the writer into meta; the newest stored session is read back."""
     svc = services_of(app)
-    source = EVSource(svc.ingest.schema("ev_charging"), seed=1, speed=3600.0, interval=1.0, clock=FakeClock())
-    svc.sources.add(source)
-    svc.sources.start()
-    wait_for(lambda: svc.sources.batches >= 3, timeout=60)
-    svc.sources.stop()
+    source = run_ev_feed(app)
     positions = svc.sources.positions
     saved = positions.load("ev_charging")
     last = positions.last_stored("ev_charging")

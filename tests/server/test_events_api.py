@@ -8,8 +8,7 @@ import pytest
 
 from server.event_storage import EventReader
 from server.push import replay_events
-from server.sources.replay import FakeClock
-from server_helpers import fail_third_event_write, services_of, wait_for
+from server_helpers import fail_third_event_write, run_ev_feed, services_of, wait_for
 
 HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment"
 FRAUD = "s1,U1,C1,2026-01-01T08:00:00Z,60,62,0.5"
@@ -156,14 +155,8 @@ def test_summary_schemas_and_the_stored_push_event(app, client):
 
 
 def test_the_ev_feed_stores_sessions_and_drains_at_stop(app):
-    from server.sources.ev import EVSource
-
     svc = services_of(app)
-    source = EVSource(svc.ingest.schema("ev_charging"), seed=1, speed=3600.0, interval=1.0, clock=FakeClock())
-    svc.sources.add(source)
-    svc.sources.start()
-    wait_for(lambda: svc.sources.batches >= 3, timeout=60)
-    svc.sources.stop()
+    run_ev_feed(app)
     reader = EventReader(svc.reader().conn)
     try:
         summary = reader.summary("ev_charging", ("user_id", "charger_id"))
