@@ -33,6 +33,20 @@ Student t with 3 degrees of freedom, still alert about 20 times too often).
 It is not the default because it costs recall: a spike must clear the
 record by several tail scales.
 
+**Records in the stream's own noise** (``novelty_tail="spread"`` and
+``short_records=True``, options, not the default).  With ``"spread"`` a
+value record's excess is scored on the wider of the fixed scale and the
+Gumbel scale ``sigma / sqrt(2 ln n)`` of the maximum of ``n`` Gaussian
+points of the field's robust spread ``sigma`` (the episode reference's,
+from the last 100 points; :func:`~detectors.extremes.gaussian_record_scale`),
+so a slow wander whose every new low beats the last by a noise step no
+longer alerts.  ``short_records`` adds records against the last
+:data:`SHORT_WINDOW` points, scored on that Gumbel scale, the rarer of the
+two windows times two (Bonferroni): a level shift inside the range of the
+last 4,000 points, after an earlier incident, can alert.  Measured over
+every corpus, both lose NAB (heavy-tailed counts beat a Gaussian record
+scale), so neither is the default (README, "Records in the stream's own noise").
+
 **Runs** (options, not the default).  Two more novelty channels judge a
 *run* of points by the stream's own history of such runs
 (:mod:`detectors.runs`): ``flatline=True`` a run of identical values of a
@@ -67,6 +81,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Block, Detector, Traces, as_epoch_seconds
+from .extremes import gaussian_record_scale
 from .flatline import FlatlineTracker
 from .novelty import EpisodeState, RecordTracker
 from .registry import REGISTRY, register
@@ -91,8 +106,12 @@ NOVELTY_SCALE = 0.01
 #: Pattern records count this much against value records.
 PATTERN_WEIGHT = 0.5
 #: How a record's tail probability is reached (``novelty_tail``): "learned" from each channel's
-#: block maxima (:mod:`detectors.extremes`), or "range", the fixed :data:`NOVELTY_SCALE`.
-NOVELTY_TAILS = ("learned", "range")
+#: block maxima (:mod:`detectors.extremes`), "range", the fixed :data:`NOVELTY_SCALE`, or "spread",
+#: the fixed scale or the Gumbel scale of the stream's own recent spread, whichever is wider.
+NOVELTY_TAILS = ("learned", "range", "spread")
+#: Points a *recent* value record (``short_records=True``) is measured against: the history after
+#: which a value record counts in full (:data:`VALUE_MATURE`).
+SHORT_WINDOW = VALUE_MATURE
 #: Blocks the value records' window is split into with a learned tail (a block of 63 points, as the
 #: pattern records' 1000 / 16): the tail is fitted to their maxima, and more maxima fit it closer.
 VALUE_TAIL_BLOCKS = 64
@@ -180,11 +199,15 @@ class EnsembleDetector(Detector):
     warmup, threshold
         As for every detector; the threshold is where a point alerts
         (default: the score of :data:`FALSE_ALARM_RATE`).
-    novelty_tail : {"range", "learned"}
+    novelty_tail : {"range", "learned", "spread"}
         How a record's tail probability is reached: the fixed
-        :data:`NOVELTY_SCALE` of the channel's range, or learned from the
-        channel's block maxima with a per-stream (Bonferroni) share (see the
-        module docstring).
+        :data:`NOVELTY_SCALE` of the channel's range, learned from the
+        channel's block maxima with a per-stream (Bonferroni) share, or the
+        wider of the fixed scale and the Gumbel scale of the field's own
+        recent spread (see the module docstring).
+    short_records : bool
+        Whether values are also judged as records against the last
+        :data:`SHORT_WINDOW` points, in the stream's own noise.
     flatline, persistence : bool
         Whether runs of repeated values (stuck readings), and runs of
         surprising points, are novelty too (see the module docstring).
@@ -207,12 +230,12 @@ class EnsembleDetector(Detector):
     name = "ensemble"
     #: Learned state and parameters added after snapshots were first written (see detectors/snapshot.py).
     snapshot_added = ("episode_distance_", "novelty_tail", "flatline_", "flatline",
-                      "surprise_runs_", "persistence")
+                      "surprise_runs_", "persistence", "short_records_", "short_records")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
                  warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range",
-                 flatline: bool = False, persistence: bool = False):
+                 flatline: bool = False, persistence: bool = False, short_records: bool = False):
         super().__init__(warmup=warmup, threshold=threshold)
         self.members = tuple(members)
         self.weights = dict(weights or {})
@@ -224,6 +247,7 @@ class EnsembleDetector(Detector):
         self.novelty_tail = novelty_tail
         self.flatline = bool(flatline)
         self.persistence = bool(persistence)
+        self.short_records = bool(short_records)
         if novelty_tail not in NOVELTY_TAILS:
             raise ValueError(f"novelty_tail must be one of {NOVELTY_TAILS}, not {novelty_tail!r}")
         if fusion not in ("logp", "vote", "max"):
@@ -263,6 +287,10 @@ class EnsembleDetector(Detector):
         #: (None unless ``persistence``).
         self.surprise_runs_ = (RunTracker(memory=self.episode_memory).reset(n_streams, 1)
                                if self.persistence else None)
+        #: Records of both signs of every field against the last SHORT_WINDOW points, scored in the
+        #: stream's own noise (None unless ``short_records``).
+        self.short_records_ = (RecordTracker(SHORT_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP)
+                               .reset(n_streams, 2 * n_features) if self.short_records else None)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
         self.novelty_ = np.zeros(n_streams)
@@ -449,9 +477,20 @@ class EnsembleDetector(Detector):
 
         fused = self._fuse(member_scores)
         evidence = logp_from_score(fused)
-        values, spread = self.value_records_.update_ticks(np.concatenate([ticks, -ticks], axis=2), present,
-                                                           stepped, d)
-        novel_logp = values.min(axis=2)
+        seen = self.value_records_.seen_ + np.concatenate([np.zeros((1, S), dtype=np.int64),
+                                                           np.cumsum(present, axis=0)[:-1]])
+        # The ranges of both signs' channels only where the spread tail reads them.
+        values, width = self.value_records_.update_ticks(np.concatenate([ticks, -ticks], axis=2), present,
+                                                          stepped, 2 * d if self.novelty_tail == "spread" else d)
+        spread = width[:, :, :d]
+        centre, scale = self._reference_ticks(spread, own, (T, S, d))
+        novel_logp = self._spread_tail(values, width, seen, scale).min(axis=2)
+        if self.short_records:
+            short = self.short_records_
+            seen = short.seen_ + np.concatenate([np.zeros((1, S), dtype=np.int64), np.cumsum(present, axis=0)[:-1]])
+            recent, width = short.update_ticks(np.concatenate([ticks, -ticks], axis=2), present, stepped, 2 * d)
+            novel_logp = self._with_recent(novel_logp, self._spread_tail(recent, width, seen, scale, SHORT_WINDOW,
+                                                                         force=True))
         cause = np.where(novel_logp < 0, VALUE_CAUSE, 0).astype(np.int8)
         if distance is not None:
             on = self.stream_weights_[:, self.members.index("pattern")] > 0
@@ -471,7 +510,6 @@ class EnsembleDetector(Detector):
             novel_logp = np.minimum(novel_logp, lasting)
         cause = np.where(novel_logp < 0, cause, 0).astype(np.int8)
         novel = score_from_logp(novel_logp)
-        centre, scale = self._reference_ticks(spread, own, (T, S, d))
 
         episodes = self.episodes_
         out = {"scores": np.zeros((T, S)), "is_anomaly_": np.zeros((T, S), dtype=bool),
@@ -604,6 +642,8 @@ class EnsembleDetector(Detector):
         for name in ("member_scores_", "novelty_", "cause_"):
             getattr(self, name)[others] = 0
         self.value_records_.strength_[others] = 0.0
+        if self.short_records_ is not None:
+            self.short_records_.strength_[others] = 0.0
         self.pattern_records_.strength_[others] = 0.0
         for member in self.detectors_:
             member._others_sat_out(row, points)
@@ -630,7 +670,7 @@ class EnsembleDetector(Detector):
         if not self.novelty:
             self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
-        novel_logp = self._novelty_logp(X, present, distance, evidence)
+        novel_logp = self._novelty_logp(X, present, distance, evidence, scale)
         novel = score_from_logp(novel_logp)
         # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
         # only when it escalates past the alert's: one incident, one alert.
@@ -666,6 +706,8 @@ class EnsembleDetector(Detector):
         """
         X = np.asarray(X, dtype=float).reshape(-1, self.n_features_)
         self.value_records_.accept(row, np.concatenate([X, -X], axis=1), ACCEPT_MARGIN, ACCEPT_POINTS)
+        if self.short_records_ is not None:
+            self.short_records_.accept(row, np.concatenate([X, -X], axis=1), ACCEPT_MARGIN, ACCEPT_POINTS)
         if "pattern" in self.members:
             distance = PATTERN_ACCEPT_FACTOR * self.episode_distance_[row:row + 1, None]
             self.pattern_records_.accept(row, distance, 0.0, ACCEPT_POINTS)
@@ -743,9 +785,24 @@ class EnsembleDetector(Detector):
         """The pattern member's distances ``(S,)`` after this tick, or None without a pattern member."""
         return self.detectors_[self.members.index("pattern")].distance_ if "pattern" in self.members else None
 
-    def _novelty_logp(self, X, present, distance, evidence):
-        """Return each stream's novelty as a log tail probability: its rarest record over the channels."""
-        logp = self.value_records_.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
+    def _novelty_logp(self, X, present, distance, evidence, scale):
+        """Return each stream's novelty as a log tail probability: its rarest record over the channels.
+
+        ``scale`` ``(S, d)`` is each field's spread in the range expected
+        before the point (used by ``novelty_tail="spread"``).
+        """
+        records = self.value_records_
+        if self.novelty_tail == "spread":
+            width, seen = records.high_ - records.low_, records.seen_.copy()
+            logp = records.update(np.concatenate([X, -X], axis=1), present)
+            logp = self._spread_tail(logp, width, seen, scale).min(axis=1)
+        else:
+            logp = records.update(np.concatenate([X, -X], axis=1), present).min(axis=1)
+        if self.short_records:
+            short = self.short_records_
+            width, seen = short.high_ - short.low_, short.seen_.copy()
+            recent = short.update(np.concatenate([X, -X], axis=1), present)
+            logp = self._with_recent(logp, self._spread_tail(recent, width, seen, scale, SHORT_WINDOW, force=True))
         cause = np.where(logp < 0, VALUE_CAUSE, 0).astype(np.int8)
         if "pattern" in self.members:
             i = self.members.index("pattern")
@@ -765,6 +822,37 @@ class EnsembleDetector(Detector):
             logp = np.minimum(logp, lasting)
         self.cause_ = np.where(logp < 0, cause, 0).astype(np.int8)
         return logp
+
+    def _with_recent(self, logp, recent):
+        """The value records' ``log p`` joined with the recent records' ``(..., 2d)``: the rarer, times the two windows."""
+        return np.minimum(np.minimum(logp, recent.min(axis=-1)) + np.log(2.0), 0.0)
+
+    def _spread_tail(self, logp, width, seen, sigma, window=VALUE_WINDOW, force=False):
+        """Value records' ``log p`` ``(..., S, 2d)`` with the excess in the stream's own noise (``novelty_tail="spread"``).
+
+        A record against ``n`` points gets ``p = exp(-excess / scale) / n``;
+        the fixed scale is :data:`NOVELTY_SCALE` of the channel's range
+        ``width``.  With ``"spread"`` the scale is the wider of that and the
+        Gumbel scale of the maximum of ``n`` points of the field's robust
+        spread ``sigma`` (``(..., S, d)``, the episode reference's spread,
+        from the last 100 points): a channel whose range is narrow against
+        its noise (a young one, or a slow wander whose every new low beats
+        the last by a noise step) needs the excess a Gaussian record would
+        rarely reach, and a spike many spreads past the record alerts as
+        before.  ``seen`` are the records' points before the update, of
+        which the last ``window`` count (``n``).  Other tails: ``logp``
+        unchanged, unless ``force`` (the recent records always use it).
+        """
+        if self.novelty_tail != "spread" and not force:
+            return logp
+        n = np.minimum(np.maximum(seen, 1), window).astype(float)[..., None]
+        gumbel = gaussian_record_scale(np.concatenate([sigma, sigma], axis=-1), n)
+        fixed = NOVELTY_SCALE * width
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.where(np.isfinite(gumbel) & (gumbel > 0) & np.isfinite(fixed) & (fixed > 0),
+                              np.minimum(1.0, fixed / gumbel), 1.0)
+        # logp = -log n - excess / fixed, so logp + log n is the excess term, rescaled to the wider scale.
+        return np.where(logp < 0, -np.log(n) + (logp + np.log(n)) * factor, logp)
 
     def _per_stream(self, logp, d):
         """The rarest channel's ``log p`` as the stream's: times the channels watched (Bonferroni), learned tails only.

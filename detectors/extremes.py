@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["top_spacing_scale", "log_excess_probability"]
+__all__ = ["top_spacing_scale", "log_excess_probability", "gaussian_record_scale"]
 
 
 def top_spacing_scale(maxima: np.ndarray, top: int) -> np.ndarray:
@@ -58,3 +58,20 @@ def log_excess_probability(scale, excess, scale_floor):
     record infinitely rare).
     """
     return -excess / np.maximum(scale, scale_floor)
+
+
+def gaussian_record_scale(sigma, n):
+    """The Gumbel scale ``sigma / sqrt(2 ln n)`` of the maximum of ``n`` Gaussian points of spread ``sigma``.
+
+    The maximum of ``n`` independent normal points of spread ``sigma`` is
+    Gumbel with this scale for large ``n`` (the classical norming constant
+    ``b_n``), so by threshold stability a record beats the last one by more
+    than ``e`` with probability about ``exp(-e / b_n)``: the excess of a
+    record measured in the stream's own noise, whatever the width of its
+    range.  ``n`` below 3 counts as 3 (the log must be positive).
+
+    >>> round(float(gaussian_record_scale(1.0, 4000)), 3)
+    0.246
+    """
+    n = np.maximum(np.asarray(n, dtype=float), 3.0)
+    return np.asarray(sigma, dtype=float) / np.sqrt(2.0 * np.log(n))

@@ -116,6 +116,73 @@ def test_learned_tail_ensemble_block_equals_steps():
     np.testing.assert_allclose(blocked.value_records_.maxima_, stepped.value_records_.maxima_)
 
 
+def test_spread_tail_ensemble_block_equals_steps():
+    """With ``novelty_tail="spread"`` the compiled block path gives what the steps give, alerts included."""
+    from detectors.ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(7)
+    x = np.cumsum(rng.normal(0, 0.1, 1600)) + rng.normal(0, 1.0, 1600)   # a wander under the noise
+    x[1200] += 40.0
+    stepped = EnsembleDetector(novelty_tail="spread").reset(1, 1)
+    blocked = EnsembleDetector(novelty_tail="spread").reset(1, 1)
+    expected = np.array([stepped.step(np.array([[v]]))[0] for v in x])
+    block = blocked.step_block(x[:, None])
+    np.testing.assert_allclose(block.scores, expected, rtol=0, atol=1e-9)
+    assert block.alert[1200]
+
+
+def test_spread_tail_is_never_more_alarming_than_the_fixed_scale():
+    """The spread tail only widens the scale: no record gets rarer, and a random walk alerts less often."""
+    from detectors.ensemble import NOVELTY_SCALE, EnsembleDetector
+
+    rng = np.random.default_rng(8)
+    detector = EnsembleDetector(novelty_tail="spread").reset(4, 1)
+    n = np.array([10, 400, 4000, 9000])
+    width, sigma = rng.uniform(0.5, 5.0, (4, 2)), rng.uniform(0.001, 2.0, (4, 1))
+    logp = np.where(rng.random((4, 2)) < 0.7, -np.log(np.minimum(n, 4000))[:, None]
+                    - rng.uniform(0, 2, (4, 2)) / NOVELTY_SCALE, 0.0)
+    wider = detector._spread_tail(logp, width, n, sigma)
+    assert (wider >= logp).all() and (wider[logp == 0] == 0).all()
+    assert (wider[logp < 0] < 0).all()                   # a record stays a record, only less rare
+
+    x = np.cumsum(rng.normal(0, 1.0, 3000))              # a random walk sets records all along
+    fixed = EnsembleDetector(novelty_tail="range").reset(1, 1).step_block(x[:, None])
+    spread = EnsembleDetector(novelty_tail="spread").reset(1, 1).step_block(x[:, None])
+    assert spread.alert.sum() < fixed.alert.sum()
+
+
+def test_recent_records_block_equals_steps_and_catch_a_shift_inside_the_long_range():
+    """``short_records=True``: the compiled block path gives what the steps give, and a level shift well inside the
+    range of the last 4,000 points (but past the last 400 points' by several noise spreads) alerts."""
+    from detectors.ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 1.0, 1600)
+    x[300:340] += 12.0                                   # an earlier incident widens the long window's range
+    x[1200:1230] += 6.0                                  # a shift inside that range
+    for kwargs in ({"short_records": True}, {"short_records": True, "novelty_tail": "spread"}):
+        stepped = EnsembleDetector(**kwargs).reset(1, 1)
+        blocked = EnsembleDetector(**kwargs).reset(1, 1)
+        expected = np.array([stepped.step(np.array([[v]]))[0] for v in x])
+        block = blocked.step_block(x[:, None])
+        np.testing.assert_allclose(block.scores, expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(blocked.short_records_.maxima_, stepped.short_records_.maxima_)
+        assert block.alert[1200:1205].any()
+    assert not EnsembleDetector().reset(1, 1).step_block(x[:, None]).alert[1200:1230].any()
+
+
+def test_gaussian_record_scale_matches_the_spacing_of_gaussian_maxima():
+    """The mean excess of the maximum of 2n Gaussian points over that of n is about b_n ln 2 (Gumbel)."""
+    from detectors.extremes import gaussian_record_scale
+
+    rng = np.random.default_rng(9)
+    n = 2000
+    first, second = rng.normal(size=(2, 4000, n)).max(axis=2)
+    gain = np.maximum(first, second) - first               # the excess of doubling the points seen
+    expected = float(gaussian_record_scale(1.0, n)) * np.log(2.0)
+    assert abs(gain.mean() - expected) < 0.35 * expected
+
+
 def test_a_snapshot_from_before_learned_tails_restores():
     """A snapshot without ``novelty_tail`` and ``tail_blocks`` (written before them) restores into the default."""
     from detectors.ensemble import EnsembleDetector
