@@ -11,7 +11,7 @@ import pytest
 from server.pipeline.schema import BadData
 from server.sources import PulledSource, Source
 from server.sources.replay import FakeClock, ReplaySource
-from server.sources.upload import FileSource
+from server.sources.upload import FileSource, _frame_bytes
 
 from pipeline_helpers import HEADER, csv_bytes, ev_schema  # noqa: F401 -- a fixture
 
@@ -132,3 +132,61 @@ def test_replay_as_fast_as_possible_never_waits(ev_schema):
     replay = ReplaySource(io.BytesIO(csv_bytes(*_rows(30))), ev_schema, speed=None, clock=clock)
     replay.start()
     assert sum(len(b) for b in replay.batches()) == 30 and clock.waits == []
+
+
+def _frames(batches) -> list:
+    return [(b.first_line, b.frame.to_dict("list")) for b in batches]
+
+
+def test_a_file_within_the_budget_is_parsed_once(ev_schema, tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_bytes(csv_bytes(*_rows(25)))
+    source = FileSource(path, ev_schema, chunk_rows=10)
+    source.start()
+    parsed_again = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=0)
+    parsed_again.start()
+    expected = _frames(parsed_again.batches())
+    path.unlink()  # the batches come from the check, not from the file
+    assert _frames(source.batches()) == expected and [line for line, _ in expected] == [2, 12, 22]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_past_the_budget_the_rest_is_parsed_again_with_its_line_numbers(ev_schema, tmp_path, fmt):
+    rows = _rows(25)
+    if fmt == "csv":
+        data = csv_bytes(*rows)
+    else:
+        keys = HEADER.split(",")
+        lines = [json.dumps(dict(zip(keys, r.split(",")))) for r in rows]
+        lines.insert(13, "")  # a blank line keeps its number
+        data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / f"sessions.{fmt}"
+    path.write_bytes(data)
+    whole = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=0)
+    whole.start()
+    expected = _frames(whole.batches())
+    one_batch = _frame_bytes(next(iter(FileSource(path, ev_schema, chunk_rows=10)._read())).frame)
+    source = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=one_batch + 1)
+    source.start()
+    assert len(source._kept) == 1  # the budget holds one batch: the others are read again
+    assert _frames(source.batches()) == expected
+    assert _frames(source.batches()) == expected  # a second reading parses all of it again
+    assert len(expected) == 3 and expected[2][0] == (22 if fmt == "csv" else 21)
+
+
+def test_the_kept_batches_stay_within_the_budget(ev_schema):
+    budget = 20_000
+    source = FileSource(io.BytesIO(csv_bytes(*_rows(500))), ev_schema, chunk_rows=10, keep_bytes=budget)
+    source.start()
+    kept = sum(_frame_bytes(b.frame) for b in source._kept)
+    assert 0 < kept <= budget and len(source._kept) < 50
+    assert sum(len(b) for b in source.batches()) == 500
+
+
+def test_a_bad_line_past_the_budget_keeps_nothing(ev_schema):
+    rows = _rows(25)
+    rows[21] = rows[21].replace(",60,", ",an hour,")
+    source = FileSource(io.BytesIO(csv_bytes(*rows)), ev_schema, chunk_rows=10)
+    with pytest.raises(BadData):
+        source.start()
+    assert not source._kept
