@@ -7,10 +7,11 @@ raises :class:`~server.pipeline.schema.BadData` before a single event is
 yielded: a file is imported whole or not at all.  The error names what was
 expected, what was found and the line.
 
-The typed batches of that check are kept, up to ``keep_bytes`` of them
-(:data:`KEEP_BYTES`), and :meth:`FileSource.batches` hands them out instead of
-parsing them again (the read pass cost as much as the check); past the budget
-the rest of the file is parsed again, chunk by chunk, as before.
+The typed batches of that check are kept, up to ``keep_bytes`` of them, from a
+budget the process's file sources share (:data:`KEEP_BYTES`: two uploads at once
+do not keep twice as much), and :meth:`FileSource.batches` hands them out
+instead of parsing them again (the read pass cost as much as the check); past
+the budget the rest of the file is parsed again, chunk by chunk, as before.
 
 >>> import io
 >>> from server.pipeline.schema import load_schema
@@ -55,10 +56,11 @@ SNIFF_BYTES = 8192
 #: back to their first event within one batch.
 CHUNK_ROWS = 10_000
 #: Bytes of typed batches (estimated: :func:`_frame_bytes`) that ``start()`` keeps for
-#: ``batches()``, so a file is parsed once, not twice; the largest upload's size
+#: ``batches()``, so a file is parsed once, not twice: at most this much for one file, and
+#: for all the files being imported at once (:data:`KEPT`); the largest upload's size
 #: (MAX_UPLOAD_BYTES' default).  An EV charging session takes ~340 B typed, so files up to
 #: ~790,000 sessions (~50 MB of CSV) are parsed once; the batches past the budget are parsed
-#: again, and memory stays bounded by it plus a chunk.
+#: again, and memory stays bounded by it plus a chunk per file.
 KEEP_BYTES = 256 * 2**20
 #: Values of a text column whose sizes estimate the column's (sys.getsizeof on each would cost
 #: as much as parsing it).
@@ -79,6 +81,33 @@ def detect_format(head: bytes, filename: str | None = None) -> str:
     return "jsonl" if head.lstrip()[:1] == b"{" else "csv"
 
 
+class KeptBudget:
+    """Bytes of typed batches held by file sources between their check and their read, against
+    one budget shared by every source given it (a source gives its bytes back as it hands the
+    batches out, or when it is dropped unread)."""
+
+    def __init__(self, total: int):
+        self.total = int(total)
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes if they fit; False (nothing reserved) if not."""
+        with self._lock:
+            if self.used + size > self.total:
+                return False
+            self.used += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
+#: The budget of this process's file sources (uploads and replays).
+KEPT = KeptBudget(KEEP_BYTES)
+
+
 class FileSource:
     """Events from one file (a path, or a seekable binary file object).
 
@@ -94,13 +123,15 @@ class FileSource:
     keep_bytes : int
         The check's typed batches kept for :meth:`batches`, at most this many bytes
         (:data:`KEEP_BYTES` by default; 0 parses the file again, all of it).
+    budget : KeptBudget
+        Shared by the sources whose kept batches it bounds together (:data:`KEPT`).
     day : float or None
         Epoch seconds of the UTC midnight that times of day are placed on (default: today).
     """
 
     def __init__(self, file: str | Path | IO[bytes], schema: Schema, *, format: str | None = None,
                  filename: str | None = None, chunk_rows: int = CHUNK_ROWS, day: float | None = None,
-                 keep_bytes: int = KEEP_BYTES):
+                 keep_bytes: int = KEEP_BYTES, budget: KeptBudget = KEPT):
         self.file = file
         self.schema = schema
         self.name = f"file:{filename or getattr(file, 'name', None) or 'upload'}"
@@ -109,12 +140,14 @@ class FileSource:
         self.chunk_rows = int(chunk_rows)
         self.day = day
         self.keep_bytes = int(keep_bytes)
+        self.budget = budget
         self.rows = 0
         #: What the check kept for batches(): how many batches, their estimated bytes.
         self.kept_batches = self.kept_bytes = 0
         self._checked = False
-        #: The check's first typed batches (as many as the budget holds), handed out once.
-        self._kept: collections.deque[EventBatch] = collections.deque()
+        #: The check's first typed batches (as many as the budget holds) with their estimated
+        #: bytes, taken from ``budget``: handed out once.
+        self._kept: collections.deque[tuple[EventBatch, int]] = collections.deque()
         #: They are the whole file: batches() has nothing more to parse.
         self._kept_all = False
         self._stopped = threading.Event()
@@ -125,16 +158,15 @@ class FileSource:
 
         The first typed batches, up to ``keep_bytes``, are kept for :meth:`batches`.
         """
-        self._kept.clear()
-        self._kept_all = False
+        self._release()
         try:
             rows = self._check_and_keep()
         except _FastPathFailed:
-            self._kept.clear()
+            self._release()
             # A numeric column the C reader could not parse: read it as text to find the line.
             rows = sum(len(batch) for batch in self._read(as_text=True))
         except BaseException:
-            self._kept.clear()
+            self._release()
             raise
         if rows == 0:
             raise BadData("the file has a header but no events",
@@ -150,9 +182,9 @@ class FileSource:
             rows += len(batch)
             if keeping:
                 size = _frame_bytes(batch.frame)
-                keeping = kept_bytes + size <= self.keep_bytes
+                keeping = kept_bytes + size <= self.keep_bytes and self.budget.take(size)
                 if keeping:
-                    self._kept.append(batch)
+                    self._kept.append((batch, size))
                     kept_bytes += size
         self._kept_all = keeping
         self.kept_batches, self.kept_bytes = len(self._kept), kept_bytes
@@ -166,10 +198,17 @@ class FileSource:
         kept, self._kept = self._kept, collections.deque()
         kept_all, self._kept_all = self._kept_all, False
         skip = len(kept)
-        while kept:
-            if self._stopped.is_set():
-                return
-            yield kept.popleft()
+        try:
+            while kept:
+                if self._stopped.is_set():
+                    return
+                batch, size = kept.popleft()
+                self.budget.give_back(size)
+                yield batch
+        finally:  # stopped, or the caller gave up on the batches: the rest are dropped
+            for _, size in kept:
+                self.budget.give_back(size)
+            kept.clear()
         if kept_all:
             return
         for batch in self._read(skip=skip):
@@ -179,6 +218,17 @@ class FileSource:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def _release(self) -> None:
+        """Drop the kept batches not handed out, giving their bytes back to the budget."""
+        kept, self._kept = self._kept, collections.deque()
+        self._kept_all = False
+        for _, size in kept:
+            self.budget.give_back(size)
+
+    def __del__(self) -> None:  # a source checked and never read (its import failed first)
+        if getattr(self, "_kept", None):
+            self._release()
 
     def drain(self) -> list[EventBatch]:
         return []  # nothing is read ahead of what batches() yields

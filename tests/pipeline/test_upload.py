@@ -11,7 +11,7 @@ import pytest
 from server.pipeline.schema import BadData
 from server.sources import PulledSource, Source
 from server.sources.replay import FakeClock, ReplaySource
-from server.sources.upload import FileSource, _frame_bytes
+from server.sources.upload import KEPT, FileSource, KeptBudget, _frame_bytes
 
 from pipeline_helpers import HEADER, csv_bytes, ev_schema  # noqa: F401 -- a fixture
 
@@ -168,7 +168,7 @@ def test_past_the_budget_the_rest_is_parsed_again_with_its_line_numbers(ev_schem
     one_batch = _frame_bytes(next(iter(FileSource(path, ev_schema, chunk_rows=10)._read())).frame)
     source = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=one_batch + 1)
     source.start()
-    assert len(source._kept) == 1  # the budget holds one batch: the others are read again
+    assert source.kept_batches == 1  # the budget holds one batch: the others are read again
     assert _frames(source.batches()) == expected
     assert _frames(source.batches()) == expected  # a second reading parses all of it again
     assert len(expected) == 3 and expected[2][0] == (22 if fmt == "csv" else 21)
@@ -178,8 +178,8 @@ def test_the_kept_batches_stay_within_the_budget(ev_schema):
     budget = 20_000
     source = FileSource(io.BytesIO(csv_bytes(*_rows(500))), ev_schema, chunk_rows=10, keep_bytes=budget)
     source.start()
-    kept = sum(_frame_bytes(b.frame) for b in source._kept)
-    assert 0 < kept <= budget and len(source._kept) < 50
+    kept = sum(_frame_bytes(b.frame) for b, _ in source._kept)
+    assert 0 < kept == source.kept_bytes <= budget and source.kept_batches < 50
     assert sum(len(b) for b in source.batches()) == 500
 
 
@@ -189,4 +189,27 @@ def test_a_bad_line_past_the_budget_keeps_nothing(ev_schema):
     source = FileSource(io.BytesIO(csv_bytes(*rows)), ev_schema, chunk_rows=10)
     with pytest.raises(BadData):
         source.start()
-    assert not source._kept
+    assert not source._kept and KEPT.used == 0
+
+
+def test_files_checked_at_once_share_one_budget_and_give_it_back(ev_schema):
+    data = csv_bytes(*_rows(40))
+    sizes = [_frame_bytes(b.frame) for b in FileSource(io.BytesIO(data), ev_schema, chunk_rows=10)._read()]
+    budget = KeptBudget(sum(sizes[:3]))
+    first, second = (FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget) for _ in range(2))
+    first.start()
+    second.start()
+    assert (first.kept_batches, second.kept_batches) == (3, 0)  # the first took what there was
+    assert sum(len(b) for b in first.batches()) == 40 and budget.used == 0  # given back as handed out
+    third = FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget)
+    third.start()
+    assert third.kept_batches == 3
+    batches = third.batches()
+    next(batches)
+    batches.close()  # an import that stopped part way gives the rest back
+    assert budget.used == 0
+    fourth = FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget)
+    fourth.start()
+    assert budget.used > 0
+    del fourth  # checked and never read (its import failed before the first batch)
+    assert budget.used == 0
