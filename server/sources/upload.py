@@ -89,7 +89,9 @@ class KeptBudget:
     def __init__(self, total: int):
         self.total = int(total)
         self.used = 0
-        self._lock = threading.Lock()
+        # Reentrant: a source dropped by a garbage collection that runs inside take() or
+        # give_back() gives its bytes back on the same thread.
+        self._lock = threading.RLock()
 
     def take(self, size: int) -> bool:
         """Reserve ``size`` bytes if they fit; False (nothing reserved) if not."""
