@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     print(f"{'':12} {'wall s':>7} {'events/s':>10}   {'cpu s':>7} {'events/cpu-s':>12}")
     for label, wall, cpu in rows:
         print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
-    print(f"read pass: {kept}, the rest parsed again")
+    print(f"read pass: {kept}" + (", the rest parsed again" if source.kept_batches < batches else ""))
     print(f"flagged: {anomalies:,} of {n:,} sessions")
     wall, cpu, latencies, stored_count, store_cpu, store_wall = stored
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
