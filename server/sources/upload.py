@@ -29,6 +29,7 @@ server.pipeline.schema.BadData: column 'duration' needs a number on every line; 
 from __future__ import annotations
 
 import collections
+import copy
 import io
 import itertools
 import json
@@ -152,6 +153,9 @@ class FileSource:
         self._kept: collections.deque[tuple[EventBatch, int]] = collections.deque()
         #: They are the whole file: batches() has nothing more to parse.
         self._kept_all = False
+        #: The check's clock as it stood after the last kept batch: the rest of the file is read
+        #: on from there (a file of times of day may have passed midnight in the kept batches).
+        self._clock_after_kept: TimeOfDayClock | None = None
         self._stopped = threading.Event()
 
     # -- Source -----------------------------------------------------------------------------
@@ -180,7 +184,8 @@ class FileSource:
         """Type every batch of the file (the check); keep the first ones while they fit the budget."""
         rows = kept_bytes = 0
         keeping = self.keep_bytes > 0
-        for batch in self._read():
+        clock = TimeOfDayClock(self.day)
+        for batch in self._read(clock=clock):
             rows += len(batch)
             if keeping:
                 size = _frame_bytes(batch.frame)
@@ -188,6 +193,7 @@ class FileSource:
                 if keeping:
                     self._kept.append((batch, size))
                     kept_bytes += size
+                    self._clock_after_kept = copy.copy(clock)
         self._kept_all = keeping
         self.kept_batches, self.kept_bytes = len(self._kept), kept_bytes
         return rows
@@ -199,6 +205,7 @@ class FileSource:
         # Taken out of the source as they are handed on, so each is freed once its caller is done.
         kept, self._kept = self._kept, collections.deque()
         kept_all, self._kept_all = self._kept_all, False
+        clock, self._clock_after_kept = self._clock_after_kept, None
         skip = len(kept)
         try:
             while kept:
@@ -213,7 +220,7 @@ class FileSource:
             kept.clear()
         if kept_all:
             return
-        for batch in self._read(skip=skip):
+        for batch in self._read(skip=skip, clock=clock if skip else None):
             if self._stopped.is_set():
                 return
             yield batch
@@ -224,7 +231,7 @@ class FileSource:
     def _release(self) -> None:
         """Drop the kept batches not handed out, giving their bytes back to the budget."""
         kept, self._kept = self._kept, collections.deque()
-        self._kept_all = False
+        self._kept_all, self._clock_after_kept = False, None
         for _, size in kept:
             self.budget.give_back(size)
 
@@ -242,9 +249,11 @@ class FileSource:
         self.file.seek(0)
         return _Unclosable(self.file)
 
-    def _read(self, as_text: bool = False, skip: int = 0) -> Iterator[EventBatch]:
-        """Typed batches of the file, after its first ``skip`` chunks (read, not typed)."""
-        clock = TimeOfDayClock(self.day)
+    def _read(self, as_text: bool = False, skip: int = 0,
+              clock: TimeOfDayClock | None = None) -> Iterator[EventBatch]:
+        """Typed batches of the file, after its first ``skip`` chunks (read, not typed), their
+        times of day placed by ``clock`` (a new one from the file's start by default)."""
+        clock = clock if clock is not None else TimeOfDayClock(self.day)
         with self._open() as handle:
             head = handle.read(SNIFF_BYTES)
             _check_text(head)

@@ -213,3 +213,17 @@ def test_files_checked_at_once_share_one_budget_and_give_it_back(ev_schema):
     assert budget.used > 0
     del fourth  # checked and never read (its import failed before the first batch)
     assert budget.used == 0
+
+
+def test_the_rest_of_a_file_is_read_on_from_the_check_s_clock_past_midnight(ev_schema):
+    times = ["22:00", "23:00", "00:30", "01:00", "02:00"]  # midnight passes in the first batch
+    data = csv_bytes(*(f"s{i},u1,c1,{t},60,20,8,ip" for i, t in enumerate(times)))
+    whole = FileSource(io.BytesIO(data), ev_schema, chunk_rows=3, day=0.0, keep_bytes=0)
+    whole.start()
+    expected = _frames(whole.batches())
+    one_batch = _frame_bytes(next(iter(whole._read())).frame)
+    source = FileSource(io.BytesIO(data), ev_schema, chunk_rows=3, day=0.0, keep_bytes=one_batch + 1)
+    source.start()
+    assert source.kept_batches == 1
+    assert _frames(source.batches()) == expected
+    assert expected[1][1]["start_time"] == [86400.0 + 3600, 86400.0 + 2 * 3600]  # the next day's
