@@ -63,6 +63,8 @@ CHUNK_ROWS = 10_000
 #: ~790,000 sessions (~50 MB of CSV) are parsed once; the batches past the budget are parsed
 #: again, and memory stays bounded by it plus a chunk per file.
 KEEP_BYTES = 256 * 2**20
+#: Bytes read at a time from an uploaded file object.
+_READ_BUFFER = 1 << 16
 #: Values of a text column whose sizes estimate the column's (sys.getsizeof on each would cost
 #: as much as parsing it).
 _SIZE_SAMPLE = 64
@@ -247,7 +249,9 @@ class FileSource:
         if isinstance(self.file, (str, Path)):
             return open(self.file, "rb")
         self.file.seek(0)
-        return _Unclosable(self.file)
+        # Buffered: a raw stream's lines are read a byte at a time (IOBase.readline), which made
+        # the JSON lines of an uploaded file (a file object, not a path) ~16x slower to read.
+        return io.BufferedReader(_Unclosable(self.file), _READ_BUFFER)
 
     def _read(self, as_text: bool = False, skip: int = 0,
               clock: TimeOfDayClock | None = None) -> Iterator[EventBatch]:

@@ -227,3 +227,20 @@ def test_the_rest_of_a_file_is_read_on_from_the_check_s_clock_past_midnight(ev_s
     assert source.kept_batches == 1
     assert _frames(source.batches()) == expected
     assert expected[1][1]["start_time"] == [86400.0 + 3600, 86400.0 + 2 * 3600]  # the next day's
+
+
+def test_an_uploaded_file_object_is_read_in_blocks_not_bytes(ev_schema):
+    class CountedReads(io.BytesIO):
+        reads = 0
+
+        def read(self, size=-1):
+            CountedReads.reads += 1
+            return super().read(size)
+
+    keys = HEADER.split(",")
+    lines = [json.dumps(dict(zip(keys, r.split(",")))) for r in _rows(2000)]
+    source = FileSource(CountedReads(("\n".join(lines) + "\n").encode()), ev_schema, format="jsonl")
+    source.start()
+    assert sum(len(b) for b in source.batches()) == 2000
+    # Read a byte at a time, the JSON lines took one read per byte (~350,000 here).
+    assert CountedReads.reads < 50
