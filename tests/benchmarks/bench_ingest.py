@@ -13,7 +13,9 @@ wall seconds: the writer thread's wall beyond its CPU is time it waited, for the
 or for the GIL (Python's sqlite3 lets go of it for every row it steps, and takes it back only
 when the scoring thread lets go), or for a core when other processes run.  Memory per entity is the numpy
 state of the entity tables divided by the entities held, plus the id index
-(dict entry and id string) measured on a sample.
+(dict entry and id string) measured on a sample.  The whole-file check keeps its typed batches
+for the read, up to a memory budget (``FileSource.keep_bytes``): the read pass parses only the
+batches past it, and what was kept is printed.
 
     .venv/bin/python tests/benchmarks/bench_ingest.py
     .venv/bin/python tests/benchmarks/bench_ingest.py --events 1000000 --users 100000
@@ -37,7 +39,7 @@ from server.hub import Hub  # noqa: E402
 from server.pipeline.ingest import Ingest  # noqa: E402
 from server.pipeline.schema import load_schema  # noqa: E402
 from server.pipeline.scoring import Scorer  # noqa: E402
-from server.sources.upload import CHUNK_ROWS, FileSource  # noqa: E402
+from server.sources.upload import CHUNK_ROWS, KEEP_BYTES, FileSource  # noqa: E402
 from server.storage import migrate, open_writer  # noqa: E402
 from server.writer import Writer  # noqa: E402
 
@@ -74,7 +76,7 @@ def write_sessions(path: Path, events: int, users: int, chargers: int, days: flo
     frame.to_csv(path, index=False)
 
 
-def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
+def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: int = KEEP_BYTES):
     """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored,
     and the CPU seconds, then the wall seconds, of the store's two halves: rows built (on the
     scoring thread) and the writer thread's transactions (bind, insert, commit)."""
@@ -120,7 +122,7 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path):
         return score(frame)
 
     scorer.score = timed_score
-    source = FileSource(path, schema, chunk_rows=chunk)
+    source = FileSource(path, schema, chunk_rows=chunk, keep_bytes=keep_bytes)
     wall, cpu = time.perf_counter(), time.process_time()
     summary = ingest.import_source(source, "bench")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -146,7 +148,11 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=float, default=6.0, help="time the sessions span (default 6 days)")
     parser.add_argument("--chunk", type=int, default=CHUNK_ROWS,
                         help=f"rows per batch (default {CHUNK_ROWS:,}, the upload's)")
+    parser.add_argument("--keep-mib", type=float, default=KEEP_BYTES / 2**20,
+                        help=f"typed batches the check keeps for the read, MiB (default {KEEP_BYTES / 2**20:.0f}; "
+                             "0 parses the file twice)")
     args = parser.parse_args(argv)
+    keep_bytes = int(args.keep_mib * 2**20)
 
     schema = load_schema("ev_charging")
     load_before = os.getloadavg()[0]
@@ -157,7 +163,7 @@ def main(argv=None) -> int:
         print(f"{args.events:,} sessions, {args.users:,} users, {args.chargers:,} chargers, "
               f"{size / 2**20:.0f} MiB CSV, batches of {args.chunk:,}")
 
-        source = FileSource(path, schema, chunk_rows=args.chunk)
+        source = FileSource(path, schema, chunk_rows=args.chunk, keep_bytes=keep_bytes)
         started, cpu_started = time.perf_counter(), time.process_time()
         source.start()
         checked, cpu_checked = time.perf_counter(), time.process_time()
@@ -178,8 +184,11 @@ def main(argv=None) -> int:
             score_cpu += cpu_done - cpu_parsed
             mark, cpu_mark = done, cpu_done
         total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        batches = -(-args.events // args.chunk)
+        kept = (f"{source.kept_batches} of {batches} batches kept by the check "
+                f"({source.kept_bytes / 2**20:.0f} MiB estimated, budget {source.keep_bytes / 2**20:.0f} MiB)")
 
-        stored = store_end_to_end(path, schema, args.chunk, Path(tmp) / "bench.db")
+        stored = store_end_to_end(path, schema, args.chunk, Path(tmp) / "bench.db", keep_bytes)
 
     n = args.events
     rows = [("check pass", checked - started, cpu_checked - cpu_started),
@@ -189,6 +198,7 @@ def main(argv=None) -> int:
     print(f"{'':12} {'wall s':>7} {'events/s':>10}   {'cpu s':>7} {'events/cpu-s':>12}")
     for label, wall, cpu in rows:
         print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
+    print(f"read pass: {kept}" + (", the rest parsed again" if source.kept_batches < batches else ""))
     print(f"flagged: {anomalies:,} of {n:,} sessions")
     wall, cpu, latencies, stored_count, store_cpu, store_wall = stored
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "

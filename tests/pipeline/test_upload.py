@@ -11,7 +11,7 @@ import pytest
 from server.pipeline.schema import BadData
 from server.sources import PulledSource, Source
 from server.sources.replay import FakeClock, ReplaySource
-from server.sources.upload import FileSource
+from server.sources.upload import KEPT, FileSource, KeptBudget, _frame_bytes
 
 from pipeline_helpers import HEADER, csv_bytes, ev_schema  # noqa: F401 -- a fixture
 
@@ -132,3 +132,115 @@ def test_replay_as_fast_as_possible_never_waits(ev_schema):
     replay = ReplaySource(io.BytesIO(csv_bytes(*_rows(30))), ev_schema, speed=None, clock=clock)
     replay.start()
     assert sum(len(b) for b in replay.batches()) == 30 and clock.waits == []
+
+
+def _frames(batches) -> list:
+    return [(b.first_line, b.frame.to_dict("list")) for b in batches]
+
+
+def test_a_file_within_the_budget_is_parsed_once(ev_schema, tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_bytes(csv_bytes(*_rows(25)))
+    source = FileSource(path, ev_schema, chunk_rows=10)
+    source.start()
+    parsed_again = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=0)
+    parsed_again.start()
+    expected = _frames(parsed_again.batches())
+    path.unlink()  # the batches come from the check, not from the file
+    assert _frames(source.batches()) == expected and [line for line, _ in expected] == [2, 12, 22]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_past_the_budget_the_rest_is_parsed_again_with_its_line_numbers(ev_schema, tmp_path, fmt):
+    rows = _rows(25)
+    if fmt == "csv":
+        data = csv_bytes(*rows)
+    else:
+        keys = HEADER.split(",")
+        lines = [json.dumps(dict(zip(keys, r.split(",")))) for r in rows]
+        lines.insert(13, "")  # a blank line keeps its number
+        data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / f"sessions.{fmt}"
+    path.write_bytes(data)
+    whole = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=0)
+    whole.start()
+    expected = _frames(whole.batches())
+    one_batch = _frame_bytes(next(iter(FileSource(path, ev_schema, chunk_rows=10)._read())).frame)
+    source = FileSource(path, ev_schema, chunk_rows=10, keep_bytes=one_batch + 1)
+    source.start()
+    assert source.kept_batches == 1  # the budget holds one batch: the others are read again
+    assert _frames(source.batches()) == expected
+    assert _frames(source.batches()) == expected  # a second reading parses all of it again
+    assert len(expected) == 3 and expected[2][0] == (22 if fmt == "csv" else 21)
+
+
+def test_the_kept_batches_stay_within_the_budget(ev_schema):
+    budget = 20_000
+    source = FileSource(io.BytesIO(csv_bytes(*_rows(500))), ev_schema, chunk_rows=10, keep_bytes=budget)
+    source.start()
+    kept = sum(_frame_bytes(b.frame) for b, _ in source._kept)
+    assert 0 < kept == source.kept_bytes <= budget and source.kept_batches < 50
+    assert sum(len(b) for b in source.batches()) == 500
+
+
+def test_a_bad_line_past_the_budget_keeps_nothing(ev_schema):
+    rows = _rows(25)
+    rows[21] = rows[21].replace(",60,", ",an hour,")
+    source = FileSource(io.BytesIO(csv_bytes(*rows)), ev_schema, chunk_rows=10)
+    with pytest.raises(BadData):
+        source.start()
+    assert not source._kept and KEPT.used == 0
+
+
+def test_files_checked_at_once_share_one_budget_and_give_it_back(ev_schema):
+    data = csv_bytes(*_rows(40))
+    sizes = [_frame_bytes(b.frame) for b in FileSource(io.BytesIO(data), ev_schema, chunk_rows=10)._read()]
+    budget = KeptBudget(sum(sizes[:3]))
+    first, second = (FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget) for _ in range(2))
+    first.start()
+    second.start()
+    assert (first.kept_batches, second.kept_batches) == (3, 0)  # the first took what there was
+    assert sum(len(b) for b in first.batches()) == 40 and budget.used == 0  # given back as handed out
+    third = FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget)
+    third.start()
+    assert third.kept_batches == 3
+    batches = third.batches()
+    next(batches)
+    batches.close()  # an import that stopped part way gives the rest back
+    assert budget.used == 0
+    fourth = FileSource(io.BytesIO(data), ev_schema, chunk_rows=10, budget=budget)
+    fourth.start()
+    assert budget.used > 0
+    del fourth  # checked and never read (its import failed before the first batch)
+    assert budget.used == 0
+
+
+def test_the_rest_of_a_file_is_read_on_from_the_check_s_clock_past_midnight(ev_schema):
+    times = ["22:00", "23:00", "00:30", "01:00", "02:00"]  # midnight passes in the first batch
+    data = csv_bytes(*(f"s{i},u1,c1,{t},60,20,8,ip" for i, t in enumerate(times)))
+    whole = FileSource(io.BytesIO(data), ev_schema, chunk_rows=3, day=0.0, keep_bytes=0)
+    whole.start()
+    expected = _frames(whole.batches())
+    one_batch = _frame_bytes(next(iter(whole._read())).frame)
+    source = FileSource(io.BytesIO(data), ev_schema, chunk_rows=3, day=0.0, keep_bytes=one_batch + 1)
+    source.start()
+    assert source.kept_batches == 1
+    assert _frames(source.batches()) == expected
+    assert expected[1][1]["start_time"] == [86400.0 + 3600, 86400.0 + 2 * 3600]  # the next day's
+
+
+def test_an_uploaded_file_object_is_read_in_blocks_not_bytes(ev_schema):
+    class CountedReads(io.BytesIO):
+        reads = 0
+
+        def read(self, size=-1):
+            CountedReads.reads += 1
+            return super().read(size)
+
+    keys = HEADER.split(",")
+    lines = [json.dumps(dict(zip(keys, r.split(",")))) for r in _rows(2000)]
+    source = FileSource(CountedReads(("\n".join(lines) + "\n").encode()), ev_schema, format="jsonl")
+    source.start()
+    assert sum(len(b) for b in source.batches()) == 2000
+    # Read a byte at a time, the JSON lines took one read per byte (~350,000 here).
+    assert CountedReads.reads < 50
