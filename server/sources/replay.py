@@ -58,7 +58,10 @@ class ReplaySource:
                  clock: Callable[[], float] | None = None):
         if speed is not None and not speed > 0:
             raise ValueError("speed must be positive (or None for as fast as possible)")
-        self.file_source = FileSource(file, schema, filename=filename, chunk_rows=chunk_rows)
+        # A paced replay reads for minutes or hours: it parses the file again as it goes rather
+        # than hold its checked batches (and the upload budget they share) all that time.
+        self.file_source = FileSource(file, schema, filename=filename, chunk_rows=chunk_rows,
+                                      **({"keep_bytes": 0} if speed is not None else {}))
         self.schema = schema
         self.name = "replay:" + self.file_source.name.split(":", 1)[1]
         self.speed = speed

@@ -125,6 +125,8 @@ def test_replay_paces_batches_by_event_time_and_drains_on_stop(ev_schema):
     replay.stop()
     assert list(batches) == []
     assert [len(b) for b in replay.drain()] == [4]  # stopped: nothing read is lost
+    # Paced, it held none of the shared upload budget while it ran.
+    assert replay.file_source.kept_batches == 0 and KEPT.used == 0
 
 
 def test_replay_as_fast_as_possible_never_waits(ev_schema):
@@ -132,6 +134,7 @@ def test_replay_as_fast_as_possible_never_waits(ev_schema):
     replay = ReplaySource(io.BytesIO(csv_bytes(*_rows(30))), ev_schema, speed=None, clock=clock)
     replay.start()
     assert sum(len(b) for b in replay.batches()) == 30 and clock.waits == []
+    assert replay.file_source.kept_batches > 0  # as fast as it can: parsed once, like an upload
 
 
 def _frames(batches) -> list:
