@@ -49,10 +49,11 @@ def compiled(kernel):
 def _compile(kernel):
     import numba
 
-    # Helpers a kernel calls are compiled first, into this module's globals, where the kernel finds them.
-    for helper in _HELPERS.get(kernel.__name__, ()):
-        if not hasattr(globals()[helper], "py_func"):
-            globals()[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(globals()[helper])
+    # Helpers a kernel calls are compiled first, into its module's globals, where the kernel finds them.
+    names = kernel.__globals__
+    for helper in names.get("_HELPERS", {}).get(kernel.__name__, ()):
+        if not hasattr(names[helper], "py_func"):
+            names[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(names[helper])
     return numba.njit(cache=True, nogil=True, error_model="numpy")(kernel)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
+from .streaming import compiled_steps
 
 #: Robust learning: a fitted stream learns each feature at most this many robust spreads (of its
 #: last fit) from the fit's centre, so one absurd point cannot poison the next fits' window.
@@ -25,15 +26,16 @@ class RefittedModelDetector(Detector):
         features = self.embedding_.transform(X, present)
         scores = np.zeros(self.n_streams_)
         rows = np.flatnonzero(present & self.fitted_)
+        compiled = compiled_steps()
         if rows.size:
-            raw = self.raw_scores(rows, features[rows])
+            raw = (self._block_raw_scores if compiled else self.raw_scores)(rows, features[rows])
             scores[rows] = self.calibrator_.transform(rows, raw)
             self.calibrator_.update(rows, raw)
         self.window_.push(self._winsorised(features), present)
         due = self.schedule_.advance(present)
         chunk = self._refit_chunk()
         for start in range(0, due.size, chunk):
-            self._refit(due[start : start + chunk])
+            self._refit(due[start : start + chunk], compiled=compiled)
         return scores
 
     def _independent_streams(self, n_active: int) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .streaming import compiled_steps
+
 
 class RollingWindow:
     """The last ``size`` points of each stream, in arrival order, as a ring buffer ``(S, W, d)``.
@@ -157,6 +159,12 @@ class SortedWindow:
 
     def push(self, new: np.ndarray, leaving: np.ndarray, present: np.ndarray) -> None:
         """Insert ``new[r]`` and drop ``leaving[r]`` (NaN when nothing leaves) for every present row."""
+        if compiled_steps():
+            from .bank_kernels import sorted_pushes
+
+            sorted_pushes(self.values, self.count, np.ascontiguousarray(new, dtype=float),
+                          np.ascontiguousarray(leaving, dtype=float), np.ascontiguousarray(present, dtype=bool))
+            return
         rows = np.flatnonzero(present)
         if rows.size == 0:
             return
