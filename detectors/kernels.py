@@ -1298,13 +1298,18 @@ def warm_up(rows: int = 3000) -> None:
     """Compile the default ensemble's kernels now (numba caches them in ``__pycache__``).
 
     Run once at install (``make``), so that the first file, replay or batch a
-    server scores does not wait about 20 s for the compiler.  Scores a seeded
-    series of one field and one of 38 (a wide embedding is standardised by
-    a kernel of its own), long enough for the refitted members to refit
-    inside a block.
+    server scores, and the engine's first tick, do not wait about 20 s for
+    the compiler.  Scores a seeded series of one field and one of 38 (a wide
+    embedding is standardised by a kernel of its own), long enough for the
+    refitted members to refit inside a block, and steps a small bank of each
+    tick by tick (the streaming step's kernels, :mod:`detectors.bank_kernels`)
+    until its members have refitted.
     """
     from .ensemble import EnsembleDetector
 
     rng = np.random.default_rng(0)
     for fields in (1, 38):
         EnsembleDetector().label_series(rng.normal(0.0, 1.0, (rows, fields)))
+        bank = EnsembleDetector().reset(4, fields)
+        for _ in range(160):
+            bank.step(rng.normal(0.0, 1.0, (4, fields)))
