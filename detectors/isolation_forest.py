@@ -493,7 +493,8 @@ class IsolationForestDetector(RefittedModelDetector):
         self.fitted_[rows] = True
         if first.any():
             self._seed_calibration(rows[first], points[first], n_valid[first], compiled)
-        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)
+        # A block refits its one row by the kernel; a tick's several rows, numpy's vectorised fit does at once.
+        (self.calibrator_.fit_compiled if compiled and len(rows) == 1 else self.calibrator_.fit)(rows)
 
     def _seed_calibration(self, rows, points, n_valid, compiled: bool = False) -> None:
         """Give a stream's first calibration the scores of its window points (no past scores exist yet)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
+from .stats import score_from_logp
 from .streaming import compiled_steps
 
 #: Robust learning: a fitted stream learns each feature at most this many robust spreads (of its
@@ -29,8 +30,11 @@ class RefittedModelDetector(Detector):
         compiled = compiled_steps()
         if rows.size:
             raw = (self._block_raw_scores if compiled else self.raw_scores)(rows, features[rows])
-            scores[rows] = self.calibrator_.transform(rows, raw)
-            self.calibrator_.update(rows, raw)
+            if compiled:
+                scores[rows] = calibrate_and_learn(self.calibrator_, rows, raw)
+            else:
+                scores[rows] = self.calibrator_.transform(rows, raw)
+                self.calibrator_.update(rows, raw)
         self.window_.push(self._winsorised(features), present)
         due = self.schedule_.advance(present)
         chunk = self._refit_chunk()
@@ -107,6 +111,18 @@ class RefittedModelDetector(Detector):
 
     def _refit_chunk(self) -> int:
         raise NotImplementedError
+
+
+def calibrate_and_learn(calibrator, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``calibrator.transform(rows, raw)`` then ``calibrator.update(rows, raw)``, one compiled loop over the rows."""
+    from .bank_kernels import calibrated_rows
+
+    logp = np.empty(len(rows))
+    calibrated_rows(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(raw, dtype=np.float64),
+                    calibrator.history_, calibrator.count_, calibrator.knots_, calibrator.beta_, calibrator.fitted_,
+                    calibrator.levels_, float(calibrator.tail), int(calibrator.min_scores), int(calibrator.every),
+                    logp)
+    return score_from_logp(logp)
 
 
 def owner_rows(row: int, n: int) -> np.ndarray:
