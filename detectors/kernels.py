@@ -15,9 +15,11 @@ each (sliding a sorted window, a MAD per window, growing one stream's trees).
 
 Each kernel mirrors, operation for operation and cast for cast, the numpy
 code it stands for (named in its docstring); ``tests/detectors/test_fast_path.py``
-and ``tests/detectors/test_kernels.py`` hold them equal.  The streaming path
-keeps the numpy code: one tick of 10,000 streams is already vectorised over
-streams, and it must not wait for a compiler.
+and ``tests/detectors/test_kernels.py`` hold them equal.  The streaming step
+of a bank uses some of them too (the tree walk, LOF's scoring and refits, the
+pattern search over one tick), beside kernels of its own
+(:mod:`detectors.bank_kernels`; see :mod:`detectors.streaming`), so
+:func:`warm_up` steps a small bank as well.
 
 numba is imported on a kernel's first call, not with this module, so the
 server starts without paying for it (about 0.4 s); ``cache=True`` keeps the

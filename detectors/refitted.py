@@ -102,11 +102,11 @@ class RefittedModelDetector(Detector):
         raise NotImplementedError
 
     def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """:meth:`raw_scores` of a block's points (a subclass may use a compiled kernel there, same values)."""
+        """:meth:`raw_scores` by compiled code where a subclass has it (same values): a block's points, or a tick's rows."""
         return self.raw_scores(rows, features)
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
-        """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""
+        """Refit the models of ``rows``; ``compiled``: a block's or a compiled tick's refit, which may use compiled kernels (same models)."""
         raise NotImplementedError
 
     def _refit_chunk(self) -> int:
