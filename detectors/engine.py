@@ -40,7 +40,9 @@ import numpy as np
 
 from .base import copy_drawn_settings, copy_stream_rows
 from .ensemble import DEFAULT_MEMBERS, PATTERN_CAUSE, EnsembleDetector
+from .kernels import load_for_threads
 from .registry import make
+from .streaming import compiled_steps
 from .workers import Workers
 
 __all__ = ["Engine", "Verdict", "SEVERITIES"]
@@ -340,6 +342,8 @@ class Engine:
 
     def _step_parts(self, parts: list) -> "TickResult":
         """Step each bank of ``parts`` (``(names, bank, rows, values)``) once, side by side; collect the verdicts."""
+        if self.workers.threads > 1 and len(parts) > 1 and compiled_steps():
+            load_for_threads()  # the kernels ready on this thread first (see there: gevent)
         outputs = self.workers.map(lambda part: self._step_bank(*part[1:]), parts)
         result = TickResult(self)
         for (names, _, _, values), output in zip(parts, outputs):
@@ -916,6 +920,8 @@ class StreamGroup:
             fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
             scores[a:b, positions] = fused[:, rows]
 
+        if self.engine.workers.threads > 1 and len(self._parts) > 1:
+            load_for_threads()  # the kernels ready on this thread first (see there: gevent)
         for a in range(0, T, chunk):
             b = min(T, a + chunk)
             self.engine.workers.map(lambda part, a=a, b=b: step_part(part, a, b), self._parts)

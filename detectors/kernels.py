@@ -1312,6 +1312,40 @@ def warm_up(rows: int = 3000) -> None:
     rng = np.random.default_rng(0)
     for fields in (1, 38):
         EnsembleDetector().label_series(rng.normal(0.0, 1.0, (rows, fields)))
-        bank = EnsembleDetector().reset(4, fields)
-        for _ in range(160):
-            bank.step(rng.normal(0.0, 1.0, (4, fields)))
+        _step_small_bank(fields)
+    _loaded.append(True)
+
+
+#: Set once :func:`load_for_threads` (or :func:`warm_up`) has run in this process.
+_loaded: list = []
+
+
+def load_for_threads() -> None:
+    """Load the streaming step's kernels on the calling thread, once per process, before threads call them.
+
+    Under gevent (the server's worker) numba's import makes its compiler lock
+    a gevent lock, which a native worker thread must never wait on: a kernel
+    compiled or loaded from the cache there first would hang the tick.  So
+    the engine calls this before it hands banks to its threads: a small bank
+    stepped here until its members have refitted, and a short block, make
+    every kernel of the step (and of a refit inside a block) ready, and the
+    threads then only run them.  About a second on a first tick when the
+    kernels are cached (:func:`warm_up` at install).
+    """
+    if _loaded:
+        return
+    from .ensemble import EnsembleDetector
+
+    _step_small_bank(1)
+    EnsembleDetector().label_series(np.random.default_rng(0).normal(0.0, 1.0, (200, 1)))
+    _loaded.append(True)
+
+
+def _step_small_bank(fields: int) -> None:
+    """Step a bank of four streams tick by tick until its members have refitted and calibrated."""
+    from .ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(1)
+    bank = EnsembleDetector().reset(4, fields)
+    for _ in range(160):
+        bank.step(rng.normal(0.0, 1.0, (4, fields)))
