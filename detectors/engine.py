@@ -40,7 +40,9 @@ import numpy as np
 
 from .base import copy_drawn_settings, copy_stream_rows
 from .ensemble import DEFAULT_MEMBERS, PATTERN_CAUSE, EnsembleDetector
+from .kernels import load_for_threads
 from .registry import make
+from .streaming import compiled_steps
 from .workers import Workers
 
 __all__ = ["Engine", "Verdict", "SEVERITIES"]
@@ -245,6 +247,8 @@ class Engine:
         self._prototype_cache: dict = {}
         self._banks: dict = {}
         self._streams: dict[str, dict] = {}
+        #: What verdicts read of each stream's settings, as Python lists; forgotten whenever settings change.
+        self._verdict_settings: dict[str, tuple] = {}
         #: Bumped whenever a stream changes bank, so stream groups know to resolve again.
         self.layout_version = 0
 
@@ -295,6 +299,7 @@ class Engine:
         stream = self._streams.pop(name, None)
         if stream is None:
             raise ValueError(f"unknown stream {name!r}")
+        self._verdict_settings.pop(name, None)
         self._banks[stream["bank"]].release_row(stream["row"])
         self.layout_version += 1  # stream groups holding it must resolve again (and fail)
 
@@ -337,6 +342,8 @@ class Engine:
 
     def _step_parts(self, parts: list) -> "TickResult":
         """Step each bank of ``parts`` (``(names, bank, rows, values)``) once, side by side; collect the verdicts."""
+        if self.workers.threads > 1 and len(parts) > 1 and compiled_steps():
+            load_for_threads()  # the kernels ready on this thread first (see there: gevent)
         outputs = self.workers.map(lambda part: self._step_bank(*part[1:]), parts)
         result = TickResult(self)
         for (names, _, _, values), output in zip(parts, outputs):
@@ -395,34 +402,46 @@ class Engine:
                 None if low is None else low[rows], None if high is None else high[rows])
 
     def _verdict(self, name, values: np.ndarray, fused, member_scores, state, warming, low, high) -> Verdict:
+        return self._verdict_of(name, values.tolist(), float(fused), member_scores.tolist(),
+                                (bool(state[0]), bool(state[1]), int(state[2])), bool(warming),
+                                None if low is None else low.tolist(), None if high is None else high.tolist())
+
+    def _verdict_of(self, name: str, values: list, score: float, scores: list, state: tuple, warming: bool,
+                    low: list | None, high: list | None) -> Verdict:
         # Python floats and lists throughout: a tick may build hundreds of verdicts, and numpy's
         # per-call cost on arrays of a few members would dominate each one.
-        stream = self._streams[name]
-        scores, thresholds = member_scores.tolist(), stream["thresholds"].tolist()
-        on = [e and w > 0 for e, w in zip(stream["enabled"].tolist(), stream["weights"].tolist())]
-        score = float(fused)
-        threshold = stream["threshold"]
-        anomalous, alert, cause = (bool(state[0]), bool(state[1]), int(state[2]))
+        fields, thresholds, on, threshold = self._settings_of(name)
+        anomalous, alert, cause = state
         fired = [m for m, s, t, o in zip(self.members, scores, thresholds, on) if o and s >= t]
         if anomalous and not fired:
             fired = self._causes(scores, thresholds, on, cause)
         ranges = {}
         if low is not None:
-            for f, a, b in zip(stream["fields"], low.tolist(), high.tolist()):
+            for f, a, b in zip(fields, low, high):
                 if math.isfinite(a) and math.isfinite(b):
                     ranges[f] = [a, b]
         return Verdict(
             stream=name,
-            values=dict(zip(stream["fields"], values.tolist())),
+            values=dict(zip(fields, values)),
             score=score,
             is_anomaly=anomalous,
             severity=severity_of(max(score, threshold), threshold) if anomalous else None,
             detectors={m: s for m, s, o in zip(self.members, scores, on) if o},
             fired=fired,
             expected=ranges,
-            warming_up=bool(warming),
+            warming_up=warming,
             alert=alert,
         )
+
+    def _settings_of(self, name: str) -> tuple:
+        """A stream's fields and, as Python lists, what a verdict reads of its settings (kept until they change)."""
+        settings = self._verdict_settings.get(name)
+        if settings is None:
+            stream = self._streams[name]
+            on = [e and w > 0 for e, w in zip(stream["enabled"].tolist(), stream["weights"].tolist())]
+            settings = (stream["fields"], stream["thresholds"].tolist(), on, stream["threshold"])
+            self._verdict_settings[name] = settings
+        return settings
 
     def _causes(self, scores: list, thresholds: list, on: list, cause) -> list[str]:
         """Name the detectors behind an anomalous point that no member flagged on its own.
@@ -487,6 +506,7 @@ class Engine:
             raise ValueError("enabled must be true or false")
         if fused and (window is not None or weight is not None or enabled is not None):
             raise ValueError("the ensemble takes a threshold only; set window, weight and enabled per detector")
+        self._verdict_settings.pop(stream, None)  # settings change below
         if window is not None and not fused and self._window_of(stream, detector) is None:
             raise ValueError(f"{detector} has no window to set")
         if fused:
@@ -579,6 +599,7 @@ class Engine:
         self._apply_weights(name)
 
     def _apply_weights(self, name: str) -> None:
+        self._verdict_settings.pop(name, None)
         s = self._streams[name]
         bank = self._banks[s["bank"]]
         bank.detector.stream_weights_[s["row"]] = np.where(s["enabled"], s["weights"], 0.0)
@@ -677,6 +698,7 @@ class Engine:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotMismatch(f"the snapshot does not fit this engine: {type(exc).__name__}: {exc}") from exc
         self._banks, self._streams = banks, streams
+        self._verdict_settings = {}
         self.layout_version += 1
 
     def _imported_streams(self, saved: Mapping, arrays: Mapping[str, np.ndarray], bank_keys: list) -> dict[str, dict]:
@@ -778,11 +800,25 @@ class TickResult(Mapping):
 
     def anomalies(self) -> list[Verdict]:
         """Return the verdicts of the streams in an anomalous episode on this tick."""
-        return [self._at(k, i) for k, p in enumerate(self._parts) for i in np.flatnonzero(p[3][0])]
+        return [v for k, p in enumerate(self._parts) for v in self._many(k, np.flatnonzero(p[3][0]))]
 
     def alerts(self) -> list[Verdict]:
         """Return the verdicts of the streams whose anomalous episode started on this tick (one per incident)."""
-        return [self._at(k, i) for k, p in enumerate(self._parts) for i in np.flatnonzero(p[3][1])]
+        return [v for k, p in enumerate(self._parts) for v in self._many(k, np.flatnonzero(p[3][1]))]
+
+    def _many(self, part: int, at: np.ndarray) -> list[Verdict]:
+        """The verdicts of positions ``at`` of one part, their arrays turned into Python lists once for all of them."""
+        names, fused, members, state, warming, low, high, values = self._parts[part]
+        build = [i for i in at.tolist() if names[i] not in self._cache]
+        if build:
+            idx = np.array(build)
+            none = [None] * len(build)
+            for name, *args in zip([names[i] for i in build], values[idx].tolist(), fused[idx].tolist(),
+                                   members[idx].tolist(), zip(*(a[idx].tolist() for a in state)),
+                                   warming[idx].tolist(), none if low is None else low[idx].tolist(),
+                                   none if high is None else high[idx].tolist()):
+                self._cache[name] = self._engine._verdict_of(name, *args)
+        return [self._cache[names[i]] for i in at.tolist()]
 
 
 class BlockResult(Sequence):
@@ -884,6 +920,8 @@ class StreamGroup:
             fused = det.step_ticks(X, np.full((b - a, bank.capacity), np.nan), None, after)
             scores[a:b, positions] = fused[:, rows]
 
+        if self.engine.workers.threads > 1 and len(self._parts) > 1:
+            load_for_threads()  # the kernels ready on this thread first (see there: gevent)
         for a in range(0, T, chunk):
             b = min(T, a + chunk)
             self.engine.workers.map(lambda part, a=a, b=b: step_part(part, a, b), self._parts)

@@ -492,14 +492,15 @@ class IsolationForestDetector(RefittedModelDetector):
         first = ~self.fitted_[rows]
         self.fitted_[rows] = True
         if first.any():
-            self._seed_calibration(rows[first], points[first], n_valid[first])
-        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)
+            self._seed_calibration(rows[first], points[first], n_valid[first], compiled)
+        # A block refits its one row by the kernel; a tick's several rows, numpy's vectorised fit does at once.
+        (self.calibrator_.fit_compiled if compiled and len(rows) == 1 else self.calibrator_.fit)(rows)
 
-    def _seed_calibration(self, rows, points, n_valid) -> None:
+    def _seed_calibration(self, rows, points, n_valid, compiled: bool = False) -> None:
         """Give a stream's first calibration the scores of its window points (no past scores exist yet)."""
         keep = min(points.shape[1], self.calibrator_.memory)
         used = np.arange(keep)[None, :] < n_valid[:, None]
         owner = np.broadcast_to(rows[:, None], used.shape)[used]
         raw = np.full(used.shape, np.nan)
-        raw[used] = self._path_scores(owner, points[:, :keep][used])
+        raw[used] = self._path_scores(owner, points[:, :keep][used], compiled)
         self.calibrator_.push(rows, raw)

@@ -15,9 +15,11 @@ each (sliding a sorted window, a MAD per window, growing one stream's trees).
 
 Each kernel mirrors, operation for operation and cast for cast, the numpy
 code it stands for (named in its docstring); ``tests/detectors/test_fast_path.py``
-and ``tests/detectors/test_kernels.py`` hold them equal.  The streaming path
-keeps the numpy code: one tick of 10,000 streams is already vectorised over
-streams, and it must not wait for a compiler.
+and ``tests/detectors/test_kernels.py`` hold them equal.  The streaming step
+of a bank uses some of them too (the tree walk, LOF's scoring and refits, the
+pattern search over one tick), beside kernels of its own
+(:mod:`detectors.bank_kernels`; see :mod:`detectors.streaming`), so
+:func:`warm_up` steps a small bank as well.
 
 numba is imported on a kernel's first call, not with this module, so the
 server starts without paying for it (about 0.4 s); ``cache=True`` keeps the
@@ -49,10 +51,11 @@ def compiled(kernel):
 def _compile(kernel):
     import numba
 
-    # Helpers a kernel calls are compiled first, into this module's globals, where the kernel finds them.
-    for helper in _HELPERS.get(kernel.__name__, ()):
-        if not hasattr(globals()[helper], "py_func"):
-            globals()[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(globals()[helper])
+    # Helpers a kernel calls are compiled first, into its module's globals, where the kernel finds them.
+    names = kernel.__globals__
+    for helper in names.get("_HELPERS", {}).get(kernel.__name__, ()):
+        if not hasattr(names[helper], "py_func"):
+            names[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(names[helper])
     return numba.njit(cache=True, nogil=True, error_model="numpy")(kernel)
 
 
@@ -1297,13 +1300,52 @@ def warm_up(rows: int = 3000) -> None:
     """Compile the default ensemble's kernels now (numba caches them in ``__pycache__``).
 
     Run once at install (``make``), so that the first file, replay or batch a
-    server scores does not wait about 20 s for the compiler.  Scores a seeded
-    series of one field and one of 38 (a wide embedding is standardised by
-    a kernel of its own), long enough for the refitted members to refit
-    inside a block.
+    server scores, and the engine's first tick, do not wait about 20 s for
+    the compiler.  Scores a seeded series of one field and one of 38 (a wide
+    embedding is standardised by a kernel of its own), long enough for the
+    refitted members to refit inside a block, and steps a small bank of each
+    tick by tick (the streaming step's kernels, :mod:`detectors.bank_kernels`)
+    until its members have refitted.
     """
     from .ensemble import EnsembleDetector
 
     rng = np.random.default_rng(0)
     for fields in (1, 38):
         EnsembleDetector().label_series(rng.normal(0.0, 1.0, (rows, fields)))
+        _step_small_bank(fields)
+    _loaded.append(True)
+
+
+#: Set once :func:`load_for_threads` (or :func:`warm_up`) has run in this process.
+_loaded: list = []
+
+
+def load_for_threads() -> None:
+    """Load the streaming step's kernels on the calling thread, once per process, before threads call them.
+
+    Under gevent (the server's worker) numba's import makes its compiler lock
+    a gevent lock, which a native worker thread must never wait on: a kernel
+    compiled or loaded from the cache there first would hang the tick.  So
+    the engine calls this before it hands banks to its threads: a small bank
+    stepped here until its members have refitted, and a short block, make
+    every kernel of the step (and of a refit inside a block) ready, and the
+    threads then only run them.  About a second on a first tick when the
+    kernels are cached (:func:`warm_up` at install).
+    """
+    if _loaded:
+        return
+    from .ensemble import EnsembleDetector
+
+    _step_small_bank(1)
+    EnsembleDetector().label_series(np.random.default_rng(0).normal(0.0, 1.0, (200, 1)))
+    _loaded.append(True)
+
+
+def _step_small_bank(fields: int) -> None:
+    """Step a bank of four streams tick by tick until its members have refitted and calibrated."""
+    from .ensemble import EnsembleDetector
+
+    rng = np.random.default_rng(1)
+    bank = EnsembleDetector().reset(4, fields)
+    for _ in range(160):
+        bank.step(rng.normal(0.0, 1.0, (4, fields)))

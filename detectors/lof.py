@@ -279,4 +279,5 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
             # No past scores yet: start from the reference points' own LOFs.
             keep = self.calibrator_.memory
             self.calibrator_.push(rows[first], np.log(np.maximum(lof[first][:, -keep:], 1e-30)))
-        (self.calibrator_.fit_compiled if compiled else self.calibrator_.fit)(rows)
+        # A block refits its one row by the kernel; a tick's several rows, numpy's vectorised fit does at once.
+        (self.calibrator_.fit_compiled if compiled and len(rows) == 1 else self.calibrator_.fit)(rows)

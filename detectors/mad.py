@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import register
+from .streaming import compiled_steps
 from .stats import chi2_score, floored, z_multiplier
 from .robust_window import SortedWindowDetector, deviation_floor
 from .window import sorted_quantile
@@ -97,7 +98,9 @@ class MADDetector(SortedWindowDetector):
 
     LEVELS, CENTRE, READS_DEVIATION = (0.5,), 0, True
 
-    def _stats_of(self, values, count, mad_of=sorted_mad):
+    def _stats_of(self, values, count, mad_of=None):
+        if mad_of is None:
+            mad_of = compiled_mad if compiled_steps() else sorted_mad
         median = sorted_quantile(values, count, 0.5)
         # The (lower) median of the finite deviations; unfilled slots are +inf and sort last.
         if (count == self.window).all():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
+from .stats import score_from_logp
+from .streaming import compiled_steps
 
 #: Robust learning: a fitted stream learns each feature at most this many robust spreads (of its
 #: last fit) from the fit's centre, so one absurd point cannot poison the next fits' window.
@@ -25,15 +27,19 @@ class RefittedModelDetector(Detector):
         features = self.embedding_.transform(X, present)
         scores = np.zeros(self.n_streams_)
         rows = np.flatnonzero(present & self.fitted_)
+        compiled = compiled_steps()
         if rows.size:
-            raw = self.raw_scores(rows, features[rows])
-            scores[rows] = self.calibrator_.transform(rows, raw)
-            self.calibrator_.update(rows, raw)
+            raw = (self._block_raw_scores if compiled else self.raw_scores)(rows, features[rows])
+            if compiled:
+                scores[rows] = calibrate_and_learn(self.calibrator_, rows, raw)
+            else:
+                scores[rows] = self.calibrator_.transform(rows, raw)
+                self.calibrator_.update(rows, raw)
         self.window_.push(self._winsorised(features), present)
         due = self.schedule_.advance(present)
         chunk = self._refit_chunk()
         for start in range(0, due.size, chunk):
-            self._refit(due[start : start + chunk])
+            self._refit(due[start : start + chunk], compiled=compiled)
         return scores
 
     def _independent_streams(self, n_active: int) -> bool:
@@ -96,15 +102,27 @@ class RefittedModelDetector(Detector):
         raise NotImplementedError
 
     def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """:meth:`raw_scores` of a block's points (a subclass may use a compiled kernel there, same values)."""
+        """:meth:`raw_scores` by compiled code where a subclass has it (same values): a block's points, or a tick's rows."""
         return self.raw_scores(rows, features)
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
-        """Refit the models of ``rows``; ``compiled``: a block's refit, which may use compiled kernels (same models)."""
+        """Refit the models of ``rows``; ``compiled``: a block's or a compiled tick's refit, which may use compiled kernels (same models)."""
         raise NotImplementedError
 
     def _refit_chunk(self) -> int:
         raise NotImplementedError
+
+
+def calibrate_and_learn(calibrator, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``calibrator.transform(rows, raw)`` then ``calibrator.update(rows, raw)``, one compiled loop over the rows."""
+    from .bank_kernels import calibrated_rows
+
+    logp = np.empty(len(rows))
+    calibrated_rows(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(raw, dtype=np.float64),
+                    calibrator.history_, calibrator.count_, calibrator.knots_, calibrator.beta_, calibrator.fitted_,
+                    calibrator.levels_, float(calibrator.tail), int(calibrator.min_scores), int(calibrator.every),
+                    logp)
+    return score_from_logp(logp)
 
 
 def owner_rows(row: int, n: int) -> np.ndarray:

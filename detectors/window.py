@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .streaming import compiled_steps
+
 
 class RollingWindow:
     """The last ``size`` points of each stream, in arrival order, as a ring buffer ``(S, W, d)``.
@@ -37,6 +39,13 @@ class RollingWindow:
 
     def push(self, X: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Append ``X[i]`` for every present stream ``i``; return the evicted points ``(S, d)`` (NaN if none)."""
+        if compiled_steps():
+            from .bank_kernels import window_pushes
+
+            evicted = np.empty((len(self.count), self.buffer.shape[2]))
+            window_pushes(self.buffer, self.count, self.next_slot, np.ascontiguousarray(X, dtype=self.buffer.dtype),
+                          np.ascontiguousarray(present, dtype=bool), evicted)
+            return evicted
         rows = np.flatnonzero(present)
         slots = self.next_slot[rows]
         evicted = np.full((len(self.count), self.buffer.shape[2]), np.nan)
@@ -52,6 +61,14 @@ class RollingWindow:
 
     def mean(self, power: int = 1) -> np.ndarray:
         """Return ``(S, d)``: the mean of each stream's filled slots raised to ``power`` (NaN if empty)."""
+        from .bank_kernels import PAIRWISE_BLOCK
+
+        if compiled_steps() and self.buffer.dtype == np.float64 and self.size <= PAIRWISE_BLOCK:
+            from .bank_kernels import window_means
+
+            out = np.empty((len(self.count), self.buffer.shape[2]))
+            window_means(self.buffer, int(power), out)
+            return out
         return window_mean(self.buffer, bool((self.count == self.size).all()), power)
 
     def history(self, row: int) -> np.ndarray:
@@ -157,6 +174,12 @@ class SortedWindow:
 
     def push(self, new: np.ndarray, leaving: np.ndarray, present: np.ndarray) -> None:
         """Insert ``new[r]`` and drop ``leaving[r]`` (NaN when nothing leaves) for every present row."""
+        if compiled_steps():
+            from .bank_kernels import sorted_pushes
+
+            sorted_pushes(self.values, self.count, np.ascontiguousarray(new, dtype=float),
+                          np.ascontiguousarray(leaving, dtype=float), np.ascontiguousarray(present, dtype=bool))
+            return
         rows = np.flatnonzero(present)
         if rows.size == 0:
             return

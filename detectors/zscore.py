@@ -49,7 +49,8 @@ class ZScoreDetector(Detector):
 
     def _moments(self):
         return self._per_tick("moments", lambda: window_moments(
-            self.window_.buffer, self.window_.count, bool((self.window_.count == self.window).all())))
+            self.window_.buffer, self.window_.count, bool((self.window_.count == self.window).all()),
+            self.window_.mean))
 
     def _score_and_learn(self, X, present):
         mean, cov = self._moments()
@@ -102,13 +103,19 @@ class ZScoreDetector(Detector):
         return self.window - int(self.window_.count[row])
 
 
-def window_moments(windows: np.ndarray, count: np.ndarray, full: bool):
-    """Mean ``(R, d)`` and unbiased covariance ``(R, d, d)`` of windows ``(R, W, d)`` holding ``count`` points each."""
-    mean = window_mean(windows, full)
+def window_moments(windows: np.ndarray, count: np.ndarray, full: bool, means=None):
+    """Mean ``(R, d)`` and unbiased covariance ``(R, d, d)`` of windows ``(R, W, d)`` holding ``count`` points each.
+
+    ``means(power)``, when given, returns ``window_mean(windows, full, power)`` (a ring buffer's own
+    :meth:`~detectors.window.RollingWindow.mean`, compiled on a bank's step).
+    """
+    if means is None:
+        means = lambda power: window_mean(windows, full, power)  # noqa: E731
+    mean = means(1)
     n = np.maximum(count - 1, 1)[:, None, None]
     if windows.shape[2] == 1:
         unbiased = (count / n[:, 0, 0])[:, None, None]
-        cov = (window_mean(windows, full, power=2) - mean**2)[:, :, None] * unbiased
+        cov = (means(2) - mean**2)[:, :, None] * unbiased
         return mean, np.maximum(cov, 0.0)
     with np.errstate(all="ignore"):
         dev = np.nan_to_num(windows - mean[:, None, :])

@@ -1,0 +1,214 @@
+"""Compiled kernels of the streaming step: one tick of a bank's ``S`` streams, a loop over the rows.
+
+Each kernel does, row after row, what a member's numpy step does to the
+whole bank in several array passes (see :mod:`detectors.streaming` for when
+they run), with the same comparisons and the same arithmetic in the same
+order, so the state and scores are the numpy code's;
+``tests/detectors/test_bank_kernels.py`` holds them equal.  Compiled by
+:func:`detectors.kernels.compiled` (numba on first call, ``nogil``,
+cached), and by :func:`detectors.kernels.warm_up` at install.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels import compiled
+
+__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means"]
+
+#: Plain functions a kernel calls, by kernel name (compiled with it).
+_HELPERS = {"window_means": ("_term",)}
+
+
+@compiled
+def sorted_pushes(values, count, new, leaving, present):
+    """:meth:`detectors.window.SortedWindow.push`: insert ``new[r]`` and drop ``leaving[r]`` in every present row.
+
+    ``values`` ``(R, W)`` sorted rows (+inf in unused slots) and ``count``
+    ``(R,)`` are updated in place; ``leaving`` is NaN where nothing leaves.
+    The slots are found by the same counts as the numpy code's, and the
+    values between them move one place towards the gap.
+    """
+    R, W = values.shape
+    for r in range(R):
+        if not present[r]:
+            continue
+        old = leaving[r]
+        if old != old:
+            old = np.inf
+        x = new[r]
+        remove_at, below = 0, 0
+        for j in range(W):
+            v = values[r, j]
+            if v < old:
+                remove_at += 1
+            if v < x:
+                below += 1
+        insert_at = below - (1 if old < x else 0)
+        if insert_at < remove_at:
+            for j in range(min(remove_at, W - 1), max(insert_at, 0), -1):
+                values[r, j] = values[r, j - 1]
+        elif remove_at < insert_at:
+            for j in range(remove_at, min(insert_at, W - 1)):
+                values[r, j] = values[r, j + 1]
+        if 0 <= insert_at < W:
+            values[r, insert_at] = x
+        count[r] = min(count[r] + 1, W)
+
+
+@compiled
+def calibrated_rows(rows, raw, history, count, knots, beta, fitted, levels, tail, min_scores, every, out_logp):
+    """``TailCalibrator.log_tail_probability`` then ``update`` of one raw score per row (a tick of a bank).
+
+    ``out_logp[i]`` gets ``log p`` of ``raw[i]`` under row ``rows[i]``'s state
+    before it; the score is then remembered (NaN skipped, an absurd one as the
+    largest float32) and a row whose count reaches a multiple of ``every``
+    refits its knots and tail from its remembered scores, sorted.  The
+    arithmetic and casts are :func:`detectors.kernels.calibrated_points`'s
+    (float32 memory and knots, read in float64), one point per row.
+    """
+    memory = history.shape[1]
+    K = knots.shape[1]
+    big = np.float64(np.finfo(np.float32).max)
+    log_tail = math.log(tail)
+    log2 = math.log(2.0)
+    ordered = np.empty(memory, dtype=np.float32)
+    for i in range(rows.shape[0]):
+        s = rows[i]
+        r = raw[i]
+        if fitted[s]:
+            u = np.float64(knots[s, K - 1])
+            j = 0
+            for k in range(K):
+                if r >= np.float64(knots[s, k]):
+                    j += 1
+            if j >= K:
+                out_logp[i] = log_tail - np.maximum(r - u, 0.0) / np.float64(beta[s])
+            else:
+                body = 0.0
+                if j > 0:
+                    inner = min(max(j, 1), K - 1)
+                    low, high = np.float64(knots[s, inner - 1]), np.float64(knots[s, inner])
+                    fraction = np.minimum(np.maximum((r - low) / (high - low), 0.0), 1.0)
+                    body = levels[inner - 1] + fraction * (levels[inner] - levels[inner - 1])
+                out_logp[i] = math.log1p(-np.minimum(body, 1.0 - tail)) if body == body else np.nan
+        else:
+            out_logp[i] = 0.0
+        if r == r:
+            history[s, count[s] % memory] = np.float32(np.minimum(np.maximum(r, -big), big))
+            count[s] += 1
+        if count[s] % every != 0:
+            continue
+        n = min(count[s], memory)
+        if n < min_scores:
+            continue
+        m = 0
+        for k in range(memory):
+            if history[s, k] == history[s, k]:
+                ordered[m] = history[s, k]
+                m += 1
+        ordered[:m].sort()
+        for k in range(K):
+            position = levels[k] * (n - 1)
+            below = int(math.floor(position))
+            above = min(below + 1, n - 1)
+            weight = np.float32(position - below)
+            knots[s, k] = ordered[below] + weight * (ordered[above] - ordered[below])
+        u = knots[s, K - 1]
+        over = 0
+        for k in range(n):
+            if ordered[k] > u:
+                over += 1
+        middle = min(max(n - over + (over - 1) // 2, 0), memory - 1)
+        median = ordered[middle] - u
+        if over > 0:
+            spread = 0.0 if (median != median or median == np.inf) else np.float64(median)
+            if spread == -np.inf:
+                spread = -big
+            scale = spread / log2
+        else:
+            scale = 0.0
+        least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
+        beta[s] = np.float32(np.maximum(scale, np.float64(least)))
+        fitted[s] = True
+
+
+@compiled
+def window_pushes(buffer, count, next_slot, X, present, evicted):
+    """:meth:`detectors.window.RollingWindow.push`: append ``X[s]`` to every present row's ring, in place.
+
+    ``evicted`` ``(S, d)`` gets the point each present row's slot held before
+    (NaN for the others), as the numpy push returns it.
+    """
+    S, W, d = buffer.shape
+    for s in range(S):
+        if not present[s]:
+            for f in range(d):
+                evicted[s, f] = np.nan
+            continue
+        slot = next_slot[s]
+        for f in range(d):
+            evicted[s, f] = buffer[s, slot, f]
+            buffer[s, slot, f] = X[s, f]
+        next_slot[s] = (slot + 1) % W
+        count[s] = min(count[s] + 1, W)
+
+
+#: Most slots :func:`window_means` sums: numpy adds up to 128 in one pass of eight lanes, more in
+#: halves (a recursion, which numba's cache does not load safely); longer windows keep numpy.
+PAIRWISE_BLOCK = 128
+
+
+@compiled
+def window_means(buffer, power, out):
+    """:func:`detectors.window.window_mean` of a ring buffer ``(S, W, d)``: each row's mean of its filled slots.
+
+    The sums are numpy's for that array: over the ``W`` slots of one field
+    (``d == 1``, a contiguous reduction) numpy adds pairwise (eight lanes,
+    combined pairwise, the rest after; ``W`` at most :data:`PAIRWISE_BLOCK`),
+    over one of several fields it adds slot after slot; both are mirrored
+    here, so the means are the same bits.  NaN slots (a filling window) add 0
+    and do not count.
+    """
+    S, W, d = buffer.shape
+    for s in range(S):
+        for f in range(d):
+            filled = 0
+            for w in range(W):
+                if buffer[s, w, f] == buffer[s, w, f]:
+                    filled += 1
+            if d == 1 and W >= 8:
+                r0, r1 = _term(buffer[s, 0, f], power), _term(buffer[s, 1, f], power)
+                r2, r3 = _term(buffer[s, 2, f], power), _term(buffer[s, 3, f], power)
+                r4, r5 = _term(buffer[s, 4, f], power), _term(buffer[s, 5, f], power)
+                r6, r7 = _term(buffer[s, 6, f], power), _term(buffer[s, 7, f], power)
+                w = 8
+                while w < W - W % 8:
+                    r0 += _term(buffer[s, w, f], power)
+                    r1 += _term(buffer[s, w + 1, f], power)
+                    r2 += _term(buffer[s, w + 2, f], power)
+                    r3 += _term(buffer[s, w + 3, f], power)
+                    r4 += _term(buffer[s, w + 4, f], power)
+                    r5 += _term(buffer[s, w + 5, f], power)
+                    r6 += _term(buffer[s, w + 6, f], power)
+                    r7 += _term(buffer[s, w + 7, f], power)
+                    w += 8
+                total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+                while w < W:
+                    total += _term(buffer[s, w, f], power)
+                    w += 1
+            else:
+                total = 0.0
+                for w in range(W):
+                    total += _term(buffer[s, w, f], power)
+            out[s, f] = total / filled if filled > 0 else np.nan
+
+
+def _term(value, power):
+    """One slot's summand: its value raised to ``power`` (1 or 2), 0 for a NaN slot."""
+    v = np.float64(value)
+    if power == 2:
+        v = v * v
+    return v if v == v else 0.0
