@@ -21,6 +21,7 @@ def test_episode_marks_every_anomalous_point_and_alerts_once(dashboard, live_ser
     """Against the real server: whatever it says, every anomalous point is marked, every alert pops."""
     page, _ = dashboard
     source = "web_episode"
+    page.fill("#stream-search", source)  # its card charted however many streams other tests made
     warm_up(live_server, source, seed=11)
     verdicts = [spike(live_server, source)]
     for value in (1010.0, 1020.0, 1030.0, 1040.0):  # the far-out level lasts: one episode
@@ -51,6 +52,7 @@ def test_points_that_continue_an_episode_are_marked_without_an_alert(dashboard, 
     does not send the field yet."""
     page, _ = dashboard
     source = "web_state"
+    page.fill("#stream-search", source)  # its card charted however many streams other tests made
     warm_up(live_server, source, seed=12, rounds=8)
     page.wait_for_function("(n) => (window.dashboard.streams.get(n) || {points: []}).points.length >= 4",
                            arg=source, timeout=10000)
