@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
-from .kernels import compiled
+from .kernels import _calibration_fit, compiled
 
 __all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"window_means": ("_term",)}
+_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_calibration_fit",)}
 
 
 @compiled
@@ -110,28 +110,7 @@ def calibrated_rows(rows, raw, history, count, knots, beta, fitted, levels, tail
                 ordered[m] = history[s, k]
                 m += 1
         ordered[:m].sort()
-        for k in range(K):
-            position = levels[k] * (n - 1)
-            below = int(math.floor(position))
-            above = min(below + 1, n - 1)
-            weight = np.float32(position - below)
-            knots[s, k] = ordered[below] + weight * (ordered[above] - ordered[below])
-        u = knots[s, K - 1]
-        over = 0
-        for k in range(n):
-            if ordered[k] > u:
-                over += 1
-        middle = min(max(n - over + (over - 1) // 2, 0), memory - 1)
-        median = ordered[middle] - u
-        if over > 0:
-            spread = 0.0 if (median != median or median == np.inf) else np.float64(median)
-            if spread == -np.inf:
-                spread = -big
-            scale = spread / log2
-        else:
-            scale = 0.0
-        least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
-        beta[s] = np.float32(np.maximum(scale, np.float64(least)))
+        beta[s] = _calibration_fit(ordered, n, levels, memory, big, log2, knots[s])
         fitted[s] = True
 
 

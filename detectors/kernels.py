@@ -61,7 +61,7 @@ def _compile(kernel):
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
-            "calibrated_points": ("_insertion_sort", "_merge_changes"),
+            "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide")}
 
 
@@ -876,29 +876,37 @@ def calibrated_points(raw, history, count, knots, beta, fitted, levels, tail, mi
                     m += 1
             ordered[:m].sort()
         n_came, n_went = 0, 0
-        for i in range(K):
-            position = levels[i] * (n - 1)
-            below = int(math.floor(position))
-            above = min(below + 1, n - 1)
-            weight = np.float32(position - below)
-            knots[i] = ordered[below] + weight * (ordered[above] - ordered[below])
-        u = knots[K - 1]
-        over = 0
-        for i in range(n):
-            if ordered[i] > u:
-                over += 1
-        middle = min(max(n - over + (over - 1) // 2, 0), memory - 1)
-        median = ordered[middle] - u
-        if over > 0:
-            spread = 0.0 if (median != median or median == np.inf) else np.float64(median)
-            if spread == -np.inf:
-                spread = -big
-            scale = spread / log2
-        else:
-            scale = 0.0
-        least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
-        beta[0] = np.float32(np.maximum(scale, np.float64(least)))
+        beta[0] = _calibration_fit(ordered, n, levels, memory, big, log2, knots)
         fitted[0] = True
+
+
+def _calibration_fit(ordered, n, levels, memory, big, log2, knots):
+    """Fit a calibrator to its sorted scores ``ordered[:n]``: ``knots`` ``(K,)`` at ``levels``, in
+    place; returns ``beta``, the tail's scale above the last knot (float32; shared by
+    :func:`calibrated_points` and the streaming step's ``calibrated_rows``)."""
+    K = knots.shape[0]
+    for i in range(K):
+        position = levels[i] * (n - 1)
+        below = int(math.floor(position))
+        above = min(below + 1, n - 1)
+        weight = np.float32(position - below)
+        knots[i] = ordered[below] + weight * (ordered[above] - ordered[below])
+    u = knots[K - 1]
+    over = 0
+    for i in range(n):
+        if ordered[i] > u:
+            over += 1
+    middle = min(max(n - over + (over - 1) // 2, 0), memory - 1)
+    median = ordered[middle] - u
+    if over > 0:
+        spread = 0.0 if (median != median or median == np.inf) else np.float64(median)
+        if spread == -np.inf:
+            spread = -big
+        scale = spread / log2
+    else:
+        scale = 0.0
+    least = np.float32(1e-6) + np.float32(1e-3) * abs(u)
+    return np.float32(np.maximum(scale, np.float64(least)))
 
 
 def _merge_changes(ordered, m, went, n_went, came, n_came, merged):
