@@ -118,6 +118,10 @@ class EVChargingGenerator:
         self.day_ += 1
         return frame[list(COLUMNS)]
 
+    def sessions_bound_per_day(self) -> int:
+        """More sessions than one day can make: every charger's queue, and as many injected again."""
+        return self.n_chargers * _QUEUE * 2
+
     def state(self) -> dict:
         """Where the generator is, as plain JSON data: :meth:`restore` continues from it exactly.
 

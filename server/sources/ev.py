@@ -148,6 +148,5 @@ def _fresh_day_after(generator: EVChargingGenerator, through: float) -> dict:
     numbering sessions after every one the days before it could have made (session ids stay unique)."""
     day = int(np.floor((through - generator.start) / 86400.0)) + 1
     state = generator.state()
-    sessions_per_day_bound = generator.n_chargers * 64 * 2  # a day's queue, and its injections
-    return {**state, "day": day, "sessions_made": day * sessions_per_day_bound,
+    return {**state, "day": day, "sessions_made": day * generator.sessions_bound_per_day(),
             "free_at": [generator.start + day * 86400.0] * generator.n_chargers}
