@@ -18,6 +18,7 @@ generator places just past midnight still comes out in order.
 """
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from typing import Callable, Iterator
@@ -51,7 +52,8 @@ class EVSource:
         self._stopped = threading.Event()
         self._pending = self.generator.next_day().iloc[:0]
         self.generator.reset()  # that day was drawn only for its columns
-        #: (first session number, generator state before it) of each day with sessions pending.
+        #: (first session number, generator state before it) of each day with sessions pending,
+        #: oldest first; the first is the day :meth:`position` continues from.
         self._days: list[tuple[int, dict]] = []
         self._wall_origin: float | None = None
         #: The simulated time at which the wall clock's origin (start) falls.
@@ -62,11 +64,7 @@ class EVSource:
     def position(self) -> dict:
         """Where the feed stands: the sessions up to ``through`` are out; the generator's state
         before the first day that still has sessions to come continues it exactly."""
-        first = int(self._numbers(self._pending).min()) if len(self._pending) else None
-        state = self.generator.state()
-        for day_first, day_state in self._days:
-            if first is not None and day_first <= first:
-                state = day_state
+        state = self._days[0][1] if self._days else self.generator.state()
         return {"generator": state, "through": float(self.simulated_now)}
 
     def resume(self, position: dict | None, last_stored: float | None) -> None:
@@ -92,6 +90,7 @@ class EVSource:
         self._extend_to(through)
         due = int(self._pending["start_time"].searchsorted(through, side="right"))
         self._pending = self._pending.iloc[due:].reset_index(drop=True)
+        self._forget_days_out()
         self._simulated_origin = max(through, self.generator.start)
         self.simulated_now = self._simulated_origin
 
@@ -124,11 +123,19 @@ class EVSource:
         self._extend_to(self.simulated_now)
         due = int(self._pending["start_time"].searchsorted(self.simulated_now, side="right"))
         frame, self._pending = self._pending.iloc[:due].reset_index(drop=True), self._pending.iloc[due:]
-        if len(self._pending):
-            first = int(self._numbers(self._pending).min())
-            self._days = [day for n, day in enumerate(self._days)
-                          if n + 1 == len(self._days) or self._days[n + 1][0] > first]
+        self._forget_days_out()
         return EventBatch(self.schema, frame)
+
+    def _forget_days_out(self) -> None:
+        """Keep only the days from the one holding the lowest-numbered pending session on, so
+        ``_days[0]`` is where :meth:`position` continues (with nothing pending, the generator's
+        own state is)."""
+        if not len(self._pending):
+            self._days = []
+            return
+        first = int(self._numbers(self._pending).min())
+        starts = [day_first for day_first, _ in self._days]
+        self._days = self._days[max(bisect.bisect_right(starts, first) - 1, 0):]
 
     def _extend_to(self, simulated: float) -> None:
         """Keep a day ahead of ``simulated``, so a session placed just after midnight is not missed."""
