@@ -26,6 +26,9 @@
       if (view === name) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     });
+    // Styles that depend on the view (where the toasts sit) read this; not data-view, which marks
+    // the elements each view shows.
+    document.body.dataset.shownView = name;
     bus.emit('shown', name);
   }
 

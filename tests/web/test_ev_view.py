@@ -215,3 +215,21 @@ def test_ev_view_screenshots(browser, live_server):
             assert probe.errors == []
         finally:
             context.close()
+
+
+def test_toasts_leave_the_upload_button_clear(ev_page):
+    """Pop-ups arriving while the EV view is open sit bottom right, not over "Upload sessions…"."""
+    page, _ = ev_page
+    for n in range(3):
+        page.evaluate("(n) => window.AnomalyWatch.anomalies.notice('Notice ' + n, 'a line of text')", n)
+    expect(page.locator(".toast-notice")).to_have_count(3)
+    button = page.locator(".ev-upload-button").bounding_box()
+    pile = page.locator("#toasts").bounding_box()
+    assert pile["height"] > 0
+    overlap_x = min(button["x"] + button["width"], pile["x"] + pile["width"]) - max(button["x"], pile["x"])
+    overlap_y = min(button["y"] + button["height"], pile["y"] + pile["height"]) - max(button["y"], pile["y"])
+    assert overlap_x <= 0 or overlap_y <= 0, (button, pile)
+    # Back on the live streams they sit top right again, clear of the forms at the bottom.
+    page.go_back()
+    expect(page.locator("main.layout")).to_be_visible()
+    assert page.locator("#toasts").bounding_box()["y"] < 200
