@@ -80,7 +80,7 @@ def subjects_of(declared: Any, entities: Sequence[str], baseline_features: Itera
         raise ValueError("subjects must be a table of anomaly type = entity key")
     producers: dict[str, set] = {}  # type -> entity keys of what finds it (None: no entity)
     for feature in baseline_features:
-        for type_ in {feature.type_of(above=False), feature.type_of(above=True)}:
+        for type_ in feature.types():
             producers.setdefault(type_, set()).add(feature.entity)
     for rule in rules:
         producers.setdefault(rule.type, set()).add(getattr(rule, "entity", None))

@@ -45,6 +45,8 @@ __all__ = ["BadData", "BaselineFeature", "BaselineSpec", "FieldSpec", "Schema", 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 FIELD_TYPES = ("string", "number", "integer", "datetime")
 TRANSFORMS = ("none", "log")
+#: Which deviations from a learned baseline are anomalies (see :class:`BaselineFeature`).
+SIDES = ("both", "high", "low")
 #: How many offending lines an error message quotes before summarising.
 QUOTED_LINES = 5
 
@@ -108,7 +110,14 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class BaselineFeature:
-    """One learned (entity key, feature) baseline and the anomaly types of its deviations."""
+    """One learned (entity key, feature) baseline and the anomaly types of its deviations.
+
+    ``sides`` says which deviations are anomalies: ``"both"``, or only ``"high"`` (above the
+    baseline) or ``"low"``.  A deviation on the other side is neither flagged nor counted in the
+    risk (a session that delivered far less energy than its user's usual was cut short, which
+    costs nobody when energy is billed per kWh); it is still kept out of the baseline it
+    deviates from, like every deviation beyond the threshold.
+    """
 
     entity: str
     feature: str
@@ -116,11 +125,19 @@ class BaselineFeature:
     min_scale: float = 0.0
     low: str | None = None
     high: str | None = None
+    # Out of the repr, which the scorer's state signature hashes: the sides change what is
+    # flagged, not what is learned, so a saved state stays good when they change.
+    sides: str = field(default="both", repr=False)
 
     def type_of(self, above: bool) -> str:
         """The anomaly type of a deviation above (or below) the baseline: its declared type,
         else ``unusual_<feature>``."""
         return (self.high if above else self.low) or f"unusual_{self.feature}"
+
+    def types(self) -> set[str]:
+        """The anomaly types this baseline can give: one per side it watches."""
+        return {self.type_of(above) for above, side in ((True, "high"), (False, "low"))
+                if self.sides in ("both", side)}
 
 
 @dataclass(frozen=True)
@@ -427,7 +444,7 @@ def schema_from_data(data: Mapping[str, Any], origin: str = "<schema>") -> Schem
     features = []
     for i, spec in enumerate(base.pop("features", [])):
         where = f"baseline.features[{i}]"
-        _only(spec, {"entity", "feature", "transform", "min_scale", "low", "high"}, where, fail)
+        _only(spec, {"entity", "feature", "transform", "min_scale", "low", "high", "sides"}, where, fail)
         if spec.get("entity") not in entities:
             fail(f"{where}.entity", f"must be one of the entities {list(entities)}")
         if spec.get("feature") not in known - set(entities):
@@ -436,10 +453,16 @@ def schema_from_data(data: Mapping[str, Any], origin: str = "<schema>") -> Schem
             fail(f"{where}.transform", f"must be one of {TRANSFORMS}")
         if not isinstance(spec.get("min_scale", 0.0), (int, float)) or spec.get("min_scale", 0.0) < 0:
             fail(f"{where}.min_scale", "must be a number >= 0")
+        if spec.get("sides", "both") not in SIDES:
+            fail(f"{where}.sides", f"must be one of {SIDES}")
+        if spec.get("low") is not None and spec.get("sides") == "high" or \
+                spec.get("high") is not None and spec.get("sides") == "low":
+            fail(f"{where}.sides", f"names a type for a side it does not watch (sides = {spec['sides']!r})")
         features.append(BaselineFeature(entity=spec["entity"], feature=spec["feature"],
                                         transform=spec.get("transform", "none"),
                                         min_scale=float(spec.get("min_scale", 0.0)),
-                                        low=spec.get("low"), high=spec.get("high")))
+                                        low=spec.get("low"), high=spec.get("high"),
+                                        sides=spec.get("sides", "both")))
     try:
         baseline = BaselineSpec(
             threshold=_positive(base.get("threshold", 4.5), "threshold"),

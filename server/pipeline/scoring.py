@@ -197,13 +197,15 @@ class Scorer:
         flagged_any = np.zeros(n, dtype=bool)
         for entity, (specs, model) in self.baselines.items():
             X = np.column_stack([np.asarray(features[f.feature], dtype=float) for f in specs])
-            z = model.score(rows[entity], X)
+            z = np.nan_to_num(model.score(rows[entity], X))
+            deviation = _watched_deviation(z, specs)
             with np.errstate(invalid="ignore"):
-                tail = log_ndtr(-np.abs(np.nan_to_num(z)))
+                tail = log_ndtr(-deviation)
             logp = np.minimum(logp, tail.min(axis=1) if tail.size else 0.0)
-            beyond = np.abs(np.nan_to_num(z)) >= schema.baseline.threshold
+            beyond = deviation >= schema.baseline.threshold
             flagged_any |= beyond.any(axis=1)
-            learned.append((entity, model, X, beyond.any(axis=1)))
+            # Not learned: any deviation beyond the threshold, watched or not (robust baselines).
+            learned.append((entity, model, X, (np.abs(z) >= schema.baseline.threshold).any(axis=1)))
             for i, j in zip(*np.nonzero(beyond)):
                 signals.setdefault(int(i), []).append(
                     (float(tail[i, j]), self._baseline_signal(specs[j], features, int(i), float(z[i, j]))))
@@ -239,6 +241,13 @@ class Scorer:
         reason = (f"{spec.feature} {value:.4g} is {abs(z):.1f} sd {'above' if z > 0 else 'below'} the "
                   f"usual of {spec.entity} {features[spec.entity][i]}")
         return Signal(kind, "baseline", reason, severity)
+
+
+def _watched_deviation(z: np.ndarray, specs) -> np.ndarray:
+    """How far each deviation goes on the side its feature watches, in standard units (a
+    deviation on an unwatched side counts as none)."""
+    sign = np.array([{"both": 0.0, "high": 1.0, "low": -1.0}[f.sides] for f in specs])
+    return np.where(sign == 0.0, np.abs(z), np.maximum(sign * z, 0.0))
 
 
 def _as_ids(values: np.ndarray) -> np.ndarray:

@@ -86,6 +86,10 @@ def test_times_of_day_roll_over_midnight_across_chunks():
     ({"rules": [{"type": "t", "kind": "repeat", "entity": "who", "severity": "low", "count": 1,
                  "when": [["x", ">", 1]]}]}, "count must be"),
     ({"baseline": {"features": [{"entity": "who", "feature": "x", "transform": "sqrt"}]}}, "transform"),
+    ({"baseline": {"features": [{"entity": "who", "feature": "x", "sides": "up"}]}},
+     r"baseline.features\[0\].sides: must be one of"),
+    ({"baseline": {"features": [{"entity": "who", "feature": "x", "sides": "high", "low": "cheap"}]}},
+     "names a type for a side it does not watch"),
 ])
 def test_bad_declarations_name_the_key(change, message):
     with pytest.raises(SchemaError, match=message):

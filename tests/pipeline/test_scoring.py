@@ -50,6 +50,37 @@ def test_a_flagged_event_does_not_teach_its_baseline(ev_schema):
     assert again.is_anomaly.all()  # still fraud: the cut payments were not learned as the tariff
 
 
+def test_a_baseline_watching_one_side_ignores_the_other(ev_schema):
+    """The EV schema watches a user's energy and a charger's power only above the usual: a session
+    cut short after two minutes (0.1 kWh where its user takes 10-40) is no anomaly and no risk, and
+    it is not learned either, so the user's next big session still stands out."""
+    assert {f.feature: f.sides for f in ev_schema.baseline.features}["energy"] == "high"
+    scorer = Scorer(ev_schema)
+    scorer.score(_charger_history())
+    short = _charger_history(1).assign(session_id="cut", start_time=T0 + 1.2e6, energy=0.1,
+                                       duration=2.0, payment=0.04)
+    batch = scorer.score(short)
+    assert not batch.is_anomaly.any() and batch.risk.max() < 25
+    users = scorer.baselines["user_id"][1]
+    row = scorer.tables["user_id"].rows(np.array(["u0"], dtype=object), np.array([T0 + 1.3e6]))
+    assert users.score(row, np.array([[0.1, 1.0]]))[0, 0] <= -4.5  # still far below: not learned
+    big = _charger_history(1).assign(session_id="big", start_time=T0 + 1.3e6, energy=400.0,
+                                     duration=2200.0, payment=160.0)
+    event = scorer.score(big).events()[0]
+    assert "unusual_energy" in event.types and "above the usual of user_id u0" in event.explanation
+
+
+def test_the_built_in_feed_meets_its_precision_and_recall(ev_schema):
+    """``python -m server.pipeline.evaluate`` on five simulated days: every injected type found
+    with precision and recall of at least 0.9, and (almost) no normal session flagged with any type."""
+    from server.pipeline.evaluate import evaluate
+    result = evaluate(days=5, seed=1)
+    for kind, figures in result["types"].items():
+        assert figures["labelled"] > 0, kind
+        assert figures["precision"] >= 0.9 and figures["recall"] >= 0.9, (kind, figures)
+    assert result["normal_flagged"] <= 0.005 * result["normal"], result
+
+
 def test_scored_events_round_trip_through_rows_and_json(ev_schema):
     scorer = Scorer(ev_schema)
     event = scorer.score(_charger_history(3)).events()[0]

@@ -220,6 +220,9 @@ def test_the_schema_decides_which_entity_each_type_concerns():
     declared = schema_from_data(_schema_data(subjects={"free": "user"}))
     assert declared.alert_subjects == {"free": "user", "spam": "user", "surge": "site",
                                        "unusual_kwh": "site"}
+    one_side = _schema_data(subjects={"free": "user"})
+    one_side["baseline"]["features"][0]["sides"] = "high"  # a low kwh is no anomaly: no unusual_kwh
+    assert schema_from_data(one_side).alert_subjects == {"free": "user", "spam": "user", "surge": "site"}
     with pytest.raises(SchemaError, match="alerts.subjects: 'free' is found by a condition rule"):
         schema_from_data(_schema_data())
     with pytest.raises(SchemaError, match="'fraud' is not an anomaly type"):
