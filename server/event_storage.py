@@ -199,7 +199,8 @@ class EventReader:
             params.append(before_id)
 
     def summary(self, schema: str, entities: Sequence[str], top: int = 10) -> dict:
-        """Counts for the schema's view: events, anomalies by severity and type, top entities by risk."""
+        """Counts for the schema's view: events, anomalies by severity and type, and the top entities
+        by their highest risk, then by their number of anomalous events (as the view draws them)."""
         conn = self.conn
         total, anomalous = conn.execute(
             "SELECT count(*), coalesce(sum(is_anomaly), 0) FROM scored_events WHERE schema = ?",
@@ -219,7 +220,7 @@ class EventReader:
             rows = conn.execute(
                 f"SELECT {column} AS id, count(*) AS anomalies, max(risk) AS max_risk, "
                 f"sum(risk) AS total_risk FROM scored_events WHERE schema = ? AND is_anomaly = 1 "
-                f"GROUP BY {column} ORDER BY total_risk DESC LIMIT ?", [schema, top]).fetchall()
+                f"GROUP BY {column} ORDER BY max_risk DESC, anomalies DESC, id LIMIT ?", [schema, top]).fetchall()
             top_entities[key] = [dict(r) for r in rows]
         return {"schema": schema, "events": total, "anomalies": anomalous,
                 "severities": {k: v for k, v in severities.items() if k is not None},

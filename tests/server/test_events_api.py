@@ -154,6 +154,18 @@ def test_summary_schemas_and_the_stored_push_event(app, client):
     assert body["count"] == 2 and body["anomaly_count"] == 1 and body["anomalies"][0]["event_id"] == "s1"
 
 
+def test_top_entities_are_ranked_by_their_highest_risk_then_their_anomalies(client):
+    """The view draws each top entity's highest risk: ranked by it, so the list reads in order
+    (three short sessions of one user no longer outrank another user's critical fraud)."""
+    short = [f"d{k},U7,C7,2026-01-01T09:{10 * k:02d}:00Z,2,0.3,0.12" for k in range(3)]  # dos_attack
+    _upload(client, _csv(FRAUD, *short, "s3,U8,C8,2026-01-01T10:00:00Z,2,0.3,0.12"))
+    top = client.get("/api/events/summary?schema=ev_charging").get_json()["top"]["user_id"]
+    assert [e["id"] for e in top][:2] == ["U1", "U7"], top
+    assert top[0]["max_risk"] > top[1]["max_risk"] and top[1]["anomalies"] == 3
+    risks = [(e["max_risk"], e["anomalies"]) for e in top]
+    assert risks == sorted(risks, reverse=True)
+
+
 def test_the_ev_feed_stores_sessions_and_drains_at_stop(app):
     svc = services_of(app)
     run_ev_feed(app)
