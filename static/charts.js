@@ -71,7 +71,8 @@
         type: 'linear',
         grid: { color: GRID_COLOR },
         border: { display: false },
-        ticks: { maxTicksLimit: 5, maxRotation: 0, autoSkip: true, callback: function (v) { return fmt.clock(v); } }
+        afterBuildTicks: AW.timeAxis.ticks(5),
+        ticks: { maxTicksLimit: 5, maxRotation: 0, autoSkip: true, callback: AW.timeAxis.label }
       }
     };
     view.fields.forEach(function (field, i) {

@@ -116,6 +116,49 @@
   AW.fmt = { isNum: isNum, value: value, score: score, count: count, percent: percent, clock: clock,
     dateTime: dateTime, duration: duration };
 
+  // ---------------------------------------------------------------- time axes
+  // Charts plot time as epoch milliseconds on a linear axis, whose own "nice" steps are decimal
+  // (1,000,000 ms put ticks at 10:16:40, 10:33:20): these put them on round times of the
+  // viewer's clock (every 30 s, 10 min, 6 h, at midnight) and label them as precisely as the step needs.
+
+  var TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+    86400, 172800, 604800];
+  var DAY_FORMAT = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+  /** An ``afterBuildTicks`` hook: at most ``most`` ticks on round local times inside the axis' range. */
+  function timeTicks(most) {
+    return function (axis) {
+      var span = axis.max - axis.min;
+      if (!(span > 0) || !isFinite(span)) return;
+      var step = TIME_STEPS_S[TIME_STEPS_S.length - 1] * 1000;
+      for (var i = 0; i < TIME_STEPS_S.length; i++) {
+        if (span / (TIME_STEPS_S[i] * 1000) <= most - 1) { step = TIME_STEPS_S[i] * 1000; break; }
+      }
+      // Round in local time: getTimezoneOffset is UTC minus local, in minutes.
+      var shift = -new Date(axis.min).getTimezoneOffset() * 60000;
+      var values = [];
+      for (var t = Math.ceil((axis.min + shift) / step) * step - shift; t <= axis.max; t += step) {
+        values.push({ value: t });
+      }
+      if (values.length < 2) return;  // a range too short for two round times: keep the scale's own
+      axis.ticks = values;
+      axis.$timeStep = step;
+    };
+  }
+
+  /** A tick ``callback`` for an axis built by :func:`timeTicks` (``this`` is the axis). */
+  function timeLabel(ms) {
+    var step = this.$timeStep;
+    var d = new Date(ms);
+    var hm = pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+    if (!step || step < 60000) return clock(ms);
+    if (step >= 86400000) return DAY_FORMAT.format(d);
+    if (this.max - this.min > 86400000 || (d.getHours() === 0 && d.getMinutes() === 0)) return DAY_FORMAT.format(d) + ' ' + hm;
+    return hm;
+  }
+
+  AW.timeAxis = { ticks: timeTicks, label: timeLabel };
+
   // ---------------------------------------------------------------- points
 
   function severityOf(point) {

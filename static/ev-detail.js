@@ -155,7 +155,8 @@
           label: function (ctx) { return ' ' + fmt.dateTime(ctx.parsed.x / 1000) + ': ' + fmt.value(ctx.parsed.y) + ' kWh'; }
         } } },
         scales: {
-          x: { type: 'linear', ticks: { maxTicksLimit: 4, callback: function (v) { return fmt.dateTime(v / 1000); } },
+          x: { type: 'linear', afterBuildTicks: AW.timeAxis.ticks(4),
+            ticks: { maxTicksLimit: 4, callback: AW.timeAxis.label },
             grid: { color: 'rgba(148, 163, 204, 0.10)' } },
           y: { title: { display: true, text: 'kWh' }, ticks: { maxTicksLimit: 4 }, grid: { color: 'rgba(148, 163, 204, 0.10)' } }
         }

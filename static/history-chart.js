@@ -39,11 +39,6 @@
     $('hist-field-wrap').hidden = fields.length < 2;
   }
 
-  function tickLabel(ms) {
-    var range = AW.history.range.current;
-    return range.to - range.from > 86400 ? fmt.dateTime(ms / 1000) : fmt.clock(ms);
-  }
-
   function createChart() {
     chart = new Chart($('hist-canvas'), {
       type: 'line',
@@ -62,7 +57,8 @@
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         scales: {
           x: { type: 'linear', grid: { color: GRID_COLOR }, border: { display: false },
-            ticks: { maxTicksLimit: 7, maxRotation: 0, callback: tickLabel } },
+            afterBuildTicks: AW.timeAxis.ticks(7),
+            ticks: { maxTicksLimit: 7, maxRotation: 0, callback: AW.timeAxis.label } },
           y: { type: 'linear', grid: { color: GRID_COLOR }, border: { display: false },
             ticks: { maxTicksLimit: 6, callback: function (v) { return fmt.value(v); } } }
         },

@@ -1,0 +1,59 @@
+"""Time axes tick on round times of the viewer's clock (static/core.js, AnomalyWatch.timeAxis),
+not on Chart.js' decimal steps of epoch milliseconds (which put ticks at 10:16:40, 10:33:20)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from web_helpers import open_dashboard
+
+HOUR = 3_600_000
+
+# A fake axis through the hook, then its labels: what Chart.js does with afterBuildTicks and callback.
+TICKS_JS = """([min, max, most]) => {
+  const axis = { min: min, max: max, ticks: [{ value: min }] };
+  window.AnomalyWatch.timeAxis.ticks(most)(axis);
+  return { values: axis.ticks.map(t => t.value),
+           labels: axis.ticks.map(t => window.AnomalyWatch.timeAxis.label.call(axis, t.value)) };
+}"""
+
+
+def _ms(*args) -> int:
+    return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def test_ticks_fall_on_round_local_times_with_labels_to_match(browser, live_server):
+    # India is UTC+5:30: a round local hour is half past a UTC hour, so rounding in UTC would show.
+    context, page, probe = open_dashboard(browser, live_server, timezone_id="Asia/Kolkata")
+    try:
+        hour = page.evaluate(TICKS_JS, [_ms(2026, 12, 3, 10, 4, 17), _ms(2026, 12, 3, 11, 4, 17), 7])
+        assert hour["labels"] == ["15:40", "15:50", "16:00", "16:10", "16:20", "16:30"]
+        assert {b - a for a, b in zip(hour["values"], hour["values"][1:])} == {600_000}
+
+        day = page.evaluate(TICKS_JS, [_ms(2026, 12, 2, 11, 4), _ms(2026, 12, 3, 11, 4), 7])
+        assert {b - a for a, b in zip(day["values"], day["values"][1:])} == {6 * HOUR}
+        assert day["labels"] == ["18:00", "Dec 3 00:00", "06:00", "12:00"]  # midnight names its day
+        assert day["values"][1] == _ms(2026, 12, 2, 18, 30)  # local midnight of Dec 3 in India
+
+        week = page.evaluate(TICKS_JS, [_ms(2026, 11, 26, 11, 4), _ms(2026, 12, 3, 11, 4), 7])
+        assert week["labels"] == ["Nov 27", "Nov 29", "Dec 1", "Dec 3"]
+        assert week["values"][0] == _ms(2026, 11, 26, 18, 30)
+
+        minutes = page.evaluate(TICKS_JS, [_ms(2026, 12, 3, 10, 53, 58), _ms(2026, 12, 3, 10, 55, 56), 5])
+        assert minutes["labels"] == ["16:24:00", "16:24:30", "16:25:00", "16:25:30"]
+
+        short = page.evaluate(TICKS_JS, [_ms(2026, 12, 3, 10, 0, 0) + 100, _ms(2026, 12, 3, 10, 0, 0) + 900, 5])
+        assert short["values"] == [_ms(2026, 12, 3, 10, 0, 0) + 100]  # under two round times: left alone
+
+        # The live charts use it: every tick of every chart's time axis on a round second.
+        page.wait_for_function("""() => Object.values(window.dashboard.charts).some(
+            chart => chart.scales.x.max - chart.scales.x.min >= 10000)""", timeout=60000)
+        steps = page.evaluate("""() => Object.values(window.dashboard.charts)
+            .filter(chart => chart.scales.x.max - chart.scales.x.min >= 10000).map(chart => {
+              const values = chart.scales.x.ticks.map(t => t.value);
+              return values.length > 1 ? [values[0] % 1000, values[1] - values[0]] : null; })""")
+        measured = [s for s in steps if s]
+        assert measured and all(offset == 0 and step in (1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000)
+                                for offset, step in measured), steps
+    finally:
+        context.close()
+    assert probe.errors == []
