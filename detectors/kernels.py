@@ -658,9 +658,10 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
     co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
     a = np.empty(d)
     b = np.empty(d)
-    chol = np.empty((d, d))
+    upper = np.empty((d, d))  # the ridged covariance, then its Cholesky factor, column g in row g
     z = np.empty(d)
     inv_diagonal = np.empty(d)  # 1 / chol[f, f]: a multiplication per element instead of a division
+    fields = np.uint64(d)
     inv_size, inv_dof = 1.0 / size, 1.0 / (size - 1)
     since_exact = size
     for i in range(n):
@@ -695,58 +696,46 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
                         co[f, g] += a[f] * a[g]
             since_exact = 0
         since_exact += 1
-        # The ridged, floored covariance, factorised as chol chol'.
-        ok = True
+        # The ridged, floored covariance: row g of ``upper`` holds column g of its lower triangle.
         for f in range(d):
             var = np.maximum(co[f, f] * inv_dof, spread_floor * (abs(mean[f]) + 1.0))
             out_mean[i, f] = mean[f]
             out_var[i, f] = var
-            for g in range(f + 1):
-                value = co[f, g] * inv_dof if g < f else var * (1.0 + ridge)
-                # chol[f, :g] @ chol[g, :g] in four interleaved partial sums: independent chains the
-                # CPU overlaps (the same sum, rounding apart; the factorisation's serial cost was their latency).
-                part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
-                k = 0
-                while k + 4 <= g:
-                    part_a += chol[f, k] * chol[g, k]
-                    part_b += chol[f, k + 1] * chol[g, k + 1]
-                    part_c += chol[f, k + 2] * chol[g, k + 2]
-                    part_e += chol[f, k + 3] * chol[g, k + 3]
-                    k += 4
-                while k < g:
-                    part_a += chol[f, k] * chol[g, k]
-                    k += 1
-                value -= (part_a + part_b) + (part_c + part_e)
-                if g < f:
-                    chol[f, g] = value * inv_diagonal[g]
-                elif value > 0:
-                    chol[f, f] = math.sqrt(value)
-                    inv_diagonal[f] = 1.0 / chol[f, f]
-                else:
-                    ok = False
-                    break
-            if not ok:
+            upper[f, f] = var * (1.0 + ridge)
+            for g in range(f):
+                upper[g, f] = co[f, g] * inv_dof
+        # Factorised in place column after column (right-looking Cholesky): each column's update of
+        # the later ones is a contiguous multiply-add that vectorises, where the row-oriented
+        # factorisation was a chain of short dot products (the same factor, rounding apart).
+        ok = True
+        for j in range(d):
+            pivot = upper[j, j]
+            if not pivot > 0:
+                ok = False
                 break
+            root = math.sqrt(pivot)
+            inv_diagonal[j] = 1.0 / root
+            upper[j, j] = root
+            column = upper[j]
+            for f in range(np.uint64(j + 1), fields):
+                column[f] = column[f] * inv_diagonal[j]
+            for k in range(j + 1, d):
+                factor, later = column[k], upper[k]
+                for f in range(np.uint64(k), fields):
+                    later[f] -= column[f] * factor
         if not ok:
             out_d2[i] = np.nan
             continue
-        d2 = 0.0
+        # Forward substitution, column after column too: z = chol^-1 (x - mean), d2 = |z|^2.
         for f in range(d):
-            value = points[i, f] - mean[f]
-            part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
-            k = 0
-            while k + 4 <= f:
-                part_a += chol[f, k] * z[k]
-                part_b += chol[f, k + 1] * z[k + 1]
-                part_c += chol[f, k + 2] * z[k + 2]
-                part_e += chol[f, k + 3] * z[k + 3]
-                k += 4
-            while k < f:
-                part_a += chol[f, k] * z[k]
-                k += 1
-            value -= (part_a + part_b) + (part_c + part_e)
-            z[f] = value * inv_diagonal[f]
-            d2 += z[f] * z[f]
+            z[f] = points[i, f] - mean[f]
+        d2 = 0.0
+        for j in range(d):
+            z[j] = z[j] * inv_diagonal[j]
+            d2 += z[j] * z[j]
+            column, solved = upper[j], z[j]
+            for f in range(np.uint64(j + 1), fields):
+                z[f] -= column[f] * solved
         out_d2[i] = d2
 
 
