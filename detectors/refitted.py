@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
+from .shared_windows import embedded
 from .stats import score_from_logp
 from .streaming import compiled_steps
 
@@ -60,7 +61,7 @@ class RefittedModelDetector(Detector):
         point by point (the calibration refits every ``every`` scores; a
         compiled kernel, :meth:`TailCalibrator.update_points`), and learned.
         """
-        features = self.embedding_.transform_block(row, points)
+        features = embedded(self.embedding_, row, points)  # shared with a member embedding alike
         n = len(points)
         scores = np.zeros(n)
         rows = np.array([row])
