@@ -72,7 +72,7 @@ class RefittedModelDetector(Detector):
             owner = owner_rows(row, len(piece))
             if self.fitted_[row]:
                 scores[start:stop] = self.calibrator_.update_points(row, self._block_raw_scores(owner, piece))
-            self.window_.extend(row, self._winsorised_rows(owner, piece))
+            self.window_.extend(row, self._winsorised_block(row, piece))
             self.schedule_.countdown_[row] -= len(piece)
             if self.schedule_.countdown_[row] <= 0:
                 self.schedule_.countdown_[row] = self.schedule_.every
@@ -81,14 +81,13 @@ class RefittedModelDetector(Detector):
             start = stop
         return scores, None
 
-    def _winsorised_rows(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """:meth:`_winsorised` for features of the given rows (one per feature row)."""
-        if not hasattr(self, "center_"):
+    def _winsorised_block(self, row: int, features: np.ndarray) -> np.ndarray:
+        """:meth:`_winsorised` for successive features of one stream (its last fit's centre and spread broadcast)."""
+        if not hasattr(self, "center_") or not self.fitted_[row]:
             return features
-        reach = LEARN_CLIP * self.scale_[rows]
+        reach = LEARN_CLIP * self.scale_[row]
         with np.errstate(invalid="ignore", over="ignore"):
-            clipped = np.clip(features, self.center_[rows] - reach, self.center_[rows] + reach)
-        return np.where(self.fitted_[rows][:, None], clipped, features)
+            return np.clip(features, self.center_[row] - reach, self.center_[row] + reach)
 
     def _winsorised(self, features: np.ndarray) -> np.ndarray:
         """Features clipped to ``LEARN_CLIP`` robust spreads around the last fit's centre (fitted rows only)."""
