@@ -36,6 +36,7 @@ import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
            "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
+           "lof_reference",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -1101,6 +1102,50 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
         mean_reach = np.float64(reach_sum) / n_near
         mean_lrd = np.float64(lrd_sum) / n_near
         out[p] = mean_lrd * (mean_reach + 1e-10)
+
+
+@compiled
+def lof_reference(window, limit, out_center, out_scale, out_reference, out_reference_t):
+    """One stream's LOF reference set from its full window (``detectors.lof`` ``_refit``'s standardisation).
+
+    ``window`` ``(W, m)`` float32, every slot filled.  Per feature, what
+    ``detectors.features.robust_center_scale`` gives for a full window: the
+    median (the mean of the two middle values for even ``W``) and 1.4826
+    times the median absolute deviation from it, in float64, then cast to
+    float32; then ``(value - centre) / scale`` in float32, clipped to
+    ``+-limit``.  Writes the centre and scale ``(m,)``, the reference
+    ``(W, m)`` and its transpose ``(m, W)``, and returns True; returns False,
+    writing nothing, when a value is not finite or a feature is flat (a MAD
+    of at most ``1e-9 (1 + |centre|)``): numpy's path handles those.
+    """
+    W, m = window.shape
+    ordered = np.empty(W)
+    centre = np.empty(m)
+    scale = np.empty(m)
+    half = W // 2
+    for f in range(m):
+        for i in range(W):
+            v = np.float64(window[i, f])
+            if not math.isfinite(v):
+                return False
+            ordered[i] = v
+        ordered.sort()
+        centre[f] = ordered[half] if W % 2 else (ordered[half - 1] + ordered[half]) / 2
+        for i in range(W):
+            ordered[i] = abs(np.float64(window[i, f]) - centre[f])
+        ordered.sort()
+        scale[f] = 1.4826 * (ordered[half] if W % 2 else (ordered[half - 1] + ordered[half]) / 2)
+        if scale[f] <= 1e-9 * (1.0 + abs(centre[f])):
+            return False
+    top, bottom = np.float32(limit), np.float32(-limit)
+    for f in range(m):
+        c, s = np.float32(centre[f]), np.float32(scale[f])
+        out_center[f], out_scale[f] = c, s
+        for i in range(W):
+            value = min(max((window[i, f] - c) / s, bottom), top)
+            out_reference[i, f] = value
+            out_reference_t[f, i] = value
+    return True
 
 
 @compiled

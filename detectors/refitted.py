@@ -77,7 +77,7 @@ class RefittedModelDetector(Detector):
             if self.schedule_.countdown_[row] <= 0:
                 self.schedule_.countdown_[row] = self.schedule_.every
                 self.schedule_.fits_[row] += 1
-                self._refit(rows, compiled=True)
+                self._refit_block(row)
             start = stop
         return scores, None
 
@@ -104,6 +104,10 @@ class RefittedModelDetector(Detector):
     def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """:meth:`raw_scores` by compiled code where a subclass has it (same values): a block's points, or a tick's rows."""
         return self.raw_scores(rows, features)
+
+    def _refit_block(self, row: int) -> None:
+        """Refit stream ``row`` inside a block (a subclass may have a quicker way to the same model)."""
+        self._refit(np.array([row]), compiled=True)
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         """Refit the models of ``rows``; ``compiled``: a block's or a compiled tick's refit, which may use compiled kernels (same models)."""
