@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
            "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
-           "lof_reference",
+           "lof_reference", "forest_samples",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -63,7 +63,8 @@ def _compile(kernel):
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
-            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide")}
+            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide"),
+            "forest_samples": ("_half_word",)}
 
 
 @compiled
@@ -1261,6 +1262,59 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
             out_lof[s, a] = np.nan if unused[a] else total / n_near[a] / lrd[a]
             out_k_distance[s, a] = np.inf if unused[a] else np.sqrt(k_squared[a])
             out_lrd[s, a] = 0.0 if unused[a] else np.float32(lrd[a])
+
+
+@compiled
+def forest_samples(points, n_valid, keys, n_trees, sample_size, n_inner, node_domain, out_values, out_used,
+                   out_start, out_fraction):
+    """The random draws and samples of ``detectors.isolation_forest.build_forests``, the same integers.
+
+    For stream ``i`` (``points`` ``(s, W, m)`` int16, ``n_valid`` and
+    ``keys`` ``(s,)``): slot ``j`` of tree ``t`` samples window point
+    ``pick`` (slot ``j`` itself when the window holds at most
+    ``sample_size`` points, else ``(32 random bits * n_valid) >> 32``,
+    below ``W``), the 32-bit halves of the splitmix64 words of counters
+    ``0, 1, ..`` under the stream's key; node ``k`` of each tree draws from
+    counters ``node_domain + ..``: a start feature ``((bits & 0xFFFF) * m)
+    >> 16`` and a split fraction ``(bits >> 16) * 2**-16``.  Writes the
+    sampled points feature-major ``out_values`` ``(m, s * n_trees *
+    sample_size)``, which of them count ``out_used``, and ``out_start`` and
+    ``out_fraction`` ``(s * n_trees, n_inner)``.
+    """
+    s, w, m = points.shape
+    per_stream = n_trees * sample_size
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    for i in range(s):
+        key = keys[i]
+        valid = n_valid[i]
+        psi = min(valid, sample_size)
+        for k in range(per_stream):
+            bits = _half_word(key, np.uint64(k >> 1), k & 1, golden)
+            slot = k % sample_size
+            pick = slot if valid <= sample_size else (bits * valid) >> 32
+            pick = min(pick, w - 1)
+            at = i * per_stream + k
+            for f in range(m):
+                out_values[f, at] = points[i, pick, f]
+            out_used[at] = slot < psi
+        for t in range(n_trees):
+            for node in range(n_inner):
+                k = t * n_inner + node
+                bits = _half_word(key, node_domain + np.uint64(k >> 1), k & 1, golden)
+                out_start[i * n_trees + t, node] = ((bits & 0xFFFF) * m) >> 16
+                out_fraction[i * n_trees + t, node] = (bits >> 16) * 2.0**-16
+
+
+def _half_word(key, counter, high, golden):
+    """The low (``high`` 0) or high 32 bits, as int64, of splitmix64's word for ``(key, counter)``
+    (``detectors.isolation_forest._draw`` then ``_halves``)."""
+    z = key + (counter + np.uint64(1)) * golden
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return np.int64(z >> np.uint64(32)) if high else np.int64(z & np.uint64(0xFFFFFFFF))
 
 
 @compiled
