@@ -29,6 +29,7 @@ The raw score is the usual ``2 ** (-E[h] / c(psi))``; a
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -165,9 +166,9 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int, comp
     depth = tree_depth(sample_size)
     n_inner, n_leaves = 2**depth - 1, 2**depth
     psi = np.minimum(n_valid, sample_size)
-    # encoded[level, n]: the stored path length of a node that ends at ``level`` holding n points.
-    encoded = np.arange(depth + 1)[:, None] + average_path_length(np.arange(sample_size + 1))[None, :]
-    encoded = np.rint(encoded * leaf_scale(sample_size)).astype(np.uint8)
+    encoded = _encoded_lengths(depth, sample_size)
+    if compiled:
+        return _compiled_forests(points, n_valid, keys, n_trees, sample_size, depth, encoded) + (psi,)
 
     # Subsample: slot j of tree t of stream i holds window point pick[i, t, j].
     slot = np.arange(sample_size)
@@ -195,13 +196,6 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int, comp
 
     node_words = np.full(n_forest * n_inner, _ROUTE_LEFT, dtype=np.int16)
     leaf_words = np.zeros(n_forest * n_leaves, dtype=np.uint8)
-    if compiled:
-        from .kernels import grow_trees
-
-        grow_trees(values.reshape(m, n), np.ascontiguousarray(used), np.ascontiguousarray(start_all),
-                   np.ascontiguousarray(fraction_all), encoded, sample_size, depth, _FEATURE_BITS,
-                   node_words, leaf_words)
-        return node_words.reshape(s, n_trees, n_inner), leaf_words.reshape(s, n_trees, n_leaves), psi
     opened = np.ones(n_forest, dtype=bool)  # nodes that exist: the children of split nodes
     int16_max, int16_min = np.iinfo(np.int16).max, np.iinfo(np.int16).min
 
@@ -278,6 +272,36 @@ def build_forests(points, n_valid, keys, *, n_trees: int, sample_size: int, comp
         leaf_words.reshape(s, n_trees, n_leaves),
         psi,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _encoded_lengths(depth: int, sample_size: int) -> np.ndarray:
+    """``encoded[level, n]``: the stored path length of a node that ends at ``level`` holding ``n`` points
+    (read only; the same for every fit of a forest of this shape)."""
+    encoded = np.arange(depth + 1)[:, None] + average_path_length(np.arange(sample_size + 1))[None, :]
+    encoded = np.rint(encoded * leaf_scale(sample_size)).astype(np.uint8)
+    encoded.flags.writeable = False
+    return encoded
+
+
+def _compiled_forests(points, n_valid, keys, n_trees: int, sample_size: int, depth: int, encoded):
+    """:func:`build_forests` with ``compiled``: the same draws and samples
+    (:func:`detectors.kernels.forest_samples`), the trees grown tree after tree
+    (:func:`detectors.kernels.grow_trees`); returns ``(nodes, leaves)``."""
+    from .kernels import forest_samples, grow_trees
+
+    s, _, m = points.shape
+    n_forest, n_inner, n_leaves = s * n_trees, 2**depth - 1, 2**depth
+    n = n_forest * sample_size
+    values, used = np.empty((m, n), dtype=np.int16), np.empty(n, dtype=bool)
+    start_all, fraction_all = np.empty((n_forest, n_inner), dtype=np.int64), np.empty((n_forest, n_inner))
+    forest_samples(np.ascontiguousarray(points), n_valid, np.ascontiguousarray(keys, dtype=np.uint64), n_trees,
+                   sample_size, n_inner, _NODE_DOMAIN, values, used, start_all, fraction_all)
+    node_words = np.full(n_forest * n_inner, _ROUTE_LEFT, dtype=np.int16)
+    leaf_words = np.zeros(n_forest * n_leaves, dtype=np.uint8)
+    grow_trees(values, used, start_all, fraction_all, encoded, sample_size, depth, _FEATURE_BITS, node_words,
+               leaf_words)
+    return node_words.reshape(s, n_trees, n_inner), leaf_words.reshape(s, n_trees, n_leaves)
 
 
 def mean_path_length(nodes, leaves, owner, xq, *, sample_size: int, compiled: bool = False) -> np.ndarray:

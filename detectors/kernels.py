@@ -36,6 +36,7 @@ import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
            "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
+           "lof_reference", "forest_samples",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
 
@@ -62,7 +63,8 @@ def _compile(kernel):
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
-            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide")}
+            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide"),
+            "forest_samples": ("_half_word",)}
 
 
 @compiled
@@ -658,9 +660,10 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
     co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
     a = np.empty(d)
     b = np.empty(d)
-    chol = np.empty((d, d))
+    upper = np.empty((d, d))  # the ridged covariance, then its Cholesky factor, column g in row g
     z = np.empty(d)
     inv_diagonal = np.empty(d)  # 1 / chol[f, f]: a multiplication per element instead of a division
+    fields = np.uint64(d)
     inv_size, inv_dof = 1.0 / size, 1.0 / (size - 1)
     since_exact = size
     for i in range(n):
@@ -695,58 +698,46 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
                         co[f, g] += a[f] * a[g]
             since_exact = 0
         since_exact += 1
-        # The ridged, floored covariance, factorised as chol chol'.
-        ok = True
+        # The ridged, floored covariance: row g of ``upper`` holds column g of its lower triangle.
         for f in range(d):
             var = np.maximum(co[f, f] * inv_dof, spread_floor * (abs(mean[f]) + 1.0))
             out_mean[i, f] = mean[f]
             out_var[i, f] = var
-            for g in range(f + 1):
-                value = co[f, g] * inv_dof if g < f else var * (1.0 + ridge)
-                # chol[f, :g] @ chol[g, :g] in four interleaved partial sums: independent chains the
-                # CPU overlaps (the same sum, rounding apart; the factorisation's serial cost was their latency).
-                part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
-                k = 0
-                while k + 4 <= g:
-                    part_a += chol[f, k] * chol[g, k]
-                    part_b += chol[f, k + 1] * chol[g, k + 1]
-                    part_c += chol[f, k + 2] * chol[g, k + 2]
-                    part_e += chol[f, k + 3] * chol[g, k + 3]
-                    k += 4
-                while k < g:
-                    part_a += chol[f, k] * chol[g, k]
-                    k += 1
-                value -= (part_a + part_b) + (part_c + part_e)
-                if g < f:
-                    chol[f, g] = value * inv_diagonal[g]
-                elif value > 0:
-                    chol[f, f] = math.sqrt(value)
-                    inv_diagonal[f] = 1.0 / chol[f, f]
-                else:
-                    ok = False
-                    break
-            if not ok:
+            upper[f, f] = var * (1.0 + ridge)
+            for g in range(f):
+                upper[g, f] = co[f, g] * inv_dof
+        # Factorised in place column after column (right-looking Cholesky): each column's update of
+        # the later ones is a contiguous multiply-add that vectorises, where the row-oriented
+        # factorisation was a chain of short dot products (the same factor, rounding apart).
+        ok = True
+        for j in range(d):
+            pivot = upper[j, j]
+            if not pivot > 0:
+                ok = False
                 break
+            root = math.sqrt(pivot)
+            inv_diagonal[j] = 1.0 / root
+            upper[j, j] = root
+            column = upper[j]
+            for f in range(np.uint64(j + 1), fields):
+                column[f] = column[f] * inv_diagonal[j]
+            for k in range(j + 1, d):
+                factor, later = column[k], upper[k]
+                for f in range(np.uint64(k), fields):
+                    later[f] -= column[f] * factor
         if not ok:
             out_d2[i] = np.nan
             continue
-        d2 = 0.0
+        # Forward substitution, column after column too: z = chol^-1 (x - mean), d2 = |z|^2.
         for f in range(d):
-            value = points[i, f] - mean[f]
-            part_a, part_b, part_c, part_e = 0.0, 0.0, 0.0, 0.0
-            k = 0
-            while k + 4 <= f:
-                part_a += chol[f, k] * z[k]
-                part_b += chol[f, k + 1] * z[k + 1]
-                part_c += chol[f, k + 2] * z[k + 2]
-                part_e += chol[f, k + 3] * z[k + 3]
-                k += 4
-            while k < f:
-                part_a += chol[f, k] * z[k]
-                k += 1
-            value -= (part_a + part_b) + (part_c + part_e)
-            z[f] = value * inv_diagonal[f]
-            d2 += z[f] * z[f]
+            z[f] = points[i, f] - mean[f]
+        d2 = 0.0
+        for j in range(d):
+            z[j] = z[j] * inv_diagonal[j]
+            d2 += z[j] * z[j]
+            column, solved = upper[j], z[j]
+            for f in range(np.uint64(j + 1), fields):
+                z[f] -= column[f] * solved
         out_d2[i] = d2
 
 
@@ -1115,6 +1106,50 @@ def lof_points(reference_t, k_distance, lrd, owner, x, n_neighbors, out):
 
 
 @compiled
+def lof_reference(window, limit, out_center, out_scale, out_reference, out_reference_t):
+    """One stream's LOF reference set from its full window (``detectors.lof`` ``_refit``'s standardisation).
+
+    ``window`` ``(W, m)`` float32, every slot filled.  Per feature, what
+    ``detectors.features.robust_center_scale`` gives for a full window: the
+    median (the mean of the two middle values for even ``W``) and 1.4826
+    times the median absolute deviation from it, in float64, then cast to
+    float32; then ``(value - centre) / scale`` in float32, clipped to
+    ``+-limit``.  Writes the centre and scale ``(m,)``, the reference
+    ``(W, m)`` and its transpose ``(m, W)``, and returns True; returns False,
+    writing nothing, when a value is not finite or a feature is flat (a MAD
+    of at most ``1e-9 (1 + |centre|)``): numpy's path handles those.
+    """
+    W, m = window.shape
+    ordered = np.empty(W)
+    centre = np.empty(m)
+    scale = np.empty(m)
+    half = W // 2
+    for f in range(m):
+        for i in range(W):
+            v = np.float64(window[i, f])
+            if not math.isfinite(v):
+                return False
+            ordered[i] = v
+        ordered.sort()
+        centre[f] = ordered[half] if W % 2 else (ordered[half - 1] + ordered[half]) / 2
+        for i in range(W):
+            ordered[i] = abs(np.float64(window[i, f]) - centre[f])
+        ordered.sort()
+        scale[f] = 1.4826 * (ordered[half] if W % 2 else (ordered[half - 1] + ordered[half]) / 2)
+        if scale[f] <= 1e-9 * (1.0 + abs(centre[f])):
+            return False
+    top, bottom = np.float32(limit), np.float32(-limit)
+    for f in range(m):
+        c, s = np.float32(centre[f]), np.float32(scale[f])
+        out_center[f], out_scale[f] = c, s
+        for i in range(W):
+            value = min(max((window[i, f] - c) / s, bottom), top)
+            out_reference[i, f] = value
+            out_reference_t[f, i] = value
+    return True
+
+
+@compiled
 def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
     """k-distance, lrd and LOF of every reference point (``detectors.lof.lof_fit``), in its dtypes and sum orders.
 
@@ -1227,6 +1262,59 @@ def lof_fits(reference, n_neighbors, out_k_distance, out_lrd, out_lof):
             out_lof[s, a] = np.nan if unused[a] else total / n_near[a] / lrd[a]
             out_k_distance[s, a] = np.inf if unused[a] else np.sqrt(k_squared[a])
             out_lrd[s, a] = 0.0 if unused[a] else np.float32(lrd[a])
+
+
+@compiled
+def forest_samples(points, n_valid, keys, n_trees, sample_size, n_inner, node_domain, out_values, out_used,
+                   out_start, out_fraction):
+    """The random draws and samples of ``detectors.isolation_forest.build_forests``, the same integers.
+
+    For stream ``i`` (``points`` ``(s, W, m)`` int16, ``n_valid`` and
+    ``keys`` ``(s,)``): slot ``j`` of tree ``t`` samples window point
+    ``pick`` (slot ``j`` itself when the window holds at most
+    ``sample_size`` points, else ``(32 random bits * n_valid) >> 32``,
+    below ``W``), the 32-bit halves of the splitmix64 words of counters
+    ``0, 1, ..`` under the stream's key; node ``k`` of each tree draws from
+    counters ``node_domain + ..``: a start feature ``((bits & 0xFFFF) * m)
+    >> 16`` and a split fraction ``(bits >> 16) * 2**-16``.  Writes the
+    sampled points feature-major ``out_values`` ``(m, s * n_trees *
+    sample_size)``, which of them count ``out_used``, and ``out_start`` and
+    ``out_fraction`` ``(s * n_trees, n_inner)``.
+    """
+    s, w, m = points.shape
+    per_stream = n_trees * sample_size
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    for i in range(s):
+        key = keys[i]
+        valid = n_valid[i]
+        psi = min(valid, sample_size)
+        for k in range(per_stream):
+            bits = _half_word(key, np.uint64(k >> 1), k & 1, golden)
+            slot = k % sample_size
+            pick = slot if valid <= sample_size else (bits * valid) >> 32
+            pick = min(pick, w - 1)
+            at = i * per_stream + k
+            for f in range(m):
+                out_values[f, at] = points[i, pick, f]
+            out_used[at] = slot < psi
+        for t in range(n_trees):
+            for node in range(n_inner):
+                k = t * n_inner + node
+                bits = _half_word(key, node_domain + np.uint64(k >> 1), k & 1, golden)
+                out_start[i * n_trees + t, node] = ((bits & 0xFFFF) * m) >> 16
+                out_fraction[i * n_trees + t, node] = (bits >> 16) * 2.0**-16
+
+
+def _half_word(key, counter, high, golden):
+    """The low (``high`` 0) or high 32 bits, as int64, of splitmix64's word for ``(key, counter)``
+    (``detectors.isolation_forest._draw`` then ``_halves``)."""
+    z = key + (counter + np.uint64(1)) * golden
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return np.int64(z >> np.uint64(32)) if high else np.int64(z & np.uint64(0xFFFFFFFF))
 
 
 @compiled

@@ -255,6 +255,23 @@ class LocalOutlierFactorDetector(RefittedModelDetector):
                    self.n_neighbors, lof)
         return np.log(np.maximum(lof, 1e-30))
 
+    def _refit_block(self, row: int) -> None:
+        """:meth:`_refit` of one stream inside a block: a full, scaled window in two compiled calls
+        (:func:`detectors.kernels.lof_reference`, then the fit), else :meth:`_refit`; the same model."""
+        from .kernels import lof_fits, lof_reference
+
+        window, width = self.window_.buffer[row], self.reference_.shape[1]
+        reference = np.empty((1, self.window, width), dtype=np.float32)
+        center, scale = np.empty(width, dtype=np.float32), np.empty(width, dtype=np.float32)
+        if not (self.scale and self.fitted_[row] and self.window_.count[row] == self.window
+                and lof_reference(window, _STANDARD_LIMIT, center, scale, reference[0], self.reference_[row])):
+            self._refit(np.array([row]), compiled=True)
+            return
+        lof_fits(reference, self.n_neighbors, self.k_distance_[row:row + 1], self.lrd_[row:row + 1],
+                 np.empty((1, self.window)))
+        self.center_[row], self.scale_[row] = center, scale
+        self.calibrator_.fit_compiled(np.array([row]))
+
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         values = self.window_.buffer[rows]  # unused slots are NaN: they become unused reference slots
         if self.scale:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Detector
+from .shared_windows import embedded
 from .stats import score_from_logp
 from .streaming import compiled_steps
 
@@ -60,7 +61,7 @@ class RefittedModelDetector(Detector):
         point by point (the calibration refits every ``every`` scores; a
         compiled kernel, :meth:`TailCalibrator.update_points`), and learned.
         """
-        features = self.embedding_.transform_block(row, points)
+        features = embedded(self.embedding_, row, points)  # shared with a member embedding alike
         n = len(points)
         scores = np.zeros(n)
         rows = np.array([row])
@@ -71,23 +72,22 @@ class RefittedModelDetector(Detector):
             owner = owner_rows(row, len(piece))
             if self.fitted_[row]:
                 scores[start:stop] = self.calibrator_.update_points(row, self._block_raw_scores(owner, piece))
-            self.window_.extend(row, self._winsorised_rows(owner, piece))
+            self.window_.extend(row, self._winsorised_block(row, piece))
             self.schedule_.countdown_[row] -= len(piece)
             if self.schedule_.countdown_[row] <= 0:
                 self.schedule_.countdown_[row] = self.schedule_.every
                 self.schedule_.fits_[row] += 1
-                self._refit(rows, compiled=True)
+                self._refit_block(row)
             start = stop
         return scores, None
 
-    def _winsorised_rows(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """:meth:`_winsorised` for features of the given rows (one per feature row)."""
-        if not hasattr(self, "center_"):
+    def _winsorised_block(self, row: int, features: np.ndarray) -> np.ndarray:
+        """:meth:`_winsorised` for successive features of one stream (its last fit's centre and spread broadcast)."""
+        if not hasattr(self, "center_") or not self.fitted_[row]:
             return features
-        reach = LEARN_CLIP * self.scale_[rows]
+        reach = LEARN_CLIP * self.scale_[row]
         with np.errstate(invalid="ignore", over="ignore"):
-            clipped = np.clip(features, self.center_[rows] - reach, self.center_[rows] + reach)
-        return np.where(self.fitted_[rows][:, None], clipped, features)
+            return np.clip(features, self.center_[row] - reach, self.center_[row] + reach)
 
     def _winsorised(self, features: np.ndarray) -> np.ndarray:
         """Features clipped to ``LEARN_CLIP`` robust spreads around the last fit's centre (fitted rows only)."""
@@ -104,6 +104,10 @@ class RefittedModelDetector(Detector):
     def _block_raw_scores(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """:meth:`raw_scores` by compiled code where a subclass has it (same values): a block's points, or a tick's rows."""
         return self.raw_scores(rows, features)
+
+    def _refit_block(self, row: int) -> None:
+        """Refit stream ``row`` inside a block (a subclass may have a quicker way to the same model)."""
+        self._refit(np.array([row]), compiled=True)
 
     def _refit(self, rows: np.ndarray, compiled: bool = False) -> None:
         """Refit the models of ``rows``; ``compiled``: a block's or a compiled tick's refit, which may use compiled kernels (same models)."""

@@ -176,6 +176,37 @@ def test_iqr_and_mad_slide_their_windows_once_in_the_ensemble(monkeypatch):
     assert len(slides) == 10
 
 
+@pytest.mark.parametrize("d", [1, 38])
+def test_lof_and_forest_embed_a_block_once_in_the_ensemble(d, monkeypatch):
+    """Inside ``sharing()`` the second refitted member takes the first one's features and embedding state."""
+    from detectors import shared_windows
+    from detectors.features import CausalEmbedding
+
+    X = series(1200, d, seed=6)
+    X = X[~np.isnan(X).any(axis=1)]
+    alone = [detectors.make(name).reset(1, d) for name in ("isolation_forest", "lof")]
+    expected = [det.step_block(X).scores for det in alone]
+    passes = []
+    real = CausalEmbedding.transform_block
+    monkeypatch.setattr(CausalEmbedding, "transform_block", lambda self, *a: passes.append(1) or real(self, *a))
+    with shared_windows.sharing():
+        shared = [detectors.make(name).reset(1, d) for name in ("isolation_forest", "lof")]
+        scores = [det.step_block(X).scores for det in shared]
+    assert len(passes) == 1
+    for det, reference, got, want in zip(shared, alone, scores, expected):
+        np.testing.assert_array_equal(got, want)
+        assert_same_state(det, reference)
+    # A member whose embedding learned other points computes its own features.
+    with shared_windows.sharing():
+        first = detectors.make("lof").reset(1, d)
+        first.step_block(X[:50])
+        second = detectors.make("isolation_forest").reset(1, d)
+        first.step_block(X[50:])
+        second.step_block(X[50:])
+    assert len(passes) == 4  # 1 shared, then the first twice and the second once
+    assert shared_windows._state.entries is None
+
+
 @pytest.mark.parametrize("name", ["zscore", "ensemble"])
 def test_score_many_equals_one_block_per_series(name):
     """Several series (stepped together, or one block each, whichever is faster) score as blocks of their rows."""

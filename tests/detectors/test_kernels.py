@@ -208,3 +208,33 @@ def test_compiled_forests_equal_the_level_by_level_numpy(n_valid):
     for e, g in zip(expected, got):
         assert e.dtype == g.dtype
         np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("width", [64, 63])
+def test_lof_reference_equals_the_numpy_standardisation(width):
+    """The block refit's reference set: robust_center_scale, the float32 standardisation and the clip, bit for bit;
+    a flat feature or a value that is not finite is left to numpy (False, nothing written)."""
+    from detectors.features import robust_center_scale
+    from detectors.kernels import lof_reference
+
+    rng = np.random.default_rng(width)
+    window = rng.normal(3.0, 2.0, (width, 5)).astype(np.float32)
+    window[7, 1] = 4e7  # clipped at 1e6 once standardised
+    window[:, 2] = np.round(window[:, 2])  # ties at the median
+    center, scale = robust_center_scale(window[None])
+    expected = np.clip((window[None] - center[:, None, :]) / scale[:, None, :], -1e6, 1e6)[0]
+    got = [np.empty(5, np.float32), np.empty(5, np.float32), np.empty((width, 5), np.float32),
+           np.empty((5, width), np.float32)]
+    assert lof_reference(window, 1e6, *got)
+    for value, want in zip(got, (center[0], scale[0], expected, expected.T)):
+        assert value.dtype == want.dtype
+        np.testing.assert_array_equal(value, want)
+    for broken in ("flat", "inf"):
+        bad = window.copy()
+        if broken == "flat":
+            bad[:, 3] = 1.5
+        else:
+            bad[0, 0] = np.inf
+        untouched = [np.full_like(a, 7) for a in got]
+        assert not lof_reference(bad, 1e6, *untouched)
+        assert all((a == 7).all() for a in untouched)
