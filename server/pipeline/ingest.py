@@ -9,6 +9,10 @@ lock is held, so the database sees batches in the order they were scored.
 An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
 are deleted again.
+
+Batches of :data:`~server.event_staging.STAGED_ROWS_AT_LEAST` events or more
+have their rows bound by a child process (server/event_staging.py), off this
+process's GIL; the writer copies them in the batch's one transaction.
 """
 from __future__ import annotations
 
@@ -111,6 +115,10 @@ class Ingest:
         #: Files are parsed here, off the event loop and beside the scoring thread.
         self._parser = DedicatedThread("upload")
         self._closed = False
+        from ..event_staging import Stager
+
+        #: The child process that binds large batches' rows (started on the first one).
+        self.stager = Stager(timeout=write_timeout)
 
     @property
     def schemas(self) -> dict:
@@ -141,6 +149,7 @@ class Ingest:
             self._closed = True
         self._thread.close()
         self._parser.close()
+        self.stager.close()
 
     def schema(self, name: str):
         if name not in self.schemas:
@@ -167,8 +176,10 @@ class Ingest:
                 jobs.append(job)
                 # The next batch is read and scored while this one is written (SQLite works
                 # without the GIL); waiting for the older one first keeps one batch queued at
-                # most, so a batch's push waits for one write before its own, not several.
-                while len(jobs) > 1:
+                # most, so a batch's push waits for one write before its own, not several.  A
+                # staged batch has a third stage (the child binds it while the writer copies the
+                # one before and this thread scores the next), so one more is let in.
+                while len(jobs) > (2 if job.staged else 1):
                     self._collect(jobs.pop(0), summary, keep_anomalies)
             for job in jobs:
                 self._collect(job, summary, keep_anomalies)
@@ -193,21 +204,27 @@ class Ingest:
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
     def _score_and_queue(self, batch: EventBatch, origin: str):
+        from ..event_staging import STAGED_ROWS_AT_LEAST
         from ..event_writes import ScoredEventsJob
 
         scorer = self.scorers[batch.schema.name]
         flags = self.flags.get(batch.schema.name, {})
+        stager = self.stager if len(batch) >= STAGED_ROWS_AT_LEAST else None
 
         def score():
             scored = scorer.score(batch.frame)
             scored.mark_flagged(flags)
-            return ScoredEventsJob(scored, origin)
+            return ScoredEventsJob(scored, origin, stager)
 
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pipeline is shutting down")
             job = self._thread.run(score)
-            return self.writer.submit(job, timeout=self.write_timeout)
+            try:
+                return self.writer.submit(job, timeout=self.write_timeout)
+            except BaseException:
+                job.discard()  # its staged rows, if any
+                raise
 
     def _collect(self, job, summary: ImportSummary, keep: int) -> None:
         _, anomalies = job.wait(self.write_timeout)
