@@ -31,7 +31,7 @@ import marshal
 import os
 import pickle
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import threading
@@ -54,6 +54,8 @@ OUTSTANDING = 8
 #: Seconds the child gets to say it is ready.
 START_TIMEOUT_S = 10.0
 _CHILD = Path(__file__).resolve().with_name("event_staging_child.py")
+#: Scratch folders are ``<temp dir>/anomaly-staging-<server pid>-<random>``.
+_SCRATCH_PREFIX = "anomaly-staging-"
 
 
 class StagingFailed(WriterError):
@@ -67,6 +69,70 @@ def _original(module: str, name: str):
 
         return get_original(module, name)
     return getattr(__import__(module), name)
+
+
+def _remove_stale_scratch() -> None:
+    """Remove the scratch folders of servers that are gone: a child removes its own when it ends,
+    unless it was killed with its server (``kill -9`` of the process group)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # another user's process: alive
+            pass
+
+
+class _Process:
+    """A child started with ``posix_spawn``, its ``commands`` pipe as stdin and ``answers`` as stdout.
+
+    Not ``subprocess``: under gevent that module is patched, and its Popen, called from the
+    scoring thread (a real OS thread, not the event loop's), failed, as did gevent's
+    ``posix_spawn`` (it watches the child from the event loop); ``posix_spawn`` and ``waitpid``
+    are used as they were before gevent's patching.
+    """
+
+    def __init__(self, argv: list[str], commands: int, answers: int):
+        self.returncode: int | None = None
+        self._gone = False
+        spawn = _original("os", "posix_spawn")
+        self.pid = spawn(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, commands, 0),
+                                                                  (os.POSIX_SPAWN_DUP2, answers, 1)])
+
+    def poll(self) -> int | None:
+        """Its exit code (minus the signal that killed it), None while it runs or when unknown."""
+        if self.returncode is None and not self._gone:
+            try:
+                pid, status = _original("os", "waitpid")(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else (a gevent child watcher)
+                self._gone = True
+                return None
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    @property
+    def running(self) -> bool:
+        return self.poll() is None and not self._gone
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it has exited (None if unknown); raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while self.running:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pid {self.pid} still runs after {timeout} s")
+            _original("time", "sleep")(0.005)  # a real OS thread: not gevent's sleep
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.running:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @dataclass(frozen=True)
@@ -91,13 +157,13 @@ class _Child:
     """One staging process and its two pipes."""
 
     def __init__(self) -> None:
-        self.scratch = Path(tempfile.mkdtemp(prefix="anomaly-staging-"))
+        _remove_stale_scratch()
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-"))
         commands_read, self._commands = os.pipe()
         self._answers, answers_write = os.pipe()
-        popen = _original("subprocess", "Popen")
         try:
-            self.process = popen([sys.executable, str(_CHILD), str(self.scratch)], stdin=commands_read,
-                                 stdout=answers_write, close_fds=True)
+            self.process = _Process([sys.executable, str(_CHILD), str(self.scratch)], commands_read,
+                                    answers_write)
         except BaseException:
             for fd in (commands_read, self._commands, self._answers, answers_write):
                 os.close(fd)
@@ -197,7 +263,9 @@ class _Child:
     def _exit_status(self) -> str:
         try:
             code = self.process.wait(timeout=1.0)
-        except Exception:  # still running, or reaped elsewhere
+        except TimeoutError:
+            return "its output closed, the process still running"
+        if code is None:
             return "exit status unknown"
         return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
@@ -213,16 +281,14 @@ class _Child:
             fd, self._commands = self._commands, None
         if fd is not None:
             os.close(fd)
+        if kill:
+            self.process.kill()
         try:
-            if kill and self.process.poll() is None:
-                self.process.kill()
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             self.process.kill()
             log.error("event staging: pid %s did not exit within %s s of its input's end; killed it",
                       self.process.pid, timeout)
-        except Exception:  # reaped elsewhere (a gevent child watcher)
-            pass
         shutil.rmtree(self.scratch, ignore_errors=True)
         if self.failure is None:
             self.failure = "the staging process was stopped"
