@@ -8,7 +8,8 @@ lock is held, so the database sees batches in the order they were scored.
 
 An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
-are deleted again.
+are deleted again; it is marked in progress in the database until its last
+batch has committed, so one cut short by a crash is deleted at the next start.
 
 Batches of :data:`~server.event_staging.STAGED_ROWS_AT_LEAST` events or more
 have their rows bound by a child process (server/event_staging.py), off this
@@ -162,7 +163,8 @@ class Ingest:
         """Score and store every batch; wait for the commits; return a summary.
 
         ``whole=True`` makes it one import: its events are stored under a
-        unique origin, removed again if any write fails.
+        unique origin, removed again if any write fails, or at the next start
+        if the server stops before its last batch has committed.
         """
         started = time.perf_counter()
         origin = f"{origin}:{uuid.uuid4().hex[:12]}" if whole else origin
@@ -172,7 +174,7 @@ class Ingest:
             for batch in batches:
                 if summary is None:
                     summary = ImportSummary(batch.schema.name, origin)
-                job = self._score_and_queue(batch, origin)
+                job = self._score_and_queue(batch, origin, whole)
                 jobs.append(job)
                 # The next batch is read and scored while this one is written (SQLite works
                 # without the GIL); waiting for the older one first keeps one batch queued at
@@ -183,6 +185,8 @@ class Ingest:
                     self._collect(jobs.pop(0), summary, keep_anomalies)
             for job in jobs:
                 self._collect(job, summary, keep_anomalies)
+            if whole and jobs:
+                self._finish(origin)
         except BaseException:
             if whole and jobs:
                 self._undo(origin)
@@ -203,7 +207,7 @@ class Ingest:
 
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
-    def _score_and_queue(self, batch: EventBatch, origin: str):
+    def _score_and_queue(self, batch: EventBatch, origin: str, whole: bool = False):
         from ..event_staging import STAGED_ROWS_AT_LEAST
         from ..event_writes import ScoredEventsJob
 
@@ -214,7 +218,7 @@ class Ingest:
         def score():
             scored = scorer.score(batch.frame)
             scored.mark_flagged(flags)
-            return ScoredEventsJob(scored, origin, stager)
+            return ScoredEventsJob(scored, origin, stager, whole)
 
         with self._lock:
             if self._closed:
@@ -230,6 +234,13 @@ class Ingest:
         _, anomalies = job.wait(self.write_timeout)
         summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
         summary.amend(job.amended, keep)
+
+    def _finish(self, origin: str) -> None:
+        """The import's batches are all committed: it is no longer marked in progress (a stop
+        before this commits has it undone at the next start: event_writes.IMPORT_KEY)."""
+        from ..event_writes import ImportFinishedJob
+
+        self.writer.write(ImportFinishedJob(origin), self.write_timeout)
 
     def _undo(self, origin: str) -> None:
         from ..event_writes import DeleteImportJob
