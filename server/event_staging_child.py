@@ -14,10 +14,11 @@ DELETE and no WAL checkpoint per batch (measured: they doubled this process's CP
 
 Protocol (one line each way per message; the server is the only writer of stdin):
 
-- ``stage N FORM``: load the rows in ``SCRATCH_DIR/N.rows`` (a list of tuples, 1 to
-  :data:`COLUMNS` values each, written by ``FORM``: ``marshal`` or ``pickle``), delete that
-  file, insert them into the table ``staged`` of the new file ``SCRATCH_DIR/N.db`` (row ids 1,
-  2, ...) and answer ``staged N`` or ``failed N REASON``.
+- ``stage N FORM``: load the tables in ``SCRATCH_DIR/N.rows`` (a dict of table name to rows,
+  each a list of tuples of 1 to :data:`COLUMNS` values, written by ``FORM``: ``marshal`` or
+  ``pickle``), delete that file, insert each table's rows into that table of the new file
+  ``SCRATCH_DIR/N.db`` (row ids 1, 2, ...; a table without rows is not created) and answer
+  ``staged N`` or ``failed N REASON``.
 - End of input (the server closed the pipe or died), or the server's process gone: remove
   ``SCRATCH_DIR`` and exit.
 """
@@ -39,20 +40,24 @@ COLUMNS = 9
 PARENT_CHECK_S = 1.0
 
 
-def stage(path: Path, rows: list) -> None:
-    """Write ``rows`` into the new database ``path`` (table ``staged``, untyped columns ``v1...``,
-    so values keep their type), in one transaction, without a journal or fsync."""
-    width = len(rows[0])
-    if not 0 < width <= COLUMNS or any(len(row) != width for row in rows):
-        raise ValueError(f"staged rows have 1 to {COLUMNS} values, all as many as the first ({width})")
-    names = [f"v{i}" for i in range(1, width + 1)]
+def stage(path: Path, tables: dict) -> None:
+    """Write each table's rows into the new database ``path`` (untyped columns ``v1...``, so values
+    keep their type), in one transaction, without a journal or fsync."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
-        conn.execute(f"CREATE TABLE staged ({', '.join(names)})")
-        conn.executemany(f"INSERT INTO staged VALUES ({', '.join('?' * width)})", rows)
+        for name, rows in tables.items():
+            if not (name.isidentifier() and name.isascii()):
+                raise ValueError(f"not a table name: {name!r}")
+            if not rows:
+                continue
+            width = len(rows[0])
+            if not 0 < width <= COLUMNS or any(len(row) != width for row in rows):
+                raise ValueError(f"staged rows have 1 to {COLUMNS} values, all as many as the first ({width})")
+            conn.execute(f"CREATE TABLE {name} ({', '.join(f'v{i}' for i in range(1, width + 1))})")
+            conn.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * width)})", rows)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -89,9 +94,9 @@ def serve(scratch: Path, parent: int, commands: int = 0, answers: int = 1) -> No
         source, target = scratch / f"{int(number)}.rows", scratch / f"{int(number)}.db"
         try:
             # loads of the bytes: marshal.load reads a file object in small pieces (6 µs per row).
-            rows = (marshal if form == "marshal" else pickle).loads(source.read_bytes())
+            tables = (marshal if form == "marshal" else pickle).loads(source.read_bytes())
             source.unlink()
-            stage(target, rows)
+            stage(target, tables)
         except Exception as exc:  # told to the server, which fails the batch's write
             target.unlink(missing_ok=True)
             answer(f"failed {number} {type(exc).__name__}: {exc}")

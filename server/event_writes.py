@@ -59,6 +59,12 @@ if {*_PER_EVENT, *_ANOMALY_COLUMNS, "schema", "entities", "is_anomaly"} != set(s
     raise RuntimeError("every column of a scored event must be written by ScoredEventsJob")
 _UPDATE_ANOMALY = (f"UPDATE scored_events SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
                    f"WHERE id = ?")
+#: The same for a staged batch's anomalies, from its table ``anomalies`` (``v1...``: the columns
+#: above, then the row in the batch), in one statement; ``?1`` is the batch's first row id.
+_UPDATE_STAGED_ANOMALIES = (
+    f"UPDATE scored_events SET is_anomaly = 1, "
+    f"{', '.join(f'{c} = a.v{k + 1}' for k, c in enumerate(_ANOMALY_COLUMNS))} "
+    f"FROM {{staged}}.anomalies AS a WHERE scored_events.id = ?1 + a.v{len(_ANOMALY_COLUMNS) + 1}")
 
 
 def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
@@ -158,7 +164,9 @@ class ScoredEventsJob(WriteJob):
         # Encoded here, on the caller's thread, so the writer thread only binds and inserts.
         self.rows = self._rows()
         self._stager = stager
-        self._ticket: Ticket | None = stager.stage(self.rows) if stager is not None and self.rows else None
+        # The anomalies' own columns go too: one UPDATE ... FROM sets them, not one per anomaly.
+        self._ticket: Ticket | None = (stager.stage(self.rows, anomalies=self.anomaly_rows)
+                                       if stager is not None and self.rows else None)
         #: Its answer came: the rows are in the ticket's scratch file.
         self._waited = False
         #: The rows go through the staging process.
@@ -231,8 +239,11 @@ class ScoredEventsJob(WriteJob):
         statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
         if self._ticket is not None and self._waited:
             # One statement: SQLite reads and inserts all of them without the GIL.
+            name = self._ticket.name
             try:
-                copied = conn.execute(_copy_sql(*statement, self._ticket.name), (first,)).rowcount
+                copied = conn.execute(_copy_sql(*statement, name), (first,)).rowcount
+                if copied == n and self.anomaly_rows:
+                    conn.execute(_UPDATE_STAGED_ANOMALIES.format(staged=name), (first,))
             finally:
                 self.discard()
             if copied != n:
@@ -240,10 +251,10 @@ class ScoredEventsJob(WriteJob):
         elif n:
             conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
             conn.executemany(_insert_sql(*statement), itertools.islice(self.rows, 1, None))
+            conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
-        conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
         anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
                       "acknowledged": None} for i, event in self.anomalies]
         event_id = tx.allocate("events", 1)

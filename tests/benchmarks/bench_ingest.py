@@ -107,10 +107,10 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: 
                                          ScoredEventsJob.before_transaction)
 
     def timed(stage, call):
-        def run(*args):
+        def run(*args, **kwargs):
             started, wall = time.thread_time(), time.perf_counter()  # this thread's CPU only
             try:
-                return call(*args)
+                return call(*args, **kwargs)
             finally:
                 store_cpu[stage] += time.thread_time() - started
                 store_wall[stage] += time.perf_counter() - wall

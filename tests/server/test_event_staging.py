@@ -94,7 +94,6 @@ def test_a_staged_batch_is_stored_exactly_as_the_writer_inserts_it(ev_schema, st
     assert stager.staged == 2
     assert len(stored[True]) == 2 * n and any(row for row in stored[True] if row[-1] is None)
     # Every column but the commit time (received_at), row by row.
-    received_at = 12  # the column's place: checked below, not assumed
     import sqlite3
 
     with sqlite3.connect(tmp_path / "staged-True.db") as conn:
@@ -137,8 +136,8 @@ class _KillingStager:
     def __init__(self, stager: Stager):
         self._stager = stager
 
-    def stage(self, rows):
-        ticket = self._stager.stage(rows)
+    def stage(self, rows, **more):
+        ticket = self._stager.stage(rows, **more)
         os.kill(self._stager.pid, signal.SIGKILL)
         return ticket
 
@@ -204,8 +203,8 @@ def test_an_import_whose_child_dies_fails_whole_and_the_next_import_lands(ev_sch
     frame.drop(columns=["label"]).to_csv(csv, index=False)
     real_stage, staged = ingest.stager.stage, []
 
-    def stage_then_kill_on_the_second(rows):
-        ticket = real_stage(rows)
+    def stage_then_kill_on_the_second(rows, **more):
+        ticket = real_stage(rows, **more)
         staged.append(ticket)
         if len(staged) == 2:
             os.kill(ingest.stager.pid, signal.SIGKILL)
