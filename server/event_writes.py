@@ -4,10 +4,7 @@
 builds every event's row column-wise (orjson encodes each event's fields, less
 those stored as columns; only the anomalous events go through the typed event),
 so the writer thread only binds the rows and inserts them in one
-``executemany`` (then sets the few anomalies' own columns).  Given a
-:class:`~server.event_staging.Stager`, a child process binds them instead,
-into a scratch file, and the writer copies them with one ``INSERT ... SELECT``
-in the same transaction (server/event_staging.py: the GIL).  It also
+``executemany`` (then sets the few anomalies' own columns).  It also
 records one push event per batch (type ``events``: counts and the riskiest
 anomalies), which :func:`events_push` rebuilds for a resuming client.
 """
@@ -29,7 +26,6 @@ from .row_ids import keep_next_row_id, next_row_id
 from .writer import Transaction, WriteJob
 
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
-    from .event_staging import Stager, Ticket
     from .pipeline.scoring import ScoredBatch
 
 __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ImportFinishedJob", "ScoredEventsJob",
@@ -59,12 +55,6 @@ if {*_PER_EVENT, *_ANOMALY_COLUMNS, "schema", "entities", "is_anomaly"} != set(s
     raise RuntimeError("every column of a scored event must be written by ScoredEventsJob")
 _UPDATE_ANOMALY = (f"UPDATE scored_events SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
                    f"WHERE id = ?")
-#: The same for a staged batch's anomalies, from its table ``anomalies`` (``v1...``: the columns
-#: above, then the row in the batch), in one statement; ``?1`` is the batch's first row id.
-_UPDATE_STAGED_ANOMALIES = (
-    f"UPDATE scored_events SET is_anomaly = 1, "
-    f"{', '.join(f'{c} = a.v{k + 1}' for k, c in enumerate(_ANOMALY_COLUMNS))} "
-    f"FROM {{staged}}.anomalies AS a WHERE scored_events.id = ?1 + a.v{len(_ANOMALY_COLUMNS) + 1}")
 
 
 def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
@@ -126,21 +116,6 @@ def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
     return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
 
 
-def _copy_sql(schema: str, origin: str, entity_count: int, received_at: float, staged: str) -> str:
-    """The INSERT of a batch staged by the child (server/event_staging.py): its rows are read from
-    the table ``staged`` of the attached database ``staged`` (columns ``v1...``: :data:`_PER_EVENT`,
-    then the entity ids, as :func:`_insert_sql` binds them; row ids 1, 2, ...), numbered from ``?1`` on."""
-    width = len(_PER_EVENT) + entity_count
-    columns = ("id", *_PER_EVENT, *ENTITY_COLUMNS[:entity_count], "schema", "origin", "received_at",
-               "is_anomaly", *_ANOMALY_COLUMNS)
-    values = [f"v{i + 1}" for i in range(width)]
-    truth = _PER_EVENT.index("truth")
-    values[truth] = f"nullif({values[truth]}, '')"
-    return (f"INSERT INTO scored_events ({', '.join(columns)}) SELECT ?1 + rowid - 1, {', '.join(values)}, "
-            f"{_sql_text(schema)}, {_sql_text(origin)}, {float(received_at)!r}, 0{', NULL' * len(_ANOMALY_COLUMNS)} "
-            f"FROM {staged}.staged ORDER BY rowid")
-
-
 def _sql_text(text: str) -> str:
     """``text`` as an SQL string literal (a schema's name, an origin the server made)."""
     if "\x00" in text:
@@ -149,13 +124,9 @@ def _sql_text(text: str) -> str:
 
 
 class ScoredEventsJob(WriteJob):
-    """Store a scored batch; the result is ``(first row id, anomaly JSON objects)``.
+    """Store a scored batch; the result is ``(first row id, anomaly JSON objects)``."""
 
-    With a ``stager`` the rows are handed to its child process at once, to be bound there
-    while this job waits in the writer's queue (server/event_staging.py).
-    """
-
-    def __init__(self, batch: ScoredBatch, origin: str, stager: Stager | None = None, whole: bool = False):
+    def __init__(self, batch: ScoredBatch, origin: str, whole: bool = False):
         super().__init__()
         self.batch = batch
         self.origin = origin
@@ -163,37 +134,6 @@ class ScoredEventsJob(WriteJob):
         self.whole = whole
         # Encoded here, on the caller's thread, so the writer thread only binds and inserts.
         self.rows = self._rows()
-        self._stager = stager
-        # The anomalies' own columns go too: one UPDATE ... FROM sets them, not one per anomaly.
-        self._ticket: Ticket | None = (stager.stage(self.rows, anomalies=self.anomaly_rows)
-                                       if stager is not None and self.rows else None)
-        #: Its answer came: the rows are in the ticket's scratch file.
-        self._waited = False
-        #: The rows go through the staging process.
-        self.staged = self._ticket is not None
-
-    def before_transaction(self, db) -> None:
-        """Wait (outside the transaction, holding no lock) for the rows to be staged, and attach
-        their scratch file; raises :class:`~server.event_staging.StagingFailed`."""
-        if self._ticket is None:
-            return
-        try:
-            self._stager.wait(self._ticket)  # releases the ticket if it raises
-        except BaseException:
-            self._ticket = None
-            raise
-        self._waited = True
-        try:
-            self._stager.attach(db.conn, self._ticket)
-        except BaseException:
-            self.discard()
-            raise
-
-    def discard(self) -> None:
-        """The staged rows are not needed (copied, or this job will not run): their file goes."""
-        if self._ticket is not None:
-            ticket, self._ticket = self._ticket, None
-            self._stager.release(ticket, waited=self._waited)
 
     def _rows(self) -> list[tuple]:
         """One tuple per event: its :data:`_PER_EVENT` values, then its entity ids."""
@@ -237,24 +177,13 @@ class ScoredEventsJob(WriteJob):
         # (max(rowid) + 1 each), checked below.
         first = next_row_id(conn, "scored_events")
         statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
-        if self._ticket is not None and self._waited:
-            # One statement: SQLite reads and inserts all of them without the GIL.
-            name = self._ticket.name
-            try:
-                copied = conn.execute(_copy_sql(*statement, name), (first,)).rowcount
-                if copied == n and self.anomaly_rows:
-                    conn.execute(_UPDATE_STAGED_ANOMALIES.format(staged=name), (first,))
-            finally:
-                self.discard()
-            if copied != n:
-                raise RuntimeError(f"copied {copied} staged rows of a batch of {n}")
-        elif n:
+        if n:
             conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
             conn.executemany(_insert_sql(*statement), itertools.islice(self.rows, 1, None))
-            conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         if n and last != first + n - 1:
             raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
+        conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
         anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
                       "acknowledged": None} for i, event in self.anomalies]
         event_id = tx.allocate("events", 1)

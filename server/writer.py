@@ -118,13 +118,6 @@ class WriteJob:
         self.error: BaseException | None = None
         self.events: list = []
 
-    def before_transaction(self, db: sqlite_utils.Database) -> None:
-        """Runs on the writer thread just before the transaction holding this job opens.
-
-        For what SQLite allows only outside a transaction (ATTACH) and for waits that must
-        not hold the write lock (server/event_staging.py).  Raising fails this job alone.
-        """
-
     def apply(self, tx: Transaction) -> Any:
         raise NotImplementedError
 
@@ -330,7 +323,6 @@ class Writer:
         if self._reload_ids:
             self._reload_ids = False
             self._load_next_ids()
-        batch = [job for job in batch if self._ready(job, db)]
         tx = Transaction(db, self._next_ids, time.time(), self.observers)
         events: list = []
         try:
@@ -351,15 +343,6 @@ class Writer:
             self._rolled_back()
             raise
         return events
-
-    @staticmethod
-    def _ready(job: WriteJob, db: sqlite_utils.Database) -> bool:
-        try:
-            job.before_transaction(db)
-        except Exception as exc:
-            job.error, job.result, job.events = exc, None, []
-            return False
-        return True
 
     def _rolled_back(self) -> None:
         for observer in self.observers:

@@ -10,10 +10,6 @@ An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
 are deleted again; it is marked in progress in the database until its last
 batch has committed, so one cut short by a crash is deleted at the next start.
-
-Batches of :data:`~server.event_staging.STAGED_ROWS_AT_LEAST` events or more
-have their rows bound by a child process (server/event_staging.py), off this
-process's GIL; the writer copies them in the batch's one transaction.
 """
 from __future__ import annotations
 
@@ -116,10 +112,6 @@ class Ingest:
         #: Files are parsed here, off the event loop and beside the scoring thread.
         self._parser = DedicatedThread("upload")
         self._closed = False
-        from ..event_staging import Stager
-
-        #: The child process that binds large batches' rows (started on the first one).
-        self.stager = Stager(timeout=write_timeout)
 
     @property
     def schemas(self) -> dict:
@@ -150,7 +142,6 @@ class Ingest:
             self._closed = True
         self._thread.close()
         self._parser.close()
-        self.stager.close()
 
     def schema(self, name: str):
         if name not in self.schemas:
@@ -178,9 +169,7 @@ class Ingest:
                 jobs.append(job)
                 # The next batch is read and scored while this one is written (SQLite works
                 # without the GIL); waiting for the older one first keeps one batch queued at
-                # most, so a batch's push waits for one write before its own, not several.  (A
-                # staged batch's child works meanwhile too; one more batch in flight for it, measured
-                # alternately under load, changed nothing the noise let show and raised the p99.)
+                # most, so a batch's push waits for one write before its own, not several.
                 while len(jobs) > 1:
                     self._collect(jobs.pop(0), summary, keep_anomalies)
             for job in jobs:
@@ -208,27 +197,21 @@ class Ingest:
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
     def _score_and_queue(self, batch: EventBatch, origin: str, whole: bool = False):
-        from ..event_staging import STAGED_ROWS_AT_LEAST
         from ..event_writes import ScoredEventsJob
 
         scorer = self.scorers[batch.schema.name]
         flags = self.flags.get(batch.schema.name, {})
-        stager = self.stager if len(batch) >= STAGED_ROWS_AT_LEAST else None
 
         def score():
             scored = scorer.score(batch.frame)
             scored.mark_flagged(flags)
-            return ScoredEventsJob(scored, origin, stager, whole)
+            return ScoredEventsJob(scored, origin, whole)
 
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pipeline is shutting down")
             job = self._thread.run(score)
-            try:
-                return self.writer.submit(job, timeout=self.write_timeout)
-            except BaseException:
-                job.discard()  # its staged rows, if any
-                raise
+            return self.writer.submit(job, timeout=self.write_timeout)
 
     def _collect(self, job, summary: ImportSummary, keep: int) -> None:
         _, anomalies = job.wait(self.write_timeout)

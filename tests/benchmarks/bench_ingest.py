@@ -8,9 +8,7 @@ through the single writer into SQLite in WAL mode with synchronous=FULL, and
 publish its push event to the hub).  Latency is per batch (every event of a batch
 is pushed in its one push event): from the moment its scoring starts to the
 hub's publish after its commit, so it includes waiting for the batch before.  A second run
-scores without storing, to split the cost.  A batch's rows are bound by the staging child process
-(server/event_staging.py) and copied by the writer: the child's CPU seconds are counted into the
-run's (``getrusage`` of the children once it has exited) and printed on their own line.  The store's two halves are timed in CPU and in
+scores without storing, to split the cost.  The store's two halves are timed in CPU and in
 wall seconds: the writer thread's wall beyond its CPU is time it waited, for the disk (fsync)
 or for the GIL (Python's sqlite3 lets go of it for every row it steps, and takes it back only
 when the scoring thread lets go), or for a core when other processes run.  Memory per entity is the numpy
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -37,7 +34,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from server.event_staging import Stager  # noqa: E402
 from server.event_writes import ScoredEventsJob  # noqa: E402
 from server.hub import Hub  # noqa: E402
 from server.pipeline.ingest import Ingest  # noqa: E402
@@ -81,10 +77,9 @@ def write_sessions(path: Path, events: int, users: int, chargers: int, days: flo
 
 
 def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: int = KEEP_BYTES):
-    """The server's upload path on a fresh database: returns wall s, cpu s (this process and the
-    staging child), latencies, rows stored, and the CPU seconds, then the wall seconds, of the
-    store's parts: rows built and handed to the child (on the scoring thread), the writer
-    thread's wait for the child, its transactions (copy or insert, commit), and the child's CPU."""
+    """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored,
+    and the CPU seconds, then the wall seconds, of the store's two halves: rows built (on the
+    scoring thread) and the writer thread's transactions (bind, insert, commit)."""
     db = open_writer(db_path, "FULL")
     migrate(db)
     db.close()
@@ -99,28 +94,24 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: 
                 published[len(published)] = time.perf_counter()
 
     writer = Writer(db_path, "FULL", 64, on_commit=timed_publish).start()
-    store_cpu = {"build": 0.0, "stage": 0.0, "wait": 0.0, "write": 0.0}
+    store_cpu = {"build": 0.0, "write": 0.0}
     #: Wall seconds inside the same calls: beyond their CPU, the thread waited (for the GIL or
     #: the disk), which shows how little the writer overlaps the scoring.
-    store_wall = dict(store_cpu)
-    build_rows, commit, stage, before = (ScoredEventsJob._rows, writer._commit, Stager.stage,
-                                         ScoredEventsJob.before_transaction)
+    store_wall = {"build": 0.0, "write": 0.0}
+    build_rows, commit = ScoredEventsJob._rows, writer._commit
 
     def timed(stage, call):
-        def run(*args, **kwargs):
+        def run(*args):
             started, wall = time.thread_time(), time.perf_counter()  # this thread's CPU only
             try:
-                return call(*args, **kwargs)
+                return call(*args)
             finally:
                 store_cpu[stage] += time.thread_time() - started
                 store_wall[stage] += time.perf_counter() - wall
         return run
 
     ScoredEventsJob._rows = timed("build", build_rows)
-    Stager.stage = timed("stage", stage)
-    ScoredEventsJob.before_transaction = timed("wait", before)  # inside _commit, before the transaction
     writer._commit = timed("write", commit)  # runs on the writer's own OS thread
-    children_cpu = _children_cpu()
     ingest = Ingest([schema.name], writer, write_timeout=120.0)
     started_scoring: list[float] = []
     scorer = ingest.scorers[schema.name]
@@ -136,21 +127,10 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: 
     summary = ingest.import_source(source, "bench")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     writer.stop()
-    staged = ingest.stager.staged
-    ingest.close()  # the child exits: its CPU is counted
-    ScoredEventsJob._rows, Stager.stage, ScoredEventsJob.before_transaction = build_rows, stage, before
-    store_cpu["child"] = store_wall["child"] = _children_cpu() - children_cpu
-    cpu += store_cpu["child"]
-    for part in ("cpu", "wall"):  # the writer's commit includes its wait for the child
-        (store_cpu if part == "cpu" else store_wall)["write"] -= (store_cpu if part == "cpu" else store_wall)["wait"]
-    store_cpu["staged"] = staged
+    ingest.close()
+    ScoredEventsJob._rows = build_rows
     latencies = [published[i] - started_scoring[i] for i in range(len(started_scoring))]
     return wall, cpu, latencies, summary.events, store_cpu, store_wall
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def index_bytes_per_entity(ids: list[str]) -> float:
@@ -222,17 +202,13 @@ def main(argv=None) -> int:
     print(f"flagged: {anomalies:,} of {n:,} sessions")
     wall, cpu, latencies, stored_count, store_cpu, store_wall = stored
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
-          f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored; cpu s include "
-          f"the staging child's)")
+          f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored)")
     print(f"batch scored -> pushed: p50 {np.percentile(latencies, 50):.2f} s, "
           f"p99 {np.percentile(latencies, 99):.2f} s over {len(latencies)} batches of {args.chunk:,}")
-    print(f"store CPU per event: rows built {store_cpu['build'] / n * 1e6:.1f} us and pickled for the "
-          f"staging child {store_cpu['stage'] / n * 1e6:.1f} us (scoring thread), written "
-          f"{store_cpu['write'] / n * 1e6:.1f} us (writer thread: copy or insert, commit), bound by the "
-          f"child {store_cpu['child'] / n * 1e6:.1f} us ({store_cpu['staged']} of {len(latencies)} batches staged)")
-    print(f"store wall per event: rows built {store_wall['build'] / n * 1e6:.1f} us, pickled "
-          f"{store_wall['stage'] / n * 1e6:.1f} us, the writer waiting for the child {store_wall['wait'] / n * 1e6:.1f} us, "
-          f"written {store_wall['write'] / n * 1e6:.1f} us (wall beyond CPU: waiting for the GIL, the disk "
+    print(f"store CPU per event: rows built {store_cpu['build'] / n * 1e6:.1f} us (scoring thread), "
+          f"written {store_cpu['write'] / n * 1e6:.1f} us (writer thread: bind, insert, commit)")
+    print(f"store wall per event: rows built {store_wall['build'] / n * 1e6:.1f} us, written "
+          f"{store_wall['write'] / n * 1e6:.1f} us (wall beyond CPU: waiting for the GIL, the disk "
           f"or, on a busy machine, a core)")
     counts = scorer.entity_counts()
     entities = sum(counts.values())

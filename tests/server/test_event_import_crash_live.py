@@ -1,6 +1,5 @@
-"""An upload cut short by a kill -9 of the real server (gunicorn, gevent, its staging child killed
-with it): the batches it had committed are removed at the next start, so no half import is visible;
-the next upload lands whole."""
+"""An upload cut short by a kill -9 of the real server (gunicorn, gevent): the batches it had
+committed are removed at the next start, so no half import is visible; the next upload lands whole."""
 from __future__ import annotations
 
 import http.client
