@@ -120,6 +120,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                        ("registering the streams", monitor.bootstrap, False),
                        ("replaying the points stored after the snapshot", snapshots.catch_up, True),
                        ("restoring the event scorers", event_snapshots.restore, True),
+                       ("removing imports the last stop cut short", event_snapshots.undo_cut_short_imports, False),
                        ("replaying the events stored after their snapshot", event_snapshots.catch_up, True),
                        # Verdicts the snapshot predates, after its points (it writes: on the loop).
                        ("teaching 'not an anomaly' again", lambda: feedback.reteach_at_start(svc), False)],

@@ -127,6 +127,21 @@ class EventSnapshots:
                  (time.perf_counter() - started) * 1000)
         return restored
 
+    def undo_cut_short_imports(self) -> int:
+        """Remove the rows of the imports the last stop cut short (event_writes.IMPORT_KEY), before
+        :meth:`catch_up` would replay them; it writes, so it runs on the event loop.  Returns the rows."""
+        from .event_writes import undo_unfinished_imports
+        from .writer import WriterError
+
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            return undo_unfinished_imports(self.ingest.writer, conn, self.write_timeout)
+        except WriterError as exc:  # another server writes to this database: its imports are its own
+            log.warning("imports cut short by the last stop were not removed: %s", exc)
+            return 0
+        finally:
+            conn.close()
+
     def catch_up(self) -> int:
         """Replay the batches stored after the restored snapshot, learning only; return the events replayed."""
         if self.last_event_id is None:

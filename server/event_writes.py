@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -27,10 +28,18 @@ from .writer import Transaction, WriteJob
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
     from .pipeline.scoring import ScoredBatch
 
-__all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ScoredEventsJob", "event_batch_push", "events_push", "PUSHED_ANOMALIES"]
+__all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ImportFinishedJob", "ScoredEventsJob",
+           "event_batch_push", "events_push", "undo_unfinished_imports", "unfinished_imports", "PUSHED_ANOMALIES"]
+
+log = logging.getLogger(__name__)
 
 #: The riskiest anomalies of a batch carried in its push event (the rest are a GET away).
 PUSHED_ANOMALIES = 20
+#: ``meta`` keys of the imports whose batches are being stored: ``import:<origin>``, set in the
+#: transaction of an import's first batch and removed by :class:`ImportFinishedJob` (or with its
+#: rows by :class:`DeleteImportJob`); one found at start-up was cut short by a crash or a kill,
+#: and its rows are removed (:func:`undo_unfinished_imports`), so a file lands whole or not at all.
+IMPORT_KEY = "import:"
 #: Bound per event, in this order, then its entity ids (``entity_1``...); what a batch shares
 #: (``schema``, ``origin``, ``received_at``: the commit's time) is part of the statement, and
 #: ``entities`` is left NULL (a read rebuilds it from the entity ids: event_storage).  No value
@@ -117,10 +126,12 @@ def _sql_text(text: str) -> str:
 class ScoredEventsJob(WriteJob):
     """Store a scored batch; the result is ``(first row id, anomaly JSON objects)``."""
 
-    def __init__(self, batch: ScoredBatch, origin: str):
+    def __init__(self, batch: ScoredBatch, origin: str, whole: bool = False):
         super().__init__()
         self.batch = batch
         self.origin = origin
+        #: A batch of an import stored whole or not at all: its origin is marked in progress.
+        self.whole = whole
         # Encoded here, on the caller's thread, so the writer thread only binds and inserts.
         self.rows = self._rows()
 
@@ -158,6 +169,9 @@ class ScoredEventsJob(WriteJob):
     def apply(self, tx: Transaction):
         n = len(self.rows)
         conn = tx.db.conn
+        if self.whole:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'in progress') ON CONFLICT (key) DO NOTHING",
+                         [IMPORT_KEY + self.origin])
         # Only this thread inserts, inside this transaction: the first row takes the next id
         # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
         # (max(rowid) + 1 each), checked below.
@@ -230,7 +244,37 @@ class DeleteImportJob(WriteJob):
         # Its alerts end, while its rows are still here to say which it opened.
         self.events = tx.tell_observers("import_undone", self.origin, what="an undone import")
         keep_next_row_id(tx.db.conn, "scored_events")
+        tx.db.conn.execute("DELETE FROM meta WHERE key = ?", [IMPORT_KEY + self.origin])
         return tx.db.conn.execute("DELETE FROM scored_events WHERE origin = ?", [self.origin]).rowcount
+
+
+class ImportFinishedJob(WriteJob):
+    """Every batch of an import is stored: it is no longer in progress (see :data:`IMPORT_KEY`)."""
+
+    def __init__(self, origin: str):
+        super().__init__()
+        self.origin = origin
+
+    def apply(self, tx: Transaction) -> None:
+        tx.db.conn.execute("DELETE FROM meta WHERE key = ?", [IMPORT_KEY + self.origin])
+
+
+def unfinished_imports(conn) -> list[str]:
+    """The origins of imports marked in progress (at start-up: cut short by the last stop)."""
+    rows = conn.execute("SELECT substr(key, ?) FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+                        [len(IMPORT_KEY) + 1, IMPORT_KEY, IMPORT_KEY[:-1] + chr(ord(IMPORT_KEY[-1]) + 1)]).fetchall()
+    return [r[0] for r in rows]
+
+
+def undo_unfinished_imports(writer, conn, timeout: float) -> int:
+    """At start-up, before stored events are replayed to the scorers: remove the rows of every
+    import a crash or kill cut short (the client was never told it landed); returns the rows."""
+    removed = 0
+    for origin in unfinished_imports(conn):
+        count = writer.write(DeleteImportJob(origin), timeout)
+        log.warning("import %s was cut short by the last stop; removed its %d stored events", origin, count)
+        removed += count
+    return removed
 
 
 class EventPruneJob(WriteJob):

@@ -8,7 +8,8 @@ lock is held, so the database sees batches in the order they were scored.
 
 An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
-are deleted again.
+are deleted again; it is marked in progress in the database until its last
+batch has committed, so one cut short by a crash is deleted at the next start.
 """
 from __future__ import annotations
 
@@ -153,7 +154,8 @@ class Ingest:
         """Score and store every batch; wait for the commits; return a summary.
 
         ``whole=True`` makes it one import: its events are stored under a
-        unique origin, removed again if any write fails.
+        unique origin, removed again if any write fails, or at the next start
+        if the server stops before its last batch has committed.
         """
         started = time.perf_counter()
         origin = f"{origin}:{uuid.uuid4().hex[:12]}" if whole else origin
@@ -163,7 +165,7 @@ class Ingest:
             for batch in batches:
                 if summary is None:
                     summary = ImportSummary(batch.schema.name, origin)
-                job = self._score_and_queue(batch, origin)
+                job = self._score_and_queue(batch, origin, whole)
                 jobs.append(job)
                 # The next batch is read and scored while this one is written (SQLite works
                 # without the GIL); waiting for the older one first keeps one batch queued at
@@ -172,6 +174,8 @@ class Ingest:
                     self._collect(jobs.pop(0), summary, keep_anomalies)
             for job in jobs:
                 self._collect(job, summary, keep_anomalies)
+            if whole and jobs:
+                self._finish(origin)
         except BaseException:
             if whole and jobs:
                 self._undo(origin)
@@ -192,7 +196,7 @@ class Ingest:
 
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
-    def _score_and_queue(self, batch: EventBatch, origin: str):
+    def _score_and_queue(self, batch: EventBatch, origin: str, whole: bool = False):
         from ..event_writes import ScoredEventsJob
 
         scorer = self.scorers[batch.schema.name]
@@ -201,7 +205,7 @@ class Ingest:
         def score():
             scored = scorer.score(batch.frame)
             scored.mark_flagged(flags)
-            return ScoredEventsJob(scored, origin)
+            return ScoredEventsJob(scored, origin, whole)
 
         with self._lock:
             if self._closed:
@@ -213,6 +217,13 @@ class Ingest:
         _, anomalies = job.wait(self.write_timeout)
         summary.add(len(job.rows), anomalies, int(job.batch.flagged.sum()), keep)
         summary.amend(job.amended, keep)
+
+    def _finish(self, origin: str) -> None:
+        """The import's batches are all committed: it is no longer marked in progress (a stop
+        before this commits has it undone at the next start: event_writes.IMPORT_KEY)."""
+        from ..event_writes import ImportFinishedJob
+
+        self.writer.write(ImportFinishedJob(origin), self.write_timeout)
 
     def _undo(self, origin: str) -> None:
         from ..event_writes import DeleteImportJob

@@ -203,3 +203,40 @@ def test_fields_json_is_what_orjson_writes_for_each_row_as_a_dict():
     assert [json.loads(t)["missing"] for t in expected[:20]] == [
         None if np.isnan(v) else v for v in columns["missing"][:20].tolist()]
     assert _json_objects({"x": np.array([])}) == []
+
+
+def test_an_import_cut_short_stays_marked_and_is_removed_at_the_next_start(ev_schema, store, monkeypatch):
+    """An import marks itself in progress with its first batch and unmarks once its last has
+    committed; one whose process died between (no undo ran) is removed by undo_unfinished_imports."""
+    from server.event_writes import ImportFinishedJob, undo_unfinished_imports, unfinished_imports
+    from server.pipeline.event import EventBatch
+    from server.pipeline.ingest import Ingest
+
+    writer, reader = store
+    ingest = Ingest([ev_schema.name], writer, write_timeout=10)
+    try:
+        done = ingest.store([EventBatch(ev_schema, _sessions(30, seed=0))], "upload", whole=True)
+        assert unfinished_imports(reader.conn) == []
+
+        class Killed(BaseException):
+            """Stands for the process's death: nothing after it runs in a real crash."""
+
+        def batches():
+            yield EventBatch(ev_schema, _sessions(20, seed=1, start=T0 + 1e6))
+            yield EventBatch(ev_schema, _sessions(20, seed=2, start=T0 + 2e6))
+            raise Killed
+
+        monkeypatch.setattr(Ingest, "_undo", lambda self, origin: None)  # a dead process undoes nothing
+        with pytest.raises(Killed):
+            ingest.store(batches(), "upload", whole=True)
+        writer.write(ImportFinishedJob("none"), 10)  # the second batch, queued, commits before this
+        [cut] = unfinished_imports(reader.conn)
+        assert cut.startswith("upload:") and cut != done.origin
+        count = "SELECT count(*) FROM scored_events WHERE origin = ?"
+        assert reader.conn.execute(count, [cut]).fetchone()[0] == 40
+        assert undo_unfinished_imports(writer, reader.conn, 10) == 40
+        assert reader.conn.execute(count, [cut]).fetchone()[0] == 0 and unfinished_imports(reader.conn) == []
+        assert reader.conn.execute(count, [done.origin]).fetchone()[0] == 30  # a finished import stays
+        assert undo_unfinished_imports(writer, reader.conn, 10) == 0
+    finally:
+        ingest.close()
