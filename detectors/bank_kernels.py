@@ -19,7 +19,7 @@ from .kernels import _calibration_fit, compiled
 __all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_calibration_fit",)}
+_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit")}
 
 
 @compiled
@@ -75,6 +75,8 @@ def calibrated_rows(rows, raw, history, count, knots, beta, fitted, levels, tail
     log_tail = math.log(tail)
     log2 = math.log(2.0)
     ordered = np.empty(memory, dtype=np.float32)
+    keys, spare = np.empty(memory, dtype=np.uint32), np.empty(memory, dtype=np.uint32)
+    counts = np.empty((4, 256), dtype=np.int64)
     for i in range(rows.shape[0]):
         s = rows[i]
         r = raw[i]
@@ -104,14 +106,60 @@ def calibrated_rows(rows, raw, history, count, knots, beta, fitted, levels, tail
         n = min(count[s], memory)
         if n < min_scores:
             continue
-        m = 0
-        for k in range(memory):
-            if history[s, k] == history[s, k]:
-                ordered[m] = history[s, k]
-                m += 1
-        ordered[:m].sort()
+        _sorted_scores(history[s], ordered, keys, spare, counts)
         beta[s] = _calibration_fit(ordered, n, levels, memory, big, log2, knots[s])
         fitted[s] = True
+
+
+def _sorted_scores(scores, ordered, keys, spare, counts):
+    """Sort the non-NaN float32 ``scores`` into ``ordered[:m]``; returns ``m``.
+
+    The values ``np.sort`` gives (NaN dropped first), by a radix sort: a
+    calibrator's 256 scores sort about five times faster than by numba's
+    quicksort, and with no data-dependent branches, so a tick on which
+    thousands of calibrators refit together stays short.  Each float32's
+    bits map to a uint32 key whose unsigned order is the floats' order (the
+    sign bit flipped for positives, every bit for negatives), sorted a byte
+    at a time from the lowest (a stable counting sort per byte; a byte equal
+    in every key is skipped).  Floats equal as numbers sort alike too, but
+    for ``-0.0`` before ``0.0``, which no raw score is (an isolation score is
+    positive, a log-LOF ``log(x)`` is never ``-0.0``).
+    """
+    m = 0
+    for k in range(scores.shape[0]):
+        if scores[k] == scores[k]:
+            ordered[m] = scores[k]
+            m += 1
+    if m == 0:
+        return 0
+    bits = ordered.view(np.uint32)
+    counts[:] = 0
+    for k in range(m):
+        b = bits[k]
+        key = ~b if b >> 31 else b | np.uint32(0x80000000)
+        keys[k] = key
+        for byte in range(4):
+            counts[byte, (key >> np.uint32(8 * byte)) & np.uint32(0xFF)] += 1
+    source, target = keys, spare
+    for byte in range(4):
+        shift = np.uint32(8 * byte)
+        if counts[byte, (source[0] >> shift) & np.uint32(0xFF)] == m:  # one value of this byte: order unchanged
+            continue
+        start = 0
+        for value in range(256):  # each byte value's first place in the target
+            n = counts[byte, value]
+            counts[byte, value] = start
+            start += n
+        for k in range(m):
+            key = source[k]
+            digit = (key >> shift) & np.uint32(0xFF)
+            target[counts[byte, digit]] = key
+            counts[byte, digit] += 1
+        source, target = target, source
+    for k in range(m):
+        key = source[k]
+        bits[k] = key & np.uint32(0x7FFFFFFF) if key >> 31 else ~key
+    return m
 
 
 @compiled
