@@ -74,23 +74,43 @@ def order_stats(history, points, size: int, levels: tuple, centre: int, with_dev
         return trailing_order_stats(history, points, size, levels, centre, with_deviation)
     # Found by a digest of the windows' values, then compared in full (a digest can collide).
     digest = (size, history.shape, points.shape, hash(history.tobytes()), hash(points.tobytes()))
-    waiting = entries.get(digest, [])
-    for k, (key, value, numbers) in enumerate(waiting):
-        if _same_windows(key, (size, history, points)):
-            del waiting[k]  # its second reader: no other member asks for it
-            if not waiting:
-                del entries[digest]
-            _state.kept -= numbers
-            return _read(value, levels, with_deviation)
+    value = _take(digest, lambda key: _same_windows(key, (size, history, points)))
+    if value is not None:
+        return _read(value, levels, with_deviation)
     # What an entry holds: the windows' history and points, their statistics and counts.
     n, d = points.shape
     numbers = history.size + points.size + n * d * (len(SHARED_LEVELS) + 2) + n
-    if _state.kept + numbers > KEPT_NUMBERS:
+    if not _fits(numbers):
         return trailing_order_stats(history, points, size, levels, centre, with_deviation)
     value = trailing_order_stats(history, points, size, SHARED_LEVELS, SHARED_CENTRE, True)
-    entries.setdefault(digest, []).append(((size, history.copy(), points.copy()), value, numbers))
-    _state.kept += numbers
+    _keep(digest, (size, history.copy(), points.copy()), value, numbers)
     return _read(value, levels, with_deviation)
+
+
+def _take(digest, same):
+    """The value kept under ``digest`` whose key ``same`` accepts, removed (it was kept for this,
+    its second reader: no other member asks for it); None when there is none."""
+    entries = _state.entries
+    waiting = entries.get(digest, [])
+    for k, (key, value, numbers) in enumerate(waiting):
+        if same(key):
+            del waiting[k]
+            if not waiting:
+                del entries[digest]
+            _state.kept -= numbers
+            return value
+    return None
+
+
+def _fits(numbers: int) -> bool:
+    """Whether an entry of ``numbers`` numbers may be kept (at most :data:`KEPT_NUMBERS` at once)."""
+    return _state.kept + numbers <= KEPT_NUMBERS
+
+
+def _keep(digest, key, value, numbers: int) -> None:
+    """Keep ``value`` under ``digest`` for its second reader, who finds it by ``key`` (:func:`_take`)."""
+    _state.entries.setdefault(digest, []).append((key, value, numbers))
+    _state.kept += numbers
 
 
 def _same_windows(key, other) -> bool:
@@ -118,22 +138,17 @@ def embedded(embedding, row: int, points: np.ndarray) -> np.ndarray:
     before = _embedding_state(embedding, row)
     digest = ("embedding", embedding.embed, embedding.span, embedding.max_width, points.shape,
               hash(points.tobytes()), tuple(hash(part.tobytes()) for part in before))
-    waiting = entries.get(digest, [])
-    for k, ((key_points, key_state), (features, after), numbers) in enumerate(waiting):
-        if np.array_equal(key_points, points) and all(np.array_equal(a, b) for a, b in zip(key_state, before)):
-            del waiting[k]
-            if not waiting:
-                del entries[digest]
-            _state.kept -= numbers
-            for name, value in zip(_state_names(embedding), after):
-                getattr(embedding, name)[row] = value
-            return features.copy()
+    kept = _take(digest, lambda key: np.array_equal(key[0], points)
+                 and all(np.array_equal(a, b) for a, b in zip(key[1], before)))
+    if kept is not None:
+        features, after = kept
+        for name, value in zip(_state_names(embedding), after):
+            getattr(embedding, name)[row] = value
+        return features.copy()
     features = embedding.transform_block(row, points)
     numbers = points.size + features.size + 2 * sum(part.size for part in before)
-    if _state.kept + numbers <= KEPT_NUMBERS:
-        entries.setdefault(digest, []).append(((points.copy(), before), (features.copy(),
-                                                                          _embedding_state(embedding, row)), numbers))
-        _state.kept += numbers
+    if _fits(numbers):
+        _keep(digest, (points.copy(), before), (features.copy(), _embedding_state(embedding, row)), numbers)
     return features
 
 
