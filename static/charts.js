@@ -84,6 +84,7 @@
         display: i < 2,
         grid: { color: GRID_COLOR, drawOnChartArea: i === 0 },
         border: { display: false },
+        afterBuildTicks: AW.valueAxis.ticks(4),
         ticks: { maxTicksLimit: 4, color: view.fields.length > 1 ? fieldColor(i) : TICK_COLOR,
           callback: function (v) { return fmt.value(v); } }
       };

@@ -159,6 +159,40 @@
 
   AW.timeAxis = { ticks: timeTicks, label: timeLabel };
 
+  // ---------------------------------------------------------------- value axes
+  // A live chart's value axis is fitted to its points (charts.js, fitAxes), and Chart.js then
+  // labels the fitted ends as well as its round steps: 100.1 drawn over 100, 27.75 beside 20.
+  // This keeps only round values (1, 2, 2.5 or 5 times a power of ten) inside the range.
+
+  var VALUE_STEPS = [1, 2, 2.5, 5];
+
+  /** An ``afterBuildTicks`` hook: at most ``most`` ticks on round values inside the axis' range. */
+  function valueTicks(most) {
+    return function (axis) {
+      var span = axis.max - axis.min;
+      if (!(span > 0) || !isFinite(span)) return;
+      // The finest round step that gives at most ``most`` ticks, from a tenth of the even split up.
+      var power = Math.pow(10, Math.floor(Math.log10(span / most)) - 1);
+      var first = 0;
+      var last = -1;
+      var step = 0;
+      for (var n = 0; n < 40 && !(step && last - first + 1 <= most); n++) {
+        step = VALUE_STEPS[n % 4] * power * Math.pow(10, Math.floor(n / 4));
+        first = Math.ceil(axis.min / step);
+        last = Math.floor(axis.max / step);
+      }
+      if (last - first < 1) return;  // too narrow for two round values: keep the scale's own
+      var values = [];
+      for (var k = first; k <= last; k++) {
+        // k * step, not a running sum, so 0.1 + 0.2 rounding never shows in a label.
+        values.push({ value: Number((k * step).toPrecision(12)) });
+      }
+      axis.ticks = values;
+    };
+  }
+
+  AW.valueAxis = { ticks: valueTicks };
+
   // ---------------------------------------------------------------- points
 
   function severityOf(point) {

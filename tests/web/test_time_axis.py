@@ -1,7 +1,9 @@
-"""Time axes tick on round times of the viewer's clock (static/core.js, AnomalyWatch.timeAxis),
-not on Chart.js' decimal steps of epoch milliseconds (which put ticks at 10:16:40, 10:33:20)."""
+"""Chart axes tick on round values: time axes on round times of the viewer's clock (static/core.js,
+AnomalyWatch.timeAxis), not on Chart.js' decimal steps of epoch milliseconds (which put ticks at 10:16:40,
+10:33:20); value axes on round numbers, never on the fitted ends (AnomalyWatch.valueAxis)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 from web_helpers import open_dashboard
@@ -54,6 +56,44 @@ def test_ticks_fall_on_round_local_times_with_labels_to_match(browser, live_serv
         measured = [s for s in steps if s]
         assert measured and all(offset == 0 and step in (1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000)
                                 for offset, step in measured), steps
+    finally:
+        context.close()
+    assert probe.errors == []
+
+
+VALUE_TICKS_JS = """([min, max, most]) => {
+  const axis = { min: min, max: max, ticks: [{ value: min }, { value: max }] };
+  window.AnomalyWatch.valueAxis.ticks(most)(axis);
+  return axis.ticks.map(t => t.value);
+}"""
+
+
+def test_value_axes_label_round_values_only(browser, live_server):
+    # A live chart's value axis is fitted to its points; Chart.js would label the fitted ends too
+    # (100.1 drawn over 100). Only round values inside the range are ticks.
+    context, page, probe = open_dashboard(browser, live_server)
+    try:
+        assert page.evaluate(VALUE_TICKS_JS, [99.54, 100.1, 4]) == [99.6, 99.8, 100]
+        assert page.evaluate(VALUE_TICKS_JS, [12.7, 27.75, 4]) == [15, 20, 25]
+        assert page.evaluate(VALUE_TICKS_JS, [-0.013, 0.031, 5]) == [-0.01, 0, 0.01, 0.02, 0.03]
+        assert page.evaluate(VALUE_TICKS_JS, [-0.013, 0.031, 4]) == [0, 0.02]
+        assert page.evaluate(VALUE_TICKS_JS, [1, 1, 4]) == [1, 1]  # no span: left alone
+        assert page.evaluate(VALUE_TICKS_JS, [1e6, 3.5e6, 4]) == [1e6, 2e6, 3e6]
+
+        page.wait_for_function("""() => Object.values(window.dashboard.charts).some(
+            chart => chart.scales.y0 && chart.scales.y0.ticks.length > 1)""", timeout=60000)
+        axes = page.evaluate("""() => Object.values(window.dashboard.charts).filter(chart => chart.scales.y0)
+            .map(chart => ({ min: chart.scales.y0.min, max: chart.scales.y0.max,
+                             values: chart.scales.y0.ticks.map(t => t.value) }))""")
+        for axis in axes:
+            values = axis["values"]
+            if len(values) < 2:
+                continue
+            step = values[1] - values[0]
+            mantissa = step / 10 ** math.floor(math.log10(step))
+            assert any(abs(mantissa - m) < 1e-6 for m in (1, 2, 2.5, 5, 10)), axis
+            assert all(abs(v / step - round(v / step)) < 1e-6 for v in values), axis
+            assert axis["min"] <= values[0] and values[-1] <= axis["max"], axis
     finally:
         context.close()
     assert probe.errors == []
