@@ -121,8 +121,9 @@
     if (store.state.error && !store.all.size) dom.setText(empty, 'EV sessions cannot be loaded: ' + store.state.error);
     var more = $('ev-more');
     more.hidden = rows.length <= limit;
-    dom.setText(more, 'Show ' + fmt.count(Math.min(PAGE_ROWS, rows.length - limit)) + ' more of ' +
-      fmt.count(rows.length - limit));
+    var hiddenRows = rows.length - limit;
+    dom.setText(more, hiddenRows <= PAGE_ROWS ? 'Show the other ' + fmt.count(hiddenRows)
+      : 'Show ' + fmt.count(PAGE_ROWS) + ' more (' + fmt.count(hiddenRows) + ' not shown)');
   }
 
   function renderSoon() {

@@ -233,3 +233,27 @@ def test_toasts_leave_the_upload_button_clear(ev_page):
     page.go_back()
     expect(page.locator("main.layout")).to_be_visible()
     assert page.locator("#toasts").bounding_box()["y"] < 200
+
+
+def test_long_table_shows_more_by_pages(ev_page, live_server):
+    if not has_upload(live_server):
+        pytest.skip("this server has no POST /api/upload yet (events API)")
+    page, _ = ev_page
+    day = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    lines = ["session_id,user_id,charger_id,start_time,duration,energy,payment"]
+    for i in range(130):  # each one energy over 50 kWh for a payment under 1: billing fraud by rule
+        lines.append(f"pg{i:03d},pguser{i},pgch{i % 9},{(day + timedelta(minutes=90 * i)).isoformat()},80,58.5,0.20")
+    page.set_input_files("#ev-file", files=[{"name": "pages.csv", "mimeType": "text/csv",
+                                             "buffer": ("\n".join(lines) + "\n").encode()}])
+    expect(page.locator("#ev-upload-message")).to_contain_text("130 sessions", timeout=30000)
+    search(page, "pguser")
+    rows = page.locator("#ev-table tbody tr")
+    more = page.locator("#ev-more")
+    expect(rows).to_have_count(50, timeout=15000)
+    expect(more).to_have_text("Show 50 more (80 not shown)")
+    more.click()
+    expect(rows).to_have_count(100)
+    expect(more).to_have_text("Show the other 30")
+    more.click()
+    expect(rows).to_have_count(130)
+    expect(more).to_be_hidden()
