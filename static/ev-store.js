@@ -33,9 +33,15 @@
     bus.emit('data');
   }
 
-  /** Reloads the anomalies, the summary and the flagged users; a part that fails keeps its last state. */
+  var again = false;  // a refresh was asked for while one was loading: its answers may predate the ask
+
+  /** Reloads the anomalies, the summary and the flagged users; a part that fails keeps its last state.
+   * Asked while a reload is in flight, it reloads once more after it, so what changed since counts. */
   function refresh() {
-    if (state.loading) return state.loading;
+    if (state.loading) {
+      again = true;
+      return state.loading;
+    }
     var api = AW.ev.api;
     state.loading = Promise.all([
       api.flaggedUsers().then(function (ids) { flaggedUsers = new Set(ids); }, function () { /* keep */ }),
@@ -50,6 +56,10 @@
       bus.emit('data');
     }).then(function () {
       state.loading = null;
+      if (again) {
+        again = false;
+        return refresh();
+      }
     });
     return state.loading;
   }
