@@ -249,7 +249,9 @@ def events():
 def events_summary():
     """Counts for a schema's view: events, anomalies per severity and type, top entities by risk."""
     schema = _schema()
-    return jsonify(_reader().summary(schema.name, schema.entities))
+    sources = services().sources
+    return jsonify({**_reader().summary(schema.name, schema.entities),
+                    "clocks": sources.clocks(schema.name) if sources is not None else []})
 
 
 @bp.get("/schemas")

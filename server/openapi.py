@@ -451,7 +451,19 @@ def _event_schemas() -> dict[str, Any]:
                          "properties": {"schema": {"type": "string"}, "events": _COUNT, "anomalies": _COUNT,
                                         "severities": counts, "types": counts, "acknowledged": _COUNT,
                                         "top": {"type": "object", "additionalProperties": entity_rank},
-                                        "flagged": {"type": "array", "items": flag}}},
+                                        "flagged": {"type": "array", "items": flag},
+                                        "clocks": {"type": "array", "description":
+                                                   "live sources of this schema that keep their own time "
+                                                   "(the built-in feed runs in simulated time)",
+                                                   "items": {"type": "object",
+                                                             "required": ["source", "schema", "simulated",
+                                                                          "speed", "now"],
+                                                             "properties": {
+                                                                 "source": {"type": "string"},
+                                                                 "schema": {"type": "string"},
+                                                                 "simulated": {"type": "boolean"},
+                                                                 "speed": {"type": "number"},
+                                                                 "now": {"type": "number"}}}}}},
         "SchemaList": {"type": "object", "required": ["schemas"], "properties": {"schemas": {
             "type": "array", "items": {"type": "object",
                                        "required": ["name", "id", "timestamp", "entities", "fields", "rules"],

@@ -97,6 +97,15 @@
     setText($('ev-stat-sessions').querySelector('[data-role="sub"]'),
       whole.sessions === null ? 'anomalous sessions loaded'
         : 'scored · ' + fmt.count(summary.anomalies || 0) + ' anomalous');
+    // The built-in feed's sessions start in simulated time (from 1 Jan 2026): say so, or its dates
+    // read as wrong. Uploaded and replayed sessions keep their own times.
+    var clocks = summary && Array.isArray(summary.clocks) ? summary.clocks : [];
+    var clockNote = $('ev-clock');
+    clockNote.hidden = !clocks.length;
+    setText(clockNote, clocks.map(function (c) {
+      return 'Built-in feed: sessions in simulated time (' + fmt.count(c.speed) + '× real time), now at ' +
+        fmt.dateTime(c.now) + '.';
+    }).join(' '));
     stat('ev-stat-critical', fmt.count(whole.critical));
     stat('ev-stat-warnings', fmt.count(whole.warnings));
 

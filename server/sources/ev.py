@@ -60,6 +60,12 @@ class EVSource:
         self._simulated_origin = self.generator.start
         self.simulated_now = self.generator.start
 
+    def clock(self) -> dict:
+        """How this feed's time runs, for the view: simulated, ``speed`` times the wall clock, now at
+        ``now`` (epoch seconds).  Its sessions carry simulated start times, not today's."""
+        return {"source": self.name, "schema": self.schema.name, "simulated": True,
+                "speed": self.speed, "now": float(self.simulated_now)}
+
     # -- resuming after a restart ---------------------------------------------------------------
     def position(self) -> dict:
         """Where the feed stands: the sessions up to ``through`` are out; the generator's state

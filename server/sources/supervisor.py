@@ -39,6 +39,18 @@ class Supervisor:
             raise ValueError(f"a source named {source.name!r} is running already")
         self.sources[source.name] = source
 
+    def clocks(self, schema: str) -> list[dict]:
+        """The clocks of the running sources that feed ``schema`` and keep time of their own (a
+        simulated feed, :meth:`server.sources.ev.EVSource.clock`)."""
+        out = []
+        for name, source in list(self.sources.items()):
+            clock = getattr(source, "clock", None)
+            if name in self._started and callable(clock):
+                described = clock()
+                if described.get("schema") == schema:
+                    out.append(described)
+        return out
+
     def start(self) -> None:
         for name, source in list(self.sources.items()):
             if name in self._started:

@@ -234,3 +234,24 @@ def test_event_anomalies_export_as_csv_and_json_lines_with_their_own_fields(clie
     assert client.get("/api/anomalies?schema=ev_charging&format=xml").status_code == 400
     assert client.get("/api/anomalies?schema=ev_charging&format=csv&limit=0").status_code == 400
     assert client.get("/api/anomalies?schema=nosuch&format=csv").status_code == 404
+
+
+def test_summary_names_the_simulated_clock_of_a_running_feed(app, client):
+    """The built-in feed's sessions start in simulated time (2026-01-01 on, 600 x the wall clock by
+    default): the summary says so while it runs, so the view can tell dates that are not today's."""
+    from server.sources.ev import EVSource
+    from server.sources.replay import FakeClock
+
+    assert client.get("/api/events/summary?schema=ev_charging").get_json()["clocks"] == []
+    svc = services_of(app)
+    source = EVSource(svc.ingest.schema("ev_charging"), seed=1, speed=3600.0, interval=1.0, clock=FakeClock())
+    svc.sources.add(source)
+    svc.sources.start()
+    try:
+        wait_for(lambda: svc.sources.batches >= 1, timeout=60)
+        clocks = client.get("/api/events/summary?schema=ev_charging").get_json()["clocks"]
+        assert len(clocks) == 1 and clocks[0]["source"] == "ev_charging" and clocks[0]["simulated"] is True
+        assert clocks[0]["speed"] == 3600.0 and clocks[0]["now"] >= source.generator.start + 3600
+    finally:
+        svc.sources.stop()
+    assert client.get("/api/events/summary?schema=ev_charging").get_json()["clocks"] == []
