@@ -14,7 +14,9 @@ population's (all entities of that key) with the weight of ``warmup``
 events, so a new user is judged by everyone's habits at first and by their
 own after a few sessions.  Each event is scored before it is learned, and an
 event beyond ``threshold`` is not learned, so an attack does not teach its
-own baseline.
+own baseline (nor does one a rule flags, :class:`~server.pipeline.scoring.Scorer`).
+Within a batch, events are scored in :func:`rounds`, each after its entity's
+earlier ones were learned, so a file's own history counts.
 
 >>> from .entities import EntityTable
 >>> table = EntityTable(capacity=10, idle_seconds=1e9)
@@ -33,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Baselines", "LOG_FLOOR"]
+__all__ = ["Baselines", "LOG_FLOOR", "MOST_ROUNDS", "rounds"]
 
 #: Values below this are taken as this before a log transform (a zero stays finite).
 LOG_FLOOR = 1e-3
@@ -134,6 +136,39 @@ class Baselines:
                 pop["mean"][j:j + 1], pop["var"][j:j + 1], pop["n"][j:j + 1],
                 np.array([y.mean()]), np.array([y.var()]), np.array([float(len(y))]),
                 self.memory * 10))
+
+
+#: The most score-then-learn passes one batch makes per entity key (:func:`rounds`).
+MOST_ROUNDS = 32
+
+
+def rounds(rows: np.ndarray, most: int = MOST_ROUNDS) -> list[np.ndarray]:
+    """A batch's event indices in rounds, so each event is scored after its entity's earlier ones
+    in the batch were learned: round ``k`` holds every entity's ``k``-th event (batch order).
+
+    An entity with more than ``most`` events in the batch has them in ``most`` runs of consecutive
+    events instead, each scored against what the runs before it taught: the passes stay at most
+    ``most`` whatever the file (one consumer's year of hourly readings is 8,760 events).
+
+    >>> [r.tolist() for r in rounds(np.array([7, 3, 7, 7, 3]))]
+    [[0, 1], [2, 4], [3]]
+    >>> [r.tolist() for r in rounds(np.zeros(6, dtype=np.int64), most=2)]
+    [[0, 1, 2], [3, 4, 5]]
+    """
+    n = rows.size
+    if n == 0:
+        return []
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, counts)
+    count = np.repeat(counts, counts)
+    round_of = np.empty(n, dtype=np.int64)
+    round_of[order] = np.where(count > most, rank * most // count, rank)
+    by_round = np.argsort(round_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(round_of[by_round])) + 1
+    return np.split(by_round, cuts)
 
 
 def _fold(mean, var, n, batch_mean, batch_var, k, memory):

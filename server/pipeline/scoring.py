@@ -37,7 +37,7 @@ from scipy.special import log_ndtr
 from detectors.engine import SEVERITIES, severity_of
 from detectors.snapshot import SnapshotMismatch
 
-from .baselines import Baselines
+from .baselines import Baselines, rounds
 from .derive import CountPer
 from .entities import EntityTable
 from .event import ORDINARY, ScoredEvent, Signal, summarise
@@ -193,25 +193,35 @@ class Scorer:
 
         logp = np.zeros(n)
         signals: dict[int, list[tuple[float, Signal]]] = {}
-        learned = []
         flagged_any = np.zeros(n, dtype=bool)
+        threshold = schema.baseline.threshold
+        # Rules first: an event a rule flags (a billing fraud) teaches no baseline either.
+        applied = [(rule, *rule.apply(features, state)) for rule in schema.rules]
+        by_rule = np.zeros(n, dtype=bool)
+        for _, mask, _ in applied:
+            by_rule |= mask
         for entity, (specs, model) in self.baselines.items():
             X = np.column_stack([np.asarray(features[f.feature], dtype=float) for f in specs])
-            z = np.nan_to_num(model.score(rows[entity], X))
+            z = np.zeros(X.shape)
+            # Each event is scored after its entity's earlier events of the batch were learned
+            # (an uploaded file's own history counts), in at most MOST_ROUNDS passes.  Not
+            # learned: any deviation beyond the threshold, watched or not (robust baselines), and
+            # any event a rule flagged.
+            for idx in rounds(rows[entity]):
+                z[idx] = np.nan_to_num(model.score(rows[entity][idx], X[idx]))
+                skip = (np.abs(z[idx]) >= threshold).any(axis=1) | by_rule[idx]
+                model.learn(rows[entity][idx], X[idx], skip=skip)
             deviation = _watched_deviation(z, specs)
             with np.errstate(invalid="ignore"):
                 tail = log_ndtr(-deviation)
             logp = np.minimum(logp, tail.min(axis=1) if tail.size else 0.0)
-            beyond = deviation >= schema.baseline.threshold
+            beyond = deviation >= threshold
             flagged_any |= beyond.any(axis=1)
-            # Not learned: any deviation beyond the threshold, watched or not (robust baselines).
-            learned.append((entity, model, X, (np.abs(z) >= schema.baseline.threshold).any(axis=1)))
             for i, j in zip(*np.nonzero(beyond)):
                 signals.setdefault(int(i), []).append(
                     (float(tail[i, j]), self._baseline_signal(specs[j], features, int(i), float(z[i, j]))))
 
-        for rule in schema.rules:
-            mask, extra = rule.apply(features, state)
+        for rule, mask, extra in applied:
             strength = self.threshold_logp * SEVERITY_STEPS[rule.severity]
             logp[mask] = np.minimum(logp[mask], strength)
             flagged_any |= mask
@@ -220,8 +230,6 @@ class Scorer:
                 reason = rule.reason(values, {k: v[i] for k, v in extra.items()})
                 signals.setdefault(i, []).append((strength, Signal(rule.type, "rule", reason, rule.severity)))
 
-        for entity, model, X, beyond in learned:
-            model.learn(rows[entity], X, skip=beyond)
         self.events_scored += n
         risk = np.clip(np.round(100.0 * logp / (RISK_FULL * self.threshold_logp)), 0, 100).astype(int)
         earlier = [EarlierMarks(rule, entity, ids, marked_times, counts, self._risk_of(rule.severity))

@@ -27,6 +27,12 @@ def _types(scorer, rows):
     return [batch.types_of(i) for i in range(len(batch))]
 
 
+def _rule_types(scorer, rows):
+    """Each event's types found by a rule (a learned baseline may name the same type)."""
+    return [sorted({s.type for s in event.signals if s.origin == "rule"})
+            for event in scorer.score(_sessions(rows)).events()]
+
+
 @pytest.fixture
 def scorer(ev_schema):
     return Scorer(ev_schema)
@@ -92,10 +98,11 @@ def test_rules_agree_however_the_sessions_are_batched(ev_schema):
     rows = [(f"s{i}", f"u{rng.integers(5)}", f"c{rng.integers(3)}", float(i * 400),
              float(rng.choice([2.0, 30.0, 200.0])), float(rng.uniform(0, 70)), float(rng.uniform(0, 5)))
             for i in range(200)]
-    whole = _types(Scorer(ev_schema), rows)
+    whole = _rule_types(Scorer(ev_schema), rows)
     scorer = Scorer(ev_schema)
-    pieces = [t for k in range(0, 200, 7) for t in _types(scorer, rows[k:k + 7])]
+    pieces = [t for k in range(0, 200, 7) for t in _rule_types(scorer, rows[k:k + 7])]
     rule_types = ("billing_fraud", "multi_user_conflict")
     # Condition and overlap rules see the same evidence in any batching.
+    assert any(whole)
     for a, b in zip(whole, pieces):
         assert [t for t in a if t in rule_types] == [t for t in b if t in rule_types]

@@ -118,3 +118,27 @@ def test_a_restored_scorer_scores_as_the_one_it_was_saved_from(ev_schema):
     meta["signature"]["declaration"] = "another"
     with pytest.raises(SnapshotMismatch, match="another declaration"):
         Scorer.restored(ev_schema, meta, arrays)
+
+
+def test_a_files_own_history_counts_within_one_batch(ev_schema):
+    """A batch is scored event by event in each entity's order: an upload whose first sessions set a
+    charger's tariff finds a later session paid a fifth of it, in the same file (before, the whole
+    batch was judged by what came before it, and a first upload found no learned anomaly)."""
+    history = _charger_history()
+    odd = _charger_history(1).assign(session_id="x", start_time=T0 + 1.2e6, energy=20.0,
+                                     duration=115.0, payment=1.6)  # 0.08 per kWh, usual 0.40
+    batch = Scorer(ev_schema).score(pd.concat([history, odd], ignore_index=True))
+    assert batch.is_anomaly.tolist() == [False] * 60 + [True]
+    assert batch.events()[-1].types == ("billing_fraud",) and batch.events()[-1].signals[0].origin == "baseline"
+
+
+def test_an_event_a_rule_flags_teaches_no_baseline(ev_schema):
+    """Gross billing fraud (a rule's) at a new charger is not learned as its tariff, so the charger's
+    ordinary sessions that follow are not 'far above the usual'."""
+    frauds = _charger_history(10, seed=7).assign(energy=60.0, duration=250.0, payment=0.3)
+    ordinary = _charger_history(20, seed=8).assign(start_time=lambda f: f["start_time"] + 1e6,
+                                                   session_id=lambda f: "o" + f["session_id"])
+    for batches in ([pd.concat([frauds, ordinary], ignore_index=True)], [frauds, ordinary]):
+        scorer = Scorer(ev_schema)
+        flags = [flag for batch in batches for flag in scorer.score(batch).is_anomaly.tolist()]
+        assert flags == [True] * 10 + [False] * 20
