@@ -21,13 +21,14 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
 
 import sqlite_utils
 
 from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
 
-__all__ = ["ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events"]
+__all__ = ["ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events", "register_schema_files"]
 
 #: Columns holding an event's entity ids, in its schema's entity order.
 ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
@@ -80,13 +81,25 @@ def column_fields(schema) -> tuple[str, ...]:
     return (schema.id, *schema.entities, schema.timestamp)
 
 
+#: The schema files this process serves, by name (:class:`server.pipeline.ingest.Ingest` registers
+#: them): a schema declared in a file of one's own is read with its own keys.
+_SCHEMA_FILES: dict[str, Path] = {}
+
+
+def register_schema_files(files: Mapping[str, Path]) -> None:
+    """Read the events of these schemas with the layouts their files declare."""
+    _SCHEMA_FILES.update(files)
+    _layout.cache_clear()
+
+
 @functools.lru_cache(maxsize=None)
 def _layout(schema_name: str) -> tuple[str, tuple[str, ...], str] | None:
-    """A schema's id field, entity keys and timestamp field (its declaration, read once)."""
+    """A schema's id field, entity keys and timestamp field (its declaration, read once): a served
+    file's, else a bundled schema's of that name."""
     from .pipeline.schema import SchemaError, load_schema
 
     try:
-        schema = load_schema(schema_name)
+        schema = load_schema(_SCHEMA_FILES.get(schema_name, schema_name))
     except SchemaError:
         return None  # a schema no longer declared: its events read as stored
     return schema.id, tuple(schema.entities), schema.timestamp

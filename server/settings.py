@@ -213,7 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Scored events (uploads, replays, the EV feed) kept, newest first; older ones and "
             "those past RETENTION_DAYS are pruned with their acknowledgements.", minimum=1),
     Setting("SCHEMAS", "ev_charging", str,
-            "Comma-separated event schemas served (files server/pipeline/schemas/<name>.toml): "
+            "Comma-separated event schemas served: bundled names (server/pipeline/schemas/<name>.toml) "
+            "or paths of .toml files of your own (a new domain declared as data): "
             "their uploads, anomalies, flags and acknowledgements."),
     Setting("EV_FEED", True, bool,
             "Run the built-in EV charging feed (seeded sessions with labelled fraud, DoS and "

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..concurrency import DedicatedThread
 from .event import EventBatch
@@ -31,15 +31,42 @@ log = logging.getLogger(__name__)
 _SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
-def check_schema_names(raw: str) -> list[str]:
-    """The names of the SCHEMAS setting, each with its file (checked at start-up, without pandas)."""
-    names = [n.strip() for n in raw.split(",") if n.strip()]
+def check_schema_names(raw: str) -> dict[str, Path]:
+    """The SCHEMAS setting's schema files by the name each serves (checked at start-up, without pandas).
+
+    An entry is a bundled schema's name (``server/pipeline/schemas/<name>.toml``) or the path of a
+    TOML file of one's own (a new domain declared as data, no code), e.g.
+    ``ANOMALY_SCHEMAS=ev_charging,/etc/anomaly/electricity.toml``.  The whole file is checked
+    when the schemas load (:func:`server.pipeline.schema.load_schema`); here that each entry is
+    there, reads as TOML and names its schema once.
+    """
+    import tomllib
+
+    from ..settings import SettingsError
+
     known = sorted(p.stem for p in _SCHEMA_DIR.glob("*.toml"))
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        from ..settings import SettingsError
-        raise SettingsError(f"ANOMALY_SCHEMAS={raw!r}: unknown schema(s) {unknown}; known: {known}")
-    return names
+    files: dict[str, Path] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        if not entry.endswith(".toml"):
+            if entry not in known:
+                raise SettingsError(f"ANOMALY_SCHEMAS={raw!r}: unknown schema {entry!r}; known: {known}, "
+                                    "or the path of a .toml file")
+            path = _SCHEMA_DIR / f"{entry}.toml"
+        else:
+            path = Path(entry).expanduser()
+        try:
+            name = tomllib.loads(path.read_text(encoding="utf-8")).get("name")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"ANOMALY_SCHEMAS: {entry}: {exc}") from None
+        if not isinstance(name, str) or not name:
+            raise SettingsError(f"ANOMALY_SCHEMAS: {entry}: the file declares no `name`")
+        if name in files:
+            raise SettingsError(f"ANOMALY_SCHEMAS: two files declare the schema {name!r}: "
+                                f"{files[name]} and {path}")
+        files[name] = path
+    return files
 
 
 @dataclass
@@ -99,8 +126,14 @@ class ImportSummary:
 class Ingest:
     """Scores and stores batches of events, per schema; holds the operators' flags."""
 
-    def __init__(self, schema_names: Sequence[str], writer, write_timeout: float):
-        self.schema_names = tuple(schema_names)
+    def __init__(self, schemas: Sequence[str] | Mapping[str, Path], writer, write_timeout: float):
+        """``schemas``: bundled schemas' names, or schema files by name (:func:`check_schema_names`)."""
+        files = schemas if isinstance(schemas, Mapping) else check_schema_names(",".join(schemas))
+        self.schema_files: dict[str, Path] = dict(files)
+        self.schema_names = tuple(self.schema_files)
+        from ..event_storage import register_schema_files
+
+        register_schema_files(self.schema_files)
         self.writer = writer
         self.write_timeout = write_timeout
         self.flags: dict[str, dict[str, set]] = {}
@@ -122,7 +155,7 @@ class Ingest:
                     from .schema import load_schema
                     from .scoring import Scorer
 
-                    schemas = {name: load_schema(name) for name in self.schema_names}
+                    schemas = {name: load_schema(path) for name, path in self.schema_files.items()}
                     self._scorers = {name: Scorer(schema) for name, schema in schemas.items()}
                     self._schemas = schemas
         return self._schemas
