@@ -38,7 +38,9 @@ def check_schema_names(raw: str) -> dict[str, Path]:
     TOML file of one's own (a new domain declared as data, no code), e.g.
     ``ANOMALY_SCHEMAS=ev_charging,/etc/anomaly/electricity.toml``.  The whole file is checked
     when the schemas load (:func:`server.pipeline.schema.load_schema`); here that each entry is
-    there, reads as TOML and names its schema once.
+    there, reads as TOML and names its schema once, and a file of one's own is loaded whole, so
+    a wrong declaration stops the start with the file and key named (the bundled ones are
+    checked by the tests; loading one imports pandas, which the start otherwise leaves out).
     """
     import tomllib
 
@@ -65,6 +67,12 @@ def check_schema_names(raw: str) -> dict[str, Path]:
         if name in files:
             raise SettingsError(f"ANOMALY_SCHEMAS: two files declare the schema {name!r}: "
                                 f"{files[name]} and {path}")
+        if path.parent != _SCHEMA_DIR:
+            from .schema import SchemaError, load_schema
+            try:
+                load_schema(path)
+            except SchemaError as exc:
+                raise SettingsError(f"ANOMALY_SCHEMAS: {exc}") from None
         files[name] = path
     return files
 

@@ -132,6 +132,10 @@ def test_a_wrong_schemas_setting_names_the_entry(tmp_path, schema_file):
     nameless.write_text('id = "x"\n', encoding="utf-8")
     with pytest.raises(SettingsError, match="declares no `name`"):
         check_schema_names(str(nameless))
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(ELECTRICITY.replace('sides = "low"', 'sides = "under"'), encoding="utf-8")
+    with pytest.raises(SettingsError, match="wrong.toml: baseline.features.*sides"):
+        check_schema_names(str(wrong))
     twin = tmp_path / "twin.toml"
     twin.write_text(ELECTRICITY, encoding="utf-8")
     with pytest.raises(SettingsError, match="two files declare the schema 'electricity'"):
