@@ -115,7 +115,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # The engine's learned state, restored behind the app under gevent (server/startup.py): the
     # snapshot before the streams are registered (they are in it), then the points stored after it.
     # Only bootstrap writes through the writer, so only it runs on the event loop.
-    startup = Startup([("loading the detectors' libraries", _load_detector_libraries, True),
+    startup = Startup([("loading the libraries of a tick", _load_tick_libraries, True),
                        ("restoring the snapshot", snapshots.restore, True),
                        ("registering the streams", monitor.bootstrap, False),
                        ("replaying the points stored after the snapshot", snapshots.catch_up, True),
@@ -192,10 +192,17 @@ def _start_jobs(svc) -> None:
         _start_ev_feed(svc)
 
 
-def _load_detector_libraries() -> None:
-    """What the detectors import at their first score (scipy.special, about 0.3 s): loaded during the
-    restore, off the event loop, so the first tick after it is as quick as any other."""
-    from scipy import special  # noqa: F401
+def _load_tick_libraries() -> None:
+    """What the first tick would load: the generators' scipy.signal (1-4 s, its docstrings parsed at
+    import), the detectors' scipy.special (about 0.3 s) and the engine's compiled kernels from
+    numba's cache (about a second): loaded during the restore, off the event loop, so the first
+    tick is as quick as any other (it took 1.7-4 s, longer than the 2 s tick interval, and the
+    scheduler skipped the next tick)."""
+    from scipy import signal, special  # noqa: F401
+
+    from detectors.kernels import load_for_threads
+
+    load_for_threads()  # on this dedicated thread, as the engine's own first step would (gevent)
 
 
 def _prune_scored_events(writer, settings) -> int:
