@@ -129,6 +129,28 @@ def test_order_stats_equal_the_sorted_rows(size, history_length):
     assert (deviation[full] == 0).any() and (deviation[full] > 0).any()
 
 
+@pytest.mark.parametrize("size", [7, 64, 100])
+def test_order_stats_follow_jumps_of_the_deviations_split(size):
+    """The MAD's search starts from each field's last split: level shifts, a lone spike and heavy tails move
+    that split far between windows, and the kernel still reads the lower median of the sorted rows' deviations."""
+    rng = np.random.default_rng(size)
+    n = 600
+    points = np.empty((n, 4))
+    points[:, 0] = np.where(np.arange(n) % 150 < 75, 0.0, 100.0) + rng.normal(0, 1, n)  # level shifts up and down
+    points[:, 1] = np.round(rng.standard_cauchy(n), 1)                               # heavy tails, ties
+    points[:, 2] = rng.integers(0, 3, n)                                               # three values only
+    points[:, 3] = rng.normal(0, 1, n)
+    points[300, 3] = 1e9                                                               # one spike in and out
+    history = rng.normal(0, 1, (size // 2, 4))
+    quantiles, deviation, _, counts = trailing_order_stats(history, points, size, (0.25, 0.5, 0.75), 1, True)
+    rows, _ = sorted_trailing(history, points, size)
+    per_row = np.repeat(counts, 4)
+    median = quantiles[:, 1]
+    dev = np.sort(np.abs(rows - median[:, None]), axis=1)
+    lower_median = np.take_along_axis(dev, (np.maximum(per_row - 1, 0) // 2)[:, None], 1)[:, 0]
+    np.testing.assert_array_equal(deviation, lower_median)
+
+
 @pytest.mark.parametrize("d", [2, 8, 38])
 def test_sliding_distances_equal_the_numpy_moments(d):
     """Long enough to drift, with a spike entering and leaving, a flat field and two equal fields."""
