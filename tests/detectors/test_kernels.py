@@ -151,6 +151,28 @@ def test_order_stats_follow_jumps_of_the_deviations_split(size):
     np.testing.assert_array_equal(deviation, lower_median)
 
 
+def test_quartile_spreads_equal_iqr_stats_bit_for_bit():
+    """iqr's block statistics from the kernel equal its numpy ones: skewed, flat (empty halves), huge values."""
+    import detectors
+
+    rng = np.random.default_rng(4)
+    d = 5
+    history = np.round(rng.lognormal(1, 1, (100, d)), 1)
+    points = np.round(rng.lognormal(1, 1, (400, d)), 1)
+    points[50:250, 1] = 3.0                             # most of the window equal: a half or both empty
+    points[:, 2] *= 1e12                                # the relative floor scales with the centre
+    points[:, 3] = np.where(rng.random(400) < 0.8, 0.0, 1.0)
+    det = detectors.make("iqr").reset(1, d)
+    quantiles, _, mean_deviation, _ = trailing_order_stats(history, points, det.window, det.LEVELS, det.CENTRE, False)
+    floor = 0.5 * mean_deviation / 0.7978845608028654
+    got = det._block_stats_from(list(quantiles.T), None, floor)
+    want = det._stats_from(list(quantiles.T), None, floor)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    q1, median, q3 = (quantiles[:, k].reshape(-1, d) for k in range(3))
+    assert (median[:, 1] == q1[:, 1]).any() and (q3[:, 3] == q1[:, 3]).any()  # the borrowing branches are reached
+
+
 @pytest.mark.parametrize("d", [2, 8, 38])
 def test_sliding_distances_equal_the_numpy_moments(d):
     """Long enough to drift, with a spike entering and leaving, a flat field and two equal fields."""
