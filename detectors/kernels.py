@@ -64,7 +64,7 @@ def _compile(kernel):
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
-            "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve",)}
+            "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve", "_solve_lanes")}
 
 
 @compiled
@@ -681,7 +681,7 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
     co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
     a = np.empty(d)
     b = np.empty(d)
-    lanes = SOLVE_LANES
+    lanes = _solve_lanes(d)
     # Point ``lane`` of a batch: its ridged covariance, row g holding column g of its lower triangle, at
     # [(g * d + f) * lanes + lane] (upper triangle used), and its residual at [f * lanes + lane].
     upper = np.zeros(d * d * lanes)
@@ -734,8 +734,16 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
             _factor_and_solve(upper, residual, d, lane + 1, out_d2[i - lane:i + 1])
 
 
-#: Points whose covariances :func:`sliding_distances` factorises together (lanes of the vector operations).
+#: Points whose covariances :func:`sliding_distances` factorises together (lanes of the vector operations),
+#: as long as their covariances hold at most SOLVE_NUMBERS numbers (8 MB): many fields take fewer lanes.
 SOLVE_LANES = 16
+SOLVE_NUMBERS = 1 << 20
+
+
+def _solve_lanes(d):
+    """Lanes of :func:`sliding_distances` at ``d`` fields: :data:`SOLVE_LANES`, fewer (at least one) past
+    :data:`SOLVE_NUMBERS` numbers of covariances (the arithmetic is the same at any count)."""
+    return max(1, min(SOLVE_LANES, SOLVE_NUMBERS // (d * d)))
 
 
 def _factor_and_solve(upper, residual, d, used, out_d2):

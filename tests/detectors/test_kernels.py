@@ -151,6 +151,17 @@ def test_order_stats_follow_jumps_of_the_deviations_split(size):
     np.testing.assert_array_equal(deviation, lower_median)
 
 
+def test_sliding_distances_batch_fewer_points_when_fields_are_many():
+    """The batched factorisation holds 16 covariances at 38 fields, fewer (at least one) when they would pass
+    8 MB: its memory stays bounded by one covariance or 8 MB, whichever is larger."""
+    from detectors import kernels
+
+    assert kernels._solve_lanes(38) == kernels.SOLVE_LANES == 16
+    for d in (300, 1000, 5000):
+        lanes = kernels._solve_lanes(d)
+        assert 1 <= lanes < 16 and lanes * d * d <= max(kernels.SOLVE_NUMBERS, d * d)
+
+
 def test_quartile_spreads_equal_iqr_stats_bit_for_bit():
     """iqr's block statistics from the kernel equal its numpy ones: skewed, flat (empty halves), huge values."""
     import detectors
