@@ -81,6 +81,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Block, Detector, Traces, as_epoch_seconds
+from .blas_threads import one_blas_thread
 from .extremes import gaussian_record_scale
 from .flatline import FlatlineTracker
 from .novelty import EpisodeState, RecordTracker
@@ -357,7 +358,8 @@ class EnsembleDetector(Detector):
                                                                      shown[:-1]])
         before = {name: np.array(getattr(self, name)[0], copy=True)
                   for name in trace if name not in ("range", "is_anomaly_", "alert_")}
-        run = self._compiled_ticks(X[:, None, :], times[:, None])
+        with one_blas_thread(X.shape[1] > 1):  # a wide block's small products: see detectors.blas_threads
+            run = self._compiled_ticks(X[:, None, :], times[:, None])
         # A tick without the point leaves the attributes as they were: each tick reads the last stepped one's.
         last = np.maximum.accumulate(np.where(present, np.arange(T), -1))
         traces = {name: run[name][:, 0] for name in trace if name in ("is_anomaly_", "alert_")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import register
-from .stats import chi2_score, floored, z_multiplier
+from .stats import SPREAD_FLOOR, chi2_score, floored, z_multiplier
 from .robust_window import SortedWindowDetector, deviation_floor
 from .window import sorted_quantile
 
@@ -57,6 +57,16 @@ class IQRDetector(SortedWindowDetector):
         # Both halves empty (most values equal): fall back on the mean absolute deviation.
         floor = floor.reshape(shape)
         return med, np.maximum(lower / QUARTILE_Z, floor), np.maximum(upper / QUARTILE_Z, floor)
+
+    def _block_stats_from(self, quantiles, deviation, floor):
+        """:meth:`_stats_from` in one compiled pass (:func:`detectors.kernels.quartile_spreads`, the same values)."""
+        from .kernels import quartile_spreads
+
+        shape = (len(floor) // self.n_features_, self.n_features_)
+        q1, med, q3 = (np.ascontiguousarray(q, dtype=float) for q in quantiles)
+        low, high = np.empty(len(floor)), np.empty(len(floor))
+        quartile_spreads(q1, med, q3, np.ascontiguousarray(floor, dtype=float), SPREAD_FLOOR, QUARTILE_Z, low, high)
+        return med.reshape(shape), low.reshape(shape), high.reshape(shape)
 
     def _score_from(self, X, stats):
         med, sigma_low, sigma_high = stats

@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
-           "sorted_window_stats", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
+           "sorted_window_stats", "quartile_spreads", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
            "lof_reference", "forest_samples",
            "warm_up", "calibrated_points", "lower_median_deviation", "grow_trees"]
 
@@ -63,8 +63,8 @@ def _compile(kernel):
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
-            "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide"),
-            "forest_samples": ("_half_word",)}
+            "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
+            "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve", "_solve_lanes")}
 
 
 @compiled
@@ -507,33 +507,31 @@ def _slide(current, size, old, new):
 
     The values between the leaving value's slot and the arriving value's
     move one place towards the gap (an insertion sort's step).  Both slots
-    are found by binary search, so the move is a plain copy, which the
-    compiler vectorises (unsigned indices: no check for negative ones).
+    are counts of the values below (one pass over the window that the
+    compiler vectorises: a binary search's branches go one way or the other
+    at random, and each wrong guess costs more than comparing a whole
+    100-slot window), so the move is a plain copy (unsigned indices: no
+    check for negative ones).  The counts are what a binary search of the
+    sorted window finds, so the window is the same.
     """
-    at = _count_below(current, size, old, True)  # the first slot holding old
+    below_old, below_new = 0, 0
     if new >= old:
-        to = max(at, _count_below(current, size, new, True) - 1)
+        for k in range(size):
+            below_old += 1 if current[k] < old else 0
+            below_new += 1 if current[k] < new else 0
+        at = below_old  # the first slot holding old
+        to = max(at, below_new - 1)
         for k in range(np.uint64(at), np.uint64(to)):
             current[k] = current[k + np.uint64(1)]
     else:
-        to = _count_below(current, size, new, False)
+        for k in range(size):
+            below_old += 1 if current[k] < old else 0
+            below_new += 1 if current[k] <= new else 0
+        at, to = below_old, below_new
         for step in range(np.uint64(at - to)):
             k = np.uint64(at) - step
             current[k] = current[k - np.uint64(1)]
     current[to] = new
-
-
-def _count_below(current, size, value, strictly):
-    """How many of the sorted ``current[:size]`` are below ``value`` (``strictly``) or at most ``value``."""
-    low, high = 0, size
-    while low < high:
-        middle = (low + high) >> 1
-        below = current[middle] < value if strictly else current[middle] <= value
-        if below:
-            low = middle + 1
-        else:
-            high = middle
-    return low
 
 
 @compiled
@@ -559,6 +557,7 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
     n = rows - size + 1
     Q = levels.shape[0]
     windows = np.empty((d, size))  # every field's sorted window: rows of padded and of the outputs are read in order
+    split = np.zeros(d, dtype=np.int64)  # each field's last split of its MAD (_lower_median_deviation)
     for j in range(d):
         for k in range(size):
             v = padded[k, j]
@@ -614,24 +613,40 @@ def sorted_window_stats(padded, size, counts, levels, centre_level, with_deviati
             if count == 0:
                 out_deviation[r] = np.nan
                 continue
-            # The k-th smallest |v - centre| of two sorted runs, the deviations left of the middle
-            # (centre - current[half - 1 - t]) and right of it (current[half + t] - centre):
-            # a binary search for how many come from the left (what sorted_mad does with arrays).
-            half = count // 2
-            k = (count - 1) // 2 + 1
-            lo, hi = max(0, k - (count - half)), min(k, half)
-            while lo < hi:
-                take = (lo + hi) // 2
-                if centre - current[half - 1 - take] < current[half + k - take - 1] - centre:
-                    lo = take + 1
-                else:
-                    hi = take
-            value = -np.inf
-            if lo > 0:
-                value = centre - current[half - lo]
-            if k - lo > 0:
-                value = np.maximum(value, current[half + k - lo - 1] - centre)
-            out_deviation[r] = value
+            out_deviation[r] = _lower_median_deviation(current, count, centre, split, j)
+
+
+def _lower_median_deviation(current, count, centre, split, j):
+    """The lower median of ``|v - centre|`` over the ``count`` sorted values ``current[:count]``.
+
+    The deviations left of the middle (``centre - current[half - t]``, the
+    ``t``-th, rising with ``t``) and right of it (``current[half + u - 1] -
+    centre``, the ``u``-th) are two sorted runs; the ``k``-th smallest of
+    both, ``k = (count - 1) // 2 + 1``, is ``max(left t-th, right (k - t)-th)``
+    at the best ``t``: the larger of the two runs' candidates just before and
+    at the first ``t`` whose left deviation reaches the right one (both
+    candidates are deviations, so the value is one of them, bit for bit
+    what a binary search or a merge of the runs finds).  That first ``t``
+    moves little from one window to the next, so the search starts from the
+    field's last one (``split[j]``, updated) and walks: a step or two instead
+    of a binary search's branches taken at random.
+    """
+    half = count // 2
+    k = (count - 1) // 2 + 1
+    lo, hi = max(0, k - (count - half)), min(k, half)
+    t = min(max(split[j], lo), hi + 1)
+    # reached(t): the t-th left deviation is at least the (k - t)-th right one (none right when t == k).
+    while t <= hi and not (t > 0 and (t == k or centre - current[half - t] >= current[half + k - t - 1] - centre)):
+        t += 1
+    while t > lo and t - 1 > 0 and (t - 1 == k or centre - current[half - t + 1] >= current[half + k - t] - centre):
+        t -= 1
+    split[j] = t
+    value = np.inf
+    if t - 1 >= lo:  # before t: the right run's (k - t + 1)-th is the larger
+        value = current[half + k - t] - centre
+    if t <= hi:  # at t: the left run's t-th is the larger
+        value = min(value, centre - current[half - t])
+    return value
 
 
 @compiled
@@ -654,16 +669,23 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
     factorisation instead of numpy's LU (the same distance, rounding
     apart).  A point whose ridged covariance does not factorise gets NaN
     for the caller to compute with numpy.
+
+    The covariances of :data:`SOLVE_LANES` successive points are factorised
+    together (:func:`_factor_and_solve`): every operation of the
+    factorisation is done for all of them at once, so it vectorises across
+    the points instead of along a row of at most ``d`` values (each point's
+    arithmetic, and so its distance, is the one-point factorisation's).
     """
     n, d = points.shape
     mean = np.empty(d)
     co = np.empty((d, d))   # co-moment sum (x - mean)(x - mean)' over the window, lower triangle used
     a = np.empty(d)
     b = np.empty(d)
-    upper = np.empty((d, d))  # the ridged covariance, then its Cholesky factor, column g in row g
-    z = np.empty(d)
-    inv_diagonal = np.empty(d)  # 1 / chol[f, f]: a multiplication per element instead of a division
-    fields = np.uint64(d)
+    lanes = _solve_lanes(d)
+    # Point ``lane`` of a batch: its ridged covariance, row g holding column g of its lower triangle, at
+    # [(g * d + f) * lanes + lane] (upper triangle used), and its residual at [f * lanes + lane].
+    upper = np.zeros(d * d * lanes)
+    residual = np.zeros(d * lanes)
     inv_size, inv_dof = 1.0 / size, 1.0 / (size - 1)
     since_exact = size
     for i in range(n):
@@ -698,47 +720,109 @@ def sliding_distances(padded, points, size, ridge, spread_floor, out_d2, out_mea
                         co[f, g] += a[f] * a[g]
             since_exact = 0
         since_exact += 1
-        # The ridged, floored covariance: row g of ``upper`` holds column g of its lower triangle.
+        # The ridged, floored covariance and the residual, into the point's lane of the batch.
+        lane = i % lanes
         for f in range(d):
             var = np.maximum(co[f, f] * inv_dof, spread_floor * (abs(mean[f]) + 1.0))
             out_mean[i, f] = mean[f]
             out_var[i, f] = var
-            upper[f, f] = var * (1.0 + ridge)
+            upper[(f * d + f) * lanes + lane] = var * (1.0 + ridge)
             for g in range(f):
-                upper[g, f] = co[f, g] * inv_dof
-        # Factorised in place column after column (right-looking Cholesky): each column's update of
-        # the later ones is a contiguous multiply-add that vectorises, where the row-oriented
-        # factorisation was a chain of short dot products (the same factor, rounding apart).
-        ok = True
-        for j in range(d):
-            pivot = upper[j, j]
+                upper[(g * d + f) * lanes + lane] = co[f, g] * inv_dof
+            residual[f * lanes + lane] = points[i, f] - mean[f]
+        if lane == lanes - 1 or i == n - 1:
+            _factor_and_solve(upper, residual, d, lane + 1, out_d2[i - lane:i + 1])
+
+
+#: Points whose covariances :func:`sliding_distances` factorises together (lanes of the vector operations),
+#: as long as their covariances hold at most SOLVE_NUMBERS numbers (8 MB): many fields take fewer lanes.
+SOLVE_LANES = 16
+SOLVE_NUMBERS = 1 << 20
+
+
+def _solve_lanes(d):
+    """Lanes of :func:`sliding_distances` at ``d`` fields: :data:`SOLVE_LANES`, fewer (at least one) past
+    :data:`SOLVE_NUMBERS` numbers of covariances (the arithmetic is the same at any count)."""
+    return max(1, min(SOLVE_LANES, SOLVE_NUMBERS // (d * d)))
+
+
+def _factor_and_solve(upper, residual, d, used, out_d2):
+    """Squared distances ``out_d2`` ``(used,)`` of the first ``used`` lanes: ``r' C^-1 r`` by Cholesky.
+
+    ``upper`` and ``residual`` are laid out as in :func:`sliding_distances`
+    (overwritten).  Each lane's ridged covariance is factorised in place
+    column after column (right-looking: each column's update of the later
+    ones is a multiply-add per element, for every lane at once), then its
+    residual solved forward, ``d2 = |chol^-1 r|^2``; a lane whose pivot is
+    not positive gets NaN.  The lane count is read from the arrays' length,
+    not a constant: a loop of unknown length over the lanes is vectorised
+    by the compiler (with a check that the rows read and written do not
+    overlap), where a fixed short one is unrolled into scalar operations.
+    """
+    lanes = np.uint64(residual.shape[0] // d)
+    fields = np.uint64(d)
+    one = np.uint64(1)
+    count = np.uint64(used)
+    ok = np.ones(used, dtype=np.bool_)
+    inv_diagonal = np.empty(d * used)  # 1 / chol[f, f]: a multiplication per element instead of a division
+    for j in range(fields):
+        column = j * fields * lanes  # row j of upper: column j of the factor
+        diagonal = column + j * lanes
+        for lane in range(count):
+            pivot = upper[diagonal + lane]
             if not pivot > 0:
-                ok = False
-                break
+                ok[lane] = False
+                pivot = 1.0  # the lane's distance is NaN; its arithmetic goes on harmlessly
             root = math.sqrt(pivot)
-            inv_diagonal[j] = 1.0 / root
-            upper[j, j] = root
-            column = upper[j]
-            for f in range(np.uint64(j + 1), fields):
-                column[f] = column[f] * inv_diagonal[j]
-            for k in range(j + 1, d):
-                factor, later = column[k], upper[k]
-                for f in range(np.uint64(k), fields):
-                    later[f] -= column[f] * factor
-        if not ok:
-            out_d2[i] = np.nan
-            continue
-        # Forward substitution, column after column too: z = chol^-1 (x - mean), d2 = |z|^2.
-        for f in range(d):
-            z[f] = points[i, f] - mean[f]
-        d2 = 0.0
-        for j in range(d):
-            z[j] = z[j] * inv_diagonal[j]
-            d2 += z[j] * z[j]
-            column, solved = upper[j], z[j]
-            for f in range(np.uint64(j + 1), fields):
-                z[f] -= column[f] * solved
-        out_d2[i] = d2
+            inv_diagonal[j * count + lane] = 1.0 / root
+            upper[diagonal + lane] = root
+        for f in range(j + one, fields):
+            at = column + f * lanes
+            for lane in range(count):
+                upper[at + lane] = upper[at + lane] * inv_diagonal[j * count + lane]
+        for k in range(j + one, fields):
+            later = k * fields * lanes
+            factor = column + k * lanes
+            for f in range(k, fields):
+                at = f * lanes
+                for lane in range(count):
+                    upper[later + at + lane] -= upper[column + at + lane] * upper[factor + lane]
+    # Forward substitution, column after column too: z = chol^-1 (x - mean), d2 = |z|^2.
+    d2 = np.zeros(used)
+    for j in range(fields):
+        column = j * fields * lanes
+        for lane in range(count):
+            solved = residual[j * lanes + lane] * inv_diagonal[j * count + lane]
+            residual[j * lanes + lane] = solved
+            d2[lane] += solved * solved
+        for f in range(j + one, fields):
+            for lane in range(count):
+                residual[f * lanes + lane] -= upper[column + f * lanes + lane] * residual[j * lanes + lane]
+    for lane in range(used):
+        out_d2[lane] = d2[lane] if ok[lane] else np.nan
+
+
+@compiled
+def quartile_spreads(q1, median, q3, floor, spread_floor, quartile_z, out_low, out_high):
+    """The spreads below and above the median (``detectors.iqr.IQRDetector._stats_from``), in one pass.
+
+    For each element, the operations numpy does over whole arrays, in its
+    order: the half interquartile range and each half's spread raised to
+    the relative floor (``detectors.stats.floored``), an empty half
+    borrowing the half range, divided by ``quartile_z`` and raised to the
+    mean-deviation ``floor``; so the same bits, without a dozen temporaries
+    of a block's size.
+    """
+    for i in range(median.shape[0]):
+        m, low, high = median[i], q1[i], q3[i]
+        relative = spread_floor * (abs(m) + 1.0)
+        both = np.maximum(0.5 * (high - low), relative)
+        below = m - low
+        above = high - m
+        lower = np.maximum(below if below > 0 else both, relative)
+        upper = np.maximum(above if above > 0 else both, relative)
+        out_low[i] = np.maximum(lower / quartile_z, floor[i])
+        out_high[i] = np.maximum(upper / quartile_z, floor[i])
 
 
 @compiled

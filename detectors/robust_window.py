@@ -87,12 +87,16 @@ class SortedWindowDetector(Detector):
         the lower median absolute deviation (when :attr:`READS_DEVIATION`) and the spread floor."""
         raise NotImplementedError
 
+    def _block_stats_from(self, quantiles: list, deviation, floor: np.ndarray):
+        """:meth:`_stats_from` of a block's order statistics (a subclass may use a compiled kernel there, same values)."""
+        return self._stats_from(quantiles, deviation, floor)
+
     def _score_block(self, row, points, with_range):
         history = self.ring_.history(row)
         if np.isfinite(points).all() and np.isfinite(history).all():
             quantiles, deviation, mean_deviation, _ = order_stats(
                 history, points, self.window, self.LEVELS, self.CENTRE, self.READS_DEVIATION)
-            stats = self._stats_from(list(quantiles.T), deviation, floor_of_mean_deviation(mean_deviation))
+            stats = self._block_stats_from(list(quantiles.T), deviation, floor_of_mean_deviation(mean_deviation))
         else:  # an infinite value: the sorted rows and numpy's handling of inf - inf
             rows, counts = sorted_trailing(history, points, self.window)
             stats = self._block_stats_of(rows, np.repeat(counts, self.n_features_))

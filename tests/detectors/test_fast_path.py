@@ -380,3 +380,30 @@ def test_zscore_rows_whose_covariance_does_not_factorise_take_numpys_range_too(m
     np.testing.assert_allclose(block.scores, reference.scores, rtol=0, atol=1e-9)
     for got, want in zip(block.traces["range"], reference.traces["range"]):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_a_wide_ensemble_block_runs_blas_on_one_thread_with_the_same_scores(monkeypatch):
+    """A block of many fields runs its small matrix products on one BLAS thread (less CPU spent waiting),
+    restores the thread count after, and scores, flags and alerts as with BLAS's own threads."""
+    import contextlib
+
+    from threadpoolctl import threadpool_info
+
+    from detectors import ensemble
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    real = ensemble.EnsembleDetector._compiled_ticks
+    monkeypatch.setattr(ensemble.EnsembleDetector, "_compiled_ticks",
+                        lambda self, *a: seen.append(blas_threads()) or real(self, *a))
+    X = series(700, 38, seed=9)
+    capped = detectors.make("ensemble").label_series(X)
+    assert seen and all(threads == [1] * len(threads) for threads in seen)
+    assert blas_threads() == before
+    monkeypatch.setattr(ensemble, "one_blas_thread", lambda wanted=True: contextlib.nullcontext())
+    free = detectors.make("ensemble").label_series(X)
+    for got, want in zip(capped, free):
+        np.testing.assert_array_equal(got, want)

@@ -129,6 +129,61 @@ def test_order_stats_equal_the_sorted_rows(size, history_length):
     assert (deviation[full] == 0).any() and (deviation[full] > 0).any()
 
 
+@pytest.mark.parametrize("size", [7, 64, 100])
+def test_order_stats_follow_jumps_of_the_deviations_split(size):
+    """The MAD's search starts from each field's last split: level shifts, a lone spike and heavy tails move
+    that split far between windows, and the kernel still reads the lower median of the sorted rows' deviations."""
+    rng = np.random.default_rng(size)
+    n = 600
+    points = np.empty((n, 4))
+    points[:, 0] = np.where(np.arange(n) % 150 < 75, 0.0, 100.0) + rng.normal(0, 1, n)  # level shifts up and down
+    points[:, 1] = np.round(rng.standard_cauchy(n), 1)                               # heavy tails, ties
+    points[:, 2] = rng.integers(0, 3, n)                                               # three values only
+    points[:, 3] = rng.normal(0, 1, n)
+    points[300, 3] = 1e9                                                               # one spike in and out
+    history = rng.normal(0, 1, (size // 2, 4))
+    quantiles, deviation, _, counts = trailing_order_stats(history, points, size, (0.25, 0.5, 0.75), 1, True)
+    rows, _ = sorted_trailing(history, points, size)
+    per_row = np.repeat(counts, 4)
+    median = quantiles[:, 1]
+    dev = np.sort(np.abs(rows - median[:, None]), axis=1)
+    lower_median = np.take_along_axis(dev, (np.maximum(per_row - 1, 0) // 2)[:, None], 1)[:, 0]
+    np.testing.assert_array_equal(deviation, lower_median)
+
+
+def test_sliding_distances_batch_fewer_points_when_fields_are_many():
+    """The batched factorisation holds 16 covariances at 38 fields, fewer (at least one) when they would pass
+    8 MB: its memory stays bounded by one covariance or 8 MB, whichever is larger."""
+    from detectors import kernels
+
+    assert kernels._solve_lanes(38) == kernels.SOLVE_LANES == 16
+    for d in (300, 1000, 5000):
+        lanes = kernels._solve_lanes(d)
+        assert 1 <= lanes < 16 and lanes * d * d <= max(kernels.SOLVE_NUMBERS, d * d)
+
+
+def test_quartile_spreads_equal_iqr_stats_bit_for_bit():
+    """iqr's block statistics from the kernel equal its numpy ones: skewed, flat (empty halves), huge values."""
+    import detectors
+
+    rng = np.random.default_rng(4)
+    d = 5
+    history = np.round(rng.lognormal(1, 1, (100, d)), 1)
+    points = np.round(rng.lognormal(1, 1, (400, d)), 1)
+    points[50:250, 1] = 3.0                             # most of the window equal: a half or both empty
+    points[:, 2] *= 1e12                                # the relative floor scales with the centre
+    points[:, 3] = np.where(rng.random(400) < 0.8, 0.0, 1.0)
+    det = detectors.make("iqr").reset(1, d)
+    quantiles, _, mean_deviation, _ = trailing_order_stats(history, points, det.window, det.LEVELS, det.CENTRE, False)
+    floor = 0.5 * mean_deviation / 0.7978845608028654
+    got = det._block_stats_from(list(quantiles.T), None, floor)
+    want = det._stats_from(list(quantiles.T), None, floor)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    q1, median, q3 = (quantiles[:, k].reshape(-1, d) for k in range(3))
+    assert (median[:, 1] == q1[:, 1]).any() and (q3[:, 3] == q1[:, 3]).any()  # the borrowing branches are reached
+
+
 @pytest.mark.parametrize("d", [2, 8, 38])
 def test_sliding_distances_equal_the_numpy_moments(d):
     """Long enough to drift, with a spike entering and leaving, a flat field and two equal fields."""
