@@ -177,15 +177,23 @@ class RecordTracker:
         # Nothing left to hold: the row is as if never taught (0), not "held until now".
         self.accepted_until_[row] = self.seen_[row] + left if left > 0 else 0
 
-    def update(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
-        """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it."""
-        learning = present & (self.seen_ >= self.warmup)
-        learned = np.maximum(self.seen_ - self.warmup, 1)
-        recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
-        accepting = self.seen_ < self.accepted_until_
-        if accepting.any():
-            recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))
-        spread = self.high_ - self.low_
+    def update(self, U: np.ndarray, present: np.ndarray, hold=None) -> np.ndarray:
+        """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it.
+
+        ``hold`` ``(S,)``, optional: streams whose point is scored but not
+        learned (see :meth:`learn`).
+        """
+        logp = self.score(U, present)
+        self.learn(U, present, hold)
+        return logp
+
+    def score(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """The ``(S, C)`` log tail probabilities of ``U`` (0 where no record), sets :attr:`strength_`; learns nothing.
+
+        :meth:`learn` with the same ``U`` and ``present`` must follow before
+        the next point (together they are :meth:`update`).
+        """
+        learning, learned, recent, spread = self._before(present)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             strength = (U - recent) / spread
         ok = learning[:, None] & (spread > 0) & np.isfinite(strength)
@@ -194,10 +202,22 @@ class RecordTracker:
         logp = np.where(strength > 0, -np.log(np.minimum(learned, self.window))[:, None] - strength / self.scale, 0.0)
         if self.tail_blocks:
             self._learned_tail(logp, strength, recent, spread, learned)
+        return logp
 
+    def learn(self, U: np.ndarray, present: np.ndarray, hold=None) -> None:
+        """Learn the point :meth:`score` just scored, except on the streams ``hold`` marks.
+
+        A held stream's point counts as seen (its maturity and the ``n`` of
+        its records go on) but moves neither its recent record nor its range:
+        the points of an anomalous episode do not become the record that the
+        next, smaller incident of the same kind would have to beat.
+        """
+        learning, learned, recent, spread = self._before(present)
         learn = learning[:, None]
         U = self._winsorised(U, recent, spread, learned)
-        self.partial_ = np.where(learn, np.maximum(self.partial_, U), self.partial_)
+        if hold is not None:
+            learning = learning & ~np.asarray(hold, dtype=bool)
+        self.partial_ = np.where(learning[:, None], np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
         self.fill_ += learning
@@ -208,7 +228,16 @@ class RecordTracker:
             self.partial_[full] = -np.inf
             self.fill_[full] = 0
         self.seen_ += present
-        return logp
+
+    def _before(self, present):
+        """What a point is judged and learned against: who learns, points learned, recent record, range."""
+        learning = present & (self.seen_ >= self.warmup)
+        learned = np.maximum(self.seen_ - self.warmup, 1)
+        recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
+        accepting = self.seen_ < self.accepted_until_
+        if accepting.any():
+            recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))
+        return learning, learned, recent, self.high_ - self.low_
 
     def update_ticks(self, U: np.ndarray, present: np.ndarray, stepped: np.ndarray, spread_channels: int = 0):
         """:meth:`update` on each stepped tick of ``U`` ``(T, S, C)``, as one compiled kernel (the fast path).
