@@ -65,14 +65,19 @@ shift or spike lifts the stream's recent record for the next
 :data:`VALUE_WINDOW` points, and a later, smaller incident of the same kind
 sets no record: on the generators 16 of the 18 missed anomalies were blocked
 by a record that an earlier injected episode's points had set.  With held
-records the recent record learns nothing from the points of an open episode
-(the range still learns them), for at most ``episode_memory`` points of it (a
-level held that long is the new normal), and the stream learns as usual after
-the episode.  What a point teaches the records then depends on the episode it
-opens or continues, so the fast path runs the value records and the episodes
-in one compiled recursion.  Not the default: a false alarm's episode is not
-learned either, so what it saw (a young stream's first daily peak) alerts
-again each time it recurs (README, "Measured and not shipped").
+records, while an episode is open (at most ``episode_memory`` points of it:
+a level held that long is the new normal) a value above the recent record is
+held back: it widens the range but not the record
+(:meth:`~detectors.novelty.RecordTracker.learn`).  A value the stream
+reached in an earlier episode is learned when a later episode reaches it
+again: an excursion seen twice recurs (a young stream's first daily peak, a
+false alarm's), else a false alarm's excursion would alert again every time
+it came back.  What a point teaches the records then depends on the episode
+it opens or continues, so the fast path runs the value records and the
+episodes in one compiled recursion.  Not the default: it raises NAB's
+scores and the point-wise F1 of NAB, SMD, SMAP and MSL, but lowers their
+event-wise F1 (more false-alarm runs: after any episode, a false alarm's too,
+the record is the lower pre-episode one; README, "Held records").
 
 **Alerts and episodes.**  A point whose tail probability is at most
 :data:`FALSE_ALARM_RATE` alerts (the default threshold is the score of that
@@ -228,8 +233,9 @@ class EnsembleDetector(Detector):
         Whether runs of repeated values (stuck readings), and runs of
         surprising points, are novelty too (see the module docstring).
     hold_records : bool
-        Whether the value records learn nothing from the points of an open
-        episode, for at most ``episode_memory`` points of it (see the module
+        Whether the value records hold back the values of an open episode
+        above the record (for at most ``episode_memory`` points of it, and
+        not where an earlier episode reached as far; see the module
         docstring).
 
     Examples
@@ -609,7 +615,7 @@ class EnsembleDetector(Detector):
             records.window, records.scale, records.warmup, records.mature, records.step, STEP_AFTER, records.block_,
             records.tail_blocks, records.maxima_, records.partial_, records.low_, records.high_, records.fill_,
             records.slot_, records.seen_, records.accepted_, records.accepted_until_, records.strength_,
-            pattern, per_stream, later, later_cause, SCORE_POWER,
+            records.holding_, records.held_, records.held_until_, pattern, per_stream, later, later_cause, SCORE_POWER,
             np.ascontiguousarray(own_low, dtype=float), np.ascontiguousarray(own_high, dtype=float), own is not None,
             z_multiplier(source.threshold, 1) if source is not None else 1.0, REFERENCE_FLOOR,
             ready, evidence, fused, np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks,
@@ -617,7 +623,8 @@ class EnsembleDetector(Detector):
             episodes.leave_limit(d), float(np.log(episodes.release)), episodes.memory, episodes.settle,
             REFRACTORY, POINTWISE_CAP, episodes.open_, episodes.calm_, episodes.age_, episodes.centre_,
             episodes.scale_, self.alert_score_, self.since_alert_, self.episode_distance_,
-            out["scores"], out["is_anomaly_"], out["alert_"], out["novelty_"], out["cause_"], VALUE_CAUSE, PATTERN_CAUSE)
+            out["scores"], out["is_anomaly_"], out["alert_"], out["novelty_"], out["cause_"],
+            VALUE_CAUSE, PATTERN_CAUSE)
         return out
 
     def _reference_ticks(self, spread, own, shape):

@@ -56,17 +56,23 @@ def _compile(kernel):
     names = kernel.__globals__
     for helper in names.get("_HELPERS", {}).get(kernel.__name__, ()):
         if not hasattr(names[helper], "py_func"):
-            names[helper] = numba.njit(cache=True, nogil=True, error_model="numpy")(names[helper])
+            inline = "always" if helper in names.get("_INLINED", ()) else "never"
+            names[helper] = numba.njit(cache=True, nogil=True, error_model="numpy", inline=inline)(names[helper])
     return numba.njit(cache=True, nogil=True, error_model="numpy")(kernel)
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _RECORD_HELPERS = ("_learned_tail_logp", "_highest_block", "_record_recent", "_record_score", "_record_learn")
-_HELPERS = {"record_ticks": _RECORD_HELPERS, "episode_ticks": ("_episode_step",),
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
             "record_episode_ticks": _RECORD_HELPERS + ("_episode_step", "_reference_point"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_count_below", "_slide"), "sorted_window_stats": ("_count_below", "_slide"),
             "forest_samples": ("_half_word",)}
+#: Helpers compiled into their callers (numba's ``inline="always"``): the value records' steps, which
+#: record_episode_ticks calls once per tick and stream with some twenty arrays (a call each costs
+#: about as much as their work: record_ticks calling them took 1.7 CPU-s inlined, 2.4 not, for 20,000
+#: ticks of 64 streams of 16 channels, and its own loop 0.4-0.5, so record_ticks keeps its own loop).
+_INLINED = ("_record_score", "_record_learn")
 
 
 @compiled
@@ -97,10 +103,55 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
         if not stepped[t]:
             continue
         for s in range(S):
-            _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, maxima, partial, low, high,
-                          seen, accepted, accepted_until, strength, top, logp_out[t, s], spread_out[t, s])
-            _record_learn(t, s, U, present, warmup, step, step_after, block, maxima, partial, low, high, fill, slot,
-                          seen, accepted, accepted_until, top, False)
+            learning = present[t, s] and seen[s] >= warmup
+            learned = max(seen[s] - warmup, 1)
+            accepting = seen[s] < accepted_until[s]
+            grown = min(1.0, learned / mature)
+            log_n = -math.log(min(learned, window))
+            for c in range(C):
+                recent = partial[s, c]
+                recent = np.maximum(top[s, c], recent)
+                if accepting:
+                    recent = np.maximum(recent, accepted[s, c])
+                spread = high[s, c] - low[s, c]
+                if c < K:
+                    spread_out[t, s, c] = spread
+                u = U[t, s, c]
+                st = (u - recent) / spread
+                if learning and spread > 0 and math.isfinite(st):
+                    st = np.maximum(st, 0.0) * grown
+                else:
+                    st = 0.0 * grown
+                strength[s, c] = st
+                logp_out[t, s, c] = log_n - st / scale if st > 0 else 0.0
+                if st > 0 and tail_blocks > 0:
+                    filled = 0
+                    for b in range(n_blocks):
+                        if math.isfinite(maxima[s, c, b]):
+                            filled += 1
+                    if filled >= tail_blocks:
+                        logp_out[t, s, c] = _learned_tail_logp(maxima[s, c], tail_blocks, st * spread,
+                                                               scale * spread, min(learned, window))
+                if not learning:
+                    continue
+                if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
+                    reach = step * spread
+                    record = recent if math.isfinite(recent) else high[s, c]
+                    u = np.minimum(np.maximum(u, low[s, c] - reach), record + reach)
+                partial[s, c] = np.maximum(partial[s, c], u)
+                low[s, c] = np.minimum(low[s, c], u)
+                high[s, c] = np.maximum(high[s, c], u)
+            if learning:
+                fill[s] += 1
+                if fill[s] >= block:
+                    for c in range(C):
+                        maxima[s, c, slot[s]] = partial[s, c]
+                        partial[s, c] = -np.inf
+                        top[s, c] = _highest_block(maxima, s, c)
+                    slot[s] = (slot[s] + 1) % n_blocks
+                    fill[s] = 0
+            if present[t, s]:
+                seen[s] += 1
 
 
 def _record_recent(s, c, warmup, partial, seen, accepted, accepted_until, top):
@@ -146,28 +197,47 @@ def _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, 
                                                  min(learned, window))
 
 
-def _record_learn(t, s, U, present, warmup, step, step_after, block, maxima, partial, low, high, fill, slot, seen,
-                  accepted, accepted_until, top, hold):
-    """``RecordTracker.learn`` for stream ``s`` on tick ``t`` (``hold``: the point is seen but not learned)."""
+def _record_learn(t, s, U, present, warmup, window, step, step_after, block, maxima, partial, low, high, fill, slot,
+                  seen, accepted, accepted_until, top, hold, track_held, holding, held, held_until):
+    """``RecordTracker.learn`` for stream ``s`` on tick ``t`` (``hold``: the stream is in an episode; ``track_held``:
+    the tracker holds back episodes' excursions at all, else ``holding``, ``held`` and ``held_until`` are unread)."""
     C = U.shape[2]
     n_blocks = maxima.shape[2]
     learning = present[t, s] and seen[s] >= warmup
     learned = max(seen[s] - warmup, 1)
     if learning:
         winsorise = math.isfinite(step)
+        active = seen[s] < held_until[s] if track_held else False
         for c in range(C):
             u = U[t, s, c]
             spread = high[s, c] - low[s, c]
-            if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
-                recent = _record_recent(s, c, warmup, partial, seen, accepted, accepted_until, top)
+            clip = winsorise and learned >= step_after and spread > 0 and math.isfinite(spread)
+            recent = _record_recent(s, c, warmup, partial, seen, accepted, accepted_until, top) if hold or clip else 0.0
+            back = False
+            if hold:  # judged and remembered as it came, not winsorised
+                before = held[s, c] if active else -np.inf
+                back = u > np.maximum(recent, before)
+                if back:
+                    holding[s, c] = np.maximum(holding[s, c], u)
+            if clip:
                 reach = step * spread
                 record = recent if math.isfinite(recent) else high[s, c]
                 u = np.minimum(np.maximum(u, low[s, c] - reach), record + reach)
-            if not hold:
+            if not back:
                 partial[s, c] = np.maximum(partial[s, c], u)
             low[s, c] = np.minimum(low[s, c], u)
             high[s, c] = np.maximum(high[s, c], u)
-    if learning and not hold:
+        if track_held and not hold:
+            pending = False
+            for c in range(C):
+                if math.isfinite(holding[s, c]):
+                    pending = True
+            if pending:
+                for c in range(C):
+                    before = held[s, c] if active else -np.inf
+                    held[s, c] = np.maximum(before, holding[s, c])
+                    holding[s, c] = -np.inf
+                held_until[s] = seen[s] + window
         fill[s] += 1
         if fill[s] >= block:
             for c in range(C):
@@ -217,10 +287,57 @@ def episode_ticks(stepped, present, ready, novel, novel_logp, evidence_logp, cau
         if not stepped[t]:
             continue
         for s in range(S):
-            _episode_step(t, s, present, ready, novel[t, s], novel_logp[t, s], evidence_logp, cause[t, s], fused,
-                          thresholds, X, centre[t, s], scale[t, s], distance, track_distance, z2_limit, level, memory,
-                          settle, refractory, cap, is_open, calm, age, frozen_centre, frozen_scale, alert_score,
-                          since_alert, episode_distance, out_score, out_anomalous, out_alert, out_novelty, out_cause)
+            p = present[t, s]
+            nv = novel[t, s]
+            quiet = (is_open[s] or since_alert[s] < refractory) and nv <= alert_score[s]
+            alert = ready[t, s] and not quiet and nv >= thresholds[s]
+            # EpisodeState.update: an alert opens an episode only on a stream that was not in one before the tick
+            opens = p and alert and not is_open[s]
+            if is_open[s] and p:
+                age[s] += 1
+                z2 = 0.0
+                for f in range(d):
+                    z = (X[t, s, f] - frozen_centre[s, f]) / frozen_scale[s, f]
+                    z2 += z * z
+                if z2 != z2:
+                    z2 = np.inf
+                outside = z2 > z2_limit and age[s] <= memory
+                abnormal = (outside and evidence_logp[t, s] < level) or novel_logp[t, s] < level or alert
+                calm[s] = 0 if abnormal else calm[s] + 1
+                is_open[s] = calm[s] < settle
+            if opens:
+                is_open[s] = True
+                calm[s] = 0
+                age[s] = 0
+                for f in range(d):
+                    frozen_centre[s, f] = centre[t, s, f]
+                    frozen_scale[s, f] = scale[t, s, f]
+            held = p and quiet
+            escalates = p and not quiet and nv > 0 and is_open[s] and not opens
+            if opens:
+                alert_score[s] = nv
+            elif escalates:
+                alert_score[s] = np.maximum(nv, alert_score[s])
+            if opens:
+                since_alert[s] = 0
+            elif p:
+                since_alert[s] += 1
+            if track_distance:
+                during = p and (is_open[s] or since_alert[s] < refractory)
+                if opens:
+                    episode_distance[s] = distance[t, s]
+                elif during:
+                    episode_distance[s] = np.maximum(episode_distance[s], distance[t, s])
+            kept = 0.0 if held else nv
+            out_novelty[t, s] = kept
+            out_cause[t, s] = 0 if held else cause[t, s]
+            if ready[t, s]:
+                value = np.maximum(kept, cap * fused[t, s])
+                if value != value:
+                    value = 0.0
+                out_score[t, s] = min(max(value, 0.0), 1.0)
+                out_alert[t, s] = opens
+                out_anomalous[t, s] = is_open[s] and p
 
 
 def _episode_step(t, s, present, ready, nv, novel_logp, evidence_logp, cause, fused, thresholds, X, centre, scale,
@@ -309,8 +426,8 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 @compiled
 def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
                          maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
-                         pattern_logp, per_stream, later_logp, later_cause, score_power, own_low, own_high, has_own,
-                         z_k, reference_floor,
+                         holding, held, held_until, pattern_logp, per_stream, later_logp, later_cause, score_power,
+                         own_low, own_high, has_own, z_k, reference_floor,
                          ready, evidence_logp, fused, thresholds, X, distance, track_distance, z2_limit, level, memory,
                          settle, refractory, cap, is_open, calm, age, frozen_centre, frozen_scale, alert_score,
                          since_alert, episode_distance, out_score, out_anomalous, out_alert, out_novelty, out_cause,
@@ -324,9 +441,9 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
     then ``later_logp`` with ``later_cause``: the run channels), the
     reference range from the range member's own ``own_low``/``own_high``
     ``(T, S, d)`` and the records' range before the point,
-    :func:`episode_ticks`' step, and last the records' learning, held
-    (the point not learned) while the stream is in an episode at most
-    ``memory`` points old.
+    :func:`episode_ticks`' step, and last the records' learning, holding
+    back the point's excursion (``RecordTracker.learn``) while the stream
+    is in an episode at most ``memory`` points old.
     """
     T, S, C = U.shape
     d = X.shape[2]
@@ -366,8 +483,8 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
                           age, frozen_centre, frozen_scale, alert_score, since_alert, episode_distance,
                           out_score, out_anomalous, out_alert, out_novelty, out_cause)
             hold = is_open[s] and present[t, s] and age[s] <= memory
-            _record_learn(t, s, U, present, warmup, step, step_after, block, maxima, partial, low, high, fill, slot,
-                          seen, accepted, accepted_until, top, hold)
+            _record_learn(t, s, U, present, warmup, window, step, step_after, block, maxima, partial, low, high, fill,
+                          slot, seen, accepted, accepted_until, top, hold, True, holding, held, held_until)
 
 
 @compiled

@@ -102,7 +102,7 @@ class RecordTracker:
     #: Learned state and parameters added after snapshots were first written (see
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
-    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks")
+    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
                  step: float = math.inf, tail_blocks: int = 0):
@@ -134,6 +134,12 @@ class RecordTracker:
         self.accepted_ = np.full((n_streams, n_channels), -np.inf)
         #: ... in force while the stream has seen fewer points than this.
         self.accepted_until_ = np.zeros(n_streams, dtype=np.int64)
+        #: Held back (see :meth:`learn`): the highest value held back in the current episode, and in
+        #: earlier ones (a value reached again in a later episode recurs: it is learned) ...
+        self.holding_ = np.full((n_streams, n_channels), -np.inf)
+        self.held_ = np.full((n_streams, n_channels), -np.inf)
+        #: ... which counts while the stream has seen fewer points than this.
+        self.held_until_ = np.zeros(n_streams, dtype=np.int64)
         return self
 
     def accept(self, row: int, U: np.ndarray, margin: float, lifetime: int) -> None:
@@ -205,19 +211,37 @@ class RecordTracker:
         return logp
 
     def learn(self, U: np.ndarray, present: np.ndarray, hold=None) -> None:
-        """Learn the point :meth:`score` just scored, except on the streams ``hold`` marks.
+        """Learn the point :meth:`score` just scored; on the streams ``hold`` marks, hold back its excursion.
 
-        A held stream's point counts as seen (its maturity and the ``n`` of
-        its records go on) but moves neither its recent record nor its range:
-        the points of an anomalous episode do not become the record that the
-        next, smaller incident of the same kind would have to beat.
+        A held stream is in an anomalous episode: a value of its point above
+        the recent record is *held back*: it moves the range (winsorised) but
+        not the record, so the points of one incident do not become the record that
+        the next, smaller incident of the same kind would have to beat.  A
+        value the stream already reached in an earlier episode (held back
+        then, within the last ``window`` points) is learned: an excursion
+        seen twice recurs, and is normal (a false alarm's, a daily peak's).
+        The current episode's excursion becomes an earlier one at the
+        stream's next point outside an episode.
         """
         learning, learned, recent, spread = self._before(present)
         learn = learning[:, None]
-        U = self._winsorised(U, recent, spread, learned)
+        record = learn
         if hold is not None:
-            learning = learning & ~np.asarray(hold, dtype=bool)
-        self.partial_ = np.where(learning[:, None], np.maximum(self.partial_, U), self.partial_)
+            # Judged and remembered as they came, not winsorised: a held excursion is the level the
+            # stream reached (an absurd value held back only makes later excursions recur, as without hold).
+            hold = np.asarray(hold, dtype=bool) & learning
+            seen_before = np.where((self.seen_ < self.held_until_)[:, None], self.held_, -np.inf)
+            with np.errstate(invalid="ignore"):
+                back = hold[:, None] & (U > np.maximum(recent, seen_before))
+            record = learn & ~back
+            self.holding_ = np.where(back, np.maximum(self.holding_, U), self.holding_)
+            free = learning & ~hold & np.isfinite(self.holding_).any(axis=1)
+            if free.any():
+                self.held_[free] = np.maximum(seen_before[free], self.holding_[free])
+                self.held_until_[free] = self.seen_[free] + self.window
+                self.holding_[free] = -np.inf
+        U = self._winsorised(U, recent, spread, learned)
+        self.partial_ = np.where(record, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
         self.fill_ += learning

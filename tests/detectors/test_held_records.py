@@ -3,7 +3,8 @@
 An injected level shift learned into the value records lifts the stream's
 recent record for the whole value window, so a later, smaller incident of the
 same kind sets no record.  With held records the record keeps its pre-episode
-value while an episode is open (at most ``episode_memory`` points of it), the
+value while an episode is open (at most ``episode_memory`` points of it),
+unless a later episode reaches as far as an earlier one did (it recurs); the
 range still learns, and the fast path equals the streaming path.
 """
 import copy
@@ -58,6 +59,22 @@ def test_a_held_point_moves_the_range_but_not_the_record():
     # The held stream's next value is judged against its pre-episode record, in the wider range.
     tracker.update(np.array([[5.0], [5.0]]), np.array([True, True]))
     np.testing.assert_allclose(tracker.strength_[:, 0], [(5.0 - 3.0) / 8.0, 0.0])
+
+
+def test_an_excursion_reached_again_in_a_later_episode_is_learned():
+    tracker = RecordTracker(window=100, scale=0.5, n_blocks=4).reset(n_streams=1, n_channels=1)
+    on, off = np.array([True]), np.array([False])
+    for u in [1.0, 3.0, 2.0, 2.5]:
+        tracker.update(np.array([[u]]), on)
+    tracker.update(np.array([[9.0]]), on, hold=on)      # the first episode: held back
+    tracker.update(np.array([[8.5]]), on, hold=on)      # ... all of it, though lower than its first point
+    assert tracker.partial_[0, 0] == 3.0 and tracker.holding_[0, 0] == 9.0
+    tracker.update(np.array([[2.0]]), on, hold=off)     # outside the episode: its excursion is an earlier one's
+    assert tracker.held_[0, 0] == 9.0 and tracker.holding_[0, 0] == -np.inf
+    tracker.update(np.array([[8.0]]), on, hold=on)      # a later episode reaching as far recurs: learned
+    assert tracker.partial_[0, 0] == 8.0
+    tracker.update(np.array([[9.5]]), on, hold=on)      # beyond both: held back
+    assert tracker.partial_[0, 0] == 8.0 and tracker.holding_[0, 0] == 9.5
 
 
 def test_a_smaller_second_incident_alerts_only_with_held_records():
