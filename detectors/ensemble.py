@@ -446,9 +446,9 @@ class EnsembleDetector(Detector):
         return run["scores"]
 
     def _compiled_path(self) -> bool:
-        """Whether the compiled kernels can step this ensemble: novelty on, and held records only with the
-        fixed or learned tail (the spread tail and the recent records read the held records' range tick by tick)."""
-        return self.novelty and not (self.hold_records and (self.novelty_tail == "spread" or self.short_records))
+        """Whether the compiled kernels can step this ensemble: novelty on, and held records not with the recent
+        records (``short_records``, whose recursion the held records' kernel does not run)."""
+        return self.novelty and not (self.hold_records and self.short_records)
 
     def _members_ahead(self, ticks, has_point, stepped):
         """Every member's scores ``(T, S, M)`` over the ticks, with what the ensemble reads of them.
@@ -618,7 +618,7 @@ class EnsembleDetector(Detector):
             records.holding_, records.held_, records.held_until_, pattern, per_stream, later, later_cause, SCORE_POWER,
             np.ascontiguousarray(own_low, dtype=float), np.ascontiguousarray(own_high, dtype=float), own is not None,
             z_multiplier(source.threshold, 1) if source is not None else 1.0, REFERENCE_FLOOR,
-            ready, evidence, fused, np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks,
+            self.novelty_tail == "spread", ready, evidence, fused, np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks,
             np.zeros((T, S)) if distance is None else distance, distance is not None,
             episodes.leave_limit(d), float(np.log(episodes.release)), episodes.memory, episodes.settle,
             REFRACTORY, POINTWISE_CAP, episodes.open_, episodes.calm_, episodes.age_, episodes.centre_,

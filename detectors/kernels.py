@@ -427,7 +427,7 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
                          maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
                          holding, held, held_until, pattern_logp, per_stream, later_logp, later_cause, score_power,
-                         own_low, own_high, has_own, z_k, reference_floor,
+                         own_low, own_high, has_own, z_k, reference_floor, spread_tail,
                          ready, evidence_logp, fused, thresholds, X, distance, track_distance, z2_limit, level, memory,
                          settle, refractory, cap, is_open, calm, age, frozen_centre, frozen_scale, alert_score,
                          since_alert, episode_distance, out_score, out_anomalous, out_alert, out_novelty, out_cause,
@@ -438,7 +438,8 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
     stream, :func:`record_ticks`' scoring of the value records ``U``
     ``(T, S, 2d)``, the stream's novelty (the rarest value channel, then
     ``pattern_logp`` ``(T, S)``, the Bonferroni term ``per_stream`` (0: none),
-    then ``later_logp`` with ``later_cause``: the run channels), the
+    then ``later_logp`` with ``later_cause``: the run channels; with
+    ``spread_tail`` the value records' excess in the fields' own noise), the
     reference range from the range member's own ``own_low``/``own_high``
     ``(T, S, d)`` and the records' range before the point,
     :func:`episode_ticks`' step, and last the records' learning, holding
@@ -461,6 +462,20 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
         for s in range(S):
             _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, maxima, partial, low, high,
                           seen, accepted, accepted_until, strength, top, logp, spread)
+            _reference_point(t, s, own_low, own_high, has_own, z_k, reference_floor, spread, centre, ref_scale)
+            if spread_tail:
+                # EnsembleDetector._spread_tail: the excess on the wider of the fixed scale and the Gumbel
+                # scale of the field's spread (channel c is field c % d, of either sign).
+                n = float(min(max(seen[s], 1), window))
+                log_n = np.log(n)
+                for c in range(C):
+                    if logp[c] < 0:
+                        gumbel = ref_scale[c % d] / np.sqrt(2.0 * np.log(max(n, 3.0)))
+                        fixed = scale * (high[s, c] - low[s, c])
+                        factor = 1.0
+                        if math.isfinite(gumbel) and gumbel > 0 and math.isfinite(fixed) and fixed > 0:
+                            factor = np.minimum(1.0, fixed / gumbel)
+                        logp[c] = -log_n + (logp[c] + log_n) * factor
             # The rarest value channel (folded as numpy's min over the channels).
             lp = logp[0]
             for c in range(1, C):
@@ -477,7 +492,6 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
             if not lp < 0:
                 why = 0
             nv = -math.expm1(min(lp, 0.0) / score_power)
-            _reference_point(t, s, own_low, own_high, has_own, z_k, reference_floor, spread, centre, ref_scale)
             _episode_step(t, s, present, ready, nv, lp, evidence_logp, why, fused, thresholds, X, centre, ref_scale,
                           distance, track_distance, z2_limit, level, memory, settle, refractory, cap, is_open, calm,
                           age, frozen_centre, frozen_scale, alert_score, since_alert, episode_distance,

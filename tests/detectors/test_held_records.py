@@ -98,7 +98,8 @@ def test_a_held_new_level_becomes_normal_after_the_episode_memory():
 
 
 @pytest.mark.parametrize("d, kwargs", [(1, {}), (8, {}), (1, {"flatline": True, "persistence": True}),
-                                       (8, {"novelty_tail": "learned"}), (1, {"novelty_tail": "spread"})])
+                                       (8, {"novelty_tail": "learned"}), (1, {"novelty_tail": "spread"}),
+                                       (8, {"novelty_tail": "spread"}), (1, {"short_records": True})])
 def test_block_equals_steps(d, kwargs):
     """The compiled recursion (records and episodes together) scores, flags and learns as the steps do."""
     rng = np.random.default_rng(d)
