@@ -102,7 +102,7 @@ class RecordTracker:
     #: Learned state and parameters added after snapshots were first written (see
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
-    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks")
+    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
                  step: float = math.inf, tail_blocks: int = 0):
@@ -134,6 +134,12 @@ class RecordTracker:
         self.accepted_ = np.full((n_streams, n_channels), -np.inf)
         #: ... in force while the stream has seen fewer points than this.
         self.accepted_until_ = np.zeros(n_streams, dtype=np.int64)
+        #: Held back (see :meth:`learn`): the highest value held back in the current episode, and in
+        #: earlier ones (a value reached again in a later episode recurs: it is learned) ...
+        self.holding_ = np.full((n_streams, n_channels), -np.inf)
+        self.held_ = np.full((n_streams, n_channels), -np.inf)
+        #: ... which counts while the stream has seen fewer points than this.
+        self.held_until_ = np.zeros(n_streams, dtype=np.int64)
         return self
 
     def accept(self, row: int, U: np.ndarray, margin: float, lifetime: int) -> None:
@@ -177,15 +183,23 @@ class RecordTracker:
         # Nothing left to hold: the row is as if never taught (0), not "held until now".
         self.accepted_until_[row] = self.seen_[row] + left if left > 0 else 0
 
-    def update(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
-        """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it."""
-        learning = present & (self.seen_ >= self.warmup)
-        learned = np.maximum(self.seen_ - self.warmup, 1)
-        recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
-        accepting = self.seen_ < self.accepted_until_
-        if accepting.any():
-            recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))
-        spread = self.high_ - self.low_
+    def update(self, U: np.ndarray, present: np.ndarray, hold=None) -> np.ndarray:
+        """Return the ``(S, C)`` natural-log tail probabilities of ``U`` (0 where no record), then learn it.
+
+        ``hold`` ``(S,)``, optional: streams whose point is scored but not
+        learned (see :meth:`learn`).
+        """
+        logp = self.score(U, present)
+        self.learn(U, present, hold)
+        return logp
+
+    def score(self, U: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """The ``(S, C)`` log tail probabilities of ``U`` (0 where no record), sets :attr:`strength_`; learns nothing.
+
+        :meth:`learn` with the same ``U`` and ``present`` must follow before
+        the next point (together they are :meth:`update`).
+        """
+        learning, learned, recent, spread = self._before(present)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             strength = (U - recent) / spread
         ok = learning[:, None] & (spread > 0) & np.isfinite(strength)
@@ -194,10 +208,40 @@ class RecordTracker:
         logp = np.where(strength > 0, -np.log(np.minimum(learned, self.window))[:, None] - strength / self.scale, 0.0)
         if self.tail_blocks:
             self._learned_tail(logp, strength, recent, spread, learned)
+        return logp
 
+    def learn(self, U: np.ndarray, present: np.ndarray, hold=None) -> None:
+        """Learn the point :meth:`score` just scored; on the streams ``hold`` marks, hold back its excursion.
+
+        A held stream is in an anomalous episode: a value of its point above
+        the recent record is *held back*: it moves the range (winsorised) but
+        not the record, so the points of one incident do not become the record that
+        the next, smaller incident of the same kind would have to beat.  A
+        value the stream already reached in an earlier episode (held back
+        then, within the last ``window`` points) is learned: an excursion
+        seen twice recurs, and is normal (a false alarm's, a daily peak's).
+        The current episode's excursion becomes an earlier one at the
+        stream's next point outside an episode.
+        """
+        learning, learned, recent, spread = self._before(present)
         learn = learning[:, None]
+        record = learn
+        if hold is not None:
+            # Judged and remembered as they came, not winsorised: a held excursion is the level the
+            # stream reached (an absurd value held back only makes later excursions recur, as without hold).
+            hold = np.asarray(hold, dtype=bool) & learning
+            seen_before = np.where((self.seen_ < self.held_until_)[:, None], self.held_, -np.inf)
+            with np.errstate(invalid="ignore"):
+                back = hold[:, None] & (U > np.maximum(recent, seen_before))
+            record = learn & ~back
+            self.holding_ = np.where(back, np.maximum(self.holding_, U), self.holding_)
+            free = learning & ~hold & np.isfinite(self.holding_).any(axis=1)
+            if free.any():
+                self.held_[free] = np.maximum(seen_before[free], self.holding_[free])
+                self.held_until_[free] = self.seen_[free] + self.window
+                self.holding_[free] = -np.inf
         U = self._winsorised(U, recent, spread, learned)
-        self.partial_ = np.where(learn, np.maximum(self.partial_, U), self.partial_)
+        self.partial_ = np.where(record, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
         self.fill_ += learning
@@ -208,7 +252,16 @@ class RecordTracker:
             self.partial_[full] = -np.inf
             self.fill_[full] = 0
         self.seen_ += present
-        return logp
+
+    def _before(self, present):
+        """What a point is judged and learned against: who learns, points learned, recent record, range."""
+        learning = present & (self.seen_ >= self.warmup)
+        learned = np.maximum(self.seen_ - self.warmup, 1)
+        recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
+        accepting = self.seen_ < self.accepted_until_
+        if accepting.any():
+            recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))
+        return learning, learned, recent, self.high_ - self.low_
 
     def update_ticks(self, U: np.ndarray, present: np.ndarray, stepped: np.ndarray, spread_channels: int = 0):
         """:meth:`update` on each stepped tick of ``U`` ``(T, S, C)``, as one compiled kernel (the fast path).

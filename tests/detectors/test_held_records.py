@@ -1,0 +1,147 @@
+"""Held records (``EnsembleDetector(hold_records=True)``): the points of an open episode do not become the record.
+
+An injected level shift learned into the value records lifts the stream's
+recent record for the whole value window, so a later, smaller incident of the
+same kind sets no record.  With held records the record keeps its pre-episode
+value while an episode is open (at most ``episode_memory`` points of it),
+unless a later episode reaches as far as an earlier one did (it recurs); the
+range still learns, and the fast path equals the streaming path.
+"""
+import copy
+
+import numpy as np
+import pytest
+
+from detectors.ensemble import EnsembleDetector
+from detectors.novelty import RecordTracker
+from detectors.snapshot import flatten
+
+
+def assert_same_state(a, b):
+    structure_a, scalars_a, arrays_a = flatten(a)
+    structure_b, scalars_b, arrays_b = flatten(b)
+    assert structure_a == structure_b and scalars_a == scalars_b and arrays_a.keys() == arrays_b.keys()
+    for path in arrays_a:
+        np.testing.assert_allclose(arrays_b[path], arrays_a[path], rtol=1e-9, atol=1e-12, equal_nan=True,
+                                   err_msg=path)
+
+
+def two_incidents(seed=11):
+    """Noise with a large shift, then a smaller one inside its range (both well past the noise)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1.0, 1600)
+    x[300:340] += 12.0
+    x[1200:1230] += 6.0
+    return x
+
+
+def test_score_then_learn_is_update():
+    rng = np.random.default_rng(0)
+    U = np.cumsum(rng.normal(0, 1, (300, 2, 3)), axis=0)
+    one = RecordTracker(50, 0.01, step=0.25, n_blocks=5).reset(2, 3)
+    two = copy.deepcopy(one)
+    present = np.array([True, False])
+    for u in U:
+        expected = one.update(u, present)
+        np.testing.assert_array_equal(two.score(u, present), expected)
+        two.learn(u, present)
+    assert_same_state(one, two)
+
+
+def test_a_held_point_moves_the_range_but_not_the_record():
+    tracker = RecordTracker(window=8, scale=0.5, n_blocks=4).reset(n_streams=2, n_channels=1)
+    for u in [1.0, 3.0, 2.0, 2.5]:
+        tracker.update(np.array([[u], [u]]), np.array([True, True]))
+    tracker.update(np.array([[9.0], [9.0]]), np.array([True, True]), hold=np.array([True, False]))
+    recent = np.maximum(tracker.maxima_.max(axis=2), tracker.partial_)[:, 0]
+    assert recent.tolist() == [3.0, 9.0]
+    assert tracker.high_[:, 0].tolist() == [9.0, 9.0] and tracker.seen_.tolist() == [5, 5]
+    # The held stream's next value is judged against its pre-episode record, in the wider range.
+    tracker.update(np.array([[5.0], [5.0]]), np.array([True, True]))
+    np.testing.assert_allclose(tracker.strength_[:, 0], [(5.0 - 3.0) / 8.0, 0.0])
+
+
+def test_an_excursion_reached_again_in_a_later_episode_is_learned():
+    tracker = RecordTracker(window=100, scale=0.5, n_blocks=4).reset(n_streams=1, n_channels=1)
+    on, off = np.array([True]), np.array([False])
+    for u in [1.0, 3.0, 2.0, 2.5]:
+        tracker.update(np.array([[u]]), on)
+    tracker.update(np.array([[9.0]]), on, hold=on)      # the first episode: held back
+    tracker.update(np.array([[8.5]]), on, hold=on)      # ... all of it, though lower than its first point
+    assert tracker.partial_[0, 0] == 3.0 and tracker.holding_[0, 0] == 9.0
+    tracker.update(np.array([[2.0]]), on, hold=off)     # outside the episode: its excursion is an earlier one's
+    assert tracker.held_[0, 0] == 9.0 and tracker.holding_[0, 0] == -np.inf
+    tracker.update(np.array([[8.0]]), on, hold=on)      # a later episode reaching as far recurs: learned
+    assert tracker.partial_[0, 0] == 8.0
+    tracker.update(np.array([[9.5]]), on, hold=on)      # beyond both: held back
+    assert tracker.partial_[0, 0] == 8.0 and tracker.holding_[0, 0] == 9.5
+
+
+def test_a_smaller_second_incident_alerts_only_with_held_records():
+    x = two_incidents()
+    held = EnsembleDetector(hold_records=True).reset(1, 1).step_block(x[:, None])
+    learned = EnsembleDetector().reset(1, 1).step_block(x[:, None])
+    assert held.alert[300:305].any() and learned.alert[300:305].any()
+    assert held.alert[1200:1205].any()
+    assert not learned.alert[1200:1230].any()          # the first incident's record hides the second
+
+
+def test_a_held_new_level_becomes_normal_after_the_episode_memory():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1.0, 2400)
+    x[600:] += 10.0                                    # a level that stays
+    det = EnsembleDetector(hold_records=True, episode_memory=200).reset(1, 1)
+    block = det.step_block(x[:, None])
+    assert block.alert[600:605].any()
+    assert block.is_anomaly[600:790].all()             # held: still beyond the pre-episode record
+    assert not block.is_anomaly[850:1900].any() and not block.alert[850:1900].any()
+
+
+@pytest.mark.parametrize("d, kwargs", [(1, {}), (8, {}), (1, {"flatline": True, "persistence": True}),
+                                       (8, {"novelty_tail": "learned"}), (1, {"novelty_tail": "spread"}),
+                                       (8, {"novelty_tail": "spread"}), (1, {"short_records": True})])
+def test_block_equals_steps(d, kwargs):
+    """The compiled recursion (records and episodes together) scores, flags and learns as the steps do."""
+    rng = np.random.default_rng(d)
+    n, streams, row = 900, 3, 1
+    t = np.arange(n)[:, None]
+    X = 20 + 3 * np.sin(2 * np.pi * t / 288 + rng.uniform(0, 6, d)) + rng.normal(0, 0.5, (n, d))
+    X[300:320] += 6.0
+    X[600:615] += 4.0
+    X[450:470, 0] = X[449, 0]
+    X[rng.choice(n, size=12, replace=False)] = np.nan
+    base = EnsembleDetector(hold_records=True, **kwargs).reset(streams, d)
+    for _ in range(60):
+        base.step(20 + rng.normal(0, 0.5, (streams, d)))
+    stepped, blocked = base, copy.deepcopy(base)
+    scores, anomalous, alerts = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for i in range(n):
+        tick = np.full((streams, d), np.nan)
+        tick[row] = X[i]
+        scores[i] = stepped.step(tick)[row]
+        anomalous[i], alerts[i] = stepped.is_anomaly_[row], stepped.alert_[row]
+    block = blocked.step_block(X, row=row)
+    np.testing.assert_allclose(block.scores, scores, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(block.is_anomaly, anomalous)
+    np.testing.assert_array_equal(block.alert, alerts)
+    assert_same_state(stepped, blocked)
+    assert alerts.sum() >= 1
+
+
+def test_a_bank_of_series_equals_steps():
+    from detectors.base import Detector
+
+    group = [two_incidents(seed) for seed in (1, 2, 3)]
+    group[1] = group[1][:1100]
+    ahead, stepped = EnsembleDetector(hold_records=True), EnsembleDetector(hold_records=True)
+    ahead.reset(len(group), 1)
+    stepped.reset(len(group), 1)
+    series = [g[:, None] for g in group]
+    got = ahead._run_ticks(series, None, True)
+    expected = Detector._run_ticks(stepped, series, None, True)
+    for g, e in zip(got[0], expected[0]):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
+    for part in (1, 2):
+        for g, e in zip(got[part], expected[part]):
+            np.testing.assert_array_equal(g, e)
+    assert_same_state(stepped, ahead)
