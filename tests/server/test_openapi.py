@@ -107,3 +107,17 @@ def test_error_responses_have_the_documented_shape(client, status, call):
     response = call(client)
     assert response.status_code == status
     jsonschema.validate(response.get_json(), spec()["components"]["schemas"]["Error"])
+
+
+def test_a_typed_name_needs_a_character_the_server_does_not_strip():
+    """``by`` of an acknowledgement is stripped by the server (str.strip): the spec's pattern names
+    exactly the characters Python calls white space (ECMA's \\s is another set), so a request the
+    spec calls valid is never refused as empty (schemathesis sent a lone \\x1d)."""
+    import re
+
+    from server.openapi import PY_WHITESPACE, spec
+
+    space = re.compile(f"[{PY_WHITESPACE}]")
+    assert [c for c in range(0x110000) if chr(c).isspace() != bool(space.fullmatch(chr(c)))] == []
+    by = spec()["components"]["schemas"]["AcknowledgeRequest"]["properties"]["by"]
+    assert not re.search(by["pattern"], "\x1d \u3000\t") and re.search(by["pattern"], " ops ")

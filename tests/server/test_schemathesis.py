@@ -61,6 +61,14 @@ def test_schemathesis_all_checks_pass(server, tmp_path):
                f"http://127.0.0.1:{server.port}/api/openapi.json",
                "--checks", "all", "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES),
                "--workers", "1", "--request-timeout", "60", "--no-color",
+               # No example database: what an earlier run stored in .hypothesis/ changed what the
+               # next one generated; with the seed alone every run generates the same cases.
+               "--generation-database", "none",
+               # A health check of the generator, not of the API: with some seeds (this one since
+               # the spec grew in December 2026) Hypothesis discards too many of the candidate
+               # cases it draws for POST /api/upload (six media types, a patterned query) and
+               # stops fuzzing it with an error; every check still runs on every case generated.
+               "--suppress-health-check", "filter_too_much",
                # A 1,000-point batch of ONE stream costs one engine step per point (seconds on
                # a loaded 2-core machine) until the engine scores one stream's points in one pass.
                "--max-response-time", "60",
