@@ -320,7 +320,7 @@ def acknowledge(event_id: int):
     payload = parse_json(request.get_data(cache=False))
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object with 'by' and an optional 'note'")
-    by = _text(payload, "by", True, 64)
+    by = check_name(payload.get("by"), "by").strip()  # who: the rule of every typed name (alerts' too)
     note = _text(payload, "note", False)
     if event_id > MAX_ROW_ID:
         raise ApiError(404, f"no anomalous event with id {event_id}")

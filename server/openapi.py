@@ -38,11 +38,6 @@ _ERROR_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "
 # gunicorn answers these itself, for any path, before the app sees the request.
 _SERVER_ERRORS = (414, 431)
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
-#: The characters Python's ``str.strip()`` removes (``str.isspace``), as a regex class body: a name
-#: someone types (who acknowledges) is stripped by the server, so it needs one character outside
-#: them.  ECMA's ``\s`` differs (it leaves out \x1c-\x1f and \x85), so they are listed.
-PY_WHITESPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029"
-                 "\\u202f\\u205f\\u3000")
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
          "description": "No control characters; not only white space."}
@@ -165,8 +160,8 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                                "properties": {"count": _COUNT, "last_ms": _NULLABLE_NUMBER,
                                               "p50_ms": _NULLABLE_NUMBER, "p99_ms": _NULLABLE_NUMBER,
                                               "first_ms": {**_NULLABLE_NUMBER, "description":
-                                                           "the process's first tick, which loads the "
-                                                           "compiled kernels; not in p50_ms, p99_ms"}}},
+                                                           "the process's first tick; not in p50_ms, "
+                                                           "p99_ms"}}},
                       "truth": {"type": "object",
                                 "description": "Flags on built-in streams against injected ground "
                                 "truth: tp/fp/fn count points; precision = tp/(tp+fp) per flag; "
@@ -489,8 +484,7 @@ def _event_schemas() -> dict[str, Any]:
         "FlagResponse": {"type": "object", "required": ["flag"], "properties": {"flag": _ref("Flag")}},
         "FlagCleared": {"type": "object", "required": ["cleared"], "properties": {"cleared": {"type": "object"}}},
         "AcknowledgeRequest": {"type": "object", "required": ["by"],
-                               "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 64,
-                                                     "pattern": f"[^{PY_WHITESPACE}]"},
+                               "properties": {"by": {**_NAME, "description": "Who acknowledges."},
                                               "note": {"type": "string", "maxLength": 500}}},
         "AcknowledgeResponse": {"type": "object", "required": ["id", "acknowledged"],
                                 "properties": {"id": {"type": "integer"},

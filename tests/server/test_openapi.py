@@ -109,15 +109,18 @@ def test_error_responses_have_the_documented_shape(client, status, call):
     jsonschema.validate(response.get_json(), spec()["components"]["schemas"]["Error"])
 
 
-def test_a_typed_name_needs_a_character_the_server_does_not_strip():
-    """``by`` of an acknowledgement is stripped by the server (str.strip): the spec's pattern names
-    exactly the characters Python calls white space (ECMA's \\s is another set), so a request the
-    spec calls valid is never refused as empty (schemathesis sent a lone \\x1d)."""
+
+def test_who_acknowledges_follows_the_name_rule_of_every_typed_name(client):
+    """``by`` of an acknowledgement is checked as every typed name is (validation.check_name, the
+    spec's NAME_PATTERN), so a request the spec calls valid is never refused as empty
+    (schemathesis sent a lone \\x1d, white space to Python's strip and not to ECMA's \\s)."""
     import re
 
-    from server.openapi import PY_WHITESPACE, spec
+    from server.openapi import spec
+    from server.validation import NAME_PATTERN
 
-    space = re.compile(f"[{PY_WHITESPACE}]")
-    assert [c for c in range(0x110000) if chr(c).isspace() != bool(space.fullmatch(chr(c)))] == []
     by = spec()["components"]["schemas"]["AcknowledgeRequest"]["properties"]["by"]
-    assert not re.search(by["pattern"], "\x1d \u3000\t") and re.search(by["pattern"], " ops ")
+    assert by["pattern"] == NAME_PATTERN and by["maxLength"] == 64
+    assert not re.search(by["pattern"], "\x1d") and re.search(by["pattern"], " ops ")
+    answer = client.post("/api/anomalies/1/acknowledge", json={"by": "\x1d"})
+    assert answer.status_code == 400 and "by" in answer.get_json()["error"]
