@@ -208,9 +208,10 @@ class Scorer:
             # learned: any deviation beyond the threshold, watched or not (robust baselines), and
             # any event a rule flagged.
             for idx in rounds(rows[entity]):
-                z[idx] = np.nan_to_num(model.score(rows[entity][idx], X[idx]))
+                at, values = rows[entity][idx], X[idx]
+                z[idx] = np.nan_to_num(model.score(at, values))
                 skip = (np.abs(z[idx]) >= threshold).any(axis=1) | by_rule[idx]
-                model.learn(rows[entity][idx], X[idx], skip=skip)
+                model.learn(at, values, skip=skip)
             deviation = _watched_deviation(z, specs)
             with np.errstate(invalid="ignore"):
                 tail = log_ndtr(-deviation)
