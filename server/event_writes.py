@@ -2,16 +2,18 @@
 
 :class:`ScoredEventsJob` stores whole batches.  On the caller's thread it
 builds every event's row column-wise (orjson encodes each event's fields, less
-those stored as columns; only the anomalous events go through the typed event),
-so the writer thread only binds the rows and inserts them in one
-``executemany`` (then sets the few anomalies' own columns).  It also
-records one push event per batch (type ``events``: counts and the riskiest
-anomalies), which :func:`events_push` rebuilds for a resuming client.
+those stored as columns; only the anomalous events go through the typed event).
+The writer thread binds the rows into an in-memory staging table (one
+``executemany``; the few anomalies' own columns set there), does the batch's
+other writes (its push event, amended earlier events, alerts), signals that it
+is staged, and copies the staged rows into ``scored_events`` with one
+``INSERT ... SELECT``, which runs without the GIL (see :data:`_STAGED`).  The
+push event of a batch (type ``events``: counts and the riskiest anomalies) is
+rebuilt by :func:`events_push` for a resuming client.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from typing import TYPE_CHECKING, Iterable
 
@@ -41,20 +43,19 @@ PUSHED_ANOMALIES = 20
 #: and its rows are removed (:func:`undo_unfinished_imports`), so a file lands whole or not at all.
 IMPORT_KEY = "import:"
 #: Bound per event, in this order, then its entity ids (``entity_1``...); what a batch shares
-#: (``schema``, ``origin``, ``received_at``: the commit's time) is part of the statement, and
+#: (``schema``, ``origin``, ``received_at``: the commit's time) is part of the copy's statement, and
 #: ``entities`` is left NULL (a read rebuilds it from the entity ids: event_storage).  No value
 #: bound is None: Python's sqlite3 binds None through its adapter lookup (attribute look-ups
 #: that fail), which made the five NULLs of an ordinary event a third of the writer's
 #: instructions per row.  So ``truth`` is bound as text, '' for none (stored NULL by nullif),
-#: and the anomaly columns below are literals.
+#: and the anomaly columns below are left out of the statement.
 _PER_EVENT = ("event_id", "timestamp", "fields", "risk", "flagged", "truth")
-#: NULL (the typed event's defaults) and ``is_anomaly`` 0 for every event as it is inserted; an
-#: anomaly's (a few in a thousand) are then set by one UPDATE each.
+#: NULL (the typed event's defaults) and ``is_anomaly`` 0 for every event as it is staged; an
+#: anomaly's (a few in a thousand) are then set in the staging table by one UPDATE each, so an
+#: anomaly reaches ``scored_events`` whole (an UPDATE there grew its row in place).
 _ANOMALY_COLUMNS = ("severity", "types", "explanation", "signals")
 if {*_PER_EVENT, *_ANOMALY_COLUMNS, "schema", "entities", "is_anomaly"} != set(sqlite_columns(ScoredEvent)):
     raise RuntimeError("every column of a scored event must be written by ScoredEventsJob")
-_UPDATE_ANOMALY = (f"UPDATE scored_events SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
-                   f"WHERE id = ?")
 
 
 def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
@@ -97,23 +98,38 @@ def _strings(values) -> list:
     return values.astype(str).tolist()
 
 
-def _insert_sql(schema: str, origin: str, entity_count: int, received_at: float,
-                row_id: bool = False) -> str:
-    """The INSERT of one event: :data:`_PER_EVENT` and the entity ids bound as ``?1, ?2, ...``,
-    the batch's schema, origin and commit time as literals (a float's repr is exact), so a row is
-    a plain tuple built on the caller's thread and the writer thread binds it as it is.  With
-    ``row_id`` the row's id is bound too, after the rest.
-    """
-    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:entity_count], "schema", "origin", "received_at",
-               "is_anomaly", *_ANOMALY_COLUMNS)
-    params = [f"?{i + 1}" for i in range(len(_PER_EVENT) + entity_count)]
+#: The write connection's staging table (``temp``: in memory, never in the WAL): a batch's rows are
+#: bound into it row by row, then copied into ``scored_events`` by one ``INSERT ... SELECT``.
+#: Python's sqlite3 gives up the GIL for every row it steps and takes it back after; bound straight
+#: into ``scored_events``, each row's index and page work ran between two such hand-offs, so that
+#: work could not overlap the scoring of the next batch (which holds the GIL).  Copied by one
+#: statement, it runs in one stretch without the GIL.  No column has a type, so a value is kept as
+#: bound until the copy gives it ``scored_events``' affinity, as binding it there directly did.
+_STAGED = "temp.staged_events"
+_STAGED_COLUMNS = (*_PER_EVENT, *ENTITY_COLUMNS, "is_anomaly", *_ANOMALY_COLUMNS)
+_CREATE_STAGED = (f"CREATE TEMP TABLE IF NOT EXISTS staged_events "
+                  f"({', '.join(c if c != 'is_anomaly' else 'is_anomaly DEFAULT 0' for c in _STAGED_COLUMNS)})")
+_UPDATE_STAGED_ANOMALY = (f"UPDATE {_STAGED} SET is_anomaly = 1, {', '.join(f'{c} = ?' for c in _ANOMALY_COLUMNS)} "
+                          f"WHERE rowid = ?")
+
+
+def _stage_sql(entity_count: int) -> str:
+    """The INSERT of one event into the staging table: :data:`_PER_EVENT`, then its entity ids, bound
+    as they are; ``truth`` '' is stored NULL, and the columns not named stay NULL (no None bound)."""
+    columns = (*_PER_EVENT, *ENTITY_COLUMNS[:entity_count])
+    params = [f"?{i + 1}" for i in range(len(columns))]
     truth = _PER_EVENT.index("truth")
     params[truth] = f"nullif({params[truth]}, '')"
-    values = (f"{', '.join(params)}, {_sql_text(schema)}, {_sql_text(origin)}, {float(received_at)!r}, "
-              f"0{', NULL' * len(_ANOMALY_COLUMNS)}")
-    if row_id:
-        columns, values = ("id", *columns), f"?{len(params) + 1}, {values}"
-    return f"INSERT INTO scored_events ({', '.join(columns)}) VALUES ({values})"
+    return f"INSERT INTO {_STAGED} ({', '.join(columns)}) VALUES ({', '.join(params)})"
+
+
+def _copy_sql(schema: str, origin: str, received_at: float) -> str:
+    """The staged rows into ``scored_events``, in staging order, row ``r`` taking the id ``?1 - 1 + r``;
+    the batch's schema, origin and commit time are literals (a float's repr is exact)."""
+    columns = ", ".join(_STAGED_COLUMNS)
+    return (f"INSERT INTO scored_events (id, {columns}, schema, origin, received_at) "
+            f"SELECT ?1 - 1 + rowid, {columns}, {_sql_text(schema)}, {_sql_text(origin)}, {float(received_at)!r} "
+            f"FROM {_STAGED} ORDER BY rowid")
 
 
 def _sql_text(text: str) -> str:
@@ -132,6 +148,11 @@ class ScoredEventsJob(WriteJob):
         self.origin = origin
         #: A batch of an import stored whole or not at all: its origin is marked in progress.
         self.whole = whole
+        #: True once the writer has staged the rows and done all but the copy into ``scored_events``
+        #: (see :data:`_STAGED`), or failed before.  A flag the caller polls, not an Event: it is
+        #: set on the writer's OS thread, and under gevent an Event may only be set and waited
+        #: on in one thread.
+        self.staged = False
         # Encoded here, on the caller's thread, so the writer thread only binds and inserts.
         self.rows = self._rows()
 
@@ -167,36 +188,39 @@ class ScoredEventsJob(WriteJob):
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
     def apply(self, tx: Transaction):
-        n = len(self.rows)
         conn = tx.db.conn
-        if self.whole:
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'in progress') ON CONFLICT (key) DO NOTHING",
-                         [IMPORT_KEY + self.origin])
-        # Only this thread inserts, inside this transaction: the first row takes the next id
-        # explicitly (past any deleted ones), and SQLite gives the others first + 1, ...
-        # (max(rowid) + 1 each), checked below.
-        first = next_row_id(conn, "scored_events")
-        statement = (self.batch.schema.name, self.origin, len(self.batch.schema.entities), tx.now)
-        if n:
-            conn.execute(_insert_sql(*statement, row_id=True), (*self.rows[0], first))
-            conn.executemany(_insert_sql(*statement), itertools.islice(self.rows, 1, None))
-        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        if n and last != first + n - 1:
-            raise RuntimeError(f"scored events got row ids up to {last}, expected {first + n - 1}")
-        conn.executemany(_UPDATE_ANOMALY, [(*values, first + i) for *values, i in self.anomaly_rows])
-        anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
-                      "acknowledged": None} for i, event in self.anomalies]
-        event_id = tx.allocate("events", 1)
-        tx.db.conn.execute(
-            "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
-            "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
-        # Events of earlier batches that this one's evidence flags (server/event_amendments.py).
-        self.amended = amend_earlier(tx, self.batch, event_id) if self.batch.earlier else []
-        self.events = [events_push(event_id, self.batch.schema.name, self.origin, n, anomalies,
-                                   [a.stored for a in self.amended])]
-        # Alerts per (schema, entity, type), committed with these events (server/alerts/).
-        self.events += tx.tell_observers("events_stored", self.batch.schema,
-                                         anomalies + [a.for_alerts() for a in self.amended], what="stored events")
+        schema = self.batch.schema
+        try:
+            if self.whole:
+                conn.execute("INSERT INTO meta (key, value) VALUES (?, 'in progress') ON CONFLICT (key) DO NOTHING",
+                             [IMPORT_KEY + self.origin])
+            # Only this thread inserts, inside this transaction: the batch takes the ids from the
+            # next one on (past any deleted ones), staged row r (from 1) the id first - 1 + r.
+            first = next_row_id(conn, "scored_events")
+            conn.execute(_CREATE_STAGED)
+            conn.execute(f"DELETE FROM {_STAGED}")  # empty: its rows are numbered from 1 again
+            conn.executemany(_stage_sql(len(schema.entities)), self.rows)
+            conn.executemany(_UPDATE_STAGED_ANOMALY, [(*values, i + 1) for *values, i in self.anomaly_rows])
+            anomalies = [{"id": first + i, **event, "origin": self.origin, "received_at": tx.now,
+                          "acknowledged": None} for i, event in self.anomalies]
+            n = len(self.rows)
+            event_id = tx.allocate("events", 1)
+            conn.execute(
+                "INSERT INTO events (id, type, created_ms, tick, first_point_id, last_point_id, anomaly_id) "
+                "VALUES (?, 'events', ?, NULL, ?, ?, NULL)", [event_id, int(tx.now * 1000), first, first + n - 1])
+            # Events of earlier batches that this one's evidence flags (server/event_amendments.py): they
+            # are stored already, this batch's own rows not yet.
+            self.amended = amend_earlier(tx, self.batch, event_id) if self.batch.earlier else []
+            self.events = [events_push(event_id, schema.name, self.origin, n, anomalies,
+                                       [a.stored for a in self.amended])]
+            # Alerts per (schema, entity, type), committed with these events (server/alerts/).
+            self.events += tx.tell_observers("events_stored", schema,
+                                             anomalies + [a.for_alerts() for a in self.amended], what="stored events")
+        finally:
+            # What is left (the copy, then the commit) holds the GIL for a few calls only: the
+            # caller may score its next batch meanwhile (server/pipeline/ingest.py).
+            self.staged = True
+        conn.execute(_copy_sql(schema.name, self.origin, tx.now), [first])
         return first, anomalies
 
 

@@ -173,6 +173,7 @@ def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
     db.enable_wal()
     db.execute(f"PRAGMA synchronous = {synchronous}")
     db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_MIB * 1024}")
+    db.execute("PRAGMA temp_store = MEMORY")
     return db
 
 

@@ -5,6 +5,9 @@ per schema.  Scorers keep per-entity state and are not thread-safe, so every
 batch is scored under one lock, on a dedicated OS thread (under gevent that
 keeps numpy off the event loop), and queued to the single writer while the
 lock is held, so the database sees batches in the order they were scored.
+A batch is read and scored while the writer copies the one before into its
+table and commits it (:meth:`Ingest.store`), a part of the write that holds
+no GIL.
 
 An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
@@ -29,6 +32,8 @@ __all__ = ["ImportSummary", "Ingest", "check_schema_names"]
 log = logging.getLogger(__name__)
 
 _SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+#: How often :meth:`Ingest.store` looks whether the writer has staged a batch (s).
+_STAGED_POLL_S = 0.002
 
 
 def check_schema_names(raw: str) -> dict[str, Path]:
@@ -202,19 +207,27 @@ class Ingest:
         origin = f"{origin}:{uuid.uuid4().hex[:12]}" if whole else origin
         summary: ImportSummary | None = None
         jobs = []
+        #: The batch queued before: its rows staged, its copy into the table and its commit still
+        #: running on the writer thread, without the GIL, while the next batch is read and scored.
+        pending = None
         try:
             for batch in batches:
                 if summary is None:
                     summary = ImportSummary(batch.schema.name, origin)
                 job = self._score_and_queue(batch, origin, whole)
                 jobs.append(job)
-                # Written before the next batch is read and scored.  Overlapping them (SQLite
-                # inserts without the GIL) lost at the server's 1 ms switch interval: the two
-                # threads handed the GIL back and forth at every row, and a batch's push waited
-                # behind the previous write (bench_ingest alternately at load average 2.5-3.1:
-                # 19,000-28,400 events/s stored and pushed against 18,100-20,700, p99 0.40-0.69 s
-                # against 1.05-1.41 s).
-                self._collect(job, summary, keep_anomalies)
+                if pending is not None:
+                    self._collect(pending, summary, keep_anomalies)
+                # Staged before the next batch is read and scored: staging binds its rows one
+                # by one, and Python's sqlite3 hands the GIL over at every row; against a
+                # thread running Python meanwhile, each hand-off waits up to the switch
+                # interval (overlapping the whole write lost at the server's 1 ms: bench_ingest
+                # alternately at load average 2.5-3.1, 18,100-20,700 events/s stored and pushed
+                # against 19,000-28,400 written before the next batch was scored).
+                self._wait_staged(job)
+                pending = job
+            if pending is not None:
+                self._collect(pending, summary, keep_anomalies)
             if whole and jobs:
                 self._finish(origin)
         except BaseException:
@@ -253,6 +266,21 @@ class Ingest:
                 raise RuntimeError("the pipeline is shutting down")
             job = self._thread.run(score)
             return self.writer.submit(job, timeout=self.write_timeout)
+
+    def _wait_staged(self, job) -> None:
+        """Wait until the writer has staged ``job``'s rows, or has finished with it (a job that
+        never ran, its batch's commit failed: its error is raised when it is collected).
+
+        Polled (a sleep yields to gevent's loop in the server): the flag is set on the writer's
+        OS thread, and the staging of a batch takes tens of milliseconds.
+        """
+        deadline = time.monotonic() + self.write_timeout
+        while not (job.staged or job.done.is_set()):
+            if time.monotonic() > deadline:
+                from ..writer import WriteTimeout
+
+                raise WriteTimeout(f"a batch's rows were not staged within {self.write_timeout} s")
+            time.sleep(_STAGED_POLL_S)
 
     def _collect(self, job, summary: ImportSummary, keep: int) -> None:
         _, anomalies = job.wait(self.write_timeout)

@@ -240,3 +240,78 @@ def test_an_import_cut_short_stays_marked_and_is_removed_at_the_next_start(ev_sc
         assert undo_unfinished_imports(writer, reader.conn, 10) == 0
     finally:
         ingest.close()
+
+
+def test_the_next_batch_is_scored_while_the_writer_copies_and_commits_the_one_before(ev_schema, tmp_path):
+    """Once a batch's rows are staged, the writer's copy and commit overlap the next batch's scoring:
+    the first batch's commit (its publish holds it) sees the second batch's scoring begin."""
+    import threading
+
+    from server.pipeline.event import EventBatch
+    from server.pipeline.ingest import Ingest
+
+    path = migrated_database(tmp_path / "events.db")
+    second_scoring = threading.Event()
+    seen: list[bool] = []
+
+    def on_commit(events):
+        if any(e.type == "events" for e in events) and not seen:
+            seen.append(second_scoring.wait(5))  # written one after the other, this waits in vain
+
+    writer = Writer(path, on_commit=on_commit).start()
+    ingest = Ingest([ev_schema.name], writer, write_timeout=10)
+    scorer = ingest.scorers[ev_schema.name]
+    score, scored = scorer.score, []
+
+    def counted(frame):
+        scored.append(len(frame))
+        if len(scored) == 2:
+            second_scoring.set()
+        return score(frame)
+
+    scorer.score = counted
+    try:
+        batches = [EventBatch(ev_schema, _sessions(n, seed=s, start=T0 + s * 1e6)) for s, n in enumerate((20, 30, 1))]
+        summary = ingest.store(batches, "upload", whole=True)
+    finally:
+        ingest.close()
+        writer.stop()
+    assert seen == [True] and scored == [20, 30, 1] and summary.events == 51
+    reader = EventReader(open_reader(path).conn)
+    try:
+        assert _push_rows(reader) == [(1, 1, 20), (2, 21, 50), (3, 51, 51)]
+        ids = [r[0] for r in reader.conn.execute("SELECT event_id FROM scored_events ORDER BY id")]
+        assert ids == [f"s{s}-{i}" for s, n in enumerate((20, 30, 1)) for i in range(n)]
+    finally:
+        reader.close()
+
+
+def test_a_batch_failing_after_it_was_staged_undoes_its_import_with_the_batch_queued_behind(
+        ev_schema, store, monkeypatch):
+    """The copy of the second batch fails (its rows staged, the third batch scored and queued
+    meanwhile): the import is removed whole, and the next import's rows start clean."""
+    from server import event_writes
+    from server.event_writes import unfinished_imports
+    from server.pipeline.event import EventBatch
+    from server.pipeline.ingest import Ingest
+
+    writer, reader = store
+    ingest = Ingest([ev_schema.name], writer, write_timeout=10)
+    copy_sql, copies = event_writes._copy_sql, []
+
+    def failing_second(*args):
+        copies.append(args)
+        return "INSERT INTO no_such_table SELECT ?1" if len(copies) == 2 else copy_sql(*args)
+
+    monkeypatch.setattr(event_writes, "_copy_sql", failing_second)
+    try:
+        batches = [EventBatch(ev_schema, _sessions(n, seed=s, start=T0 + s * 1e6)) for s, n in enumerate((20, 30, 10))]
+        with pytest.raises(Exception, match="no_such_table"):
+            ingest.store(batches, "upload", whole=True)
+        assert reader.conn.execute("SELECT count(*) FROM scored_events").fetchone()[0] == 0
+        assert unfinished_imports(reader.conn) == []
+        done = ingest.store([EventBatch(ev_schema, _sessions(5, seed=7, start=T0 + 7e6))], "upload", whole=True)
+        rows = reader.conn.execute("SELECT event_id, origin FROM scored_events ORDER BY id").fetchall()
+        assert [tuple(r) for r in rows] == [(f"s7-{i}", done.origin) for i in range(5)]
+    finally:
+        ingest.close()
