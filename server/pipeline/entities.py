@@ -21,6 +21,7 @@ Looking ids up costs one dict access per *distinct* entity of a batch
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -135,7 +136,9 @@ class EntityTable:
         """The row of each id (claiming rows for new ids), and mark them seen at ``times``."""
         codes, uniques = pd.factorize(ids)
         index = self._index
-        unique_rows = np.fromiter((index.get(u, -1) for u in uniques), dtype=np.int64,
+        # map over a list with the dict's own get: no Python frame per id (a generator's cost
+        # twice the lookups' at 10,000 ids of 100,000).
+        unique_rows = np.fromiter(map(index.get, uniques.tolist(), itertools.repeat(-1)), dtype=np.int64,
                                   count=len(uniques))
         latest = np.full(len(uniques), -np.inf)
         np.maximum.at(latest, codes, times)
