@@ -16,10 +16,11 @@ import numpy as np
 
 from .kernels import _calibration_fit, compiled
 
-__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means"]
+__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means", "full_mean_deviations"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit")}
+_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit"),
+            "full_mean_deviations": ("_pairwise_sum",)}
 
 
 @compiled
@@ -239,3 +240,50 @@ def _term(value, power):
     if power == 2:
         v = v * v
     return v if v == v else 0.0
+
+
+@compiled
+def full_mean_deviations(values, centre, out):
+    """:func:`detectors.robust_window.deviation_floor`'s mean absolute deviation of full sorted rows, in place.
+
+    ``values`` ``(R, W)`` sorted rows, every slot filled, ``centre`` ``(R,)``
+    their medians: ``out[r]`` is the upper half's sum minus the lower half's
+    minus the centre times the odd middle slot, over ``W``, each half summed
+    as numpy sums a row (pairwise; at most :data:`PAIRWISE_BLOCK` slots a
+    half), so the same bits as the numpy code's.
+    """
+    R, W = values.shape
+    half = W // 2
+    for r in range(R):
+        upper = 0.0 + _pairwise_sum(values[r, half:])
+        lower = 0.0 + _pairwise_sum(values[r, :half])
+        out[r] = (upper - lower - centre[r] * (W - 2 * half)) / W
+
+
+def _pairwise_sum(row):
+    """numpy's sum of a contiguous run of at most :data:`PAIRWISE_BLOCK` float64s: one by one below eight,
+    else eight lanes combined pairwise, then the rest."""
+    n = row.shape[0]
+    if n < 8:
+        total = 0.0
+        for w in range(n):
+            total += row[w]
+        return total
+    r0, r1, r2, r3 = row[0], row[1], row[2], row[3]
+    r4, r5, r6, r7 = row[4], row[5], row[6], row[7]
+    w = 8
+    while w < n - n % 8:
+        r0 += row[w]
+        r1 += row[w + 1]
+        r2 += row[w + 2]
+        r3 += row[w + 3]
+        r4 += row[w + 4]
+        r5 += row[w + 5]
+        r6 += row[w + 6]
+        r7 += row[w + 7]
+        w += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while w < n:
+        total += row[w]
+        w += 1
+    return total

@@ -1,0 +1,41 @@
+"""The spread floor of full sorted windows: its compiled kernel gives numpy's bits, on every window size it takes.
+
+:func:`detectors.robust_window.deviation_floor` sums each half of a full
+sorted row in :func:`detectors.bank_kernels.full_mean_deviations` on a
+bank's step, mirroring numpy's pairwise summation; the bank tests
+(``test_bank_kernels.py``) cover the default window of 100, this one every
+length up to and past the kernel's limit, at several magnitudes, with
+infinities and signed zeros in the rows.
+"""
+import numpy as np
+import pytest
+
+from detectors.bank_kernels import PAIRWISE_BLOCK
+from detectors.robust_window import deviation_floor
+from detectors.streaming import numpy_steps
+
+WIDTHS = list(range(2, 40)) + [63, 64, 65, 99, 100, 101, 2 * PAIRWISE_BLOCK - 1, 2 * PAIRWISE_BLOCK,
+                               2 * PAIRWISE_BLOCK + 1, 2 * PAIRWISE_BLOCK + 2, 300]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_full_rows_floor_is_numpys(width):
+    rng = np.random.default_rng(width)
+    rows = []
+    for scale in (1e-3, 1.0, 1e6, 1e15):
+        block = rng.normal(5, 1, (60, width)) * scale + rng.normal(0, 1, (60, 1)) * scale * 10
+        rows.append(block)
+    values = np.sort(np.concatenate(rows), axis=1)
+    values[3, 0] = -np.inf
+    values[4, :2] = -np.inf
+    values[5] = 0.0
+    values[6, : width // 2] = -0.0
+    centre = np.median(values, axis=1)
+    with np.errstate(invalid="ignore"):
+        compiled = deviation_floor(values, centre)
+        with numpy_steps():
+            reference = deviation_floor(values, centre)
+    nan = np.isnan(reference)
+    assert np.isnan(compiled[nan]).all()
+    # The same bits (signed zeros included) wherever numpy's is a number.
+    assert compiled[~nan].view(np.int64).tolist() == reference[~nan].view(np.int64).tolist()
