@@ -16,7 +16,8 @@ import numpy as np
 
 from .kernels import _calibration_fit, compiled
 
-__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means", "full_mean_deviations"]
+__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means", "full_mean_deviations",
+           "sorted_quantiles"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit"),
@@ -287,3 +288,28 @@ def _pairwise_sum(row):
         total += row[w]
         w += 1
     return total
+
+
+@compiled
+def sorted_quantiles(values, count, q, out):
+    """:func:`detectors.window.sorted_quantile` in one pass: the ``q``-quantile of each sorted row, in place.
+
+    ``values`` ``(R, W)`` sorted rows holding ``count`` ``(R,)`` values each
+    (the rest +inf); linear interpolation between the two order statistics
+    around ``q * (count - 1)``, a gap that is not finite counting as 0, NaN
+    for an empty row: the numpy code's operations, in its order.
+    """
+    for r in range(values.shape[0]):
+        n = count[r]
+        if n <= 0:
+            out[r] = np.nan
+            continue
+        last = n - 1
+        pos = q * last
+        lo = np.int64(math.floor(pos))
+        hi = min(lo + 1, last)
+        a, b = values[r, lo], values[r, hi]
+        gap = b - a
+        if not math.isfinite(gap):
+            gap = 0.0
+        out[r] = a + (pos - lo) * gap

@@ -1,11 +1,13 @@
-"""The spread floor of full sorted windows: its compiled kernel gives numpy's bits, on every window size it takes.
+"""Order statistics of sorted windows on a bank's step: their compiled kernels give numpy's bits.
 
 :func:`detectors.robust_window.deviation_floor` sums each half of a full
 sorted row in :func:`detectors.bank_kernels.full_mean_deviations` on a
 bank's step, mirroring numpy's pairwise summation; the bank tests
 (``test_bank_kernels.py``) cover the default window of 100, this one every
 length up to and past the kernel's limit, at several magnitudes, with
-infinities and signed zeros in the rows.
+infinities and signed zeros in the rows.  :func:`detectors.window.sorted_quantile`
+reads its quantiles in :func:`detectors.bank_kernels.sorted_quantiles`:
+every fill of a window, empty to full.
 """
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from detectors.bank_kernels import PAIRWISE_BLOCK
 from detectors.robust_window import deviation_floor
 from detectors.streaming import numpy_steps
+from detectors.window import sorted_quantile
 
 WIDTHS = list(range(2, 40)) + [63, 64, 65, 99, 100, 101, 2 * PAIRWISE_BLOCK - 1, 2 * PAIRWISE_BLOCK,
                                2 * PAIRWISE_BLOCK + 1, 2 * PAIRWISE_BLOCK + 2, 300]
@@ -38,4 +41,24 @@ def test_full_rows_floor_is_numpys(width):
     nan = np.isnan(reference)
     assert np.isnan(compiled[nan]).all()
     # The same bits (signed zeros included) wherever numpy's is a number.
+    assert compiled[~nan].view(np.int64).tolist() == reference[~nan].view(np.int64).tolist()
+
+
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
+def test_sorted_quantile_is_numpys(q):
+    # Rows of every fill from empty to full, some holding infinities, at several magnitudes.
+    rng = np.random.default_rng(int(q * 100))
+    width = 100
+    count = np.concatenate([np.arange(width + 1), rng.integers(0, width + 1, 400)]).astype(np.int64)
+    values = rng.normal(0, 1, (len(count), width)) * 10.0 ** rng.integers(-6, 15, (len(count), 1))
+    values[7, 0] = -np.inf
+    values[8, :] = np.inf
+    values[9, 3] = 0.0
+    values[np.arange(width)[None, :] >= count[:, None]] = np.inf
+    values.sort(axis=1)
+    compiled = sorted_quantile(values, count, q)
+    with numpy_steps():
+        reference = sorted_quantile(values, count, q)
+    nan = np.isnan(reference)
+    assert nan[0] and np.isnan(compiled[nan]).all()
     assert compiled[~nan].view(np.int64).tolist() == reference[~nan].view(np.int64).tolist()
