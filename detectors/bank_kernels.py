@@ -17,7 +17,7 @@ import numpy as np
 from .kernels import _calibration_fit, compiled
 
 __all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means", "full_mean_deviations",
-           "sorted_quantiles"]
+           "sorted_quantiles", "median_deviations"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit"),
@@ -313,3 +313,40 @@ def sorted_quantiles(values, count, q, out):
         if not math.isfinite(gap):
             gap = 0.0
         out[r] = a + (pos - lo) * gap
+
+
+@compiled
+def median_deviations(values, median, out):
+    """The lower median of ``|values - median|`` per full sorted row, by bisection: what
+    :func:`detectors.kernels.lower_median_deviation`'s merge gives, bit for bit.
+
+    The deviations left of the middle, ``A[t] = median - values[half - 1 - t]``,
+    and right of it, ``B[u] = values[half + u] - median``, are two rising
+    runs; the merge takes the left head while it is no larger than the right
+    one, and its ``k``-th pick (``k = (W - 1) // 2 + 1``) is the answer.  So
+    the merge takes ``t`` from the left, the first ``t`` at which the left's
+    next is larger than the right's last taken (``A[t] > B[k - t - 1]``),
+    found here by bisection, about ``log2 W`` steps against the merge's ``k``
+    branches taken at random; and its last pick is ``B[k - t - 1]`` unless
+    ``A[t - 1]`` is larger.  Ties, signed zeros among them, go as in the
+    merge; the deviations are computed as there.
+    """
+    rows, width = values.shape
+    half = width // 2
+    k = (width - 1) // 2 + 1
+    for r in range(rows):
+        m = median[r]
+        lo, hi = max(0, k - (width - half)), min(k, half)
+        while lo < hi:
+            t = (lo + hi) // 2
+            if m - values[r, half - 1 - t] <= values[r, half + k - t - 1] - m:
+                lo = t + 1
+            else:
+                hi = t
+        if lo == 0:
+            out[r] = values[r, half + k - 1] - m
+        elif lo == k:
+            out[r] = m - values[r, half - k]
+        else:
+            left, right = m - values[r, half - lo], values[r, half + k - lo - 1] - m
+            out[r] = right if left <= right else left

@@ -7,12 +7,14 @@ bank's step, mirroring numpy's pairwise summation; the bank tests
 length up to and past the kernel's limit, at several magnitudes, with
 infinities and signed zeros in the rows.  :func:`detectors.window.sorted_quantile`
 reads its quantiles in :func:`detectors.bank_kernels.sorted_quantiles`:
-every fill of a window, empty to full.
+every fill of a window, empty to full.  MAD's lower median deviation of full
+rows is bisected (:func:`detectors.bank_kernels.median_deviations`): the
+merge's pick, signed zeros of tied rows included.
 """
 import numpy as np
 import pytest
 
-from detectors.bank_kernels import PAIRWISE_BLOCK
+from detectors.bank_kernels import PAIRWISE_BLOCK, median_deviations
 from detectors.robust_window import deviation_floor
 from detectors.streaming import numpy_steps
 from detectors.window import sorted_quantile
@@ -62,3 +64,22 @@ def test_sorted_quantile_is_numpys(q):
     nan = np.isnan(reference)
     assert nan[0] and np.isnan(compiled[nan]).all()
     assert compiled[~nan].view(np.int64).tolist() == reference[~nan].view(np.int64).tolist()
+
+
+@pytest.mark.parametrize("width", list(range(2, 40)) + [99, 100, 101, 256, 300])
+def test_median_deviations_are_the_merges(width):
+    # MAD's bisection picks what the merge of the two runs picks: ties and signed zeros included.
+    from detectors.kernels import lower_median_deviation
+
+    rng = np.random.default_rng(width)
+    values = rng.normal(0, 1, (600, width)) * 10.0 ** rng.integers(-3, 8, (600, 1))
+    values[200:400] = np.round(values[200:400] / values[200:400].std(axis=1, keepdims=True))  # many ties, -0.0
+    values[400:] = np.round(4 * values[400:] / values[400:].std(axis=1, keepdims=True))
+    values[5] = 3.0
+    values.sort(axis=1)
+    half = width // 2
+    median = values[:, half] if width % 2 else 0.5 * (values[:, half - 1] + values[:, half])
+    bisected, merged = np.empty(len(values)), np.empty(len(values))
+    median_deviations(values, median, bisected)
+    lower_median_deviation(values, median, merged)
+    assert bisected.view(np.int64).tolist() == merged.view(np.int64).tolist()
