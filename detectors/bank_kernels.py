@@ -16,10 +16,12 @@ import numpy as np
 
 from .kernels import _calibration_fit, compiled
 
-__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means"]
+__all__ = ["sorted_pushes", "calibrated_rows", "window_pushes", "window_means", "full_mean_deviations",
+           "sorted_quantiles", "median_deviations"]
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit")}
+_HELPERS = {"window_means": ("_term",), "calibrated_rows": ("_sorted_scores", "_calibration_fit"),
+            "full_mean_deviations": ("_pairwise_sum",)}
 
 
 @compiled
@@ -239,3 +241,112 @@ def _term(value, power):
     if power == 2:
         v = v * v
     return v if v == v else 0.0
+
+
+@compiled
+def full_mean_deviations(values, centre, out):
+    """:func:`detectors.robust_window.deviation_floor`'s mean absolute deviation of full sorted rows, in place.
+
+    ``values`` ``(R, W)`` sorted rows, every slot filled, ``centre`` ``(R,)``
+    their medians: ``out[r]`` is the upper half's sum minus the lower half's
+    minus the centre times the odd middle slot, over ``W``, each half summed
+    as numpy sums a row (pairwise; at most :data:`PAIRWISE_BLOCK` slots a
+    half), so the same bits as the numpy code's.
+    """
+    R, W = values.shape
+    half = W // 2
+    for r in range(R):
+        upper = 0.0 + _pairwise_sum(values[r, half:])
+        lower = 0.0 + _pairwise_sum(values[r, :half])
+        out[r] = (upper - lower - centre[r] * (W - 2 * half)) / W
+
+
+def _pairwise_sum(row):
+    """numpy's sum of a contiguous run of at most :data:`PAIRWISE_BLOCK` float64s: one by one below eight,
+    else eight lanes combined pairwise, then the rest."""
+    n = row.shape[0]
+    if n < 8:
+        total = 0.0
+        for w in range(n):
+            total += row[w]
+        return total
+    r0, r1, r2, r3 = row[0], row[1], row[2], row[3]
+    r4, r5, r6, r7 = row[4], row[5], row[6], row[7]
+    w = 8
+    while w < n - n % 8:
+        r0 += row[w]
+        r1 += row[w + 1]
+        r2 += row[w + 2]
+        r3 += row[w + 3]
+        r4 += row[w + 4]
+        r5 += row[w + 5]
+        r6 += row[w + 6]
+        r7 += row[w + 7]
+        w += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while w < n:
+        total += row[w]
+        w += 1
+    return total
+
+
+@compiled
+def sorted_quantiles(values, count, q, out):
+    """:func:`detectors.window.sorted_quantile` in one pass: the ``q``-quantile of each sorted row, in place.
+
+    ``values`` ``(R, W)`` sorted rows holding ``count`` ``(R,)`` values each
+    (the rest +inf); linear interpolation between the two order statistics
+    around ``q * (count - 1)``, a gap that is not finite counting as 0, NaN
+    for an empty row: the numpy code's operations, in its order.
+    """
+    for r in range(values.shape[0]):
+        n = count[r]
+        if n <= 0:
+            out[r] = np.nan
+            continue
+        last = n - 1
+        pos = q * last
+        lo = np.int64(math.floor(pos))
+        hi = min(lo + 1, last)
+        a, b = values[r, lo], values[r, hi]
+        gap = b - a
+        if not math.isfinite(gap):
+            gap = 0.0
+        out[r] = a + (pos - lo) * gap
+
+
+@compiled
+def median_deviations(values, median, out):
+    """The lower median of ``|values - median|`` per full sorted row, by bisection: what
+    :func:`detectors.kernels.lower_median_deviation`'s merge gives, bit for bit.
+
+    The deviations left of the middle, ``A[t] = median - values[half - 1 - t]``,
+    and right of it, ``B[u] = values[half + u] - median``, are two rising
+    runs; the merge takes the left head while it is no larger than the right
+    one, and its ``k``-th pick (``k = (W - 1) // 2 + 1``) is the answer.  So
+    the merge takes ``t`` from the left, the first ``t`` at which the left's
+    next is larger than the right's last taken (``A[t] > B[k - t - 1]``),
+    found here by bisection, about ``log2 W`` steps against the merge's ``k``
+    branches taken at random; and its last pick is ``B[k - t - 1]`` unless
+    ``A[t - 1]`` is larger.  Ties, signed zeros among them, go as in the
+    merge; the deviations are computed as there.
+    """
+    rows, width = values.shape
+    half = width // 2
+    k = (width - 1) // 2 + 1
+    for r in range(rows):
+        m = median[r]
+        lo, hi = max(0, k - (width - half)), min(k, half)
+        while lo < hi:
+            t = (lo + hi) // 2
+            if m - values[r, half - 1 - t] <= values[r, half + k - t - 1] - m:
+                lo = t + 1
+            else:
+                hi = t
+        if lo == 0:
+            out[r] = values[r, half + k - 1] - m
+        elif lo == k:
+            out[r] = m - values[r, half - k]
+        else:
+            left, right = m - values[r, half - lo], values[r, half + k - lo - 1] - m
+            out[r] = right if left <= right else left

@@ -97,7 +97,9 @@ def severity_of(score: float, threshold: float) -> str | None:
         return None
     p, p_threshold = max(1.0 - score, 1e-300), max(1.0 - threshold, 1e-300)
     ratio = math.log(p) / math.log(p_threshold) if p_threshold < 1 else math.inf
-    return SEVERITIES[sum(ratio >= step for step in _SEVERITY_STEPS)]
+    # The steps passed, counted without a generator (a tick may grade thousands of verdicts).
+    medium, high, critical = _SEVERITY_STEPS
+    return SEVERITIES[(ratio >= medium) + (ratio >= high) + (ratio >= critical)]
 
 
 class _Bank:
@@ -462,32 +464,33 @@ class Engine:
             by_pattern = unexplained & (cause == PATTERN_CAUSE) & on[:, self.members.index("pattern")]
             surprised[by_pattern] = np.arange(len(self.members)) == self.members.index("pattern")
         fired[unexplained] = surprised[unexplained]
-        names_of: dict = {}  # each pattern of fired members, named once
+        # Each row's pattern of fired members as one number (bit i: member i), named once per pattern.
+        patterns = (fired.astype(np.int64) << np.arange(len(self.members))).sum(axis=1).tolist()
+        names_of = {p: [m for i, m in enumerate(self.members) if p >> i & 1] for p in set(patterns)}
         if low is not None:
             finite = np.isfinite(low) & np.isfinite(high)
             ranged = zip(finite.tolist(), low.tolist(), high.tolist())
         else:
             ranged = [(None, None, None)] * len(names)
+        members = self.members
         verdicts = []
-        for name, setting, row, score, scores, flags, is_anomaly, is_alert, warm, (kept, a, b) in zip(
-                names, settings, values.tolist(), fused.tolist(), member_scores.tolist(), fired.tolist(),
-                anomalous.tolist(), alert.tolist(), warming.tolist(), ranged):
+        # Verdict's fields by position (stream, values, score, is_anomaly, severity, detectors, fired,
+        # expected, warming_up, alert): a call by keyword costs half as much again, per verdict.
+        for name, setting, row, score, scores, pattern, all_on, is_anomaly, is_alert, warm, (kept, a, b) in zip(
+                names, settings, values.tolist(), fused.tolist(), member_scores.tolist(), patterns,
+                on.all(axis=1).tolist(), anomalous.tolist(), alert.tolist(), warming.tolist(), ranged):
             fields, _, on_row, threshold = setting
-            key = tuple(flags)
-            if key not in names_of:
-                names_of[key] = [m for m, f in zip(self.members, flags) if f]
             verdicts.append(Verdict(
-                stream=name,
-                values=dict(zip(fields, row)),
-                score=score,
-                is_anomaly=is_anomaly,
-                severity=severity_of(max(score, threshold), threshold) if is_anomaly else None,
-                detectors=({m: s for m, s, o in zip(self.members, scores, on_row) if o} if not all(on_row)
-                           else dict(zip(self.members, scores))),
-                fired=list(names_of[key]),
-                expected={} if kept is None else {f: [x, y] for f, k, x, y in zip(fields, kept, a, b) if k},
-                warming_up=warm,
-                alert=is_alert,
+                name,
+                dict(zip(fields, row)),
+                score,
+                is_anomaly,
+                severity_of(max(score, threshold), threshold) if is_anomaly else None,
+                dict(zip(members, scores)) if all_on else {m: s for m, s, o in zip(members, scores, on_row) if o},
+                list(names_of[pattern]),
+                {} if kept is None else {f: [x, y] for f, k, x, y in zip(fields, kept, a, b) if k},
+                warm,
+                is_alert,
             ))
         return verdicts
 

@@ -51,7 +51,7 @@ def sorted_mad(values: np.ndarray, median: np.ndarray) -> np.ndarray:
 
 
 def compiled_mad(values: np.ndarray, median: np.ndarray) -> np.ndarray:
-    """:func:`sorted_mad` for the many rows of a block, by a compiled merge of the two runs (the same values).
+    """:func:`sorted_mad` for the many rows of a block or a bank, by a compiled bisection of the two runs (the same values).
 
     >>> v = np.sort(np.random.default_rng(0).normal(size=(4, 9)), axis=1)
     >>> bool((compiled_mad(v, v[:, 4]) == sorted_mad(v, v[:, 4])).all())
@@ -59,10 +59,10 @@ def compiled_mad(values: np.ndarray, median: np.ndarray) -> np.ndarray:
     """
     if not np.isfinite(values).all():  # an infinite value: deviations may be NaN, leave them to numpy
         return sorted_mad(values, median)
-    from .kernels import lower_median_deviation
+    from .bank_kernels import median_deviations
 
     out = np.empty(len(values))
-    lower_median_deviation(np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(median, dtype=float), out)
+    median_deviations(np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(median, dtype=float), out)
     return out
 
 

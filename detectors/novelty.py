@@ -257,7 +257,11 @@ class RecordTracker:
         """What a point is judged and learned against: who learns, points learned, recent record, range."""
         learning = present & (self.seen_ >= self.warmup)
         learned = np.maximum(self.seen_ - self.warmup, 1)
-        recent = np.maximum(self.maxima_.max(axis=2), self.partial_)
+        # The blocks' maxima a block at a time: numpy's reduction over a short last axis costs a
+        # pass per row (1.3 against 0.2 ms for 4,096 rows of 2 x 16 blocks), and maxima are exact.
+        recent = self.partial_.copy()
+        for block in range(self.maxima_.shape[2]):
+            np.maximum(self.maxima_[:, :, block], recent, out=recent)
         accepting = self.seen_ < self.accepted_until_
         if accepting.any():
             recent = np.maximum(recent, np.where(accepting[:, None], self.accepted_, -np.inf))

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bank_kernels import PAIRWISE_BLOCK, full_mean_deviations
 from .base import Detector
 from .shared_windows import order_stats
+from .streaming import compiled_steps
 from .window import RollingWindow, SortedWindow, sorted_trailing
 
 #: Mean absolute deviation of a standard Gaussian, sqrt(2 / pi).
@@ -27,6 +29,12 @@ def deviation_floor(values: np.ndarray, centre: np.ndarray) -> np.ndarray:
     if np.isfinite(values[:, -1]).all():
         # Full sorted rows: the lower half lies below the median, the upper half above.
         half = width // 2
+        if compiled_steps() and width - half <= PAIRWISE_BLOCK and len(values):
+            # One pass over the rows (numpy's reduction of each short half row costs a pass per row).
+            mean = np.empty(len(values))
+            full_mean_deviations(np.ascontiguousarray(values, dtype=float),
+                                 np.ascontiguousarray(centre, dtype=float), mean)
+            return floor_of_mean_deviation(mean)
         total = values[:, half:].sum(axis=1) - values[:, :half].sum(axis=1) - centre * (width - 2 * half)
         mean = total / width
     else:

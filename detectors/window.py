@@ -271,6 +271,13 @@ def trailing_order_stats(history: np.ndarray, points: np.ndarray, size: int, lev
 
 def sorted_quantile(values: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
     """Return the q-quantile (linear interpolation) of rows of sorted ``values`` holding ``count`` values each."""
+    if compiled_steps() and values.dtype == np.float64 and count.dtype == np.int64 and len(count):
+        # One pass over the rows, instead of a dozen array operations holding the GIL between them.
+        from .bank_kernels import sorted_quantiles
+
+        out = np.empty(len(count))
+        sorted_quantiles(np.ascontiguousarray(values), count, float(q), out)
+        return out
     last = np.maximum(count - 1, 0)
     pos = q * last
     lo = np.floor(pos).astype(np.int64)
