@@ -15,9 +15,8 @@ import pytest
 
 import detectors
 from detectors import REGISTRY
-from detectors.base import Detector
 from detectors.engine import Engine
-from detectors.snapshot import flatten
+from same_paths import assert_bank_equals_steps, assert_block_equals_steps, assert_same_state, streamed
 
 #: Detectors with a vectorised block path: the ones whose equality is not a tautology of the loop.
 VECTORISED = ("zscore", "iqr", "mad", "moving_average", "isolation_forest", "lof", "pattern")
@@ -44,35 +43,6 @@ def warmed(name: str, d: int, warm: int):
     for t in range(warm):
         det.step(20 + rng.normal(0, 0.5, (STREAMS, d)), np.full(STREAMS, START + 300.0 * t))
     return det
-
-
-def streamed(det, X, times):
-    """The reference: one ``step`` per point, only ``ROW`` present."""
-    T = len(X)
-    scores, anomalous, alerts = np.zeros(T), np.zeros(T, dtype=bool), np.zeros(T, dtype=bool)
-    for t in range(T):
-        tick = np.full((STREAMS, X.shape[1]), np.nan)
-        tick[ROW] = X[t]
-        when = np.full(STREAMS, np.nan)
-        when[ROW] = times[t]
-        scores[t] = det.step(tick, when)[ROW]
-        anomalous[t], alerts[t] = det.is_anomaly_[ROW], det.alert_[ROW]
-    return scores, anomalous, alerts
-
-
-def assert_same_state(a, b):
-    structure_a, scalars_a, arrays_a = flatten(a)
-    structure_b, scalars_b, arrays_b = flatten(b)
-    assert structure_a == structure_b
-    assert scalars_a == scalars_b
-    assert arrays_a.keys() == arrays_b.keys()
-    for path in arrays_a:
-        x, y = arrays_a[path], arrays_b[path]
-        assert x.dtype == y.dtype and x.shape == y.shape, path
-        if np.issubdtype(x.dtype, np.floating):
-            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=path)
-        else:
-            np.testing.assert_array_equal(x, y, err_msg=path)
 
 
 def assert_close(expected, got):
@@ -104,16 +74,7 @@ def test_block_equals_steps(name, d):
     n = 700 if d == 1 else 400
     X = series(n, d, seed=d)
     times = START + 300.0 * (50 + np.arange(n))
-    base = warmed(name, d, warm=50)
-    stepped, blocked = base, copy.deepcopy(base)
-
-    expected = streamed(stepped, X, times)
-    block = blocked.step_block(X, times, row=ROW)
-
-    np.testing.assert_allclose(block.scores, expected[0], rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(block.is_anomaly, expected[1])
-    np.testing.assert_array_equal(block.alert, expected[2])
-    assert_same_state(stepped, blocked)
+    _, stepped, blocked = assert_block_equals_steps(warmed(name, d, warm=50), X, ROW, times)
     # The bank continues identically, every stream present again.
     rng = np.random.default_rng(11)
     for t in range(20):
@@ -127,7 +88,7 @@ def test_block_of_gaps_equals_steps(name):
     base = warmed(name, 1, warm=80)
     stepped, blocked = base, copy.deepcopy(base)
     X = np.full((6, 1), np.nan)
-    expected = streamed(stepped, X, np.full(6, np.nan))
+    expected = streamed(stepped, X, ROW, np.full(6, np.nan))
     block = blocked.step_block(X, row=ROW)
     np.testing.assert_array_equal(block.scores, expected[0])
     np.testing.assert_array_equal(block.is_anomaly, expected[1])
@@ -228,18 +189,8 @@ def test_ensemble_bank_with_members_scored_ahead_equals_steps(d, n_series):
         g[:100] = np.nan_to_num(g[:100], nan=20.0)
     group[1][100:140] = np.nan
     times = [START + 300.0 * np.arange(len(g)) for g in group]
-    ahead, stepped = detectors.make("ensemble"), detectors.make("ensemble")
-    ahead.reset(len(group), d)
-    stepped.reset(len(group), d)
-    got = ahead._run_ticks(group, times, True)
-    expected = Detector._run_ticks(stepped, group, times, True)
-    for g, e in zip(got[0], expected[0]):
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
-    for part in (1, 2):
-        for g, e in zip(got[part], expected[part]):
-            np.testing.assert_array_equal(g, e)
-    assert sum(a.sum() for a in got[2]) >= 2
-    assert_same_state(stepped, ahead)
+    alerts = assert_bank_equals_steps(lambda: detectors.make("ensemble"), group, times)
+    assert sum(a.sum() for a in alerts) >= 2
 
 
 def test_block_in_pieces_equals_one_block():

@@ -14,16 +14,7 @@ import pytest
 
 from detectors.ensemble import EnsembleDetector
 from detectors.novelty import RecordTracker
-from detectors.snapshot import flatten
-
-
-def assert_same_state(a, b):
-    structure_a, scalars_a, arrays_a = flatten(a)
-    structure_b, scalars_b, arrays_b = flatten(b)
-    assert structure_a == structure_b and scalars_a == scalars_b and arrays_a.keys() == arrays_b.keys()
-    for path in arrays_a:
-        np.testing.assert_allclose(arrays_b[path], arrays_a[path], rtol=1e-9, atol=1e-12, equal_nan=True,
-                                   err_msg=path)
+from same_paths import assert_bank_equals_steps, assert_block_equals_steps, assert_same_state
 
 
 def two_incidents(seed=11):
@@ -113,35 +104,11 @@ def test_block_equals_steps(d, kwargs):
     base = EnsembleDetector(hold_records=True, **kwargs).reset(streams, d)
     for _ in range(60):
         base.step(20 + rng.normal(0, 0.5, (streams, d)))
-    stepped, blocked = base, copy.deepcopy(base)
-    scores, anomalous, alerts = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    for i in range(n):
-        tick = np.full((streams, d), np.nan)
-        tick[row] = X[i]
-        scores[i] = stepped.step(tick)[row]
-        anomalous[i], alerts[i] = stepped.is_anomaly_[row], stepped.alert_[row]
-    block = blocked.step_block(X, row=row)
-    np.testing.assert_allclose(block.scores, scores, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(block.is_anomaly, anomalous)
-    np.testing.assert_array_equal(block.alert, alerts)
-    assert_same_state(stepped, blocked)
+    alerts, _, _ = assert_block_equals_steps(base, X, row)
     assert alerts.sum() >= 1
 
 
 def test_a_bank_of_series_equals_steps():
-    from detectors.base import Detector
-
     group = [two_incidents(seed) for seed in (1, 2, 3)]
     group[1] = group[1][:1100]
-    ahead, stepped = EnsembleDetector(hold_records=True), EnsembleDetector(hold_records=True)
-    ahead.reset(len(group), 1)
-    stepped.reset(len(group), 1)
-    series = [g[:, None] for g in group]
-    got = ahead._run_ticks(series, None, True)
-    expected = Detector._run_ticks(stepped, series, None, True)
-    for g, e in zip(got[0], expected[0]):
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
-    for part in (1, 2):
-        for g, e in zip(got[part], expected[part]):
-            np.testing.assert_array_equal(g, e)
-    assert_same_state(stepped, ahead)
+    assert_bank_equals_steps(lambda: EnsembleDetector(hold_records=True), [g[:, None] for g in group])

@@ -1,5 +1,4 @@
 """Tests of runs of events (detectors/runs.py) and stuck readings (detectors/flatline.py)."""
-import copy
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ from scipy.special import betaln
 from detectors.ensemble import FLATLINE_CAUSE, PERSISTENCE_CAUSE, EnsembleDetector
 from detectors.flatline import FlatlineTracker
 from detectors.runs import RunTracker
-from detectors.snapshot import flatten
+from same_paths import assert_block_equals_steps
 
 
 def _state(tracker):
@@ -107,11 +106,6 @@ def test_the_ensemble_alerts_on_a_run_of_surprising_points_with_persistence():
     assert block.is_anomaly[alerts[0]:1220].all() and not block.is_anomaly[1225:].any()
 
 
-def _flat_state(det):
-    _, scalars, arrays = flatten(det)
-    return scalars, arrays
-
-
 @pytest.mark.parametrize("d", [1, 8])
 def test_ensemble_with_both_run_channels_block_equals_steps(d):
     """The fast path (runs counted with cumulative sums) scores, flags and learns as the streaming path."""
@@ -125,22 +119,7 @@ def test_ensemble_with_both_run_channels_block_equals_steps(d):
     base = EnsembleDetector(flatline=True, persistence=True).reset(streams, d)
     for _ in range(60):
         base.step(20 + rng.normal(0, 0.5, (streams, d)))
-    stepped, blocked = base, copy.deepcopy(base)
-    scores, anomalous, alerts = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    for i in range(n):
-        tick = np.full((streams, d), np.nan)
-        tick[row] = X[i]
-        scores[i] = stepped.step(tick)[row]
-        anomalous[i], alerts[i] = stepped.is_anomaly_[row], stepped.alert_[row]
-    block = blocked.step_block(X, row=row)
-    np.testing.assert_allclose(block.scores, scores, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(block.is_anomaly, anomalous)
-    np.testing.assert_array_equal(block.alert, alerts)
-    (scalars_a, arrays_a), (scalars_b, arrays_b) = _flat_state(stepped), _flat_state(blocked)
-    assert scalars_a == scalars_b and arrays_a.keys() == arrays_b.keys()
-    for path in arrays_a:
-        np.testing.assert_allclose(arrays_b[path], arrays_a[path], rtol=1e-9, atol=1e-12, equal_nan=True,
-                                   err_msg=path)
+    alerts, _, _ = assert_block_equals_steps(base, X, row)
     assert alerts.sum() >= 1
 
 
