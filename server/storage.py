@@ -156,6 +156,12 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 #: at a random place of the entity index (a user's history); with 2 MB most of those pages are
 #: read back from the OS on every batch (measured: about a third of the cost of a stored event).
 WRITER_CACHE_MIB = 64
+#: WAL pages after which a commit checkpoints (SQLite's default is 1,000, 4 MiB).  A batch of
+#: 10,000 stored events dirties ~1,750 pages, most of them leaves of the user index (each event
+#: lands at a random place of it), so at 1,000 every commit copied its pages into the database
+#: again; at 8,000 a page that several batches rewrote is copied once (writer alone, 300,000
+#: events, alternately at load average 5.3-6.8: 6.2-10.5 against 6.9-10.8 us of CPU per event).
+WRITER_WAL_PAGES = 8000
 
 
 def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
@@ -173,6 +179,7 @@ def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
     db.enable_wal()
     db.execute(f"PRAGMA synchronous = {synchronous}")
     db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_MIB * 1024}")
+    db.execute(f"PRAGMA wal_autocheckpoint = {WRITER_WAL_PAGES}")
     db.execute("PRAGMA temp_store = MEMORY")
     return db
 
