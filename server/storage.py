@@ -156,15 +156,6 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
 #: at a random place of the entity index (a user's history); with 2 MB most of those pages are
 #: read back from the OS on every batch (measured: about a third of the cost of a stored event).
 WRITER_CACHE_MIB = 64
-#: WAL pages after which a commit checkpoints (SQLite's default is 1,000, 4 MiB).  A batch of
-#: 10,000 stored events dirties ~1,750 pages, most of them leaves of the user index (each event
-#: lands at a random place of it), so at 1,000 every commit also copied its pages into the
-#: database file; at 8,000 a page that several batches rewrote is copied once.  The writer alone
-#: (300,000 events of bench_ingest's kind in batches of 10,000, alternately at load average 4.9-5.0):
-#: 261 against 317 MiB written to disk, 6.9-7.0 against 7.8-9.2 us of CPU and 13.8 against 17.5-18.0
-#: us of wall per event; 20,000 pages gained little more (252 MiB).  The WAL file keeps its size
-#: (~32 MiB) once grown.
-WRITER_WAL_PAGES = 8000
 
 
 def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
@@ -182,7 +173,6 @@ def open_writer(path: Path, synchronous: str = "FULL") -> sqlite_utils.Database:
     db.enable_wal()
     db.execute(f"PRAGMA synchronous = {synchronous}")
     db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_MIB * 1024}")
-    db.execute(f"PRAGMA wal_autocheckpoint = {WRITER_WAL_PAGES}")
     db.execute("PRAGMA temp_store = MEMORY")
     return db
 
