@@ -66,34 +66,47 @@ def _json_objects(columns: dict[str, np.ndarray]) -> list[str]:
     column is encoded whole (:func:`_json_values`), then a row's texts are put into one
     template: a dict and an orjson call per row were most of the cost of building a row.
     """
-    keys = list(columns)
-    # "%" is the template's own marker: a key's is doubled, and its value goes in as %s.
-    template = "{" + ",".join(orjson.dumps(k).decode().replace("%", "%%") + ":%s" for k in keys) + "}"
-    return [template % row for row in zip(*(_json_values(c) for c in columns.values()))]
+    parts, values = [], []
+    for key, column in columns.items():
+        texts, quoted = _json_values(column)
+        # "%" is the template's own marker: a key's is doubled, and its value goes in as %s.
+        parts.append(orjson.dumps(key).decode().replace("%", "%%") + (':"%s"' if quoted else ":%s"))
+        values.append(texts)
+    return list(map(("{" + ",".join(parts) + "}").__mod__, zip(*values)))
 
 
-def _json_values(column) -> list[str]:
-    """Each value of ``column`` as JSON text, as orjson writes it inside an object.
+def _json_values(column) -> tuple[list[str], bool]:
+    """Each value of ``column`` as JSON text, as orjson writes it inside an object, and whether
+    the texts leave out the quotes around them (a column of strings only).
 
-    Numbers and booleans hold no comma, so a numeric column is one orjson call on the whole
-    list, split at its commas; text (which may hold commas) is encoded value by value.
+    One orjson call encodes the whole column, split where one value ends: numbers and booleans
+    hold no comma, and inside an encoded string every quote is escaped (a backslash before it),
+    so ``","`` is found only between two strings.  A column of anything else (None among strings,
+    a timestamp) is encoded value by value.
     """
     values = np.asarray(column)
     listed = values.tolist()
     if not listed:
-        return []
+        return [], False
     if values.dtype.kind in "biuf":
-        return orjson.dumps(listed).decode()[1:-1].split(",")
+        return orjson.dumps(listed).decode()[1:-1].split(","), False
+    if values.dtype.kind == "U" or _all_strings(values):
+        return orjson.dumps(listed).decode()[2:-2].split('","'), True
     dumps = orjson.dumps
-    return [dumps(v, default=str).decode() for v in listed]
+    return [dumps(v, default=str).decode() for v in listed], False
+
+
+def _all_strings(values: np.ndarray) -> bool:
+    """Whether every value of an object array is a str (one C scan, no copy)."""
+    import pandas as pd
+
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string"
 
 
 def _strings(values) -> list:
     """A column of ids as Python str (what a CSV gives already; a live source may give numbers)."""
-    import pandas as pd
-
     values = np.asarray(values, dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=False) == "string":  # one C scan, no copy
+    if _all_strings(values):
         return values.tolist()
     return values.astype(str).tolist()
 

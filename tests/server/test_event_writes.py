@@ -195,6 +195,11 @@ def test_fields_json_is_what_orjson_writes_for_each_row_as_a_dict():
         # commas, quotes, braces, a template's "%s", a newline and a non-ASCII letter
         'text "x"': np.array([f'a,"{i}"\n{{}}%s é' for i in range(n)], dtype=object),
         "mixed": np.array([None, 1, 2.5, "t"] * (n // 4), dtype=object),
+        # A column of strings is encoded whole and split at '","': values that hold it, end in a
+        # backslash, are empty, or hold escaped characters split only where a value ends.
+        "strings": np.array(['","', "a\\", "", '\\","\\', '"', "\t\x00\u2028", ",", '""'] * (n // 8),
+                            dtype=object),
+        "fixed width": np.array(["x", "", "y\\"] * (n // 3) + ["z"] * (n % 3)),
     }
     keys = list(columns)
     expected = [orjson.dumps(dict(zip(keys, row)), default=str).decode()
@@ -203,6 +208,7 @@ def test_fields_json_is_what_orjson_writes_for_each_row_as_a_dict():
     assert [json.loads(t)["missing"] for t in expected[:20]] == [
         None if np.isnan(v) else v for v in columns["missing"][:20].tolist()]
     assert _json_objects({"x": np.array([])}) == []
+    assert _json_objects({"x": np.array(["only"], dtype=object)}) == ['{"x":"only"}']
 
 
 def test_an_import_cut_short_stays_marked_and_is_removed_at_the_next_start(ev_schema, store, monkeypatch):
