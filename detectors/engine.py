@@ -33,6 +33,7 @@ stream's recent history into it, so it does not start cold.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
@@ -346,13 +347,29 @@ class Engine:
         """Step each bank of ``parts`` (``(names, bank, rows, values)``) once, side by side; collect the verdicts."""
         if self.workers.threads > 1 and len(parts) > 1 and compiled_steps():
             load_for_threads()  # the kernels ready on this thread first (see there: gevent)
-        outputs = self.workers.map(lambda part: self._step_bank(*part[1:]), parts)
+        outputs = self.workers.map(lambda part: self._stepped_part(*part), parts)
         if not _collector_settled:
             settle_collector()
         result = TickResult(self)
-        for (names, _, _, values), output in zip(parts, outputs):
-            result._add(names, values, *output)
+        for part, in_episode in outputs:
+            result._add(part, in_episode)
         return result
+
+    def _stepped_part(self, names: list, bank: "_Bank", rows: np.ndarray, values: np.ndarray) -> tuple:
+        """Step one bank (on a worker thread); return its part of a :class:`TickResult` and the verdicts of its
+        streams in an episode, ``{name: Verdict}``.
+
+        Those verdicts are what a tick's reader nearly always wants (``anomalies()``,
+        ``alerts()``, the anomalous streams' points), and building them is Python
+        work that holds the GIL: built here, right after the bank's step, it
+        overlaps the other thread's compiled kernels instead of following every
+        bank on one thread.  The verdicts of the other streams stay built on demand.
+        """
+        fused, members, state, warming, low, high = self._step_bank(bank, rows, values)
+        part = (names, fused, members, state, warming, low, high, values)
+        at = np.flatnonzero(state[0])
+        built = self._verdicts_of_rows(*_taken(part, at)) if at.size else []
+        return part, dict(zip([names[i] for i in at.tolist()], built))
 
     def step_block(self, name: str, values, fields: Sequence[str] | None = None) -> "BlockResult":
         """Score ``T`` successive points of one stream at once, leaving the engine as ``T`` :meth:`step` calls would.
@@ -442,15 +459,19 @@ class Engine:
         """The verdicts :meth:`_verdict_of` gives for ``k`` streams of one tick (arrays ``(k, ...)``), built together.
 
         A tick may put thousands of streams in an episode at once, and their
-        verdicts are built after the banks, on one thread.  So what needs a
+        verdicts are built holding the GIL (on the worker threads, after each
+        bank's step: :meth:`_stepped_part`).  So what needs a
         loop over the members (which fired, the causes of an anomalous point
         that none flagged) is found for all rows in a few array operations,
         with the same comparisons and divisions as :meth:`_verdict_of`, and
         the Python loop per stream only fills in each verdict.
         """
         settings = [self._settings_of(name) for name in names]
-        thresholds = np.array([s[1] for s in settings], dtype=float).reshape(len(names), len(self.members))
-        on = np.array([s[2] for s in settings], dtype=bool).reshape(thresholds.shape)
+        # Flat iterators, not nested lists: numpy reads a list of k short lists as slowly as k small arrays.
+        size = len(names) * len(self.members)
+        thresholds = np.fromiter(chain.from_iterable(s[1] for s in settings), dtype=float, count=size)
+        thresholds = thresholds.reshape(len(names), len(self.members))
+        on = np.fromiter(chain.from_iterable(s[2] for s in settings), dtype=bool, count=size).reshape(thresholds.shape)
         anomalous, alert, cause = state
         with np.errstate(invalid="ignore"):
             fired = on & (member_scores >= thresholds)
@@ -852,8 +873,10 @@ class TickResult(Mapping):
         self._parts: list = []
         self._cache: dict[str, Verdict] = {}
 
-    def _add(self, names, values, fused, members, state, warming, low, high) -> None:
-        self._parts.append((names, fused, members, state, warming, low, high, values))
+    def _add(self, part: tuple, built: dict) -> None:
+        """Add one bank's part ``(names, fused, members, state, warming, low, high, values)`` and verdicts built."""
+        self._parts.append(part)
+        self._cache.update(built)
         self._index = None
 
     def _where(self) -> dict[str, tuple]:
@@ -896,14 +919,19 @@ class TickResult(Mapping):
 
     def _many(self, part: int, at: np.ndarray) -> list[Verdict]:
         """The verdicts of positions ``at`` of one part, their arrays turned into Python lists once for all of them."""
-        names, fused, members, state, warming, low, high, values = self._parts[part]
+        names = self._parts[part][0]
         build = [i for i in at.tolist() if names[i] not in self._cache]
         if build:
-            idx = np.array(build)
-            self._cache.update(zip((names[i] for i in build), self._engine._verdicts_of_rows(
-                [names[i] for i in build], values[idx], fused[idx], members[idx], [a[idx] for a in state],
-                warming[idx], None if low is None else low[idx], None if high is None else high[idx])))
+            self._cache.update(zip((names[i] for i in build),
+                                   self._engine._verdicts_of_rows(*_taken(self._parts[part], np.array(build)))))
         return [self._cache[names[i]] for i in at.tolist()]
+
+
+def _taken(part: tuple, at: np.ndarray) -> tuple:
+    """Positions ``at`` of a tick's part, as the arguments of :meth:`Engine._verdicts_of_rows`."""
+    names, fused, members, state, warming, low, high, values = part
+    return ([names[i] for i in at.tolist()], values[at], fused[at], members[at], [a[at] for a in state], warming[at],
+            None if low is None else low[at], None if high is None else high[at])
 
 
 class BlockResult(Sequence):

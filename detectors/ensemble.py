@@ -109,6 +109,7 @@ from .novelty import STEP_AFTER, EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .runs import RunTracker
 from .shared_windows import sharing
+from .streaming import compiled_steps
 from .stats import SCORE_POWER, logp_from_score, score_from_logp, z_multiplier
 
 #: Members of the default ensemble, in the order explanations list them.
@@ -534,9 +535,12 @@ class EnsembleDetector(Detector):
         self._cache_ = {}
         return out
 
-    def _recorded_ticks(self, ticks, present, stepped, ready, fused, evidence, own, distance):
+    def _recorded_ticks(self, ticks, present, stepped, ready, fused, evidence, own, distance, reference=None):
         """Records over every tick first (:func:`~detectors.kernels.record_ticks`), then the episodes: the per-tick
-        outputs of :meth:`_compiled_ticks` but ``"member_scores_"`` and ``"own"``."""
+        outputs of :meth:`_compiled_ticks` but ``"member_scores_"`` and ``"own"``.
+
+        ``reference``: the ``(centre, scale)`` of each tick when the caller has them already (one tick's step
+        does, from :meth:`_reference`); else they come from ``own`` and the records' ranges."""
         from .kernels import episode_ticks
 
         T, S, d = ticks.shape
@@ -545,8 +549,7 @@ class EnsembleDetector(Detector):
         # The ranges of both signs' channels only where the spread tail reads them.
         values, width = self.value_records_.update_ticks(np.concatenate([ticks, -ticks], axis=2), present,
                                                           stepped, 2 * d if self.novelty_tail == "spread" else d)
-        spread = width[:, :, :d]
-        centre, scale = self._reference_ticks(spread, own, (T, S, d))
+        centre, scale = self._reference_ticks(width[:, :, :d], own, (T, S, d)) if reference is None else reference
         novel_logp = self._spread_tail(values, width, seen, scale).min(axis=2)
         if self.short_records:
             short = self.short_records_
@@ -765,6 +768,8 @@ class EnsembleDetector(Detector):
         if not self.novelty:
             self._episodes(X, ready & (fused >= self.stream_thresholds_), evidence, evidence, present, centre, scale)
             return fused
+        if compiled_steps() and not self.hold_records:
+            return self._tracked_in_kernels(X, present, ready, fused, evidence, centre, scale, distance)
         novel_logp = self._novelty_logp(X, present, distance, evidence, scale)
         novel = score_from_logp(novel_logp)
         # Inside an episode, and for REFRACTORY points after an alert, novelty counts (and alerts)
@@ -787,6 +792,23 @@ class EnsembleDetector(Detector):
         self._track_episode_distance(opens, present)
         self.novelty_ = np.where(held, 0.0, novel)
         self.cause_ = np.where(held, 0, self.cause_)
+        return np.maximum(self.novelty_, POINTWISE_CAP * fused)
+
+    def _tracked_in_kernels(self, X, present, ready, fused, evidence, centre, scale, distance):
+        """The rest of :meth:`_fuse_and_track` for one tick in the fast path's compiled kernels (records, episodes).
+
+        The numpy code below it holds the GIL for a few dozen array passes per
+        tick (about a tenth of a bank's step); the kernels release it, so the
+        engine's other thread steps its bank meanwhile.  They mirror the numpy
+        code operation for operation (:func:`~detectors.kernels.record_ticks`,
+        :func:`~detectors.kernels.episode_ticks`; ``tests/detectors/test_bank_kernels.py``
+        holds the two equal).  ``_recorded_ticks`` runs them over a tick of one.
+        """
+        one = np.ones(1, dtype=bool)
+        out = self._recorded_ticks(X[None], present[None], one, ready[None], fused[None], evidence[None], None,
+                                   None if distance is None else distance[None], (centre[None], scale[None]))
+        self.alert_, self.is_anomaly_ = out["alert_"][0], out["is_anomaly_"][0]
+        self.novelty_, self.cause_ = out["novelty_"][0], out["cause_"][0]
         return np.maximum(self.novelty_, POINTWISE_CAP * fused)
 
     def _track_episode_distance(self, opens, present):

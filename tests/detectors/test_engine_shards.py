@@ -15,10 +15,11 @@ from detectors.engine import SHARD_ROWS, Engine
 MEMBERS_WITHOUT_REFITS = ("zscore", "mad", "moving_average", "pattern")
 
 
-def _run(engine: Engine, n: int, ticks: int, seed: int = 0):
+def _run(engine: Engine, n: int, ticks: int, seed: int = 0, verdicts: list | None = None):
     """Step ``n`` one-field streams for ``ticks`` ticks (a level shift on every 5th stream near the end).
 
-    Returns ``(scores, anomalous)``, each ``(ticks, n)`` in stream order.
+    Returns ``(scores, anomalous)``, each ``(ticks, n)`` in stream order; ``verdicts``, when given, gets
+    each tick's anomalies as dicts.
     """
     names = [f"s{i}" for i in range(n)]
     engine.add_streams(names, ("v",))
@@ -35,6 +36,8 @@ def _run(engine: Engine, n: int, ticks: int, seed: int = 0):
         scores[t] = [by_name[name] for name in names]
         flagged = {v.stream for v in result.anomalies()}
         anomalous[t] = [name in flagged for name in names]
+        if verdicts is not None:
+            verdicts.append([v.to_dict() for v in result.anomalies()])
     return scores, anomalous
 
 
@@ -44,11 +47,13 @@ def _layout(engine: Engine) -> dict:
 
 def test_two_threads_give_the_scores_and_state_of_one_bit_for_bit():
     one, two = Engine(shard_rows=8, threads=1), Engine(shard_rows=8, threads=2)
-    s1, a1 = _run(one, 20, 360)
-    s2, a2 = _run(two, 20, 360)
+    v1, v2 = [], []
+    s1, a1 = _run(one, 20, 360, verdicts=v1)
+    s2, a2 = _run(two, 20, 360, verdicts=v2)
     assert len({key for key, _ in _layout(two).values()}) == 3  # 8 + 8 + 4 streams
     assert a1[-40:].any()  # the shift is flagged, so flags are compared where it matters
     assert np.array_equal(s1, s2) and np.array_equal(a1, a2)
+    assert v1 == v2  # the verdicts of streams in an episode, built on the worker threads with two
     meta1, arrays1 = one.export_state()
     meta2, arrays2 = two.export_state()
     assert meta1 == meta2 and arrays1.keys() == arrays2.keys()
