@@ -1,11 +1,12 @@
 """Storage of scored events and of the actions on them: the tables, and the read queries.
 
-Tables (migration 6; migration 10 narrowed the ``entity_1`` index)
--------------------------------------------------------------------
+Tables (migration 6; migrations 10 and 12 changed the ``entity_1`` index)
+--------------------------------------------------------------------------
 ``scored_events``   every scored event of every schema: the columns of
                     :class:`~server.pipeline.event.ScoredEvent` (derived from it), plus the
-                    event's entity ids in ``entity_1..3`` (the schema's entity keys in order,
-                    indexed, so "this user's sessions" is an index range), ``origin``
+                    event's entity ids in ``entity_1..3`` (the schema's entity keys in order;
+                    the first indexed for every event in buckets of row ids, so "this user's
+                    sessions" is a few index ranges: :func:`entity_1_equals`), ``origin``
                     (upload, replay, ev_charging feed) and ``received_at``; its ``fields``
                     JSON leaves out the fields that are columns (:func:`column_fields`), and
                     ``entities`` is NULL: both are rebuilt when read (:func:`event_from_row`)
@@ -28,10 +29,15 @@ import sqlite_utils
 
 from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
 
-__all__ = ["ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields", "event_from_row", "migration_entity_1_index", "migration_scored_events", "register_schema_files"]
+__all__ = ["ENTITY_BUCKET_BITS", "ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields",
+           "entity_1_equals", "event_from_row", "migration_entity_1_buckets", "migration_entity_1_index",
+           "migration_scored_events", "register_schema_files"]
 
 #: Columns holding an event's entity ids, in its schema's entity order.
 ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
+#: The first entity's index is ``(id >> ENTITY_BUCKET_BITS, entity_1)``: row ids in buckets of
+#: 65,536 events, then the id (see :func:`migration_entity_1_buckets`).
+ENTITY_BUCKET_BITS = 16
 #: Stored events with their acknowledgement, if any, as :func:`event_from_row` reads them
 #: (``e`` the event, ``a`` its acknowledgement): a WHERE clause follows.
 EVENTS_WITH_ACKNOWLEDGEMENTS = ("SELECT e.*, a.acknowledged_by, a.acknowledged_at, a.note FROM scored_events e "
@@ -72,6 +78,43 @@ def migration_entity_1_index(db: sqlite_utils.Database) -> None:
     """
     db.execute("DROP INDEX IF EXISTS idx_scored_events_entity_1")
     db.execute("CREATE INDEX idx_scored_events_entity_1 ON scored_events (entity_1)")
+
+
+def migration_entity_1_buckets(db: sqlite_utils.Database) -> None:
+    """Migration 12: the first entity id indexed within buckets of :data:`ENTITY_BUCKET_BITS` row ids.
+
+    Indexed by ``(entity_1)`` alone, each stored event went to a random
+    place of an index over every event kept (up to a million): a batch of
+    10,000 events over 100,000 users changed most of its leaf pages, each
+    written whole to the WAL, fsynced, and written again by the checkpoint.
+    It was more than half the bytes written per event, and they grew with the
+    events kept (tests/benchmarks/bench_ingest.py: 722 MiB written for
+    500,000 events, 387 MiB in buckets).  Keyed first by the bucket of the
+    row id, a batch's entries go to the newest bucket's part of the index
+    only, at most 65,536 entries, whatever is kept.  A lookup by user probes
+    each bucket kept (16 at a million events): :func:`entity_1_equals`.
+    """
+    db.execute("DROP INDEX IF EXISTS idx_scored_events_entity_1")
+    db.execute(f"CREATE INDEX idx_scored_events_entity_1 ON scored_events (id >> {ENTITY_BUCKET_BITS}, entity_1)")
+
+
+def entity_1_equals(table: str = "") -> str:
+    """SQL true where the first entity id equals one parameter (``?``), through its bucketed index.
+
+    ``table`` is the alias the query gives ``scored_events`` (``""``: none).
+    The buckets from the oldest row kept to the newest are listed by a
+    recursive CTE (each bound a row id look-up), and the index is probed once
+    per bucket; an empty table lists none.  The expression on the id must be
+    the index's own for SQLite to use it.
+    """
+    column = f"{table}." if table else ""
+    bits = ENTITY_BUCKET_BITS
+    buckets = (f"WITH RECURSIVE entity_buckets(bucket) AS ("
+               f"SELECT (SELECT min(id) FROM scored_events) >> {bits} "
+               f"UNION ALL SELECT bucket + 1 FROM entity_buckets "
+               f"WHERE bucket < (SELECT max(id) FROM scored_events) >> {bits}) "
+               f"SELECT bucket FROM entity_buckets")
+    return f"({column}id >> {bits}) IN ({buckets}) AND {column}entity_1 = ?"
 
 
 def column_fields(schema) -> tuple[str, ...]:
@@ -197,7 +240,8 @@ class EventReader:
     @staticmethod
     def _filters(where, params, entities, entity, kind, min_risk, acknowledged, before_id) -> None:
         for key, value in (entity or {}).items():
-            where.append(f"e.{ENTITY_COLUMNS[list(entities).index(key)]} = ?")
+            column = ENTITY_COLUMNS[list(entities).index(key)]
+            where.append(entity_1_equals("e") if column == ENTITY_COLUMNS[0] else f"e.{column} = ?")
             params.append(value)
         if kind is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(e.types) WHERE json_each.value = ?)")

@@ -18,10 +18,15 @@ without the GIL, beside the next batch's scoring.  Memory per entity is the nump
 state of the entity tables divided by the entities held, plus the id index
 (dict entry and id string) measured on a sample.  The whole-file check keeps its typed batches
 for the read, up to a memory budget (``FileSource.keep_bytes``): the read pass parses only the
-batches past it, and what was kept is printed.
+batches past it, and what was kept is printed.  ``--kept N`` first fills the database with
+``N`` stored events over the same users, as a server holding its retention
+(``RETENTION_SCORED_EVENTS``, a million by default) has them: the indexes are that large when
+the import lands.  The bytes the process wrote to disk while storing (the WAL, then the
+checkpoints' copies into the database file) are printed per event.
 
     .venv/bin/python tests/benchmarks/bench_ingest.py
     .venv/bin/python tests/benchmarks/bench_ingest.py --events 1000000 --users 100000
+    .venv/bin/python tests/benchmarks/bench_ingest.py --kept 1000000
 """
 from __future__ import annotations
 
@@ -85,12 +90,42 @@ def write_sessions(path: Path, events: int, users: int, chargers: int, days: flo
     frame.to_csv(path, index=False)
 
 
-def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: int = KEEP_BYTES):
-    """The server's upload path on a fresh database: returns wall s, cpu s, latencies, rows stored,
-    and the CPU seconds, then the wall seconds, of the store's two halves: rows built (on the
-    scoring thread) and the writer thread's transactions (bind, insert, commit)."""
+#: An ordinary stored session's ``fields`` JSON (its measures and derived features), for the
+#: events ``--kept`` stores before the import.
+KEPT_FIELDS = ('{"duration":114.68,"energy":19.187,"payment":8.05,"ip_address":"10.0.0.1",'
+               '"payment_per_kwh":0.4195549,"hour_of_day":13.0,"sessions_last_hour":1.0,'
+               '"short_sessions_last_hour":0.0,"kwh_per_hour":10.038}')
+
+
+def keep_events(db, kept: int, users: int) -> None:
+    """``kept`` stored sessions over ``users`` users (one random user each) and 10,000 chargers,
+    before the timed import: the tables and indexes a server holding its retention has."""
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "
+        "INSERT INTO scored_events (id, schema, event_id, timestamp, fields, risk, flagged, is_anomaly, "
+        "entity_1, entity_2, origin, received_at) "
+        "SELECT i, 'ev_charging', 'K' || i, ?2 + i, ?3, 0, 0, 0, 'U' || (abs(random()) % ?4), "
+        "'C' || (i % 10000), 'kept', ?2 FROM n", [kept, T0 - kept, KEPT_FIELDS, users])
+    db.conn.commit()
+
+
+def written_bytes() -> int:
+    """Bytes this process has caused to be written to storage (/proc/self/io)."""
+    with open("/proc/self/io") as f:
+        return int(dict(line.split(": ") for line in f.read().splitlines())["write_bytes"])
+
+
+def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: int = KEEP_BYTES,
+                     kept: int = 0, users: int = 1):
+    """The server's upload path on a fresh database (holding ``kept`` events over ``users`` users
+    first): returns wall s, cpu s, latencies, rows stored, the CPU seconds, then the wall seconds,
+    of the store's two halves: rows built (on the scoring thread) and the writer thread's
+    transactions (bind, insert, commit), and the bytes written to disk meanwhile."""
     db = open_writer(db_path, "FULL")
     migrate(db)
+    if kept:
+        keep_events(db, kept, users)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     hub = Hub(256)
     published: dict[int, float] = {}
@@ -145,14 +180,15 @@ def store_end_to_end(path: Path, schema, chunk: int, db_path: Path, keep_bytes: 
 
     scorer.score = timed_score
     source = FileSource(path, schema, chunk_rows=chunk, keep_bytes=keep_bytes)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, written = time.perf_counter(), time.process_time(), written_bytes()
     summary = ingest.import_source(source, "bench")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     writer.stop()
+    written = written_bytes() - written
     ingest.close()
     ScoredEventsJob._rows, ScoredEventsJob.apply, event_writes._copy_sql = build_rows, apply, copy_sql
     latencies = [published[i] - started_scoring[i] for i in range(len(started_scoring))]
-    return wall, cpu, latencies, summary.events, store_cpu, store_wall
+    return wall, cpu, latencies, summary.events, store_cpu, store_wall, written
 
 
 def index_bytes_per_entity(ids: list[str]) -> float:
@@ -173,6 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-mib", type=float, default=KEEP_BYTES / 2**20,
                         help=f"typed batches the check keeps for the read, MiB (default {KEEP_BYTES / 2**20:.0f}; "
                              "0 parses the file twice)")
+    parser.add_argument("--kept", type=int, default=0,
+                        help="events stored before the import, over the same users (default 0: an empty database)")
     parser.add_argument("--switch-interval", type=float, default=SERVER_SWITCH_INTERVAL,
                         help="Python's thread switch interval, s (default the server's, "
                              f"{SERVER_SWITCH_INTERVAL}; Python's own is 0.005)")
@@ -214,7 +252,8 @@ def main(argv=None) -> int:
         kept = (f"{source.kept_batches} of {batches} batches kept by the check "
                 f"({source.kept_bytes / 2**20:.0f} MiB estimated, budget {source.keep_bytes / 2**20:.0f} MiB)")
 
-        stored = store_end_to_end(path, schema, args.chunk, Path(tmp) / "bench.db", keep_bytes)
+        stored = store_end_to_end(path, schema, args.chunk, Path(tmp) / "bench.db", keep_bytes,
+                                  args.kept, args.users)
 
     n = args.events
     rows = [("check pass", checked - started, cpu_checked - cpu_started),
@@ -226,9 +265,12 @@ def main(argv=None) -> int:
         print(f"{label:12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}")
     print(f"read pass: {kept}" + (", the rest parsed again" if source.kept_batches < batches else ""))
     print(f"flagged: {anomalies:,} of {n:,} sessions")
-    wall, cpu, latencies, stored_count, store_cpu, store_wall = stored
+    wall, cpu, latencies, stored_count, store_cpu, store_wall, written = stored
+    held = f", {args.kept:,} stored before" if args.kept else ""
     print(f"{'with store':12} {wall:7.2f} {n / wall:>10,.0f}   {cpu:7.2f} {n / cpu:>12,.0f}   "
-          f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored)")
+          f"(check + read + score + SQLite FULL + push; {stored_count:,} rows stored{held})")
+    print(f"written to disk while storing: {written / 2**20:,.0f} MiB, {written / n:,.0f} B per event "
+          f"(the WAL, then the checkpoints' copies into the database)")
     print(f"batch scored -> pushed: p50 {np.percentile(latencies, 50):.2f} s, "
           f"p99 {np.percentile(latencies, 99):.2f} s over {len(latencies)} batches of {args.chunk:,}")
     print(f"store CPU per event: rows built {store_cpu['build'] / n * 1e6:.1f} us (scoring thread), "

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 
 from pipeline_helpers import ev_schema  # noqa: E402,F401 -- a fixture
-from server.event_storage import EventReader  # noqa: E402
+from server.event_storage import ENTITY_BUCKET_BITS, EventReader, entity_1_equals  # noqa: E402
 from server.event_writes import ScoredEventsJob  # noqa: E402
 from server.pipeline.event import to_json  # noqa: E402
 from server.pipeline.scoring import Scorer  # noqa: E402
@@ -89,7 +89,7 @@ def test_batches_get_consecutive_row_ids_and_one_push_event_each(ev_schema, stor
     assert tuple(reader.conn.execute("SELECT count(*), min(id), max(id) FROM scored_events").fetchone()) == (171, 1, 171)
 
 
-def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_path):
+def test_migrations_10_and_12_keep_stored_events_and_their_user_lookups(ev_schema, tmp_path):
     path = tmp_path / "old.db"
     db = open_writer(path)
     migrate(db, [m for m in MIGRATIONS if m[0] < 10])
@@ -100,11 +100,12 @@ def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_
     db = open_writer(path)
     assert migrate(db) == [v for v, _, _ in MIGRATIONS if v >= 10]
     index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'idx_scored_events_entity_1'").fetchone()[0]
-    assert "(entity_1)" in index and "schema" not in index
-    plan = " ".join(r[3] for r in db.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM scored_events WHERE schema = 'ev_charging' AND entity_1 = 'u' "
-        "ORDER BY id DESC LIMIT 5"))
-    assert "idx_scored_events_entity_1" in plan and "TEMP B-TREE" not in plan
+    assert f"(id >> {ENTITY_BUCKET_BITS}, entity_1)" in index and "schema" not in index
+    plan = [r[3] for r in db.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM scored_events e WHERE e.schema = 'ev_charging' AND "
+        f"{entity_1_equals('e')} ORDER BY e.id DESC LIMIT 5", ["u"])]
+    assert any(p.startswith("SEARCH e USING INDEX idx_scored_events_entity_1 (<expr>=? AND entity_1=?)") for p in plan)
+    assert not any(p.startswith("SCAN e") and not p.startswith("SCAN entity_buckets") for p in plan)
     db.close()
     reader = EventReader(open_reader(path).conn)
     try:
@@ -114,6 +115,26 @@ def test_migration_10_keeps_stored_events_and_their_user_lookups(ev_schema, tmp_
         assert all(e["entities"]["user_id"] == user for e in found)
     finally:
         reader.close()
+
+
+def test_a_users_events_are_found_in_every_bucket_of_row_ids_kept(tmp_path):
+    """The first entity's index is bucketed by row id: a lookup probes every bucket from the oldest
+    row kept to the newest, an empty one and a gap left by pruning included."""
+    db = open_writer(migrated_database(tmp_path / "buckets.db"))
+    size = 1 << ENTITY_BUCKET_BITS
+    ids = [3, size - 1, size, 5 * size + 7, 9 * size]  # buckets 0, 0, 1, 5, 9 (none between 1 and 5)
+    rows = [{"id": i, "schema": "s", "event_id": f"e{i}", "timestamp": float(i), "received_at": 0.0,
+             "entity_1": "alice" if i != size else "bob"} for i in ids]
+    db["scored_events"].insert_all(rows)
+    query = f"SELECT id FROM scored_events WHERE {entity_1_equals()} ORDER BY id"
+    assert [r[0] for r in db.execute(query, ["alice"])] == [3, size - 1, 5 * size + 7, 9 * size]
+    assert [r[0] for r in db.execute(query, ["bob"])] == [size]
+    db.execute("DELETE FROM scored_events WHERE id < ?", [5 * size])  # retention: the oldest buckets go
+    assert [r[0] for r in db.execute(query, ["alice"])] == [5 * size + 7, 9 * size]
+    db.execute("DELETE FROM scored_events")
+    assert db.execute(query, ["alice"]).fetchall() == []
+    reader = EventReader(db.conn)
+    assert reader.events("s", ("user_id",), entity={"user_id": "alice"}) == []
 
 
 def _push_rows(reader) -> list[tuple]:
