@@ -34,7 +34,7 @@ import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from live_server import LiveServer  # noqa: E402
+from live_server import LiveServer, cpu_seconds  # noqa: E402
 
 PUBLISHED_AT = re.compile(rb'"published_at":(\d+)')
 
@@ -155,12 +155,6 @@ def ws_client(port: int, recorder: Recorder, stop: gevent.event.Event, query: st
             recorder.errors += 1
     finally:
         conn.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pid(server: LiveServer) -> int:

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from live_server import LiveServer  # noqa: E402
+from live_server import LiveServer, cpu_seconds  # noqa: E402
 
 BUILTIN = 9
 
@@ -57,22 +57,6 @@ def health_status(port: int) -> int | None:
         return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` and its children (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        pids = [pid, *map(int, children.read().split())]
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def time_to_health(server: LiveServer, timeout: float = 120.0) -> tuple[float, float]:
     """Seconds from launching the server to its first /health 200, and the CPU seconds it had used."""
     started = time.monotonic()
@@ -81,7 +65,7 @@ def time_to_health(server: LiveServer, timeout: float = 120.0) -> tuple[float, f
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited:\n{server.log()}")
         if health_status(server.port) == 200:
-            return time.monotonic() - started, cpu_seconds(server.process.pid)
+            return time.monotonic() - started, cpu_seconds(server.process.pid, group=True)
         time.sleep(0.01)
     raise RuntimeError(f"no /health 200 within {timeout} s:\n{server.log()}")
 

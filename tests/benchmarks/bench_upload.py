@@ -24,8 +24,6 @@ the schemas.  Printed, per run:
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import sys
 import tempfile
@@ -39,24 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests" / "server"))
 sys.path.insert(0, str(HERE))
 from bench_ingest import write_sessions  # noqa: E402
-from live_server import LiveServer, SseClient  # noqa: E402
-
-
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of the gunicorn master ``pid`` and its process group (the worker)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pid:  # the process group (LiveServer starts a new session)
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+from live_server import LiveServer, SseClient, cpu_seconds, upload_csv  # noqa: E402
 
 
 class Pushes:
@@ -92,16 +73,10 @@ class Pushes:
 
 
 def post_csv(port: int, body: bytes, timeout: float = 600) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", "/api/upload?schema=ev_charging", body=body, headers={"Content-Type": "text/csv"})
-        response = conn.getresponse()
-        raw = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"upload answered {response.status}: {raw[:500]!r}")
-        return json.loads(raw)
-    finally:
-        conn.close()
+    status, answer = upload_csv(port, body, timeout=timeout)
+    if status != 200:
+        raise RuntimeError(f"upload answered {status}: {answer}")
+    return answer
 
 
 def spread(values) -> str:
@@ -124,11 +99,11 @@ def run_once(workdir: Path, body: bytes, warmup: bytes | None, events: int, swit
         pushes = Pushes(server.port)
         time.sleep(1.0)  # the client is registered and has had ticks
         load = os.getloadavg()[0]
-        cpu = server_cpu_seconds(server.process.pid)
+        cpu = cpu_seconds(server.process.pid, group=True)
         started = time.perf_counter()
         summary = post_csv(server.port, body)
         answered = time.perf_counter()
-        cpu = server_cpu_seconds(server.process.pid) - cpu
+        cpu = cpu_seconds(server.process.pid, group=True) - cpu
         origin = summary["origin"]
         deadline = time.monotonic() + 30
         while sum(c for _, c, o in pushes.batches if o == origin) < summary["events"]:

@@ -18,20 +18,49 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def cpu_seconds(pid: int, group: bool = False) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc), or with ``group`` by
+    every process of the process group it leads: :class:`LiveServer` starts the server in a session
+    of its own, so the gunicorn master's group is the master and its workers."""
+    def used(fields: list[str]) -> int:
+        return int(fields[11]) + int(fields[12])  # utime, stime (after the command name)
+
+    def stat(process) -> list[str]:
+        return Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    if not group:
+        return used(stat(pid)) / ticks
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = stat(entry)
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pid:
+            total += used(fields)
+    return total / ticks
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def http_json(port: int, method: str, path: str, body: dict | None = None, timeout: float = 10.0):
-    """One HTTP/1.1 request on its own connection; returns (status, decoded JSON or None)."""
+def http_json(port: int, method: str, path: str, body: dict | None = None, timeout: float = 10.0,
+              raw: bytes | None = None, content_type: str = "application/json"):
+    """One HTTP/1.1 request on its own connection; returns (status, decoded JSON or None).
+
+    ``body`` is sent as JSON; ``raw`` (instead) as it is, with ``content_type``."""
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        payload = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if payload is not None else {}
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read()
@@ -41,6 +70,11 @@ def http_json(port: int, method: str, path: str, body: dict | None = None, timeo
             return response.status, None
     finally:
         conn.close()
+
+
+def upload_csv(port: int, body: bytes, schema: str = "ev_charging", timeout: float = 60.0):
+    """POST a CSV file to ``/api/upload`` as ``text/csv``; returns (status, decoded JSON or None)."""
+    return http_json(port, "POST", f"/api/upload?schema={schema}", timeout=timeout, raw=body, content_type="text/csv")
 
 
 class LiveServer:

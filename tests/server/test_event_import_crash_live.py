@@ -3,7 +3,6 @@ committed are removed at the next start, so no half import is visible; the next 
 from __future__ import annotations
 
 import http.client
-import json
 import sqlite3
 import threading
 
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from live_server import LiveServer
+from live_server import LiveServer, upload_csv
 from server_helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -30,15 +29,10 @@ def _csv(path, n: int, seed: int) -> bytes:
 
 
 def _upload(port: int, body: bytes, outcome: dict) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        conn.request("POST", "/api/upload?schema=ev_charging", body=body, headers={"Content-Type": "text/csv"})
-        response = conn.getresponse()
-        outcome["status"], outcome["body"] = response.status, json.loads(response.read())
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+        outcome["status"], outcome["body"] = upload_csv(port, body, timeout=120)
+    except (OSError, http.client.HTTPException) as exc:
         outcome["error"] = exc
-    finally:
-        conn.close()
 
 
 def _stored(db) -> tuple[int, list]:

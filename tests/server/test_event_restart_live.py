@@ -3,14 +3,13 @@ scorers' periodic snapshot, its second only in the database (replayed at start),
 after the restart; all three end up marked."""
 from __future__ import annotations
 
-import http.client
 import json
 import sqlite3
 
 import numpy as np
 import pytest
 
-from live_server import LiveServer
+from live_server import LiveServer, upload_csv
 from server_helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -19,16 +18,9 @@ HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment"
 
 
 def upload(port: int, *rows: str) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request("POST", "/api/upload?schema=ev_charging", body=("\n".join([HEADER, *rows]) + "\n").encode(),
-                     headers={"Content-Type": "text/csv"})
-        response = conn.getresponse()
-        body = json.loads(response.read())
-        assert response.status == 200, body
-        return body
-    finally:
-        conn.close()
+    status, body = upload_csv(port, ("\n".join([HEADER, *rows]) + "\n").encode())
+    assert status == 200, body
+    return body
 
 
 def last_push_event(db) -> int:
