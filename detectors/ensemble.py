@@ -149,8 +149,11 @@ FALSE_ALARM_RATE = 1e-5
 ALERT_THRESHOLD = float(score_from_logp(np.log(FALSE_ALARM_RATE)))
 #: Most one learned point may move a record or a range, in units of the range (robust learning).
 RECORD_STEP = 0.25
-#: Points after an alert in which a new alert needs an escalation (the episode may end sooner:
-#: a spike is over at once, but the few points after it are not a second incident).
+#: Points after an alert in which a new alert needs an escalation: the few points after an
+#: incident are not a second one.  Also the normal points in a row that end an episode (its
+#: ``settle``): an incident is over once the stream has been calm for that long, so the lulls
+#: inside one long incident (a fluctuating level shift) neither end it nor raise a second alert
+#: when it flares again (the flapping an operator would otherwise be paged for).
 REFRACTORY = 20
 #: Tail probability a point inside an episode must fall below to keep the episode open.
 RELEASE_P = 1e-2
@@ -216,7 +219,8 @@ class EnsembleDetector(Detector):
         Whether flags need novelty (values beyond their recent range, or new
         patterns) rather than point-wise evidence.
     settle : int
-        Normal points in a row that end an episode.
+        Normal points in a row that end an episode (default
+        :data:`REFRACTORY`).
     episode_memory : int
         Points an episode's frozen reference range is trusted for.
     warmup, threshold
@@ -261,7 +265,7 @@ class EnsembleDetector(Detector):
                       "surprise_runs_", "persistence", "short_records_", "short_records", "hold_records")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
-                 member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
+                 member_params=None, novelty: bool = True, settle: int = REFRACTORY, episode_memory: int = 500,
                  warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range",
                  flatline: bool = False, persistence: bool = False, short_records: bool = False,
                  hold_records: bool = False):
