@@ -119,7 +119,9 @@ RANGE_SOURCES = ("iqr", "mad", "zscore", "moving_average")
 #: Smallest tail probability a member may claim, so one saturated member cannot decide alone.
 P_FLOOR = 1e-12
 
-#: Points whose extremes a new value is compared with, and points learned before a record counts in full.
+#: Points whose extremes a new value is compared with, and points learned before a record counts in
+#: full: the value records', and the pattern records' too (distances learned after PATTERN_WARMUP),
+#: since a range learned from a few hundred points is still narrow whatever the channel.
 VALUE_WINDOW, VALUE_MATURE = 4000, 400
 #: Points whose pattern distances a new distance is compared with, and points skipped first
 #: (the first distances are measured against a still short history, so they run high).
@@ -310,7 +312,7 @@ class EnsembleDetector(Detector):
                                             tail_blocks=TAIL_BLOCKS if learned else 0)
         self.value_records_.reset(n_streams, 2 * n_features)
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
-                                              PATTERN_WARMUP, step=RECORD_STEP,
+                                              PATTERN_WARMUP, mature=VALUE_MATURE, step=RECORD_STEP,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
         #: Runs of repeated values per field (stuck readings), a novelty channel beside the records
         #: (None unless ``flatline``: no state for a channel that is off).
