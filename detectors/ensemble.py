@@ -119,7 +119,9 @@ RANGE_SOURCES = ("iqr", "mad", "zscore", "moving_average")
 #: Smallest tail probability a member may claim, so one saturated member cannot decide alone.
 P_FLOOR = 1e-12
 
-#: Points whose extremes a new value is compared with, and points learned before a record counts in full.
+#: Points whose extremes a new value is compared with, and points learned before a record counts in
+#: full: the value records', and the pattern records' too (distances learned after PATTERN_WARMUP),
+#: since a range learned from a few hundred points is still narrow whatever the channel.
 VALUE_WINDOW, VALUE_MATURE = 4000, 400
 #: Points whose pattern distances a new distance is compared with, and points skipped first
 #: (the first distances are measured against a still short history, so they run high).
@@ -149,8 +151,11 @@ FALSE_ALARM_RATE = 1e-5
 ALERT_THRESHOLD = float(score_from_logp(np.log(FALSE_ALARM_RATE)))
 #: Most one learned point may move a record or a range, in units of the range (robust learning).
 RECORD_STEP = 0.25
-#: Points after an alert in which a new alert needs an escalation (the episode may end sooner:
-#: a spike is over at once, but the few points after it are not a second incident).
+#: Points after an alert in which a new alert needs an escalation: the few points after an
+#: incident are not a second one.  Also the normal points in a row that end an episode (its
+#: ``settle``): an incident is over once the stream has been calm for that long, so the lulls
+#: inside one long incident (a fluctuating level shift) neither end it nor raise a second alert
+#: when it flares again (the flapping an operator would otherwise be paged for).
 REFRACTORY = 20
 #: Tail probability a point inside an episode must fall below to keep the episode open.
 RELEASE_P = 1e-2
@@ -216,7 +221,8 @@ class EnsembleDetector(Detector):
         Whether flags need novelty (values beyond their recent range, or new
         patterns) rather than point-wise evidence.
     settle : int
-        Normal points in a row that end an episode.
+        Normal points in a row that end an episode (default
+        :data:`REFRACTORY`).
     episode_memory : int
         Points an episode's frozen reference range is trusted for.
     warmup, threshold
@@ -261,7 +267,7 @@ class EnsembleDetector(Detector):
                       "surprise_runs_", "persistence", "short_records_", "short_records", "hold_records")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
-                 member_params=None, novelty: bool = True, settle: int = 3, episode_memory: int = 500,
+                 member_params=None, novelty: bool = True, settle: int = REFRACTORY, episode_memory: int = 500,
                  warmup: int = 30, threshold: float = ALERT_THRESHOLD, novelty_tail: str = "range",
                  flatline: bool = False, persistence: bool = False, short_records: bool = False,
                  hold_records: bool = False):
@@ -306,7 +312,7 @@ class EnsembleDetector(Detector):
                                             tail_blocks=TAIL_BLOCKS if learned else 0)
         self.value_records_.reset(n_streams, 2 * n_features)
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
-                                              PATTERN_WARMUP, step=RECORD_STEP,
+                                              PATTERN_WARMUP, mature=VALUE_MATURE, step=RECORD_STEP,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
         #: Runs of repeated values per field (stuck readings), a novelty channel beside the records
         #: (None unless ``flatline``: no state for a channel that is off).

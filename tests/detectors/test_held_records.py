@@ -97,7 +97,7 @@ def test_block_equals_steps(d, kwargs):
     n, streams, row = 900, 3, 1
     t = np.arange(n)[:, None]
     X = 20 + 3 * np.sin(2 * np.pi * t / 288 + rng.uniform(0, 6, d)) + rng.normal(0, 0.5, (n, d))
-    X[300:320] += 6.0
+    X[300:320] += 9.0
     X[600:615] += 4.0
     X[450:470, 0] = X[449, 0]
     X[rng.choice(n, size=12, replace=False)] = np.nan

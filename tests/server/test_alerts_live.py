@@ -8,6 +8,7 @@ import time
 import pytest
 
 from alert_helpers import WebhookReceiver, receivers_file
+from detectors.ensemble import REFRACTORY
 from live_server import LiveServer, http_json
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,8 @@ def test_no_alert_is_lost_when_the_server_is_killed_during_a_delivery_storm(tmp_
         # A new record on every stream (one alert each, firing), then normal points: enough of
         # them in a row to end each stream's anomalous episode (hysteresis), so it resolves.
         spikes = [{"source": n, "value": 1e6} for n in names]
-        submit(server, spikes + [{"source": n, "value": float(k % 3)} for n in names for k in range(8)])
+        submit(server, spikes + [{"source": n, "value": float(k % 3)} for n in names
+                                for k in range(REFRACTORY + 5)])
         deadline = time.monotonic() + 60
         while len(receiver.bodies) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from detectors.ensemble import REFRACTORY
 from server import pages
 from server.settings import REPO_ROOT
 from server_helpers import run_ticks, services_of, shutdown_app
@@ -259,9 +260,9 @@ def test_configure_applies_at_once_to_scoring(client):
     assert result["is_anomaly"] and not result["warming_up"]  # threshold 0 flags every point
     assert client.post("/api/configure", json={"source": "kiln", "threshold": 1.0}).status_code == 200
     results = [client.post("/api/submit", json={"source": "kiln", "value": 50.0}).get_json()["results"][0]
-               for _ in range(4)]
+               for _ in range(REFRACTORY + 1)]
     assert all(r["score"] < 1.0 and not r["alert"] for r in results)  # no new alert at once
-    # The open episode ends by hysteresis, once the stream has been back to normal for a few points.
+    # The open episode ends by hysteresis, once the stream has been back to normal for REFRACTORY points.
     assert not results[-1]["is_anomaly"]
 
 
