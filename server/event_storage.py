@@ -36,7 +36,8 @@ __all__ = ["ENTITY_BUCKET_BITS", "ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS
 #: Columns holding an event's entity ids, in its schema's entity order.
 ENTITY_COLUMNS = ("entity_1", "entity_2", "entity_3")
 #: The first entity's index is ``(id >> ENTITY_BUCKET_BITS, entity_1)``: row ids in buckets of
-#: 65,536 events, then the id (see :func:`migration_entity_1_buckets`).
+#: 65,536 events, then the id (see :func:`migration_entity_1_buckets`).  The queries must use the
+#: index's own expression, so a new value needs a migration that rebuilds the index.
 ENTITY_BUCKET_BITS = 16
 #: Stored events with their acknowledgement, if any, as :func:`event_from_row` reads them
 #: (``e`` the event, ``a`` its acknowledgement): a WHERE clause follows.
