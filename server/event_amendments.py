@@ -24,7 +24,7 @@ still count in the user's window).
 Rows are found through the entity's column and the timestamp, and checked
 against the rule's ``when`` in SQL.  Only the first entity key (``entity_1``)
 is indexed for every event (in buckets of row ids:
-``event_storage.entity_1_equals``): a repeat rule on another entity key finds
+``event_storage.entity_equals``): a repeat rule on another entity key finds
 its rows by scanning the schema's events (none of the built-in schemas
 declares one).
 """
@@ -39,7 +39,7 @@ import sqlite_utils
 from detectors.engine import SEVERITIES
 
 from .event_field_sql import field_sql
-from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, entity_1_equals, event_from_row
+from .event_storage import EVENTS_WITH_ACKNOWLEDGEMENTS, entity_equals, event_from_row
 from .pipeline.event import Signal, summarise
 from .writer import Transaction
 
@@ -85,9 +85,7 @@ def amend_earlier(tx: Transaction, batch, push_event_id: int) -> list[Amendment]
     amended: list[Amendment] = []
     for marks in batch.earlier:
         rule = marks.rule
-        entity_sql = field_sql(schema, marks.entity)
-        matched = entity_1_equals() if entity_sql == ENTITY_COLUMNS[0] else f"{entity_sql} = ?"
-        where = [matched, "schema = ?", "timestamp BETWEEN ? AND ?"]
+        where = [entity_equals(field_sql(schema, marks.entity)), "schema = ?", "timestamp BETWEEN ? AND ?"]
         for feature, op, _ in rule.when:
             where.append(f"{field_sql(schema, feature)} {op} ?")
         thresholds = [value for _, _, value in rule.when]

@@ -6,7 +6,7 @@ Tables (migration 6; migrations 10 and 12 changed the ``entity_1`` index)
                     :class:`~server.pipeline.event.ScoredEvent` (derived from it), plus the
                     event's entity ids in ``entity_1..3`` (the schema's entity keys in order;
                     the first indexed for every event in buckets of row ids, so "this user's
-                    sessions" is a few index ranges: :func:`entity_1_equals`), ``origin``
+                    sessions" is a few index ranges: :func:`entity_equals`), ``origin``
                     (upload, replay, ev_charging feed) and ``received_at``; its ``fields``
                     JSON leaves out the fields that are columns (:func:`column_fields`), and
                     ``entities`` is NULL: both are rebuilt when read (:func:`event_from_row`)
@@ -30,7 +30,7 @@ import sqlite_utils
 from .pipeline.event import ScoredEvent, from_row, sqlite_columns, to_json
 
 __all__ = ["ENTITY_BUCKET_BITS", "ENTITY_COLUMNS", "EVENTS_WITH_ACKNOWLEDGEMENTS", "EventReader", "column_fields",
-           "entity_1_equals", "event_from_row", "migration_entity_1_buckets", "migration_entity_1_index",
+           "entity_equals", "event_from_row", "migration_entity_1_buckets", "migration_entity_1_index",
            "migration_scored_events", "register_schema_files"]
 
 #: Columns holding an event's entity ids, in its schema's entity order.
@@ -93,29 +93,32 @@ def migration_entity_1_buckets(db: sqlite_utils.Database) -> None:
     500,000 events, 387 MiB in buckets).  Keyed first by the bucket of the
     row id, a batch's entries go to the newest bucket's part of the index
     only, at most 65,536 entries, whatever is kept.  A lookup by user probes
-    each bucket kept (16 at a million events): :func:`entity_1_equals`.
+    each bucket kept (16 at a million events): :func:`entity_equals`.
     """
     db.execute("DROP INDEX IF EXISTS idx_scored_events_entity_1")
     db.execute(f"CREATE INDEX idx_scored_events_entity_1 ON scored_events (id >> {ENTITY_BUCKET_BITS}, entity_1)")
 
 
-def entity_1_equals(table: str = "") -> str:
-    """SQL true where the first entity id equals one parameter (``?``), through its bucketed index.
+def entity_equals(column: str, table: str = "") -> str:
+    """SQL true where entity column ``column`` (one of :data:`ENTITY_COLUMNS`) equals one parameter (``?``).
 
     ``table`` is the alias the query gives ``scored_events`` (``""``: none).
-    The buckets from the oldest row kept to the newest are listed by a
-    recursive CTE (each bound a row id look-up), and the index is probed once
-    per bucket; an empty table lists none.  The expression on the id must be
-    the index's own for SQLite to use it.
+    The first entity goes through its bucketed index: the buckets from the
+    oldest row kept to the newest are listed by a recursive CTE (each bound a
+    row id look-up), and the index is probed once per bucket; an empty table
+    lists none.  The expression on the id must be the index's own for SQLite to
+    use it.  The other entity columns are compared as they are.
     """
-    column = f"{table}." if table else ""
+    prefix = f"{table}." if table else ""
+    if column != ENTITY_COLUMNS[0]:
+        return f"{prefix}{column} = ?"
     bits = ENTITY_BUCKET_BITS
     buckets = (f"WITH RECURSIVE entity_buckets(bucket) AS ("
                f"SELECT (SELECT min(id) FROM scored_events) >> {bits} "
                f"UNION ALL SELECT bucket + 1 FROM entity_buckets "
                f"WHERE bucket < (SELECT max(id) FROM scored_events) >> {bits}) "
                f"SELECT bucket FROM entity_buckets")
-    return f"({column}id >> {bits}) IN ({buckets}) AND {column}entity_1 = ?"
+    return f"({prefix}id >> {bits}) IN ({buckets}) AND {prefix}{column} = ?"
 
 
 def column_fields(schema) -> tuple[str, ...]:
@@ -241,8 +244,7 @@ class EventReader:
     @staticmethod
     def _filters(where, params, entities, entity, kind, min_risk, acknowledged, before_id) -> None:
         for key, value in (entity or {}).items():
-            column = ENTITY_COLUMNS[list(entities).index(key)]
-            where.append(entity_1_equals("e") if column == ENTITY_COLUMNS[0] else f"e.{column} = ?")
+            where.append(entity_equals(ENTITY_COLUMNS[list(entities).index(key)], "e"))
             params.append(value)
         if kind is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(e.types) WHERE json_each.value = ?)")

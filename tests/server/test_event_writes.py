@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 
 from pipeline_helpers import ev_schema  # noqa: E402,F401 -- a fixture
-from server.event_storage import ENTITY_BUCKET_BITS, EventReader, entity_1_equals  # noqa: E402
+from server.event_storage import ENTITY_BUCKET_BITS, EventReader, entity_equals  # noqa: E402
 from server.event_writes import ScoredEventsJob  # noqa: E402
 from server.pipeline.event import to_json  # noqa: E402
 from server.pipeline.scoring import Scorer  # noqa: E402
@@ -103,7 +103,7 @@ def test_migrations_10_and_12_keep_stored_events_and_their_user_lookups(ev_schem
     assert f"(id >> {ENTITY_BUCKET_BITS}, entity_1)" in index and "schema" not in index
     plan = [r[3] for r in db.execute(
         f"EXPLAIN QUERY PLAN SELECT * FROM scored_events e WHERE e.schema = 'ev_charging' AND "
-        f"{entity_1_equals('e')} ORDER BY e.id DESC LIMIT 5", ["u"])]
+        f"{entity_equals('entity_1', 'e')} ORDER BY e.id DESC LIMIT 5", ["u"])]
     assert any(p.startswith("SEARCH e USING INDEX idx_scored_events_entity_1 (<expr>=? AND entity_1=?)") for p in plan)
     assert not any(p.startswith("SCAN e") and not p.startswith("SCAN entity_buckets") for p in plan)
     db.close()
@@ -126,7 +126,7 @@ def test_a_users_events_are_found_in_every_bucket_of_row_ids_kept(tmp_path):
     rows = [{"id": i, "schema": "s", "event_id": f"e{i}", "timestamp": float(i), "received_at": 0.0,
              "entity_1": "alice" if i != size else "bob"} for i in ids]
     db["scored_events"].insert_all(rows)
-    query = f"SELECT id FROM scored_events WHERE {entity_1_equals()} ORDER BY id"
+    query = f"SELECT id FROM scored_events WHERE {entity_equals('entity_1')} ORDER BY id"
     assert [r[0] for r in db.execute(query, ["alice"])] == [3, size - 1, 5 * size + 7, 9 * size]
     assert [r[0] for r in db.execute(query, ["bob"])] == [size]
     db.execute("DELETE FROM scored_events WHERE id < ?", [5 * size])  # retention: the oldest buckets go
