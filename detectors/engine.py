@@ -747,7 +747,7 @@ class Engine:
         """
         from .snapshot import SnapshotError, SnapshotMismatch, restore_built
 
-        if meta.get("engine") != self._fingerprint() or meta.get("history") != HISTORY:
+        if _untuned(meta.get("engine")) != self._fingerprint() or meta.get("history") != HISTORY:
             raise SnapshotMismatch("the snapshot's detectors or parameters differ from this engine's")
         try:
             banks, keys = {}, [None] * len(meta["banks"])
@@ -809,11 +809,24 @@ class Engine:
         return {name: dict(zip(settings, row)) for name, row in zip(names, zip(*columns.values()))}
 
     def _fingerprint(self) -> dict:
-        """What must be equal for a snapshot to mean the same thing here (JSON-ready)."""
+        """What must be equal for a snapshot to mean the same thing here (JSON-ready).
+
+        The ensemble's tunable parameters (``EnsembleDetector.snapshot_tunable``)
+        are left out: they steer how the learned state is used, not what it means.
+        """
         import json
 
+        ensemble = {k: v for k, v in self.ensemble_params.items() if k not in EnsembleDetector.snapshot_tunable}
         return json.loads(json.dumps({"members": list(self.members), "member_params": self.member_params,
-                                      "ensemble_params": self.ensemble_params}, default=repr))
+                                      "ensemble_params": ensemble}, default=repr))
+
+
+def _untuned(fingerprint):
+    """A saved engine fingerprint without the ensemble's tunable parameters (older snapshots kept them)."""
+    if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("ensemble_params"), dict):
+        return fingerprint
+    ensemble = {k: v for k, v in fingerprint["ensemble_params"].items() if k not in EnsembleDetector.snapshot_tunable}
+    return {**fingerprint, "ensemble_params": ensemble}
 
 
 #: Set once :func:`settle_collector` has run in this process.

@@ -265,6 +265,9 @@ class EnsembleDetector(Detector):
     #: Learned state and parameters added after snapshots were first written (see detectors/snapshot.py).
     snapshot_added = ("episode_distance_", "novelty_tail", "flatline_", "flatline",
                       "surprise_runs_", "persistence", "short_records_", "short_records", "hold_records")
+    #: Parameters that steer how learned state is used, not what it means: a snapshot saved with
+    #: other values is restored with the running ones (see detectors/snapshot.py).
+    snapshot_tunable = ("settle", "episode_memory")
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, fusion: str = "logp",
                  member_params=None, novelty: bool = True, settle: int = REFRACTORY, episode_memory: int = 500,

@@ -46,6 +46,9 @@ class FlatlineTracker:
         Repeats after which a run counts no more (None: no limit).
     """
 
+    #: As its run tracker's (detectors/runs.py): restored with the running values.
+    snapshot_tunable = ("mature", "memory")
+
     def __init__(self, mature: int = FLATLINE_MATURE, memory: int | None = None):
         self.mature = int(mature)
         self.memory = memory

@@ -103,6 +103,9 @@ class RecordTracker:
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
     snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_")
+    #: How young a record still counts in part, how its excess is scaled and how far a point is
+    #: learned past it: a snapshot saved with other values is restored with the running ones.
+    snapshot_tunable = ("warmup", "mature", "scale", "step")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
                  step: float = math.inf, tail_blocks: int = 0):
@@ -344,6 +347,10 @@ class EpisodeState:
     >>> marks   # the second alert falls inside the episode: no new alert; two normal points end it
     [(False, False), (True, True), (False, True), (False, True), (False, True), (False, True), (False, False)]
     """
+
+    #: How long an episode waits for calm, how long it trusts its reference and what counts as calm:
+    #: a snapshot saved with other values is restored with the running ones (detectors/snapshot.py).
+    snapshot_tunable = ("settle", "memory", "release")
 
     def __init__(self, settle: int = 3, memory: int = 500, release: float = 1e-2):
         self.settle = int(settle)

@@ -68,6 +68,10 @@ class RunTracker:
         Events of a run after which it counts no more (None: no limit).
     """
 
+    #: When a run counts in full and when it is the new normal: a snapshot saved with other values is
+    #: restored with the running ones (detectors/snapshot.py).
+    snapshot_tunable = ("mature", "memory")
+
     def __init__(self, mature: int = 1, memory: int | None = None):
         self.mature = int(mature)
         self.memory = memory

@@ -13,7 +13,12 @@ or other settings raises :class:`SnapshotMismatch` instead of loading state
 that would mean something else.  One difference is let through: learned
 state that a class added after its snapshots were first written, which it
 names in ``snapshot_added``; a snapshot without it is restored, and the
-added attributes keep the values ``reset`` gave them.
+added attributes keep the values ``reset`` gave them.  And one is ignored:
+a parameter that a class names in ``snapshot_tunable`` steers how its
+learned state is used from now on, not what that state means (how long an
+episode lasts, how young a record still counts in part), so the running
+value is kept and the saved one dropped: a new default for it, or a setting
+changed between two runs, does not throw the learned state away.
 
 On disk a snapshot is one ``.npz`` file (``numpy.savez``, no pickled objects:
 it is read with ``allow_pickle=False``) holding the arrays and a ``meta``
@@ -110,21 +115,22 @@ def restore_built(build: Callable[[int], Any], rows: int, structure: dict, scala
             twin = build(rows)
             restore_into(twin, structure, scalars, arrays)
             return twin
-        own = (grown, own[1], own[2])
+        own = (grown, *own[1:])
     _restore(one, own, structure, scalars, arrays)
     return one
 
 
-def _describe(obj) -> tuple[dict, dict, dict]:
-    """``(structure, scalars, added)`` of a twin: its layout, its scalars, and its classes' ``snapshot_added``."""
-    structure, scalars, added = {}, {}, {}
-    _walk(obj, "", structure, scalars, {}, set(), False, added)
-    return structure, scalars, added
+def _describe(obj) -> tuple[dict, dict, dict, frozenset]:
+    """``(structure, scalars, added, tunable)`` of a twin: its layout, its scalars, its classes'
+    ``snapshot_added``, and the paths of the parameters they name in ``snapshot_tunable``."""
+    structure, scalars, added, tunable = {}, {}, {}, set()
+    _walk(obj, "", structure, scalars, {}, set(), False, added, tunable)
+    return structure, scalars, added, frozenset(tunable)
 
 
 def _grown_layout(one: tuple, two: tuple, rows: int) -> dict | None:
     """The structure of a ``rows``-row twin from those of one- and two-row twins; None unless only shapes grow."""
-    if one[0].keys() != two[0].keys() or one[2] != two[2]:
+    if one[0].keys() != two[0].keys() or one[2:] != two[2:]:
         return None
     if any(not _is_state(p) and v != two[1].get(p) for p, v in one[1].items()):
         return None  # a parameter depends on the rows: only the full twin tells its value
@@ -142,19 +148,21 @@ def _grown_layout(one: tuple, two: tuple, rows: int) -> dict | None:
 
 def _restore(obj, own: tuple, structure: dict, scalars: dict, arrays: dict) -> None:
     """Check ``own`` (:func:`_describe` of ``obj``) against the saved state, then put that state in."""
-    own_structure, own_scalars, added = own
+    own_structure, own_scalars, added, tunable = own
     own_structure = _without_added(own_structure, structure, added)
     if own_structure != structure:
         raise SnapshotMismatch(f"state layout differs at {_first_difference(own_structure, structure)}")
     for path, value in own_scalars.items():
         # A parameter the saved layout lacks passed the layout check as ``snapshot_added``: it came later.
-        if not _is_state(path) and path in structure and value != scalars.get(path):
+        if not _is_state(path) and path not in tunable and path in structure and value != scalars.get(path):
             raise SnapshotMismatch(f"parameter {path} is {value!r} here, "
                                    f"{scalars.get(path)!r} in the snapshot")
     missing = [p for p, kind in structure.items() if kind[0] == "array" and p not in arrays]
     if missing:
         raise SnapshotMismatch(f"snapshot lacks the array {missing[0]}")
-    _assign(obj, "", structure, scalars, arrays)
+    # A tunable parameter keeps its running value: the saved one is dropped.
+    kept = {path: own_scalars[path] for path in tunable if path in own_scalars and path in structure}
+    _assign(obj, "", structure, {**scalars, **kept}, arrays)
 
 
 def _is_state(path: str) -> bool:
@@ -181,7 +189,7 @@ def _without_added(own: dict, saved: dict, added: dict[str, frozenset]) -> dict:
     return reduced
 
 
-def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool, added=None) -> None:
+def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool, added=None, tunable=None) -> None:
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise SnapshotError(f"{path}: arrays of Python objects are not saved")
@@ -196,13 +204,13 @@ def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool, a
     elif isinstance(value, (list, tuple)):
         structure[path] = [type(value).__name__, len(value)]
         for i, item in enumerate(value):
-            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen, copy, added)
+            _walk(item, _join(path, str(i)), structure, scalars, arrays, seen, copy, added, tunable)
     elif isinstance(value, dict):
         if not all(isinstance(k, str) and k and not k.isdigit() and "." not in k for k in value):
             raise SnapshotError(f"{path}: only dicts with plain string keys are saved")
         structure[path] = ["dict", sorted(value)]
         for key in sorted(value):
-            _walk(value[key], _join(path, key), structure, scalars, arrays, seen, copy, added)
+            _walk(value[key], _join(path, key), structure, scalars, arrays, seen, copy, added, tunable)
     elif hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
         if id(value) in seen:
             raise SnapshotError(f"{path}: an object reachable twice is not saved")
@@ -211,8 +219,10 @@ def _walk(value, path: str, structure, scalars, arrays, seen: set, copy: bool, a
         structure[path] = ["object", f"{type(value).__module__}.{type(value).__qualname__}", attributes]
         if added is not None and getattr(value, "snapshot_added", None):
             added[path] = frozenset(value.snapshot_added)
+        if tunable is not None:
+            tunable.update(_join(path, name) for name in getattr(value, "snapshot_tunable", ()))
         for key in attributes:
-            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen, copy, added)
+            _walk(getattr(value, key), _join(path, key), structure, scalars, arrays, seen, copy, added, tunable)
     else:
         raise SnapshotError(f"{path or 'the object'}: a {type(value).__name__} is not saved")
 

@@ -16,7 +16,9 @@ already produced, and tick numbers continue from the last stored one.
 
 A snapshot that cannot be read, or that was written by other code, other
 detectors or other parameters, is refused with a warning: the server then
-starts cold, as it would without one.
+starts cold, as it would without one.  Parameters that only steer how the
+learned state is used (``snapshot_tunable``, detectors/snapshot.py) take their
+running value instead, so a new default for one of them keeps the state.
 """
 from __future__ import annotations
 

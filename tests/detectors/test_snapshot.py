@@ -220,3 +220,63 @@ def test_restore_built_gives_state_added_since_the_snapshot_every_row():
     restored = restore_built(_Added, 6, structure, scalars, arrays)
     assert np.array_equal(restored.level_, np.arange(6.0))
     assert restored.extra_.shape == (6,) and np.isneginf(restored.extra_).all()
+
+
+class _Tuned:
+    """A holder whose ``patience`` steers how its state is used (tunable); ``limit`` is an ordinary parameter."""
+
+    snapshot_tunable = ("patience",)
+
+    def __init__(self, rows, patience=3, limit=1.0):
+        self.patience = patience
+        self.limit = limit
+        self.level_ = np.zeros((rows, 2))
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_a_tunable_parameter_keeps_its_running_value_and_the_saved_state(rows):
+    saved = _Tuned(rows, patience=3)
+    saved.level_[:] = np.arange(2.0 * rows).reshape(rows, 2)
+    restored = restore_built(lambda n: _Tuned(n, patience=20), rows, *flatten(saved))
+    assert restored.patience == 20
+    assert np.array_equal(restored.level_, saved.level_)
+    twin = _Tuned(rows, patience=8)
+    restore_into(twin, *flatten(saved))
+    assert twin.patience == 8 and np.array_equal(twin.level_, saved.level_)
+    with pytest.raises(SnapshotMismatch, match="parameter limit is 2.0 here, 1.0 in the snapshot"):
+        restore_built(lambda n: _Tuned(n, patience=20, limit=2.0), rows, *flatten(saved))
+
+
+def test_an_upgrade_changing_how_episodes_and_records_are_judged_keeps_the_learned_state(monkeypatch):
+    """A new default (or setting) for episodes' calm and the records' maturity restores the snapshot with it.
+
+    Before, any such change was refused and every detector started cold after the upgrade.
+    """
+    import detectors.ensemble as ensemble
+
+    engine, streams = _engine_with_streams()
+    ticks = list(_ticks(np.random.default_rng(6), streams, 460))
+    for tick in ticks[:400]:
+        engine.step(tick)
+    meta, arrays = engine.export_state()
+    monkeypatch.setattr(ensemble, "VALUE_MATURE", ensemble.VALUE_MATURE // 2)
+    upgraded = Engine(ensemble_params={"settle": 7, "episode_memory": 300})
+    upgraded.import_state(meta, arrays)
+    assert upgraded.streams() == engine.streams()
+    for old, new in zip(engine._banks.values(), upgraded._banks.values()):
+        det = new.detector
+        assert det.settle == 7 and det.episodes_.settle == 7 and det.episodes_.memory == 300
+        assert det.value_records_.mature == det.pattern_records_.mature == ensemble.VALUE_MATURE
+        before, after = flatten(old.detector)[2], flatten(det)[2]
+        assert before.keys() == after.keys()
+        assert all(np.array_equal(before[p], after[p], equal_nan=True) for p in before)
+    # The streams carry on warm (a cold start would warm up again) and keep flagging.
+    flagged = 0
+    for tick in ticks[400:]:
+        result = upgraded.step(tick)
+        assert not any(v.warming_up for v in result.values())
+        flagged += len(result.anomalies())
+    assert flagged > 0
+    # What shapes the state is still checked: another warm-up is refused.
+    with pytest.raises(SnapshotMismatch):
+        Engine(ensemble_params={"warmup": 31}).import_state(meta, arrays)
