@@ -12,7 +12,9 @@ families and prints the alerts per judged point of each:
 
 Each family has ``--streams`` streams of ``--points`` points, scored as one
 bank (``EnsembleDetector._run``, the path the evaluation takes); the points
-from ``--judge-from`` on are judged (a stream is young before).
+from ``--judge-from`` on are judged (a stream is young before).  With
+``--fields N`` each stream has ``N`` independent fields of its family (a
+server's metrics, say): the stated rate is per stream, whatever its fields.
 
 Run: ``nice .venv/bin/python tests/benchmarks/bench_null_rate.py [--streams 200 --points 3000]``
 (``--novelty-tail learned`` for the learned tail only; both by default).
@@ -38,8 +40,11 @@ from detectors.ensemble import FALSE_ALARM_RATE, NOVELTY_TAILS, EnsembleDetector
 DAY = 288
 
 
-def null_streams(family: str, streams: int, points: int, seed: int) -> np.ndarray:
-    """``(points, streams)`` values of one null family (see the module docstring), seeded."""
+def null_streams(family: str, streams: int, points: int, seed: int, fields: int = 1) -> np.ndarray:
+    """``(points, streams)`` values of one null family (see the module docstring), seeded;
+    ``(points, streams, fields)`` with several independent fields per stream."""
+    if fields > 1:
+        return null_streams(family, streams * fields, points, seed).reshape(points, streams, fields)
     rng = np.random.default_rng([seed, sum(map(ord, family))])
     if family == "gaussian":
         return rng.normal(size=(points, streams))
@@ -62,7 +67,8 @@ FAMILIES = ("gaussian", "student_t3", "ar1", "seasonal")
 
 
 def null_alert_rate(values: np.ndarray, judge_from: int, **params) -> tuple[int, int, int]:
-    """``(alerts, anomalous points, judged points)`` of the ensemble on the columns of ``values`` as streams."""
+    """``(alerts, anomalous points, judged points)`` of the ensemble on the columns of ``values`` as streams
+    (``values[:, i]`` is stream ``i``'s, of one field or several)."""
     detector = EnsembleDetector(**params)
     _, anomalous, alerts = detector._run([values[:, i] for i in range(values.shape[1])], None, True)
     judged = slice(judge_from, None)
@@ -76,13 +82,15 @@ def main(argv=None) -> int:
     parser.add_argument("--points", type=int, default=3000)
     parser.add_argument("--judge-from", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fields", type=int, default=1, help="independent fields per stream (default: 1)")
     parser.add_argument("--novelty-tail", nargs="*", default=["range", "learned"], choices=NOVELTY_TAILS)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     args = parser.parse_args(argv)
     print(f"stated rate {FALSE_ALARM_RATE:.0e} per point per stream; "
-          f"{args.streams} streams x {args.points} points, judged from {args.judge_from}, seed {args.seed}")
+          f"{args.streams} streams x {args.points} points of {args.fields} field(s), judged from {args.judge_from}, "
+          f"seed {args.seed}")
     for family in args.families:
-        values = null_streams(family, args.streams, args.points, args.seed)
+        values = null_streams(family, args.streams, args.points, args.seed, args.fields)
         for tail in args.novelty_tail:
             wall, cpu = time.perf_counter(), time.process_time()
             alerts, anomalous, judged = null_alert_rate(values, args.judge_from, novelty_tail=tail)
