@@ -145,10 +145,12 @@ def test_spread_tail_is_never_more_alarming_than_the_fixed_scale():
     assert (wider >= logp).all() and (wider[logp == 0] == 0).all()
     assert (wider[logp < 0] < 0).all()                   # a record stays a record, only less rare
 
-    x = np.cumsum(rng.normal(0, 1.0, 3000))              # a random walk sets records all along
-    fixed = EnsembleDetector(novelty_tail="range").reset(1, 1).step_block(x[:, None])
-    spread = EnsembleDetector(novelty_tail="spread").reset(1, 1).step_block(x[:, None])
-    assert spread.alert.sum() < fixed.alert.sum()
+    alerts = {"range": 0, "spread": 0}
+    for _ in range(10):
+        x = np.cumsum(rng.normal(0, 1.0, 3000))          # a random walk sets records all along
+        for tail in alerts:
+            alerts[tail] += int(EnsembleDetector(novelty_tail=tail).reset(1, 1).step_block(x[:, None]).alert.sum())
+    assert 0 < alerts["spread"] < alerts["range"]
 
 
 def test_recent_records_block_equals_steps_and_catch_a_shift_inside_the_long_range():
