@@ -994,9 +994,9 @@ class EnsembleDetector(Detector):
         channel sets a rare enough record, so the chances add up: a rate
         stated per stream is each channel's share of it.  Never above 0 (p = 1).
         Until 4 December 2026 only the learned tails took the share, and a
-        stream of 38 independent Gaussian fields alerted on 8.9e-3 of its
-        points (891 times the stated rate; 4.5e-3 with the share,
-        ``tests/benchmarks/bench_null_rate.py --fields 38``).
+        stream of 38 independent Gaussian fields alerted on 9.1e-3 of its
+        points (911 times the stated rate; 4.8e-3 with the share,
+        ``tests/benchmarks/bench_null_rate.py --fields 38 --streams 100``).
         """
         channels = 2 * d + ("pattern" in self.members)
         return np.minimum(logp + np.log(channels), 0.0)
