@@ -816,13 +816,12 @@ class Engine:
         """
         import json
 
-        ensemble = {k: v for k, v in self.ensemble_params.items() if k not in EnsembleDetector.snapshot_tunable}
-        return json.loads(json.dumps({"members": list(self.members), "member_params": self.member_params,
-                                      "ensemble_params": ensemble}, default=repr))
+        return _untuned(json.loads(json.dumps({"members": list(self.members), "member_params": self.member_params,
+                                               "ensemble_params": self.ensemble_params}, default=repr)))
 
 
 def _untuned(fingerprint):
-    """A saved engine fingerprint without the ensemble's tunable parameters (older snapshots kept them)."""
+    """An engine fingerprint without the ensemble's tunable parameters (a saved one may hold them)."""
     if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("ensemble_params"), dict):
         return fingerprint
     ensemble = {k: v for k, v in fingerprint["ensemble_params"].items() if k not in EnsembleDetector.snapshot_tunable}
