@@ -56,6 +56,41 @@ def chi2_logp(z2: np.ndarray, d: int) -> np.ndarray:
         return np.log(special.chdtrc(d, z2))
 
 
+def hotelling_logp(t2: np.ndarray, d: int, n) -> np.ndarray:
+    """Return ``log P(T2 >= t2)`` of a new Gaussian point against the mean and unbiased covariance of ``n`` earlier ones.
+
+    A distance from an *estimated* mean and covariance is heavier-tailed than
+    chi-square: ``n (n - d) / ((n + 1) (n - 1) d) * T2`` follows Snedecor's F
+    law with ``d`` and ``n - d`` degrees of freedom (the prediction form of
+    Hotelling's T2), Student's t squared for one field.  Read against
+    chi-square, the distances of 38 Gaussian fields from their last 100 points
+    were "rarer than 1 %" at half of the points.  With ``n`` (a scalar or one
+    per distance) at most ``d + 1`` the covariance cannot be estimated (it is
+    singular, only a ridge inverts it): no evidence, ``log p = 0``.  Past the
+    float range of the F tail the chi-square tail of the same statistic takes
+    over, so far-out points keep their order.
+
+    >>> d2 = np.array([9.0, 9.0, 30.0, 30.0])
+    >>> np.round(np.exp(hotelling_logp(d2, 1, np.array([10, 10_000, 10, 2]))), 4).tolist()
+    [0.0188, 0.0027, 0.0005, 1.0]
+    >>> float(np.exp(hotelling_logp(np.array([38.0]), 38, 100))[0]) > 0.9  # chi-square's median: common here
+    True
+    """
+    from scipy import special
+
+    t2 = np.maximum(np.nan_to_num(np.asarray(t2, dtype=float), nan=0.0, posinf=1e300), 0.0)
+    n = np.broadcast_to(np.asarray(n, dtype=float), t2.shape)
+    logp = np.zeros(t2.shape)
+    fits = n > d + 1
+    if fits.any():
+        m = n[fits]
+        f = t2[fits] * m * (m - d) / ((m + 1.0) * (m - 1.0) * d)
+        with np.errstate(divide="ignore"):
+            tail = np.log(special.fdtrc(d, m - d, f))
+        logp[fits] = np.where(np.isfinite(tail), tail, chi2_logp(f * d, d))
+    return logp
+
+
 def chi2_score(z2: np.ndarray, d: int) -> np.ndarray:
     """Return the score of a squared standardised distance over ``d`` fields."""
     return score_from_logp(chi2_logp(z2, d))

@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import BLOCK_NUMBERS, Detector
 from .registry import register
-from .stats import SPREAD_FLOOR, chi2_score, floored, z_multiplier
+from .stats import SPREAD_FLOOR, floored, hotelling_logp, score_from_logp, z_multiplier
 from .window import RollingWindow, trailing, window_mean
 
 #: Relative ridge added to the variances before inverting the covariance.
@@ -17,8 +17,12 @@ class ZScoreDetector(Detector):
     """Rolling z-score (Mahalanobis distance for several fields) over the last ``window`` points.
 
     The mean and covariance come from the ``window`` points before the one
-    scored; the squared distance is read against a chi-square law, so the
-    score is ``1 - p`` of a Gaussian stream.
+    scored; the squared distance is read against the law it has for a
+    Gaussian stream when both are estimated from those points (Hotelling's:
+    an F law, :func:`~detectors.stats.hotelling_logp`), so the score is
+    ``1 - p`` of a Gaussian stream.  Until 4 December 2026 it was read against
+    chi-square, as if the mean and covariance were known: on 38 Gaussian
+    fields half of the points scored as rarer than 1 %.
 
     Parameters
     ----------
@@ -54,8 +58,9 @@ class ZScoreDetector(Detector):
 
     def _score_and_learn(self, X, present):
         mean, cov = self._moments()
+        counts = self.window_.count.copy()
         self.window_.push(X, present)
-        return chi2_score(squared_distance(X, mean, cov), self.n_features_)
+        return score_from_logp(hotelling_logp(squared_distance(X, mean, cov), self.n_features_, counts))
 
     def expected_range(self):
         return _range(*self._moments(), self.threshold)
@@ -85,8 +90,10 @@ class ZScoreDetector(Detector):
                     expected[1].append(piece_range[1])
             d2 = np.concatenate(d2)
             expected = tuple(np.concatenate(part) for part in expected) if with_range else None
+        # Each point's window: the stream's history and the block's points before it, at most ``window``.
+        counts = np.minimum(len(history) + np.arange(len(points)), self.window)
         self.window_.extend(row, points)
-        return chi2_score(d2, self.n_features_), expected
+        return score_from_logp(hotelling_logp(np.asarray(d2, dtype=float), self.n_features_, counts)), expected
 
     def _numpy_block(self, history, points, start, stop, with_range):
         """Distances (and ranges) of ``points[start:stop]`` from their windows, in numpy (what the step computes)."""
