@@ -621,7 +621,7 @@ class EnsembleDetector(Detector):
             later_cause = np.where(lasting < later, PERSISTENCE_CAUSE, later_cause).astype(np.int8)
             later = np.minimum(later, lasting)
         # _per_stream's Bonferroni term.
-        per_stream = float(np.log(2 * d + ("pattern" in self.members)))
+        per_stream = float(np.log(self._channels(d)))
         source = self._range_source()
         own_low, own_high = own if own is not None else (np.zeros((T, S, d)), np.zeros((T, S, d)))
         records, episodes = self.value_records_, self.episodes_
@@ -998,8 +998,11 @@ class EnsembleDetector(Detector):
         points (911 times the stated rate; 4.8e-3 with the share,
         ``tests/benchmarks/bench_null_rate.py --fields 38 --streams 100``).
         """
-        channels = 2 * d + ("pattern" in self.members)
-        return np.minimum(logp + np.log(channels), 0.0)
+        return np.minimum(logp + np.log(self._channels(d)), 0.0)
+
+    def _channels(self, d):
+        """The novelty channels watching a stream of ``d`` fields: both signs of each field, and the pattern."""
+        return 2 * d + ("pattern" in self.members)
 
     def expected_range(self):
         """The first range member's expected range (kept on a field's sign side by :class:`Detector`)."""

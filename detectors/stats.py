@@ -87,7 +87,10 @@ def hotelling_logp(t2: np.ndarray, d: int, n) -> np.ndarray:
         f = t2[fits] * m * (m - d) / ((m + 1.0) * (m - 1.0) * d)
         with np.errstate(divide="ignore"):
             tail = np.log(special.fdtrc(d, m - d, f))
-        logp[fits] = np.where(np.isfinite(tail), tail, chi2_logp(f * d, d))
+        far = ~np.isfinite(tail)
+        if far.any():  # rare: only these need the chi-square tail
+            tail[far] = chi2_logp(f[far] * d, d)
+        logp[fits] = tail
     return logp
 
 

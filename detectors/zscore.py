@@ -58,9 +58,10 @@ class ZScoreDetector(Detector):
 
     def _score_and_learn(self, X, present):
         mean, cov = self._moments()
-        counts = self.window_.count.copy()
+        # Read against the points the window held before this one: scored before it is learned.
+        logp = hotelling_logp(squared_distance(X, mean, cov), self.n_features_, self.window_.count)
         self.window_.push(X, present)
-        return score_from_logp(hotelling_logp(squared_distance(X, mean, cov), self.n_features_, counts))
+        return score_from_logp(logp)
 
     def expected_range(self):
         return _range(*self._moments(), self.threshold)
