@@ -109,7 +109,7 @@ from .base import Block, Detector, Traces, as_epoch_seconds
 from .blas_threads import one_blas_thread
 from .extremes import gaussian_record_scale
 from .flatline import FlatlineTracker
-from .novelty import STEP_AFTER, EpisodeState, RecordTracker
+from .novelty import RECUR_HEIGHT, STEP_AFTER, EpisodeState, RecordTracker
 from .registry import REGISTRY, register
 from .runs import RunTracker
 from .shared_windows import sharing
@@ -630,10 +630,10 @@ class EnsembleDetector(Detector):
                "cause_": np.zeros((T, S), dtype=np.int8)}
         record_episode_ticks(
             np.ascontiguousarray(np.concatenate([ticks, -ticks], axis=2), dtype=float), present, stepped,
-            records.window, records.scale, records.warmup, records.mature, records.step, STEP_AFTER, records.block_,
-            records.tail_blocks, records.maxima_, records.partial_, records.low_, records.high_, records.fill_,
-            records.slot_, records.seen_, records.accepted_, records.accepted_until_, records.strength_,
-            records.holding_, records.held_, records.held_until_, pattern, per_stream, later, later_cause, SCORE_POWER,
+            records.window, records.scale, records.warmup, records.mature, records.step, STEP_AFTER, RECUR_HEIGHT,
+            records.block_, records.tail_blocks, records.maxima_, records.partial_, records.low_, records.high_,
+            records.fill_, records.slot_, records.seen_, records.accepted_, records.accepted_until_, records.cutting_,
+            records.cut_, records.cut_until_, records.strength_, records.holding_, records.held_, records.held_until_, pattern, per_stream, later, later_cause, SCORE_POWER,
             np.ascontiguousarray(own_low, dtype=float), np.ascontiguousarray(own_high, dtype=float), own is not None,
             z_multiplier(source.threshold, 1) if source is not None else 1.0, REFERENCE_FLOOR,
             self.novelty_tail == "spread", ready, evidence, fused, np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks,

@@ -62,8 +62,9 @@ def _compile(kernel):
 
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
-_RECORD_HELPERS = ("_learned_tail_logp", "_highest_block", "_record_recent", "_record_score", "_record_learn")
-_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
+_RECORD_HELPERS = ("_learned_tail_logp", "_highest_block", "_record_recent", "_record_score", "_winsorised",
+                   "_excursion_ended", "_record_learn")
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block", "_winsorised", "_excursion_ended"),
             "record_episode_ticks": _RECORD_HELPERS + ("_episode_step", "_reference_point"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
@@ -72,13 +73,13 @@ _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block"),
 #: record_episode_ticks calls once per tick and stream with some twenty arrays (a call each costs
 #: about as much as their work: record_ticks calling them took 1.7 CPU-s inlined, 2.4 not, for 20,000
 #: ticks of 64 streams of 16 channels, and its own loop 0.4-0.5, so record_ticks keeps its own loop).
-_INLINED = ("_record_score", "_record_learn")
+_INLINED = ("_record_score", "_winsorised", "_excursion_ended", "_record_learn")
 
 
 @compiled
-def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
-                 maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
-                 logp_out, spread_out):
+def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, recur_height, block,
+                 tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting, cut,
+                 cut_until, strength, logp_out, spread_out):
     """``T`` calls of :meth:`detectors.novelty.RecordTracker.update` (state arrays updated in place).
 
     ``U`` ``(T, S, C)`` values, ``present`` ``(T, S)``, ``stepped`` ``(T,)``:
@@ -135,9 +136,8 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
                 if not learning:
                     continue
                 if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
-                    reach = step * spread
-                    record = recent if math.isfinite(recent) else high[s, c]
-                    u = np.minimum(np.maximum(u, low[s, c] - reach), record + reach)
+                    u = _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
+                                    recur_height)
                 partial[s, c] = np.maximum(partial[s, c], u)
                 low[s, c] = np.minimum(low[s, c], u)
                 high[s, c] = np.maximum(high[s, c], u)
@@ -197,8 +197,32 @@ def _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, 
                                                  min(learned, window))
 
 
-def _record_learn(t, s, U, present, warmup, window, step, step_after, block, maxima, partial, low, high, fill, slot,
-                  seen, accepted, accepted_until, top, hold, track_held, holding, held, held_until):
+def _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
+                recur_height):
+    """``RecordTracker._winsorised`` for channel ``c`` of stream ``s`` (``cutting``, ``cut`` and ``cut_until`` updated)."""
+    reach = step * spread
+    record = recent if math.isfinite(recent) else high[s, c]
+    earlier = cut[s, c] if seen[s] < cut_until[s, c] else -np.inf
+    recurs = u >= earlier - reach and u - record <= recur_height * (earlier - record)
+    upper = np.maximum(record + reach, earlier) if recurs else record + reach
+    if u > upper:
+        cutting[s, c] = np.maximum(cutting[s, c], u)
+    else:
+        _excursion_ended(s, c, window, seen, cutting, cut, cut_until)
+    return np.minimum(np.maximum(u, low[s, c] - reach), upper)
+
+
+def _excursion_ended(s, c, window, seen, cutting, cut, cut_until):
+    """A point of channel ``c`` of stream ``s`` was learned uncut: its excursion, if any, is an earlier one now."""
+    if math.isfinite(cutting[s, c]):
+        cut[s, c] = np.maximum(cut[s, c] if seen[s] < cut_until[s, c] else -np.inf, cutting[s, c])
+        cut_until[s, c] = seen[s] + window
+        cutting[s, c] = -np.inf
+
+
+def _record_learn(t, s, U, present, warmup, window, step, step_after, recur_height, block, maxima, partial, low,
+                  high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, top, hold, track_held,
+                  holding, held, held_until):
     """``RecordTracker.learn`` for stream ``s`` on tick ``t`` (``hold``: the stream is in an episode; ``track_held``:
     the tracker holds back episodes' excursions at all, else ``holding``, ``held`` and ``held_until`` are unread)."""
     C = U.shape[2]
@@ -220,9 +244,8 @@ def _record_learn(t, s, U, present, warmup, window, step, step_after, block, max
                 if back:
                     holding[s, c] = np.maximum(holding[s, c], u)
             if clip:
-                reach = step * spread
-                record = recent if math.isfinite(recent) else high[s, c]
-                u = np.minimum(np.maximum(u, low[s, c] - reach), record + reach)
+                u = _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
+                                    recur_height)
             if not back:
                 partial[s, c] = np.maximum(partial[s, c], u)
             low[s, c] = np.minimum(low[s, c], u)
@@ -424,9 +447,10 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 
 
 @compiled
-def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, block, tail_blocks,
-                         maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, strength,
-                         holding, held, held_until, pattern_logp, per_stream, later_logp, later_cause, score_power,
+def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, recur_height, block,
+                         tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
+                         cut, cut_until, strength, holding, held, held_until, pattern_logp, per_stream, later_logp,
+                         later_cause, score_power,
                          own_low, own_high, has_own, z_k, reference_floor, spread_tail,
                          ready, evidence_logp, fused, thresholds, X, distance, track_distance, z2_limit, level, memory,
                          settle, refractory, cap, is_open, calm, age, frozen_centre, frozen_scale, alert_score,
@@ -497,8 +521,9 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
                           age, frozen_centre, frozen_scale, alert_score, since_alert, episode_distance,
                           out_score, out_anomalous, out_alert, out_novelty, out_cause)
             hold = is_open[s] and present[t, s] and age[s] <= memory
-            _record_learn(t, s, U, present, warmup, window, step, step_after, block, maxima, partial, low, high, fill,
-                          slot, seen, accepted, accepted_until, top, hold, True, holding, held, held_until)
+            _record_learn(t, s, U, present, warmup, window, step, step_after, recur_height, block, maxima, partial,
+                          low, high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, top, hold,
+                          True, holding, held, held_until)
 
 
 @compiled

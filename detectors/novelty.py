@@ -26,7 +26,11 @@ value (a submitted 1e300) would own for thousands of points, hiding every
 later anomaly.  So a value is *scored* as it is but *learned* winsorised: it
 may move the stream's recent record and its range by at most ``step``
 ranges beyond them.  A real change of level still gets through in a few
-points (each one widens the range by up to ``step``), one point cannot.
+points (each one widens the range by up to ``step``), one point cannot.  An
+excursion that recurs is learned at once: a value that comes back to the
+peak of an earlier excursion cut back so is learned up to that peak
+(:meth:`RecordTracker._winsorised`), so a daily peak is a record on its
+first two days, not on every day until the steps have climbed to it.
 
 **Accepted values.**  When an operator says "not an anomaly",
 :meth:`RecordTracker.accept` puts a *floor* under a stream's recent maximum:
@@ -52,6 +56,9 @@ __all__ = ["RecordTracker", "EpisodeState"]
 
 #: Points a stream learns as they are before winsorised learning starts (its range needs a few points).
 STEP_AFTER = 30
+#: An excursion recurs when it comes within a learning step of an earlier one's peak and rises at most
+#: this many times as high above the record as that one did (a larger one is another incident).
+RECUR_HEIGHT = 2.0
 
 
 class RecordTracker:
@@ -102,7 +109,8 @@ class RecordTracker:
     #: Learned state and parameters added after snapshots were first written (see
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
-    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_")
+    snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_", "cutting_",
+                      "cut_", "cut_until_")
     #: How young a record still counts in part, how its excess is scaled and how far a point is
     #: learned past it: a snapshot saved with other values is restored with the running ones.
     snapshot_tunable = ("warmup", "mature", "scale", "step")
@@ -143,6 +151,12 @@ class RecordTracker:
         self.held_ = np.full((n_streams, n_channels), -np.inf)
         #: ... which counts while the stream has seen fewer points than this.
         self.held_until_ = np.zeros(n_streams, dtype=np.int64)
+        #: Winsorised learning's cuts (see :meth:`_winsorised`): the highest value of each channel cut
+        #: back to the step's reach in its current excursion (points cut in a row), and in earlier ones ...
+        self.cutting_ = np.full((n_streams, n_channels), -np.inf)
+        self.cut_ = np.full((n_streams, n_channels), -np.inf)
+        #: ... remembered while the stream has seen fewer points than this (a window after the cut).
+        self.cut_until_ = np.zeros((n_streams, n_channels), dtype=np.int64)
         return self
 
     def accept(self, row: int, U: np.ndarray, margin: float, lifetime: int) -> None:
@@ -243,7 +257,7 @@ class RecordTracker:
                 self.held_[free] = np.maximum(seen_before[free], self.holding_[free])
                 self.held_until_[free] = self.seen_[free] + self.window
                 self.holding_[free] = -np.inf
-        U = self._winsorised(U, recent, spread, learned)
+        U = self._winsorised(U, learning, recent, spread, learned)
         self.partial_ = np.where(record, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
@@ -286,9 +300,9 @@ class RecordTracker:
         spread = np.zeros((T, S, spread_channels))
         record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
-                     self.step, STEP_AFTER, self.block_, self.tail_blocks, self.maxima_, self.partial_, self.low_,
-                     self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_, self.strength_,
-                     logp, spread)
+                     self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_, self.low_,
+                     self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_,
+                     self.cutting_, self.cut_, self.cut_until_, self.strength_, logp, spread)
         return logp, spread
 
     def _learned_tail(self, logp, strength, recent, spread, learned):
@@ -306,16 +320,33 @@ class RecordTracker:
                                         strength[rows, cols] * width, self.scale * width)
         logp[rows, cols] = -np.log(np.minimum(learned[rows], self.window) + 1.0) + excess
 
-    def _winsorised(self, U, recent, spread, learned):
-        """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far."""
+    def _winsorised(self, U, learning, recent, spread, learned):
+        """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far.
+
+        An *excursion* is a run of a channel's points cut back so.  A value
+        that comes within ``step`` ranges of the peak of an earlier excursion
+        of the channel (within its last ``window`` points) is learned up to
+        that peak: an excursion seen twice recurs (a daily peak), so it sets
+        the record the second time it comes, while one absurd value, or one
+        long incident, moves the record by ``step`` ranges a point.
+        """
         if not math.isfinite(self.step):
             return U
         reach = self.step * spread
         record = np.where(np.isfinite(recent), recent, self.high_)
         # Young streams and flat channels learn values as they are: their range is not known yet.
-        clip = (learned >= STEP_AFTER)[:, None] & (spread > 0) & np.isfinite(spread)
+        clip = learning[:, None] & (learned >= STEP_AFTER)[:, None] & (spread > 0) & np.isfinite(spread)
+        seen = self.seen_[:, None]
+        earlier = np.where(seen < self.cut_until_, self.cut_, -np.inf)
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.where(clip, np.clip(U, self.low_ - reach, record + reach), U)
+            recurs = (U >= earlier - reach) & (U - record <= RECUR_HEIGHT * (earlier - record))
+            upper = np.where(recurs, np.maximum(record + reach, earlier), record + reach)
+            cut = clip & (U > upper)
+            ended = clip & ~cut & np.isfinite(self.cutting_)
+            self.cut_ = np.where(ended, np.maximum(earlier, self.cutting_), self.cut_)
+            self.cut_until_ = np.where(ended, seen + self.window, self.cut_until_)
+            self.cutting_ = np.where(cut, np.maximum(self.cutting_, U), np.where(ended, -np.inf, self.cutting_))
+            return np.where(clip, np.clip(U, self.low_ - reach, upper), U)
 
 
 class EpisodeState:

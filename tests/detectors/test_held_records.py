@@ -100,6 +100,7 @@ def test_block_equals_steps(d, kwargs):
     X[300:320] += 9.0
     X[600:615] += 4.0
     X[450:470, 0] = X[449, 0]
+    X[[700, 800, 850], 0] += [12.0, 12.5, 30.0]  # a spike that recurs, then a larger one
     X[rng.choice(n, size=12, replace=False)] = np.nan
     base = EnsembleDetector(hold_records=True, **kwargs).reset(streams, d)
     for _ in range(60):

@@ -41,6 +41,7 @@ def test_record_kernel_equals_updates(step):
     U = np.cumsum(rng.normal(0, 1, (T, S, C)), axis=0)
     U[400, 1, 2] = 1e300                       # one absurd value (winsorised when step is finite)
     U[500:520, 0] = U[499, 0]                  # a flat stretch: spread unchanged, ties with the record
+    U[[300, 420, 560, 700], 2, 1] += [40.0, 41.0, 39.0, 120.0]  # an excursion that recurs, then a larger one
     present = rng.random((T, S)) > 0.1
     U[~present] = np.nan
     stepped = present.any(axis=1) | (np.arange(T) % 7 == 0)

@@ -103,6 +103,42 @@ def test_a_real_new_level_moves_the_record_within_a_few_points():
     assert (strengths[630:, 0, 0] == 0).all()  # the new level is no longer a record
 
 
+
+def daily_spikes(heights, period=288, n_days=None, seed=5):
+    """One channel of Gaussian noise (sd 0.01 around 0.07) with a one-point spike of each height every ``period``."""
+    rng = np.random.default_rng(seed)
+    n_days = len(heights) if n_days is None else n_days
+    u = 0.07 + rng.normal(0, 0.01, (period * (n_days + 1), 1, 1))
+    at = period * np.arange(1, len(heights) + 1)
+    u[at, 0, 0] = heights
+    return u, at
+
+
+def test_a_recurring_excursion_sets_the_record_the_second_time():
+    """A daily spike to the same height is a record on its first two days, not for two weeks of step-sized learning."""
+    u, at = daily_spikes([1.4, 1.47, 1.33, 1.47, 1.40, 1.53, 1.47, 1.60])
+    strengths, _ = track(RecordTracker(4000, scale=0.01, step=0.25), u)
+    assert (strengths[at[:2], 0, 0] > 1.0).all()
+    assert (strengths[at[2:], 0, 0] < 0.2).all()     # later peaks beat the learned one by a noise's worth only
+    assert (strengths[at[[2, 4]], 0, 0] == 0).all()  # no higher than the second
+
+
+def test_an_excursion_far_above_an_earlier_one_is_not_its_recurrence():
+    """A spike twice as high above the record as the last one is another incident: both learned a step at a time."""
+    u, at = daily_spikes([0.5, 1.5, 1.5])
+    strengths, _ = track(RecordTracker(4000, scale=0.01, step=0.25), u)
+    assert (strengths[at, 0, 0] > 1.0).all()         # the third is the second's recurrence: learned after it
+    u, at = daily_spikes([0.5, 1.5, 1.5, 1.5])
+    strengths, _ = track(RecordTracker(4000, scale=0.01, step=0.25), u)
+    assert strengths[at[3], 0, 0] < 0.2
+
+
+def test_a_recurrence_is_remembered_for_the_window_only():
+    u, at = daily_spikes([1.4, 0.0, 0.0, 1.4], period=300)
+    u[at[1:3], 0, 0] = 0.07
+    strengths, _ = track(RecordTracker(600, scale=0.01, step=0.25), u)
+    assert strengths[at[3], 0, 0] > 1.0              # 900 points later: the first spike left the window
+
 def run_episodes(state, xs, alerts, novelty=None, evidence=None, centre=0.0, scale=1.0):
     """Feed one stream's points through ``state``; point-wise evidence defaults to "unusual" (log p = -20)."""
     xs = np.asarray(xs, dtype=float)
