@@ -199,7 +199,7 @@ def _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, 
 
 def _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
                 recur_height):
-    """``RecordTracker._winsorised`` for channel ``c`` of stream ``s`` (``cutting``, ``cut`` and ``cut_until`` updated)."""
+    """``RecordTracker._winsorised`` for channel ``c`` of stream ``s`` (updates ``cutting``, ``cut``, ``cut_until``)."""
     reach = step * spread
     record = recent if math.isfinite(recent) else high[s, c]
     earlier = cut[s, c] if seen[s] < cut_until[s, c] else -np.inf
@@ -245,7 +245,7 @@ def _record_learn(t, s, U, present, warmup, window, step, step_after, recur_heig
                     holding[s, c] = np.maximum(holding[s, c], u)
             if clip:
                 u = _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
-                                    recur_height)
+                                recur_height)
             if not back:
                 partial[s, c] = np.maximum(partial[s, c], u)
             low[s, c] = np.minimum(low[s, c], u)

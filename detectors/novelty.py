@@ -300,8 +300,8 @@ class RecordTracker:
         spread = np.zeros((T, S, spread_channels))
         record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
-                     self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_, self.low_,
-                     self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_,
+                     self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_,
+                     self.low_, self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_,
                      self.cutting_, self.cut_, self.cut_until_, self.strength_, logp, spread)
         return logp, spread
 
@@ -325,10 +325,12 @@ class RecordTracker:
 
         An *excursion* is a run of a channel's points cut back so.  A value
         that comes within ``step`` ranges of the peak of an earlier excursion
-        of the channel (within its last ``window`` points) is learned up to
-        that peak: an excursion seen twice recurs (a daily peak), so it sets
-        the record the second time it comes, while one absurd value, or one
-        long incident, moves the record by ``step`` ranges a point.
+        of the channel (within its last ``window`` points), and rises at most
+        :data:`RECUR_HEIGHT` times as high above the record as that peak, is
+        learned up to that peak: an excursion seen twice recurs (a daily
+        peak), so it sets the record the second time it comes, while one
+        absurd value, or one long incident, moves the record by ``step``
+        ranges a point.
         """
         if not math.isfinite(self.step):
             return U
