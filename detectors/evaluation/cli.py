@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpora import DATASETS, load_dataset
-from .nab import write_results
+from .nab import write_file_scores, write_results
 from .nab_scoring import PROFILES, score_profiles
 from .references import DEFAULT_ALPHA, T2_RIDGE, T2_WINDOW
 from .report import TABLE_NOTES, failed, format_table, judge_dataset, write_summary
@@ -66,6 +66,7 @@ def _nab_scores(series, outputs, profiles, out_dir: Path, detector: str) -> dict
     scores = [_for_nab_scorer(o.scores) for o in outputs]
     results = score_profiles(files, scores, profiles)
     write_results(out_dir / "nab", detector, files, scores)
+    write_file_scores(out_dir / "nab" / f"{detector}_files.csv", results)
     return {name: result.normalised for name, result in results.items()}, results
 
 

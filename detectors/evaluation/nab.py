@@ -17,7 +17,7 @@ is told nothing about a file in advance -- not its length, range or labels.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ __all__ = [
     "run_detector",
     "evaluate_detector",
     "write_results",
+    "write_file_scores",
     "DEFAULT_BATCH",
 ]
 
@@ -190,3 +191,19 @@ def write_results(out_dir, detector_name: str, files, scores) -> list[Path]:
         ).to_csv(target, index=False)
         written.append(target)
     return written
+
+
+def write_file_scores(path, results: dict) -> Path:
+    """Write each profile's per-file breakdown (:class:`FileScore`) of :func:`score_profiles`' ``results`` as CSV.
+
+    One row per profile and file, in corpus order: the raw score and where it
+    came from (windows found and missed, false alarms, their rewards and
+    costs) at the profile's corpus-wide threshold.  The raw scores of a
+    profile's rows sum to its corpus raw score.
+    """
+    rows = [{"profile": name, "threshold": result.threshold, **asdict(file)}
+            for name, result in results.items() for file in result.files]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(target, index=False)
+    return target

@@ -86,6 +86,12 @@ def test_evaluate_scores_every_dataset_with_references_and_writes_results(tmp_pa
     for dataset in ("nab", "smd", "smap", "msl", "mgab"):
         assert (out / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "nab" / "t2" / "catA" / "t2_jump.csv").is_file()
+    # Where each profile's NAB score came from, file by file.
+    files = pd.read_csv(out / "nab" / "lastjump_files.csv")
+    assert sorted(files.profile.unique()) == ["reward_low_FN_rate", "reward_low_FP_rate", "standard"]
+    assert {"path", "raw", "detected", "missed", "false_alarms", "threshold"} <= set(files.columns)
+    standard = files[files.profile == "standard"]
+    assert standard.path.is_unique and (standard.detected + standard.missed).sum() > 0
     # The printed table: one row per dataset x detector, the notes and alpha.
     assert "ORACLE" in result.stdout and "INFLATES" in result.stdout and "alpha = 0.001" in result.stdout
     table = result.stdout.split("dataset detector", 1)[1]

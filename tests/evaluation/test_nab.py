@@ -23,6 +23,7 @@ from detectors.evaluation.nab import (
     score_file,
     score_profiles,
     threshold_curve,
+    write_file_scores,
     write_results,
 )
 
@@ -427,6 +428,21 @@ def test_write_results_uses_nab_layout(tmp_path):
     assert written.label.tolist() == ["0", "1", "0"]
     assert written.anomaly_score.astype(float).tolist() == [0.0, 0.25, 1.0]
 
+
+
+def test_file_scores_say_where_each_profiles_score_came_from(tmp_path):
+    hit = NabFile("catA/hit.csv", "catA", "hit", np.arange(60), np.zeros(60), [(40, 45)], 6)
+    miss = NabFile("catA/miss.csv", "catA", "miss", np.arange(60), np.zeros(60), [(20, 25)], 6)
+    scores = [np.where(np.arange(60) == 40, 1.0, 0.0), np.where(np.arange(60) == 50, 0.9, 0.0)]
+    results = score_profiles([hit, miss], scores)
+    written = pd.read_csv(write_file_scores(tmp_path / "toy_files.csv", results))
+    assert list(written.profile.unique()) == list(results)
+    for name, result in results.items():
+        rows = written[written.profile == name]
+        assert rows.path.tolist() == ["catA/hit.csv", "catA/miss.csv"]
+        assert rows.raw.sum() == pytest.approx(result.raw)
+        assert (rows.threshold == result.threshold).all()
+        assert rows.detected.sum() == result.detected and rows.false_alarms.sum() == result.false_alarms
 
 # -- the real corpus ------------------------------------------------------------
 @pytest.fixture(scope="module")
