@@ -314,12 +314,16 @@ class EnsembleDetector(Detector):
         self.stream_thresholds_ = np.full(n_streams, self.threshold)
         # Both signs of every field: a value may leave its range either way.
         learned = self.novelty_tail == "learned"
+        # Every record counts once its channel has learned STEP_AFTER points (a range of fewer is not
+        # known yet: the pattern records' first distances came right after their warm-up), in full
+        # once it has learned VALUE_MATURE.
         self.value_records_ = RecordTracker(VALUE_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP,
-                                            n_blocks=VALUE_TAIL_BLOCKS if learned else 16,
+                                            counts_after=STEP_AFTER, n_blocks=VALUE_TAIL_BLOCKS if learned else 16,
                                             tail_blocks=TAIL_BLOCKS if learned else 0)
         self.value_records_.reset(n_streams, 2 * n_features)
         self.pattern_records_ = RecordTracker(PATTERN_WINDOW, NOVELTY_SCALE / PATTERN_WEIGHT,
                                               PATTERN_WARMUP, mature=VALUE_MATURE, step=RECORD_STEP,
+                                              counts_after=STEP_AFTER,
                                               tail_blocks=TAIL_BLOCKS if learned else 0).reset(n_streams, 1)
         #: Runs of repeated values per field (stuck readings), a novelty channel beside the records
         #: (None unless ``flatline``: no state for a channel that is off).
@@ -332,7 +336,8 @@ class EnsembleDetector(Detector):
                                if self.persistence else None)
         #: Records of both signs of every field against the last SHORT_WINDOW points, scored in the
         #: stream's own noise (None unless ``short_records``).
-        self.short_records_ = (RecordTracker(SHORT_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP)
+        self.short_records_ = (RecordTracker(SHORT_WINDOW, NOVELTY_SCALE, mature=VALUE_MATURE, step=RECORD_STEP,
+                                             counts_after=STEP_AFTER)
                                .reset(n_streams, 2 * n_features) if self.short_records else None)
         self.episodes_ = EpisodeState(self.settle, self.episode_memory, RELEASE_P).reset(n_streams, n_features)
         #: Each stream's novelty score on the last tick (0 when none or inside an episode without escalation).
@@ -630,11 +635,11 @@ class EnsembleDetector(Detector):
                "cause_": np.zeros((T, S), dtype=np.int8)}
         record_episode_ticks(
             np.ascontiguousarray(np.concatenate([ticks, -ticks], axis=2), dtype=float), present, stepped,
-            records.window, records.scale, records.warmup, records.mature, records.step, STEP_AFTER, RECUR_HEIGHT,
-            records.block_, records.tail_blocks, records.maxima_, records.partial_, records.low_, records.high_,
-            records.fill_, records.slot_, records.seen_, records.accepted_, records.accepted_until_, records.cutting_,
-            records.cut_, records.cut_until_, records.strength_, records.holding_, records.held_, records.held_until_,
-            pattern, per_stream, later, later_cause, SCORE_POWER,
+            records.window, records.scale, records.warmup, records.mature, records.counts_after, records.step,
+            STEP_AFTER, RECUR_HEIGHT, records.block_, records.tail_blocks, records.maxima_, records.partial_,
+            records.low_, records.high_, records.fill_, records.slot_, records.seen_, records.accepted_,
+            records.accepted_until_, records.cutting_, records.cut_, records.cut_until_, records.strength_,
+            records.holding_, records.held_, records.held_until_, pattern, per_stream, later, later_cause, SCORE_POWER,
             np.ascontiguousarray(own_low, dtype=float), np.ascontiguousarray(own_high, dtype=float), own is not None,
             z_multiplier(source.threshold, 1) if source is not None else 1.0, REFERENCE_FLOOR,
             self.novelty_tail == "spread", ready, evidence, fused, np.ascontiguousarray(self.stream_thresholds_, dtype=float), ticks,

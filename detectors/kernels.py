@@ -77,9 +77,9 @@ _INLINED = ("_record_score", "_winsorised", "_excursion_ended", "_record_learn")
 
 
 @compiled
-def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, recur_height, block,
-                 tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting, cut,
-                 cut_until, strength, logp_out, spread_out):
+def record_ticks(U, present, stepped, window, scale, warmup, mature, counts_after, step, step_after, recur_height,
+                 block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
+                 cut, cut_until, strength, logp_out, spread_out):
     """``T`` calls of :meth:`detectors.novelty.RecordTracker.update` (state arrays updated in place).
 
     ``U`` ``(T, S, C)`` values, ``present`` ``(T, S)``, ``stepped`` ``(T,)``:
@@ -107,7 +107,7 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, step, step_
             learning = present[t, s] and seen[s] >= warmup
             learned = max(seen[s] - warmup, 1)
             accepting = seen[s] < accepted_until[s]
-            grown = min(1.0, learned / mature)
+            grown = min(1.0, learned / mature) if learned >= counts_after else 0.0
             log_n = -math.log(min(learned, window))
             for c in range(C):
                 recent = partial[s, c]
@@ -163,8 +163,8 @@ def _record_recent(s, c, warmup, partial, seen, accepted, accepted_until, top):
     return recent
 
 
-def _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, maxima, partial, low, high, seen,
-                  accepted, accepted_until, strength, top, logp_out, spread_out):
+def _record_score(t, s, U, present, window, scale, warmup, mature, counts_after, tail_blocks, maxima, partial, low,
+                  high, seen, accepted, accepted_until, strength, top, logp_out, spread_out):
     """``RecordTracker.score`` for stream ``s`` on tick ``t``: its channels' log tail probabilities into ``logp_out``
     ``(C,)``, the first ``K`` channels' range before the point into ``spread_out`` ``(K,)``."""
     C = U.shape[2]
@@ -172,7 +172,7 @@ def _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, 
     K = spread_out.shape[0]
     learning = present[t, s] and seen[s] >= warmup
     learned = max(seen[s] - warmup, 1)
-    grown = min(1.0, learned / mature)
+    grown = min(1.0, learned / mature) if learned >= counts_after else 0.0
     log_n = -math.log(min(learned, window))
     for c in range(C):
         recent = _record_recent(s, c, warmup, partial, seen, accepted, accepted_until, top)
@@ -447,8 +447,8 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 
 
 @compiled
-def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, step, step_after, recur_height, block,
-                         tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
+def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, counts_after, step, step_after,
+                         recur_height, block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
                          cut, cut_until, strength, holding, held, held_until, pattern_logp, per_stream, later_logp,
                          later_cause, score_power,
                          own_low, own_high, has_own, z_k, reference_floor, spread_tail,
@@ -484,8 +484,8 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, ste
         if not stepped[t]:
             continue
         for s in range(S):
-            _record_score(t, s, U, present, window, scale, warmup, mature, tail_blocks, maxima, partial, low, high,
-                          seen, accepted, accepted_until, strength, top, logp, spread)
+            _record_score(t, s, U, present, window, scale, warmup, mature, counts_after, tail_blocks, maxima, partial,
+                          low, high, seen, accepted, accepted_until, strength, top, logp, spread)
             _reference_point(t, s, own_low, own_high, has_own, z_k, reference_floor, spread, centre, ref_scale)
             if spread_tail:
                 # EnsembleDetector._spread_tail: the excess on the wider of the fixed scale and the Gumbel

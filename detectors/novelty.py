@@ -19,7 +19,8 @@ recent values gets the tail probability ``p = exp(-strength / scale) / n``:
 records are common while a stream is young and rare once it has a history,
 and each ``scale`` of range beyond the record makes one ``e`` times rarer.
 The range of a young stream is still narrow, so until a stream has learned
-``mature`` points its strengths are shrunk in proportion.
+``mature`` points its strengths are shrunk in proportion, and before it has
+learned ``counts_after`` none counts at all.
 
 **Robust learning.**  A record and a range are maxima, which one absurd
 value (a submitted 1e300) would own for thousands of points, hiding every
@@ -80,6 +81,9 @@ class RecordTracker:
         are often unrepresentative, e.g. distances to a still short history).
     mature : int
         Learned points before a record counts in full.
+    counts_after : int
+        Learned points before a record counts at all (its range is not
+        known from fewer).
     n_blocks : int
         Blocks the window is split into.
     step : float
@@ -110,19 +114,20 @@ class RecordTracker:
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
     snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_", "cutting_",
-                      "cut_", "cut_until_")
+                      "cut_", "cut_until_", "counts_after")
     #: How young a record still counts in part, how its excess is scaled and how far a point is
     #: learned past it: a snapshot saved with other values is restored with the running ones.
-    snapshot_tunable = ("warmup", "mature", "scale", "step")
+    snapshot_tunable = ("warmup", "mature", "counts_after", "scale", "step")
 
     def __init__(self, window: int, scale: float, warmup: int = 0, mature: int = 1, n_blocks: int = 16,
-                 step: float = math.inf, tail_blocks: int = 0):
+                 step: float = math.inf, tail_blocks: int = 0, counts_after: int = 1):
         self.step = float(step)
         self.tail_blocks = int(tail_blocks)
         self.window = int(window)
         self.scale = float(scale)
         self.warmup = int(warmup)
         self.mature = int(mature)
+        self.counts_after = int(counts_after)
         self.n_blocks = int(n_blocks)
 
     def reset(self, n_streams: int, n_channels: int) -> "RecordTracker":
@@ -220,7 +225,8 @@ class RecordTracker:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             strength = (U - recent) / spread
         ok = learning[:, None] & (spread > 0) & np.isfinite(strength)
-        strength = np.where(ok, np.maximum(strength, 0.0), 0.0) * np.minimum(1.0, learned / self.mature)[:, None]
+        grown = np.where(learned >= self.counts_after, np.minimum(1.0, learned / self.mature), 0.0)
+        strength = np.where(ok, np.maximum(strength, 0.0), 0.0) * grown[:, None]
         self.strength_ = strength
         logp = np.where(strength > 0, -np.log(np.minimum(learned, self.window))[:, None] - strength / self.scale, 0.0)
         if self.tail_blocks:
@@ -300,7 +306,7 @@ class RecordTracker:
         spread = np.zeros((T, S, spread_channels))
         record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
-                     self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_,
+                     self.counts_after, self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_,
                      self.low_, self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_,
                      self.cutting_, self.cut_, self.cut_until_, self.strength_, logp, spread)
         return logp, spread

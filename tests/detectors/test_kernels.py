@@ -45,7 +45,9 @@ def test_record_kernel_equals_updates(step):
     present = rng.random((T, S)) > 0.1
     U[~present] = np.nan
     stepped = present.any(axis=1) | (np.arange(T) % 7 == 0)
-    reference = RecordTracker(window=64, scale=0.02, warmup=5, mature=50, n_blocks=8, step=step).reset(S, C)
+    # Records count from 250 learned points: the gate opens inside the compared ticks.
+    reference = RecordTracker(window=64, scale=0.02, warmup=5, mature=50, n_blocks=8, step=step,
+                              counts_after=250).reset(S, C)
     for t in range(200):
         reference.update(U[t], present[t])
     reference.accept(2, U[150:160, 2], margin=0.25, lifetime=300)  # floors in force for part of the run

@@ -104,6 +104,17 @@ def test_a_real_new_level_moves_the_record_within_a_few_points():
 
 
 
+
+def test_a_record_counts_only_once_its_channel_has_learned_enough_points():
+    rng = np.random.default_rng(6)
+    u = rng.normal(0, 1, (80, 1, 1))
+    u[[20, 60], 0, 0] = [20.0, 40.0]
+    gated, logp = track(RecordTracker(100, scale=0.01, counts_after=30), u)
+    assert gated[20, 0, 0] == 0 and logp[20, 0, 0] == 0   # 20 points: the range is not known yet
+    assert gated[60, 0, 0] > 0                            # 60 points: a record
+    ungated, _ = track(RecordTracker(100, scale=0.01), u)
+    assert ungated[20, 0, 0] > 0
+
 def daily_spikes(heights, period=288, n_days=None, seed=5):
     """One channel of Gaussian noise (sd 0.01 around 0.07) with a one-point spike of each height every ``period``."""
     rng = np.random.default_rng(seed)
