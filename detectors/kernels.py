@@ -448,9 +448,9 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 
 @compiled
 def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, counts_after, step, step_after,
-                         recur_height, block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
-                         cut, cut_until, strength, holding, held, held_until, pattern_logp, per_stream, later_logp,
-                         later_cause, score_power,
+                         recur_height, block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted,
+                         accepted_until, cutting, cut, cut_until, strength, holding, held, held_until, pattern_logp,
+                         per_stream, later_logp, later_cause, score_power,
                          own_low, own_high, has_own, z_k, reference_floor, spread_tail,
                          ready, evidence_logp, fused, thresholds, X, distance, track_distance, z2_limit, level, memory,
                          settle, refractory, cap, is_open, calm, age, frozen_centre, frozen_scale, alert_score,

@@ -306,9 +306,10 @@ class RecordTracker:
         spread = np.zeros((T, S, spread_channels))
         record_ticks(np.ascontiguousarray(U, dtype=float), np.ascontiguousarray(present, dtype=bool),
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
-                     self.counts_after, self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks, self.maxima_, self.partial_,
-                     self.low_, self.high_, self.fill_, self.slot_, self.seen_, self.accepted_, self.accepted_until_,
-                     self.cutting_, self.cut_, self.cut_until_, self.strength_, logp, spread)
+                     self.counts_after, self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks,
+                     self.maxima_, self.partial_, self.low_, self.high_, self.fill_, self.slot_, self.seen_,
+                     self.accepted_, self.accepted_until_, self.cutting_, self.cut_, self.cut_until_, self.strength_,
+                     logp, spread)
         return logp, spread
 
     def _learned_tail(self, logp, strength, recent, spread, learned):
