@@ -330,7 +330,8 @@ class RecordTracker:
     def _winsorised(self, U, learning, recent, spread, learned):
         """``U`` clipped to at most ``step`` ranges above the recent record and below the lowest value so far.
 
-        An *excursion* is a run of a channel's points cut back so.  A value
+        Keeps each channel's excursions (``cutting_``, ``cut_``, ``cut_until_``)
+        as it goes.  An *excursion* is a run of a channel's points cut back so.  A value
         that comes within ``step`` ranges of the peak of an earlier excursion
         of the channel (within its last ``window`` points), and rises at most
         :data:`RECUR_HEIGHT` times as high above the record as that peak, is

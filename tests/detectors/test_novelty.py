@@ -103,8 +103,6 @@ def test_a_real_new_level_moves_the_record_within_a_few_points():
     assert (strengths[630:, 0, 0] == 0).all()  # the new level is no longer a record
 
 
-
-
 def test_a_record_counts_only_once_its_channel_has_learned_enough_points():
     rng = np.random.default_rng(6)
     u = rng.normal(0, 1, (80, 1, 1))
@@ -115,11 +113,11 @@ def test_a_record_counts_only_once_its_channel_has_learned_enough_points():
     ungated, _ = track(RecordTracker(100, scale=0.01), u)
     assert ungated[20, 0, 0] > 0
 
-def daily_spikes(heights, period=288, n_days=None, seed=5):
+
+def daily_spikes(heights, period=288, seed=5):
     """One channel of Gaussian noise (sd 0.01 around 0.07) with a one-point spike of each height every ``period``."""
     rng = np.random.default_rng(seed)
-    n_days = len(heights) if n_days is None else n_days
-    u = 0.07 + rng.normal(0, 0.01, (period * (n_days + 1), 1, 1))
+    u = 0.07 + rng.normal(0, 0.01, (period * (len(heights) + 1), 1, 1))
     at = period * np.arange(1, len(heights) + 1)
     u[at, 0, 0] = heights
     return u, at
@@ -145,10 +143,14 @@ def test_an_excursion_far_above_an_earlier_one_is_not_its_recurrence():
 
 
 def test_a_recurrence_is_remembered_for_the_window_only():
-    u, at = daily_spikes([1.4, 0.0, 0.0, 1.4], period=300)
-    u[at[1:3], 0, 0] = 0.07
-    strengths, _ = track(RecordTracker(600, scale=0.01, step=0.25), u)
-    assert strengths[at[3], 0, 0] > 1.0              # 900 points later: the first spike left the window
+    """A spike 900 points after another recurs with it under a window of 1,200, not of 600: only then is it learned."""
+    u, at = daily_spikes([1.4, 1.4], period=900)
+    u[at[1] + 100, 0, 0] = 1.4                       # a third, 100 points after the second
+    remembered, _ = track(RecordTracker(1200, scale=0.01, step=0.25), u)
+    forgotten, _ = track(RecordTracker(600, scale=0.01, step=0.25), u)
+    assert remembered[at[1] + 100, 0, 0] == 0        # the second was learned up to the first's peak
+    assert forgotten[at[1] + 100, 0, 0] > 1.0        # the second was cut back: the third is still a record
+
 
 def run_episodes(state, xs, alerts, novelty=None, evidence=None, centre=0.0, scale=1.0):
     """Feed one stream's points through ``state``; point-wise evidence defaults to "unusual" (log p = -20)."""
