@@ -231,7 +231,11 @@ class EnsembleDetector(Detector):
         Points an episode's frozen reference range is trusted for.
     warmup, threshold
         As for every detector; the threshold is where a point alerts
-        (default: the score of :data:`FALSE_ALARM_RATE`).
+        (default: the score of :data:`FALSE_ALARM_RATE`).  Whatever the
+        warm-up, a record counts only once its channel has learned
+        :data:`~detectors.novelty.STEP_AFTER` points (30, the default
+        warm-up): with a shorter warm-up a stream scores before then, but
+        no record of its raises its novelty.
     novelty_tail : {"range", "learned", "spread"}
         How a record's tail probability is reached: the fixed
         :data:`NOVELTY_SCALE` of the channel's range, learned from the
