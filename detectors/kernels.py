@@ -304,6 +304,9 @@ def episode_ticks(stepped, present, ready, novel, novel_logp, evidence_logp, cau
     ensemble's ``_update_episodes`` do.  ``z2_limit``: the squared distance
     past which ``chi2_logp(z2, d) < level`` (the frozen range is left).
     State arrays are updated in place; per-tick results go to ``out_*``.
+    The loop body is :func:`_episode_step`'s, written out: calling it per
+    tick and stream took 445 ms against 23 ms for 20,000 ticks of 64
+    streams (5 December 2026), and numba would not inline it here.
     """
     T, S, d = X.shape
     for t in range(T):
