@@ -124,7 +124,7 @@ def stats():
     })
 
 
-@bp.get("/data/<source>")
+@bp.get("/data/<path:source>")
 def data(source: str):
     """The latest points of one stream, oldest first."""
     _known_source(source)
@@ -189,7 +189,7 @@ def streams():
                     "max_user_streams": services().settings["MAX_USER_STREAMS"]})
 
 
-@bp.delete("/streams/<name>")
+@bp.delete("/streams/<path:name>")
 def delete_stream(name: str):
     """Delete a user stream with its points, anomalies and configuration."""
     try:  # no name check: a name that is not a stream is simply not found

@@ -98,7 +98,7 @@ def _anomalies(conn, source: str, start: float, to: float) -> tuple[list[dict], 
     return marks[::-1], len(rows) > MAX_ANOMALIES
 
 
-@bp.get("/history/<source>")
+@bp.get("/history/<path:source>")
 def history(source: str):
     """Stored points of one stream between ``from`` and ``to``, raw or bucketed; its anomalies."""
     check_name(source, "source")

@@ -238,6 +238,21 @@ def test_a_deleted_stream_stays_deleted_after_a_restart(make_app):
     assert "kept" in names and "mine" not in names
 
 
+@pytest.mark.parametrize("name", ["web01/cpu", "a/b/c"])
+def test_a_stream_named_with_a_slash_is_read_charted_and_deleted(make_app, name):
+    """A name the submit call accepts is served by every route that takes one (the dashboard encodes it)."""
+    client = make_app().test_client()
+    assert client.post("/api/submit", json={"source": name, "value": 2.5}).status_code == 200
+    encoded = name.replace("/", "%2F")
+    data = client.get(f"/api/data/{encoded}")
+    assert data.status_code == 200 and data.get_json()["source"] == name
+    assert [p["values"] for p in data.get_json()["points"]] == [{"value": 2.5}]
+    history = client.get(f"/api/history/{encoded}")
+    assert history.status_code == 200 and len(history.get_json()["points"]) == 1
+    assert client.delete(f"/api/streams/{encoded}").status_code == 200
+    assert client.get(f"/api/data/{encoded}").status_code == 404
+
+
 # -- bind address ------------------------------------------------------------------------
 def _gunicorn_conf(environ: dict) -> tuple[dict, str]:
     """Execute server/gunicorn_conf.py in a child with ``environ``; its ``bind`` and its stderr."""
