@@ -141,6 +141,13 @@ def test_upload_fills_cards_tabs_table_and_detail(ev_page, live_server):
     expect(detail.locator(".ev-user-note")).to_contain_text("1 session", timeout=10000)
     assert page.evaluate("() => document.querySelectorAll('#ev-detail canvas').length") == 1
     expect(page.locator("#ev-top-users")).to_contain_text("upmallory")
+    # Every top row shows its whole session count, with or without the "flagged" badge.
+    counts = page.locator("#ev-top-users .ev-top-count, #ev-top-chargers .ev-top-count")
+    expect(counts.first).to_be_visible()
+    clipped = counts.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth + 1"
+                                  " || e.getBoundingClientRect().right > e.closest('button').getBoundingClientRect().right + 1)"
+                                  ".map(e => e.textContent)")
+    assert clipped == [], clipped
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "ev-uploaded-laptop.png"), full_page=True)
 
