@@ -130,7 +130,7 @@
   /** The alert's stream in the history view, from a little before it started to a little after it ended. */
   function historyButton(alert) {
     var button = el('button', 'btn btn-small btn-ghost', 'History', { type: 'button', 'data-action': 'history',
-      title: 'The stream around this alert' });
+      'aria-label': 'History of ' + alert.stream + ' around this alert', title: 'The stream around this alert' });
     button.addEventListener('click', function () {
       var end = alert.resolved_at || Date.now() / 1000;
       if (!AW.history.chart.openAround(alert.stream, alert.started_at, end)) {

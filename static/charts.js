@@ -142,6 +142,7 @@
   /** The stream's stored points around the window on the card, in the history view. */
   function historyButton(view) {
     var button = el('button', 'btn btn-ghost chart-history', 'History', { type: 'button', 'data-action': 'history',
+      'aria-label': 'History of ' + view.name,
       title: 'The stored points of ' + view.name + ' around this window, over any range' });
     button.addEventListener('click', function () {
       var points = view.stream.points;

@@ -74,6 +74,12 @@
     return new Intl.NumberFormat(undefined, { maximumFractionDigits: digits });
   });
   var DATE_FORMAT = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+  // Dates outside the viewer's current year carry their year: "Jan 1" of 2025 and of 2030 differ.
+  var YEAR_DATE_FORMAT = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+
+  function dateOf(d) {
+    return (d.getFullYear() === new Date().getFullYear() ? DATE_FORMAT : YEAR_DATE_FORMAT).format(d);
+  }
 
   function value(v) {
     if (!isNum(v)) return '—';
@@ -101,11 +107,13 @@
   function dateTime(seconds) {
     if (!isNum(seconds)) return '—';
     var d = new Date(seconds * 1000);
-    return DATE_FORMAT.format(d) + ' ' + clock(d.getTime());
+    return dateOf(d) + ' ' + clock(d.getTime());
   }
 
   function duration(seconds) {
     if (!isNum(seconds)) return '—';
+    // Below a second a span keeps two decimals ("0.99s"), never "0s" for a span that is not nothing.
+    if (seconds > 0 && seconds < 1) return seconds < 0.01 ? '<0.01s' : (Math.floor(seconds * 100) / 100) + 's';
     var s = Math.floor(seconds);
     if (s < 60) return s + 's';
     if (s < 3600) return Math.floor(s / 60) + 'm ' + (s % 60) + 's';
@@ -124,6 +132,14 @@
   var TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
     86400, 172800, 604800];
   var DAY_FORMAT = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+  var YEAR_DAY_FORMAT = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', year: 'numeric' });
+
+  /** A tick's day, with its year when the axis reaches outside the viewer's current year. */
+  function dayOf(axis, d) {
+    var year = new Date().getFullYear();
+    var other = new Date(axis.min).getFullYear() !== year || new Date(axis.max).getFullYear() !== year;
+    return (other ? YEAR_DAY_FORMAT : DAY_FORMAT).format(d);
+  }
 
   /** An ``afterBuildTicks`` hook: at most ``most`` ticks on round local times inside the axis' range. */
   function timeTicks(most) {
@@ -152,8 +168,8 @@
     var d = new Date(ms);
     var hm = pad2(d.getHours()) + ':' + pad2(d.getMinutes());
     if (!step || step < 60000) return clock(ms);
-    if (step >= 86400000) return DAY_FORMAT.format(d);
-    if (this.max - this.min > 86400000 || (d.getHours() === 0 && d.getMinutes() === 0)) return DAY_FORMAT.format(d) + ' ' + hm;
+    if (step >= 86400000) return dayOf(this, d);
+    if (this.max - this.min > 86400000 || (d.getHours() === 0 && d.getMinutes() === 0)) return dayOf(this, d) + ' ' + hm;
     return hm;
   }
 

@@ -36,10 +36,13 @@
     return tab;
   }
 
-  function renderTop(listId, entries, entity) {
+  function renderTop(listId, entries, entity, searching) {
     var list = $(listId);
     dom.clear(list);
-    if (!entries.length) { list.appendChild(el('li', 'empty', 'None yet.')); return; }
+    if (!entries.length) {
+      list.appendChild(el('li', 'empty', searching ? 'None matches these filters.' : 'None yet.'));
+      return;
+    }
     entries.forEach(function (e) {
       var li = el('li');
       var button = el('button', 'ev-top-row', null, { type: 'button',
@@ -133,9 +136,10 @@
     });
 
     var searching = Boolean(store.state.query || store.state.severity || store.state.hideAcked);
-    renderTop('ev-top-users', (!searching && serverTop(summary, 'user_id')) || store.top('user_id', list, 5), 'user');
+    renderTop('ev-top-users', (!searching && serverTop(summary, 'user_id')) || store.top('user_id', list, 5), 'user',
+      searching);
     renderTop('ev-top-chargers', (!searching && serverTop(summary, 'charger_id')) || store.top('charger_id', list, 5),
-      'charger');
+      'charger', searching);
   }
 
   function renderSoon() {

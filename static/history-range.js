@@ -69,7 +69,11 @@
   function zoom(factor) {
     var middle = (current.from + current.to) / 2;
     var half = (current.to - current.from) * factor / 2;
-    zoomTo(middle - half, middle + half);
+    var from = middle - half, to = middle + half;
+    // Zooming out of a range that ended by now widens it into the past, not into the future.
+    var end = Math.max(nowS(), current.to);
+    if (to > end) { from -= to - end; to = end; }
+    zoomTo(from, to);
   }
 
   function showMessage(text) {

@@ -122,6 +122,10 @@ def test_upload_fills_cards_tabs_table_and_detail(ev_page, live_server):
     search(page, "upch5")
     expect(table.locator("tr td:nth-child(5)", has_not_text="upch5")).to_have_count(0)
     expect(table.locator("tr[data-session=upconflict_b]")).to_be_visible()
+    # A search that matches nothing says so in the top lists too, not "None yet." (there is data).
+    search(page, "zzz_nothing")
+    expect(page.locator("#ev-top-users")).to_have_text("None matches these filters.")
+    expect(page.locator("#ev-top-chargers")).to_have_text("None matches these filters.")
     search(page, "")
     # Sorting by risk, highest first, then lowest first.
     expect(table.locator("tr[data-session=upfraud1]")).to_be_visible()  # no longer searched away

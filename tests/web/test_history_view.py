@@ -74,6 +74,11 @@ def test_presets_downsample_a_week_and_mark_the_spike(dashboard, live_server, st
     answer = wait_answer(page, "a.to - a.from < 1000")
     assert answer["to"] - answer["from"] == pytest.approx(900, abs=1)
     assert answer["total"] < 50 and answer["resolution"] == "raw"
+    # Zooming out of a range that ends now widens it into the past: it still ends now.
+    page.click("#hist-zoom-out")
+    wider = wait_answer(page, "a.to - a.from > 1000")
+    assert wider["to"] - wider["from"] == pytest.approx(1800, abs=1)
+    assert wider["to"] == pytest.approx(answer["to"], abs=5)
 
 
 def test_custom_range_drag_to_zoom_zoom_buttons_and_back(dashboard, live_server, stored_week):

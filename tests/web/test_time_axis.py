@@ -23,9 +23,21 @@ def _ms(*args) -> int:
     return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
 
 
+def fixed_clock_page(browser, server, when: datetime, timezone_id: str):
+    """The dashboard's scripts on a page whose clock reads ``when`` (labels name a year outside the
+    viewer's current one), without waiting for its live feed."""
+    context = browser.new_context(timezone_id=timezone_id)
+    page = context.new_page()
+    page.clock.set_fixed_time(when)
+    page.goto(server.url("/"))
+    page.wait_for_function("() => window.AnomalyWatch && window.AnomalyWatch.fmt", timeout=30000)
+    return context, page
+
+
 def test_ticks_fall_on_round_local_times_with_labels_to_match(browser, live_server):
     # India is UTC+5:30: a round local hour is half past a UTC hour, so rounding in UTC would show.
-    context, page, probe = open_dashboard(browser, live_server, timezone_id="Asia/Kolkata")
+    context, page = fixed_clock_page(browser, live_server, datetime(2026, 12, 5, 12, tzinfo=timezone.utc),
+                                     "Asia/Kolkata")
     try:
         hour = page.evaluate(TICKS_JS, [_ms(2026, 12, 3, 10, 4, 17), _ms(2026, 12, 3, 11, 4, 17), 7])
         assert hour["labels"] == ["15:40", "15:50", "16:00", "16:10", "16:20", "16:30"]
@@ -46,6 +58,30 @@ def test_ticks_fall_on_round_local_times_with_labels_to_match(browser, live_serv
         short = page.evaluate(TICKS_JS, [_ms(2026, 12, 3, 10, 0, 0) + 100, _ms(2026, 12, 3, 10, 0, 0) + 900, 5])
         assert short["values"] == [_ms(2026, 12, 3, 10, 0, 0) + 100]  # under two round times: left alone
 
+        # Days outside the viewer's year name it: Jan 1 of 2025 and of 2030 are not the same day.
+        old = page.evaluate(TICKS_JS, [_ms(2024, 12, 26, 11, 4), _ms(2025, 1, 2, 11, 4), 7])
+        assert old["labels"] == ["Dec 27, 2024", "Dec 29, 2024", "Dec 31, 2024", "Jan 2, 2025"]
+    finally:
+        context.close()
+
+
+def test_dates_and_spans_read_unambiguously(browser, live_server):
+    context, page = fixed_clock_page(browser, live_server, datetime(2026, 12, 5, 12, tzinfo=timezone.utc), "UTC")
+    try:
+        date_time = "(s) => window.AnomalyWatch.fmt.dateTime(s)"
+        assert page.evaluate(date_time, _ms(2026, 3, 1, 8, 5, 9) / 1000) == "Mar 1 08:05:09"
+        assert page.evaluate(date_time, _ms(2020, 1, 1) / 1000) == "Jan 1, 2020 00:00:00"
+        assert page.evaluate(date_time, _ms(2030, 1, 1) / 1000) == "Jan 1, 2030 00:00:00"
+        duration = "(s) => window.AnomalyWatch.fmt.duration(s)"
+        assert [page.evaluate(duration, s) for s in (0, 0.004, 0.99, 1.5, 75, 7200)] == \
+            ["0s", "<0.01s", "0.99s", "1s", "1m 15s", "2h 0m"]
+    finally:
+        context.close()
+
+
+def test_live_chart_ticks_fall_on_round_seconds(browser, live_server):
+    context, page, probe = open_dashboard(browser, live_server, timezone_id="Asia/Kolkata")
+    try:
         # The live charts use it: every tick of every chart's time axis on a round second.
         page.wait_for_function("""() => Object.values(window.dashboard.charts).some(
             chart => chart.scales.x.max - chart.scales.x.min >= 10000)""", timeout=60000)
