@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .pipeline.event import EARLIEST_TIME, LATEST_TIME
+
 __all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
            "parse_severities", "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID",
@@ -163,6 +165,9 @@ def _point(item: Any, index: int, where: str) -> SubmittedPoint:
     timestamp = None
     if item.get("timestamp") is not None:
         timestamp = _timestamp(item["timestamp"], f"{where}.timestamp")
+        if not EARLIEST_TIME <= timestamp <= LATEST_TIME:
+            raise InvalidRequest(f"{where}.timestamp must be epoch seconds of the years 1 to 9999 "
+                                 f"(at most {LATEST_TIME:.0f}; milliseconds? divide by 1000), got {timestamp:g}")
     return SubmittedPoint(index, source, values, value, timestamp)
 
 

@@ -46,6 +46,11 @@ def attribute(*, stored: str, schema: Mapping[str, Any], doc: str, default: Any 
     return field(default=default, metadata=meta)
 
 
+#: Epoch seconds a stored time may take: years 1 to 9999, what an ISO-8601 date can name and
+#: :func:`iso_time` can format.  A time outside is refused where it comes in, not stored to fail reads.
+EARLIEST_TIME, LATEST_TIME = -62135596800.0, 253402300799.0
+
+
 def iso_time(timestamp: float) -> str:
     """Epoch seconds as an ISO-8601 UTC date-time (seconds, or milliseconds when fractional).
 

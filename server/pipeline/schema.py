@@ -34,6 +34,8 @@ import numpy as np
 
 from detectors.engine import SEVERITIES
 
+from .event import EARLIEST_TIME, LATEST_TIME
+
 # pandas is imported in the functions that type a file's columns: the server's start (which loads
 # this module for BadData) must not pay the half second of importing it.
 if TYPE_CHECKING:
@@ -246,7 +248,7 @@ class Schema:
             if spec.type == "string":
                 values = text.to_numpy(dtype=object)
                 if spec.required:
-                    self._check(spec, values == "", first_line, "an empty value")
+                    self._check(spec, values == "", first_line, "a non-empty value")
                 out[spec.name] = values
             elif spec.type in ("number", "integer"):
                 values = _floats(text)
@@ -353,6 +355,8 @@ class TimeOfDayClock:
             stamps = pd.to_datetime(text[rest], utc=True, format="ISO8601", errors="coerce")
             values = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
             out[rest] = values
+        with np.errstate(invalid="ignore"):  # no date-time: refused with its line (event.EARLIEST_TIME)
+            out[(out < EARLIEST_TIME) | (out > LATEST_TIME)] = np.nan
         return out
 
     def _place(self, seconds: np.ndarray) -> np.ndarray:

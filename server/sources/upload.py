@@ -361,6 +361,7 @@ class FileSource:
         frame = pd.DataFrame.from_records(records)
         headers = list(frame.columns)
         mapping = self.schema.resolve_headers(headers)
+        _refuse_containers(frame[list(mapping)], first_line)
         frame = frame.astype(object).where(frame.notna(), "").astype(str).astype(object)
         # Blank lines kept their place so line numbers stay right; now drop them.
         blank = np.array([not r for r in records])
@@ -371,6 +372,28 @@ class FileSource:
     def _typed(self, chunk: pd.DataFrame, mapping: dict, first_line: int, clock) -> pd.DataFrame:
         chunk = chunk[list(mapping)].rename(columns=mapping)
         return self.schema.coerce(chunk, first_line, clock)
+
+
+#: What pandas infers for a column of JSON scalars only (strings, numbers, booleans, nulls, mixed).
+_SCALAR_KINDS = {"string", "integer", "floating", "boolean", "mixed-integer-float", "empty", "decimal"}
+
+
+def _refuse_containers(frame: pd.DataFrame, first_line: int) -> None:
+    """A field given a JSON array or object is bad data, not its Python text ("['x']").
+
+    pandas infers each column's kind in C; only a column that is not plainly scalar is looked at
+    cell by cell (strings mixed with numbers are; an array or object in one is).
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) in _SCALAR_KINDS:
+            continue
+        bad = np.flatnonzero(column.map(lambda v: isinstance(v, (list, dict))).to_numpy(dtype=bool))
+        if bad.size:
+            line = first_line + int(bad[0])
+            kind = "an array" if isinstance(column.iloc[bad[0]], list) else "an object"
+            raise BadData(f"line {line}: field {name!r} is {kind}; it takes one value",
+                          expected=[f"{name}: a string, a number or null"], found=[kind], line=line)
 
 
 class _FastPathFailed(Exception):

@@ -65,6 +65,23 @@ def test_coerce_types_values_and_names_bad_lines(ev_schema):
         ev_schema.coerce(raw, first_line=2, clock=TimeOfDayClock(day=0))
 
 
+@pytest.mark.parametrize("stamp", ["1e12", "3e11", "-1e12", "1e18"])
+def test_a_time_no_date_can_name_is_refused_with_its_line(ev_schema, stamp):
+    """Epoch seconds past year 9999 (or before year 1) are no date-time: refused, not stored to fail reads."""
+    raw = pd.DataFrame({"session_id": ["s1", "s2"], "user_id": ["u", "u"], "charger_id": ["c", "c"],
+                        "start_time": ["1767225600", stamp], "duration": ["30", "30"], "energy": ["10", "10"],
+                        "payment": ["3", "3"]})
+    with pytest.raises(BadData, match=rf"start_time.*line\(s\) 3 do not: found '{stamp}'"):
+        ev_schema.coerce(raw, first_line=2, clock=TimeOfDayClock(day=0))
+
+
+def test_an_empty_id_is_named_as_needing_a_value(ev_schema):
+    raw = pd.DataFrame({"session_id": [""], "user_id": ["u"], "charger_id": ["c"], "start_time": ["1767225600"],
+                        "duration": ["30"], "energy": ["10"], "payment": ["3"]})
+    with pytest.raises(BadData, match=r"'session_id' needs a non-empty value on every line; line\(s\) 2"):
+        ev_schema.coerce(raw, first_line=2, clock=TimeOfDayClock(day=0))
+
+
 def test_times_of_day_roll_over_midnight_across_chunks():
     clock = TimeOfDayClock(day=0.0)
     first = clock.parse(pd.Series(["22:00", "23:59:30"]))

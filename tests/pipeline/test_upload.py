@@ -56,6 +56,20 @@ def test_bad_json_line_is_named(ev_schema):
         _read("\n".join(lines).encode(), ev_schema, format="jsonl")
 
 
+@pytest.mark.parametrize("value, kind", [(["x"], "an array"), ({"id": "x"}, "an object")])
+def test_a_json_array_or_object_for_a_field_is_refused_by_line(ev_schema, value, kind):
+    """Not stored as its Python text ("['x']"): a field takes one value."""
+    good = {"session_id": "a", "user_id": "u", "charger_id": "c", "start_time": "08:00",
+            "duration": 1, "energy": 1, "payment": 1}
+    lines = [json.dumps(good), "", json.dumps({**good, "session_id": "b", "user_id": value})]
+    with pytest.raises(BadData, match=f"line 3: field 'user_id' is {kind}; it takes one value"):
+        _read("\n".join(lines).encode(), ev_schema, format="jsonl")
+    # Strings mixed with numbers are still one value each.
+    mixed = [json.dumps({**good, "session_id": 7}), json.dumps({**good, "session_id": "b", "duration": 2.5})]
+    frame = _read("\n".join(mixed).encode(), ev_schema, format="jsonl")[0].frame
+    assert frame["session_id"].tolist() == ["7", "b"]
+
+
 def test_missing_column_is_a_clear_error(ev_schema):
     data = csv_bytes("s1,u1,c1,08:00,60,20", header="session_id,user_id,charger_id,start_time,duration,energy")
     with pytest.raises(BadData) as info:

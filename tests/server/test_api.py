@@ -156,6 +156,11 @@ LONG = "x" * 65
     (f'{{"source": "{LONG}", "value": 1}}', 400, "65 characters long; the limit is 64"),
     (f'{{"source": "s", "values": {{"{LONG}": 1}}}}', 400, "the limit is 64"),
     ('{"source": "s", "value": 1, "timestamp": "soon"}', 400, "ISO-8601"),
+    # Milliseconds taken for seconds, or a time no date can name: refused, not stored far in the future.
+    ('{"source": "s", "value": 1, "timestamp": 1767225600000}', 400, "milliseconds? divide by 1000"),
+    ('{"source": "s", "value": 1, "timestamp": -1e12}', 400, "years 1 to 9999"),
+    ('{"points": [{"source": "s", "value": 1}, {"source": "s", "value": 1, "timestamp": 1e18}]}', 400,
+     "points[1].timestamp must be epoch seconds of the years 1 to 9999"),
     ('{"points": []}', 400, "non-empty list"),
     ('{"points": [{"source": "s", "value": 1}, {"source": "s", "value": "x"}]}', 400,
      "points[1].value must be a number"),
