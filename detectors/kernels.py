@@ -63,8 +63,9 @@ def _compile(kernel):
 
 #: Plain functions a kernel calls, by kernel name (compiled with it).
 _RECORD_HELPERS = ("_learned_tail_logp", "_highest_block", "_record_recent", "_record_score", "_winsorised",
-                   "_excursion_ended", "_record_learn")
-_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block", "_winsorised", "_excursion_ended"),
+                   "_excursion_ended", "_record_learn", "_young_extremes", "_judge_youth")
+_HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block", "_winsorised", "_excursion_ended",
+                             "_young_extremes", "_judge_youth"),
             "record_episode_ticks": _RECORD_HELPERS + ("_episode_step", "_reference_point"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
@@ -79,7 +80,7 @@ _INLINED = ("_record_score", "_winsorised", "_excursion_ended", "_record_learn")
 @compiled
 def record_ticks(U, present, stepped, window, scale, warmup, mature, counts_after, step, step_after, recur_height,
                  block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted, accepted_until, cutting,
-                 cut, cut_until, strength, logp_out, spread_out):
+                 cut, cut_until, second_high, second_low, strength, logp_out, spread_out):
     """``T`` calls of :meth:`detectors.novelty.RecordTracker.update` (state arrays updated in place).
 
     ``U`` ``(T, S, C)`` values, ``present`` ``(T, S)``, ``stepped`` ``(T,)``:
@@ -138,9 +139,15 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, counts_afte
                 if winsorise and learned >= step_after and spread > 0 and math.isfinite(spread):
                     u = _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
                                     recur_height)
+                if seen[s] - warmup < step_after:
+                    _young_extremes(s, c, u, low, high, second_high, second_low)
                 partial[s, c] = np.maximum(partial[s, c], u)
                 low[s, c] = np.minimum(low[s, c], u)
                 high[s, c] = np.maximum(high[s, c], u)
+            if learning and winsorise and seen[s] - warmup == step_after - 1:
+                _judge_youth(s, step, maxima, partial, low, high, second_high, second_low)
+                for c in range(C):
+                    top[s, c] = _highest_block(maxima, s, c)
             if learning:
                 fill[s] += 1
                 if fill[s] >= block:
@@ -220,8 +227,32 @@ def _excursion_ended(s, c, window, seen, cutting, cut, cut_until):
         cutting[s, c] = -np.inf
 
 
+def _young_extremes(s, c, u, low, high, second_high, second_low):
+    """A young channel's second highest and second lowest value, before ``u`` is learned (``RecordTracker.learn``)."""
+    second_high[s, c] = high[s, c] if u > high[s, c] else np.maximum(second_high[s, c], u)
+    second_low[s, c] = low[s, c] if u < low[s, c] else np.minimum(second_low[s, c], u)
+
+
+def _judge_youth(s, step, maxima, partial, low, high, second_high, second_low):
+    """``RecordTracker._judge_youth`` for stream ``s``: its young extremes learned as winsorising would have."""
+    for c in range(high.shape[1]):
+        reach = step * (second_high[s, c] - second_low[s, c])
+        if not (math.isfinite(reach) and reach > 0):
+            continue
+        top = second_high[s, c] + reach
+        if high[s, c] > top:
+            high[s, c] = top
+            partial[s, c] = np.minimum(partial[s, c], top)
+            for b in range(maxima.shape[2]):
+                maxima[s, c, b] = np.minimum(maxima[s, c, b], top)
+        bottom = second_low[s, c] - reach
+        if low[s, c] < bottom:
+            low[s, c] = bottom
+
+
 def _record_learn(t, s, U, present, warmup, window, step, step_after, recur_height, block, maxima, partial, low,
-                  high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, top, hold, track_held,
+                  high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, second_high, second_low,
+                  top, hold, track_held,
                   holding, held, held_until):
     """``RecordTracker.learn`` for stream ``s`` on tick ``t`` (``hold``: the stream is in an episode; ``track_held``:
     the tracker holds back episodes' excursions at all, else ``holding``, ``held`` and ``held_until`` are unread)."""
@@ -246,10 +277,16 @@ def _record_learn(t, s, U, present, warmup, window, step, step_after, recur_heig
             if clip:
                 u = _winsorised(s, c, u, recent, spread, step, window, low, high, seen, cutting, cut, cut_until,
                                 recur_height)
+            if seen[s] - warmup < step_after:
+                _young_extremes(s, c, u, low, high, second_high, second_low)
             if not back:
                 partial[s, c] = np.maximum(partial[s, c], u)
             low[s, c] = np.minimum(low[s, c], u)
             high[s, c] = np.maximum(high[s, c], u)
+        if winsorise and seen[s] - warmup == step_after - 1:
+            _judge_youth(s, step, maxima, partial, low, high, second_high, second_low)
+            for c in range(C):
+                top[s, c] = _highest_block(maxima, s, c)
         if track_held and not hold:
             pending = False
             for c in range(C):
@@ -452,7 +489,8 @@ def _reference_point(t, s, own_low, own_high, has_own, z_k, floor, span, centre,
 @compiled
 def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, counts_after, step, step_after,
                          recur_height, block, tail_blocks, maxima, partial, low, high, fill, slot, seen, accepted,
-                         accepted_until, cutting, cut, cut_until, strength, holding, held, held_until, pattern_logp,
+                         accepted_until, cutting, cut, cut_until, second_high, second_low, strength, holding, held,
+                         held_until, pattern_logp,
                          per_stream, later_logp, later_cause, score_power,
                          own_low, own_high, has_own, z_k, reference_floor, spread_tail,
                          ready, evidence_logp, fused, thresholds, X, distance, track_distance, z2_limit, level, memory,
@@ -525,8 +563,8 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, cou
                           out_score, out_anomalous, out_alert, out_novelty, out_cause)
             hold = is_open[s] and present[t, s] and age[s] <= memory
             _record_learn(t, s, U, present, warmup, window, step, step_after, recur_height, block, maxima, partial,
-                          low, high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, top, hold,
-                          True, holding, held, held_until)
+                          low, high, fill, slot, seen, accepted, accepted_until, cutting, cut, cut_until, second_high,
+                          second_low, top, hold, True, holding, held, held_until)
 
 
 @compiled

@@ -114,7 +114,7 @@ class RecordTracker:
     #: detectors/snapshot.py): an older snapshot is restored without them, as if nothing had been
     #: accepted, with the tail_blocks given here.
     snapshot_added = ("accepted_", "accepted_until_", "tail_blocks", "holding_", "held_", "held_until_", "cutting_",
-                      "cut_", "cut_until_", "counts_after")
+                      "cut_", "cut_until_", "counts_after", "second_high_", "second_low_")
     #: How young a record still counts in part, how its excess is scaled and how far a point is
     #: learned past it: a snapshot saved with other values is restored with the running ones.
     snapshot_tunable = ("warmup", "mature", "counts_after", "scale", "step")
@@ -162,6 +162,9 @@ class RecordTracker:
         self.cut_ = np.full((n_streams, n_channels), -np.inf)
         #: ... remembered while the stream has seen fewer points than this (a window after the cut).
         self.cut_until_ = np.zeros((n_streams, n_channels), dtype=np.int64)
+        #: A young channel's second highest and second lowest value (see :meth:`_judge_youth`).
+        self.second_high_ = np.full((n_streams, n_channels), -np.inf)
+        self.second_low_ = np.full((n_streams, n_channels), np.inf)
         return self
 
     def accept(self, row: int, U: np.ndarray, margin: float, lifetime: int) -> None:
@@ -264,9 +267,19 @@ class RecordTracker:
                 self.held_until_[free] = self.seen_[free] + self.window
                 self.holding_[free] = -np.inf
         U = self._winsorised(U, learning, recent, spread, learned)
+        young = learn & (self.seen_ - self.warmup < STEP_AFTER)[:, None]
+        if young.any():
+            with np.errstate(invalid="ignore"):
+                self.second_high_ = np.where(young, np.where(U > self.high_, self.high_,
+                                                             np.maximum(self.second_high_, U)), self.second_high_)
+                self.second_low_ = np.where(young, np.where(U < self.low_, self.low_,
+                                                            np.minimum(self.second_low_, U)), self.second_low_)
         self.partial_ = np.where(record, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
+        grown = learning & (self.seen_ - self.warmup == STEP_AFTER - 1)
+        if grown.any() and math.isfinite(self.step):
+            self._judge_youth(np.flatnonzero(grown))
         self.fill_ += learning
         full = np.flatnonzero(self.fill_ >= self.block_)
         if full.size:
@@ -275,6 +288,29 @@ class RecordTracker:
             self.partial_[full] = -np.inf
             self.fill_[full] = 0
         self.seen_ += present
+
+    def _judge_youth(self, rows):
+        """Learn the extremes of ``rows``' first :data:`STEP_AFTER` points as winsorising would have.
+
+        A young stream learns its values as they come: its range is not known
+        yet, so nothing can be cut.  Once it has learned ``STEP_AFTER``, its
+        highest and its lowest value are judged against the range of the
+        others: beyond it by more than ``step`` ranges, the value is learned
+        as if it had come now (``step`` ranges past the others' extreme), in
+        the range and in the records.  So an absurd *first* value (a 1e6
+        before ordinary tens) does not own the range for good nor the record
+        for the window, as it owns neither when it comes later.
+        """
+        high, low = self.second_high_[rows], self.second_low_[rows]
+        with np.errstate(invalid="ignore", over="ignore"):
+            reach = self.step * (high - low)
+            judged = np.isfinite(reach) & (reach > 0)
+            top = np.where(judged & (self.high_[rows] > high + reach), high + reach, np.inf)
+            bottom = np.where(judged & (self.low_[rows] < low - reach), low - reach, -np.inf)
+        self.high_[rows] = np.minimum(self.high_[rows], top)
+        self.low_[rows] = np.maximum(self.low_[rows], bottom)
+        self.partial_[rows] = np.minimum(self.partial_[rows], top)
+        self.maxima_[rows] = np.minimum(self.maxima_[rows], top[:, :, None])
 
     def _before(self, present):
         """What a point is judged and learned against: who learns, points learned, recent record, range."""
@@ -308,8 +344,8 @@ class RecordTracker:
                      np.ascontiguousarray(stepped, dtype=bool), self.window, self.scale, self.warmup, self.mature,
                      self.counts_after, self.step, STEP_AFTER, RECUR_HEIGHT, self.block_, self.tail_blocks,
                      self.maxima_, self.partial_, self.low_, self.high_, self.fill_, self.slot_, self.seen_,
-                     self.accepted_, self.accepted_until_, self.cutting_, self.cut_, self.cut_until_, self.strength_,
-                     logp, spread)
+                     self.accepted_, self.accepted_until_, self.cutting_, self.cut_, self.cut_until_,
+                     self.second_high_, self.second_low_, self.strength_, logp, spread)
         return logp, spread
 
     def _learned_tail(self, logp, strength, recent, spread, learned):

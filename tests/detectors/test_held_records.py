@@ -109,6 +109,19 @@ def test_block_equals_steps(d, kwargs):
     assert alerts.sum() >= 1
 
 
+def test_block_equals_steps_from_an_absurd_first_value():
+    """The compiled recursion judges a young stream's extremes at the point the steps do."""
+    rng = np.random.default_rng(7)
+    X = 20 + rng.normal(0, 0.5, (400, 2))
+    X[0, 0] = 1e300
+    X[1, 1] = -1e6
+    X[300, 0] += 8.0
+    base = EnsembleDetector(hold_records=True).reset(3, 2)
+    with np.errstate(all="ignore"):
+        alerts, _, _ = assert_block_equals_steps(base, X, 1)
+    assert alerts[300:305].any()  # the spike alerts: the first value owns neither range nor record
+
+
 def test_a_bank_of_series_equals_steps():
     group = [two_incidents(seed) for seed in (1, 2, 3)]
     group[1] = group[1][:1100]

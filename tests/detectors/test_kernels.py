@@ -64,6 +64,30 @@ def test_record_kernel_equals_updates(step):
     assert_same_arrays(reference, compiled)
 
 
+def test_record_kernel_judges_a_young_streams_extremes_as_updates():
+    """From the first point: absurd first values are judged once a stream has learned STEP_AFTER points."""
+    rng = np.random.default_rng(4)
+    T, S, C = 160, 4, 2
+    U = rng.normal(10, 1, (T, S, C))
+    U[0, 0, 0] = 1e300                         # absurd first value: cut at the end of youth
+    U[3, 1, 1] = -1e6                          # absurd low on the other channel of another stream
+    U[2, 2, 0] = 12.0                          # an ordinary high: kept
+    U[:, 3, 1] = 5.0                           # a flat channel: nothing to judge against
+    present = rng.random((T, S)) > 0.1
+    present[:5] = True
+    U[~present] = np.nan
+    stepped = np.ones(T, dtype=bool)
+    reference = RecordTracker(window=64, scale=0.02, warmup=2, mature=10, n_blocks=8, step=0.25).reset(S, C)
+    compiled = copy.deepcopy(reference)
+    expected = np.zeros((T, S, C))
+    for t in range(T):
+        expected[t] = reference.update(U[t], present[t])
+    logp, _ = compiled.update_ticks(U, present, stepped)
+    np.testing.assert_allclose(logp, expected, rtol=1e-12, atol=0)
+    assert_same_arrays(reference, compiled)
+    assert reference.high_[0, 0] < 100 and reference.low_[1, 1] > -100 and reference.high_[2, 0] >= 12.0
+
+
 # Fits merging the scores since the last fit (16 of 128), merging after every score, and sorting
 # afresh because more scores than half the memory came between two fits (20 of 32).
 @pytest.mark.parametrize("memory, every", [(128, 16), (64, 1), (32, 20)])

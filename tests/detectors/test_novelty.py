@@ -95,6 +95,35 @@ def test_one_absurd_value_cannot_own_the_record_or_the_range():
     assert naive[1200, 0, 0] == 0.0
 
 
+@pytest.mark.parametrize("absurd", [1e6, 1e300, -1e300])
+def test_an_absurd_first_value_is_judged_once_the_stream_has_a_range(absurd):
+    """A young stream learns values as they come; after STEP_AFTER points its extremes are learned as
+    winsorising would have learned them then, so a first 1e300 owns neither the range nor the record."""
+    rng = np.random.default_rng(5)
+    u = rng.normal(10, 1, (600, 1, 1))
+    u[0] = absurd
+    u[500] = 40.0  # 30 spreads out
+    tracker = RecordTracker(1000, scale=0.01, step=0.25)
+    strengths, _ = track(tracker, np.concatenate([u, -u], axis=2))
+    assert strengths[500, 0, 0] > 0.5
+    assert tracker.high_[0, 0] < 50 and tracker.low_[0, 0] > -50  # the range is the stream's, not the absurd value's
+    # Without the judgement (nothing is cut while young, and the range keeps the first value) it is blind.
+    naive, _ = track(RecordTracker(1000, scale=0.01), np.concatenate([u, -u], axis=2))
+    assert naive[500, 0, 0] < 1e-3
+
+
+def test_a_young_streams_own_extremes_are_kept():
+    """An ordinary high first value is no absurd one: it stays the record."""
+    rng = np.random.default_rng(6)
+    u = rng.normal(10, 1, (40, 1, 1))
+    u[0] = 12.4
+    assert u[1:].max() < 12.4 and 12.4 - u[1:].max() < 0.25 * np.ptp(u[1:])  # within a step of the others
+    tracker = RecordTracker(1000, scale=0.01, step=0.25)
+    track(tracker, u)
+    assert tracker.high_[0, 0] == 12.4
+    assert max(tracker.partial_[0, 0], tracker.maxima_[0, 0].max()) == 12.4
+
+
 def test_a_real_new_level_moves_the_record_within_a_few_points():
     rng = np.random.default_rng(4)
     u = np.r_[rng.normal(0, 1, 600), rng.normal(50, 1, 40)][:, None, None]
