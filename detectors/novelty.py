@@ -31,7 +31,11 @@ points (each one widens the range by up to ``step``), one point cannot.  An
 excursion that recurs is learned at once: a value that comes back to the
 peak of an earlier excursion cut back so is learned up to that peak
 (:meth:`RecordTracker._winsorised`), so a daily peak is a record on its
-first two days, not on every day until the steps have climbed to it.
+first two days, not on every day until the steps have climbed to it.  A
+young stream (fewer than :data:`STEP_AFTER` points) learns values as they
+come, its range not known yet; then its extremes are judged against the range
+of its other points (:meth:`RecordTracker._judge_youth`), so an absurd *first*
+value is cut back as a later one would be.
 
 **Accepted values.**  When an operator says "not an anomaly",
 :meth:`RecordTracker.accept` puts a *floor* under a stream's recent maximum:
