@@ -12,6 +12,7 @@ from detectors.engine import WINDOW_RANGE
 from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
+from .pipeline.event import EARLIEST_TIME, LATEST_TIME
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
@@ -101,9 +102,12 @@ def _schemas(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any
                              "values": {"type": "object", "minProperties": 1,
                                         "maxProperties": MAX_FIELDS, "propertyNames": _NAME,
                                         "additionalProperties": {"type": "number"}},
-                             "timestamp": {"anyOf": [*_EPOCH_OR_ISO["anyOf"], {"type": "null"}],
+                             "timestamp": {"anyOf": [{"type": "number", "minimum": EARLIEST_TIME,
+                                                      "maximum": LATEST_TIME},
+                                                     {"type": "string", "format": "date-time"}, {"type": "null"}],
                                            "description": "Epoch seconds or ISO-8601 (without "
-                                                          "an offset: UTC); absent or null: now."}},
+                                                          "an offset: UTC), in the years 1 to 9999; "
+                                                          "absent or null: now."}},
               "oneOf": [{"required": ["value"]}, {"required": ["values"]}]}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
