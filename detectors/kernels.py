@@ -145,9 +145,7 @@ def record_ticks(U, present, stepped, window, scale, warmup, mature, counts_afte
                 low[s, c] = np.minimum(low[s, c], u)
                 high[s, c] = np.maximum(high[s, c], u)
             if learning and winsorise and seen[s] - warmup == step_after - 1:
-                _judge_youth(s, step, maxima, partial, low, high, second_high, second_low)
-                for c in range(C):
-                    top[s, c] = _highest_block(maxima, s, c)
+                _judge_youth(s, step, maxima, partial, low, high, second_high, second_low, top)
             if learning:
                 fill[s] += 1
                 if fill[s] >= block:
@@ -233,18 +231,20 @@ def _young_extremes(s, c, u, low, high, second_high, second_low):
     second_low[s, c] = low[s, c] if u < low[s, c] else np.minimum(second_low[s, c], u)
 
 
-def _judge_youth(s, step, maxima, partial, low, high, second_high, second_low):
-    """``RecordTracker._judge_youth`` for stream ``s``: its young extremes learned as winsorising would have."""
+def _judge_youth(s, step, maxima, partial, low, high, second_high, second_low, top):
+    """``RecordTracker._judge_youth`` for stream ``s``: its young extremes learned as winsorising would have
+    (``top``, the highest closed block per channel, found again where a block was cut)."""
     for c in range(high.shape[1]):
         reach = step * (second_high[s, c] - second_low[s, c])
         if not (math.isfinite(reach) and reach > 0):
             continue
-        top = second_high[s, c] + reach
-        if high[s, c] > top:
-            high[s, c] = top
-            partial[s, c] = np.minimum(partial[s, c], top)
+        cap = second_high[s, c] + reach
+        if high[s, c] > cap:
+            high[s, c] = cap
+            partial[s, c] = np.minimum(partial[s, c], cap)
             for b in range(maxima.shape[2]):
-                maxima[s, c, b] = np.minimum(maxima[s, c, b], top)
+                maxima[s, c, b] = np.minimum(maxima[s, c, b], cap)
+            top[s, c] = _highest_block(maxima, s, c)
         bottom = second_low[s, c] - reach
         if low[s, c] < bottom:
             low[s, c] = bottom
@@ -284,9 +284,7 @@ def _record_learn(t, s, U, present, warmup, window, step, step_after, recur_heig
             low[s, c] = np.minimum(low[s, c], u)
             high[s, c] = np.maximum(high[s, c], u)
         if winsorise and seen[s] - warmup == step_after - 1:
-            _judge_youth(s, step, maxima, partial, low, high, second_high, second_low)
-            for c in range(C):
-                top[s, c] = _highest_block(maxima, s, c)
+            _judge_youth(s, step, maxima, partial, low, high, second_high, second_low, top)
         if track_held and not hold:
             pending = False
             for c in range(C):

@@ -281,9 +281,9 @@ class RecordTracker:
         self.partial_ = np.where(record, np.maximum(self.partial_, U), self.partial_)
         self.low_ = np.where(learn, np.minimum(self.low_, U), self.low_)
         self.high_ = np.where(learn, np.maximum(self.high_, U), self.high_)
-        grown = learning & (self.seen_ - self.warmup == STEP_AFTER - 1)
-        if grown.any() and math.isfinite(self.step):
-            self._judge_youth(np.flatnonzero(grown))
+        grown_up = learning & (self.seen_ - self.warmup == STEP_AFTER - 1)  # this point ends their youth
+        if grown_up.any() and math.isfinite(self.step):
+            self._judge_youth(np.flatnonzero(grown_up))
         self.fill_ += learning
         full = np.flatnonzero(self.fill_ >= self.block_)
         if full.size:

@@ -131,14 +131,12 @@
 
   var TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
     86400, 172800, 604800];
-  var DAY_FORMAT = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-  var YEAR_DAY_FORMAT = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', year: 'numeric' });
 
   /** A tick's day, with its year when the axis reaches outside the viewer's current year. */
   function dayOf(axis, d) {
     var year = new Date().getFullYear();
     var other = new Date(axis.min).getFullYear() !== year || new Date(axis.max).getFullYear() !== year;
-    return (other ? YEAR_DAY_FORMAT : DAY_FORMAT).format(d);
+    return (other ? YEAR_DATE_FORMAT : DATE_FORMAT).format(d);
   }
 
   /** An ``afterBuildTicks`` hook: at most ``most`` ticks on round local times inside the axis' range. */
