@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from .stats import SPREAD_FLOOR
+
 __all__ = [
     "EMBED_PARTS",
     "parse_embed",
@@ -133,20 +135,29 @@ class CausalEmbedding:
         previous = np.where(started, self.previous_, X)
         average = np.where(started, self.average_, X)
         features = self._assemble(X, previous, average)
-        alpha = 2.0 / (self.span + 1.0)
         keep = present[:, None]
-        self.previous_ = np.where(keep, X, self.previous_)
+        deviations = self.deviations_[:, None].copy()
+        # The third point restarts the average at the median of the first three and the spread at their
+        # median deviation from it (the average holds the first point until then): one absurd value among
+        # them cannot own the average, or the spread that judges what it learns next.
+        third = started & (deviations == 1)
+        centre = _median_of_three(average, self.previous_, X)
+        restart_spread = _median_of_three(np.abs(average - centre), np.abs(self.previous_ - centre), np.abs(X - centre))
         # The average learns winsorised values (at most DEV_LIMIT typical deviations from it), so one
-        # absurd value cannot drag it away and make every later deviation look alike.
-        deviations = self.deviations_[:, None]
-        reach = DEV_LIMIT * self.spread_
-        learned = np.where(deviations >= 3, np.clip(X, average - reach, average + reach), X)
+        # absurd value cannot drag it away and make every later deviation look alike.  The floor lets a
+        # stream that started flat (no spread yet) learn a new level, slowly at first.
+        reach = DEV_LIMIT * np.maximum(self.spread_, SPREAD_FLOOR * (np.abs(average) + 1.0))
+        learned = np.where(deviations >= 2, np.clip(X, average - reach, average + reach), X)
         rate = np.maximum(1.0 / (deviations + 1.0), _SPREAD_RATE)  # the first deviations weigh alike
         learns_spread = keep & started
-        self.spread_ = np.where(learns_spread, self.spread_ + rate * (np.abs(learned - average) - self.spread_),
-                                self.spread_)
+        spread = np.where(third, restart_spread, self.spread_ + rate * (np.abs(learned - average) - self.spread_))
+        self.spread_ = np.where(learns_spread, spread, self.spread_)
         self.deviations_ += learns_spread[:, 0]
-        self.average_ = np.where(keep, average + alpha * (learned - average), self.average_)
+        alpha = 2.0 / (self.span + 1.0)
+        second = started & (deviations == 0)
+        moved = np.where(second, average, np.where(third, centre, average + alpha * (learned - average)))
+        self.average_ = np.where(keep, moved, self.average_)
+        self.previous_ = np.where(keep, X, self.previous_)
         self.started_ |= present
         if self.projection_ is not None:
             features = self._project(features, present)
@@ -169,7 +180,7 @@ class CausalEmbedding:
         # The row's state as writable views and one-element slices: the kernel updates them in place.
         embedding_points(np.ascontiguousarray(points, dtype=float), self.previous_[row], self.average_[row],
                          self.spread_[row], self.deviations_[row:row + 1], self.started_[row:row + 1],
-                         2.0 / (self.span + 1.0), DEV_LIMIT, _SPREAD_RATE, previous, average)
+                         2.0 / (self.span + 1.0), DEV_LIMIT, _SPREAD_RATE, SPREAD_FLOOR, previous, average)
         features = self._assemble(points, previous, average)
         return features if self.projection_ is None else self._project_block(row, features)
 
@@ -303,6 +314,15 @@ def robust_center_scale(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = np.where(flat, spread, scale)
         scale = np.where(scale > tiny, scale, 1.0)
     return center.astype(np.float32), scale.astype(np.float32)
+
+
+def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Elementwise median of three arrays (NaN where any is NaN).
+
+    >>> _median_of_three(np.array([1.0, 5.0]), np.array([1e300, 2.0]), np.array([3.0, -1e300])).tolist()
+    [3.0, 2.0]
+    """
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 def _full_median(values: np.ndarray) -> np.ndarray:

@@ -69,7 +69,9 @@ _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block", "_winsorise
             "record_episode_ticks": _RECORD_HELPERS + ("_episode_step", "_reference_point"),
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
-            "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve", "_solve_lanes")}
+            "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve", "_solve_lanes"),
+            "embedding_points": ("_median3",),
+            "pattern_ticks": ("_field_sqdist", "_judge_pattern_youth")}
 #: Helpers compiled into their callers (numba's ``inline="always"``): the value records' steps, which
 #: record_episode_ticks calls once per tick and stream with some twenty arrays (a call each costs
 #: about as much as their work: record_ticks calling them took 1.7 CPU-s inlined, 2.4 not, for 20,000
@@ -567,9 +569,9 @@ def record_episode_ticks(U, present, stepped, window, scale, warmup, mature, cou
 
 @compiled
 def pattern_ticks(X, present, stepped, first_row, length, block, history, resync, offsets, distance_floor, typical_rate,
-                  error_rate, block_step, error_clip, distance_clip, spread_floor,
+                  error_rate, block_step, error_clip, distance_clip, spread_floor, young_tolerance,
                   block_sum, block_fill, block_size, blocks, origin, lagged, sqdist, low, high, span,
-                  candidates, forecast, forecast_error, distance, typical,
+                  candidates, forecast, forecast_error, distance, typical, young,
                   out_ratio, out_z2, out_surprise, out_ready, out_distance):
     """``T`` calls of ``PatternDetector._score_and_learn`` (state arrays updated in place).
 
@@ -580,12 +582,15 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
     scores, and ``out_distance`` every stream's :attr:`distance_` after the
     tick.  ``lagged`` and ``sqdist`` are float32, as in the detector, with
     the same casts.  The arrays may be a slice of the bank's rows starting at
-    row ``first_row`` (streams take turns by row to resynchronise).
+    row ``first_row`` (streams take turns by row to resynchronise).  ``young``
+    holds a young stream's block means until they are judged
+    (``PatternDetector._judge_youth``, :func:`_judge_pattern_youth`).
     """
     T, S, d = X.shape
     m = length // block
     lags = history // block
     width = lagged.shape[2]
+    n_young = young.shape[2]
     K = offsets.shape[0]
     summary = np.empty(d)
     entering = np.empty(lags, dtype=np.float32)
@@ -631,7 +636,7 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                 for f in range(d):
                     v = block_sum[s, f] / block_fill[s] - origin[s, f]
                     reach = block_step * (high[s, f] - low[s, f])
-                    if blocks[s] >= 2 * m and math.isfinite(reach) and reach > 0:
+                    if blocks[s] >= n_young and math.isfinite(reach) and reach > 0:
                         v = np.minimum(np.maximum(v, low[s, f] - reach), high[s, f] + reach)
                     summary[f] = v
                 for f in range(d):
@@ -653,17 +658,19 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                     past[0] = newest
                 blocks[s] += 1
                 n = blocks[s]
+                if n <= n_young:
+                    for f in range(d):
+                        young[s, f, n - 1] = block_sum[s, f] / block_fill[s]
                 if (n + first_row + s) % resync == 0:
                     for f in range(d):
-                        for lag in range(lags + 1):
-                            sqdist[s, f, lag] = 0.0
-                        for j in range(m):
-                            for lag in range(lags + 1):
-                                diff = np.float64(lagged[s, f, j]) - np.float64(lagged[s, f, j + lag])
-                                sqdist[s, f, lag] = np.float32(np.float64(sqdist[s, f, lag]) + diff * diff)
+                        _field_sqdist(s, f, m, lags, lagged, sqdist)
                 for f in range(d):
                     low[s, f] = np.minimum(low[s, f], summary[f])
                     high[s, f] = np.maximum(high[s, f], summary[f])
+                if n == n_young:
+                    _judge_pattern_youth(s, m, lags, block_step, young_tolerance, young, origin, lagged, sqdist, low,
+                                         high)
+                for f in range(d):
                     span[s, f] = np.maximum(high[s, f] - low[s, f], spread_floor * (abs(high[s, f]) + 1.0))
                     inv[f] = 1.0 / span[s, f] ** 2
                 best, nearest = -1, np.inf
@@ -728,7 +735,7 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
                     now = distance[s]
                 else:
                     now = math.sqrt(np.maximum(nearest, 0.0) / m)
-            out_ready[t, s] = blocks[s] > 2 * m
+            out_ready[t, s] = blocks[s] > n_young
             out_ratio[t, s] = -now / np.maximum(typical[s], distance_floor)
             if closed:
                 old = typical[s]
@@ -738,19 +745,69 @@ def pattern_ticks(X, present, stepped, first_row, length, block, history, resync
             out_distance[t, s] = distance[s]
 
 
+def _field_sqdist(s, f, m, lags, lagged, sqdist):
+    """Recompute stream ``s``'s field ``f`` squared distances exactly from its stored blocks (``_exact_sqdist``)."""
+    for lag in range(lags + 1):
+        sqdist[s, f, lag] = 0.0
+    for j in range(m):
+        for lag in range(lags + 1):
+            diff = np.float64(lagged[s, f, j]) - np.float64(lagged[s, f, j + lag])
+            sqdist[s, f, lag] = np.float32(np.float64(sqdist[s, f, lag]) + diff * diff)
+
+
+def _judge_pattern_youth(s, m, lags, block_step, tolerance, young, origin, lagged, sqdist, low, high):
+    """``PatternDetector._judge_youth`` for stream ``s``: a young extreme that would own a field's range (beyond
+    the others by more than ``tolerance`` of their ranges) learned as winsorising would have learned it."""
+    n = young.shape[2]
+    for f in range(young.shape[1]):
+        lowest, second_low, highest, second_high, unseen = np.inf, np.inf, -np.inf, -np.inf, False
+        for k in range(n):  # np.sort's second lowest and second highest, ties counted
+            v = young[s, f, k]
+            if v != v:
+                unseen = True
+            if v < lowest:
+                lowest, second_low = v, lowest
+            elif v < second_low:
+                second_low = v
+            if v > highest:
+                highest, second_high = v, highest
+            elif v > second_high:
+                second_high = v
+        others = second_high - second_low
+        reach = block_step * others
+        bottom = second_low - reach if lowest < second_low - tolerance * others else -np.inf
+        top = second_high + reach if highest > second_high + tolerance * others else np.inf
+        if not unseen and math.isfinite(reach) and reach > 0 and (bottom > -np.inf or top < np.inf):
+            base = np.minimum(np.maximum(young[s, f, 0], bottom), top)  # the first block as learned now
+            origin[s, f] = base
+            low[s, f], high[s, f] = np.inf, -np.inf
+            for k in range(n):
+                offset = np.minimum(np.maximum(young[s, f, k], bottom), top) - base
+                lagged[s, f, n - 1 - k] = np.float32(offset)
+                low[s, f] = np.minimum(low[s, f], offset)
+                high[s, f] = np.maximum(high[s, f], offset)
+            _field_sqdist(s, f, m, lags, lagged, sqdist)
+        for k in range(n):  # judged once: not needed again
+            young[s, f, k] = np.nan
+
+
 @compiled
 def embedding_points(points, previous, average, spread, count, started, alpha, dev_limit, spread_rate,
-                     out_previous, out_average):
+                     spread_floor, out_previous, out_average):
     """The running average of ``n`` successive points of one stream (``CausalEmbedding.transform_block``'s recursion).
 
     ``previous``, ``average``, ``spread`` ``(d,)`` are the stream's row,
     ``count`` and ``started`` one-element arrays, all updated in place; each
     point's previous point and average before it go to ``out_previous`` and
-    ``out_average`` ``(n, d)``.
+    ``out_average`` ``(n, d)``.  The same steps as ``CausalEmbedding.transform``:
+    the average holds the first point until the third restarts it (and the
+    spread) at the median of the three.
     """
     n, d = points.shape
     for k in range(n):
         first = not started[0]
+        second = started[0] and count[0] == 0
+        third = started[0] and count[0] == 1
         weight = max(1.0 / (count[0] + 1.0), spread_rate)
         for f in range(d):
             x = points[k, f]
@@ -759,17 +816,30 @@ def embedding_points(points, previous, average, spread, count, started, alpha, d
                 average[f] = x
             out_previous[k, f] = previous[f]
             out_average[k, f] = average[f]
-            previous[f] = x
             avg = average[f]
-            learned = x
-            if count[0] >= 3:
-                learned = np.minimum(np.maximum(x, avg - dev_limit * spread[f]), avg + dev_limit * spread[f])
-            if not first:
-                spread[f] = spread[f] + weight * (abs(learned - avg) - spread[f])
-            average[f] = avg + alpha * (learned - avg)
+            if third:
+                centre = _median3(avg, previous[f], x)
+                spread[f] = _median3(abs(avg - centre), abs(previous[f] - centre), abs(x - centre))
+                average[f] = centre
+            elif not second:
+                learned = x
+                if count[0] >= 2:
+                    reach = dev_limit * max(spread[f], spread_floor * (abs(avg) + 1.0))
+                    learned = np.minimum(np.maximum(x, avg - reach), avg + reach)
+                if not first:
+                    spread[f] = spread[f] + weight * (abs(learned - avg) - spread[f])
+                average[f] = avg + alpha * (learned - avg)
+            else:
+                spread[f] = spread[f] + weight * (abs(x - avg) - spread[f])
+            previous[f] = x
         if not first:
             count[0] += 1
         started[0] = True
+
+
+def _median3(a, b, c):
+    """The median of three numbers (NaN if one is), as ``features._median_of_three``."""
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 @compiled

@@ -5,7 +5,18 @@ Each stream keeps an exponentially weighted mean and covariance of its
 a point farther than the ``1 - CLIP_P`` quantile (in Mahalanobis distance
 under the current model) is pulled back to that distance before it is
 learned, so no single point, not even 1e300, can move the model by more than
-a typical point does.
+a typical point does.  A stream's first :data:`YOUNG` points have no spread to
+be judged by, so they are *held apart* (:meth:`JointModelDetector._hold`):
+the moments start with the points after them, which are judged against all
+earlier points (the held ones pooled in, though none is pulled back towards a
+mean an absurd held value dragged), and once the stream has learned
+:data:`JUDGE_AT` points each held point is judged against the moments of
+the points that came after it and learned as winsorising would have learned
+it then (:meth:`JointModelDetector._judge_youth`).  An absurd *first* value
+is thus cut back like any later one, where learned as it came it would own
+the mean and covariance for thousands of points.  The young moments weigh
+their points equally, so learning the held points last gives the moments
+that learning them first would have.
 
 On a staggered schedule (:class:`~detectors.features.RefitSchedule`) each
 stream refits its *model* from these moments: the correlation matrix is
@@ -27,8 +38,8 @@ one point moves by at most :data:`MEDIAN_STEP`) before it is read.
 Both split by field for explanations (:meth:`field_contributions`): T² as
 ``z_j (R^-1 z)_j`` (the partial contributions, which sum to T²), Q as the
 squared residual of each field.  Memory per stream is ``O(d²)``: the moments
-(float64) and the eigenvectors (float32), about 17 KB at d = 38 and 50 KB
-at d = 64.
+(float64) and the eigenvectors (float32), about 18 KB at d = 38 and 51 KB
+at d = 64 (the held first points add ``YOUNG * d`` floats).
 
 The model is scored before the point is learned and refitted only from
 moments of earlier points, so scores are causal.
@@ -54,6 +65,16 @@ Z_LIMIT = 1e6
 VARIANCE_KEPT = 0.9
 #: Multiplicative step of the median-ratio trackers (a point moves them by at most this share).
 MEDIAN_STEP = 0.005
+#: A stream's first points, which have no spread to be judged by: held apart from the moments until judged
+#: (a spread needs a few points; with fewer than three, one of them decides it alone).
+YOUNG = 3
+#: Points a stream has learned when its held points are judged: the moments of the ~27 after them give
+#: every field's spread to within about 15 %, so an ordinary held point is rarely cut (the novelty
+#: records judge a young stream's extremes after as many points, :data:`detectors.novelty.STEP_AFTER`).
+JUDGE_AT = 30
+#: A held value is kept within this magnitude, so squares of held values and of deviations from their
+#: mean, summed over a few dozen points, stay finite (a value beyond it is absurd and will be cut anyway).
+HELD_LIMIT = 1e150
 _LOG2 = float(np.log(2.0))
 #: Small batched eigendecompositions run far faster on one BLAS thread than on many contending ones.
 _BLAS = ThreadpoolController()
@@ -150,6 +171,8 @@ class JointModelDetector(Detector):
     """
 
     statistic = "t2"
+    #: State added after snapshots were first written: a snapshot without it restores with nothing held.
+    snapshot_added = ("young_", "held_")
 
     def __init__(self, *, span: int = 2000, refit_every: int = 128, warmup: int = 64, threshold: float = 0.5):
         super().__init__(warmup=warmup, threshold=threshold)
@@ -160,7 +183,11 @@ class JointModelDetector(Detector):
         if self.span < 2 or self.refit_every < 1:
             raise ValueError("span must be at least 2 and refit_every at least 1")
         S, d = n_streams, n_features
+        #: Points learned into the moments (the held ones count once they are judged).
         self.count_ = np.zeros(S, dtype=np.int64)
+        #: A young stream's first points, held apart from the moments until judged; ``held_`` of them are.
+        self.young_ = np.zeros((S, YOUNG, d))
+        self.held_ = np.zeros(S, dtype=np.int64)
         self.mean_ = np.zeros((S, d))
         self.cov_ = np.zeros((S, d, d))
         self.schedule_ = RefitSchedule(first=max(self.warmup, 2), every=self.refit_every).reset(S)
@@ -231,24 +258,127 @@ class JointModelDetector(Detector):
         theta1, theta2 = lam.sum(axis=1), (lam**2).sum(axis=1)
         return theta1**2 / theta2, theta2 / theta1, q, resid**2
 
+    def _youth(self) -> tuple[int, int]:
+        """``(held, judge_at)``: how many first points a stream holds apart, and after how many points it judges them.
+
+        The held points must be judged (and learned) before the first model is
+        fitted, and while the moments still weigh their points equally (the
+        first ``(span + 1) / 2``), where learning them late gives the moments
+        learning them first would have; and against at least as many points as
+        are held.  Settings too short for that (``warmup < 2 * YOUNG`` or
+        ``span < 4 * YOUNG - 1``) hold nothing: the first points are learned as they come.
+        """
+        judge_at = min(JUDGE_AT, (self.span + 1) // 2, max(self.warmup, 2))
+        return (YOUNG, judge_at) if judge_at >= 2 * YOUNG else (0, judge_at)
+
     def _learn(self, rows, x, distance2):
+        """Learn the present points: a young stream's first ones are held apart, the others winsorised."""
+        held, judge_at = self._youth()
+        if held:
+            young = self.count_[rows] + self.held_[rows] < held
+            if young.any():
+                self._hold(rows[young], x[young])
+                rows, x, distance2 = rows[~young], x[~young], distance2[~young]
+        self._learn_judged(rows, x, distance2)
+        if held:
+            waiting = rows[self.held_[rows] > 0]
+            self._judge_youth(waiting[self.count_[waiting] + self.held_[waiting] >= judge_at])
+
+    def _hold(self, rows, x):
+        """Hold a young stream's point apart from its moments, to be judged once the stream has a spread."""
+        slot = self.held_[rows]
+        self.young_[rows, slot] = np.clip(x, -HELD_LIMIT, HELD_LIMIT)
+        self.held_[rows] = slot + 1
+
+    def _learn_judged(self, rows, x, distance2):
         """Learn the present points, each pulled back to the clip distance if it lies beyond it."""
         if rows.size == self.n_streams_:  # every stream: views, no copies of the covariances
             rows = slice(None)
-        n = self.count_[rows]
+        total = self.count_[rows] + self.held_[rows]
         mean = self.mean_[rows]
         var = np.diagonal(self.cov_[rows], axis1=1, axis2=2)
-        sd = np.maximum(np.sqrt(var), SPREAD_FLOOR * (np.abs(mean) + 1.0))
-        # The first few points have no spread to judge them by: they are learned as they come
-        # (only kept finite); later ones at most Z_LIMIT spreads from the mean, so products stay finite.
-        limit = np.where(n < 3, 1e100, Z_LIMIT)[:, None] * sd
-        dev = np.clip(np.nan_to_num(x - mean), -limit, limit)
+        centre = mean
+        holding = np.flatnonzero(self.held_[rows] > 0)
+        if holding.size:
+            centre, var = mean.copy(), var.copy()
+            centre[holding], var[holding], anchor = self._young_reference(
+                holding if isinstance(rows, slice) else rows[holding])
+        sd = np.maximum(np.sqrt(var), SPREAD_FLOOR * (np.abs(centre) + 1.0))
+        # The first few points (only where none are held) have no spread to judge them by: they are learned as
+        # they come (only kept finite); later ones at most Z_LIMIT spreads from the mean, so products stay finite.
+        limit = np.where(total < YOUNG, 1e100, Z_LIMIT)[:, None] * sd
+        dev = np.clip(np.nan_to_num(x - centre), -limit, limit)
         # Before the first model a point is judged field by field against the running variances.
         distance2 = np.where(np.isnan(distance2), np.sum((dev / sd) ** 2, axis=1), distance2)
         weight = np.where(distance2 > self.clip_z2_, np.sqrt(self.clip_z2_ / np.maximum(distance2, 1e-300)), 1.0)
-        dev *= np.where(n < 3, 1.0, weight)[:, None]
+        dev *= np.where(total < YOUNG, 1.0, weight)[:, None]
+        if holding.size:
+            # Pulled in towards a centre the held points pool into, a point is kept between itself and the anchor
+            # (which no held value drags), and learned as a deviation from the moments' own mean.
+            h = holding
+            own = np.clip(np.nan_to_num(x[h] - anchor), -limit[h], limit[h])
+            pulled = np.clip(centre[h] - anchor + dev[h], np.minimum(own, 0.0), np.maximum(own, 0.0))
+            dev[h] = np.where(weight[h, None] < 1.0, pulled, own) + (anchor - mean[h])
+        self._add(rows, dev)
+
+    def _young_reference(self, rows):
+        """How a point of streams ``rows``, which hold points, is judged: ``(centre, variance, anchor)`` per field.
+
+        The centre and variance are those of all earlier points, the held ones
+        pooled in as they came (weighed equally, as the young moments weigh
+        theirs): the point is judged as it would be had the stream learned
+        them.  (Judged by a handful of later points, field by field in dozens
+        of fields, most held points would be cut and the spread narrowed.)  But
+        an absurd held value drags that centre, and a point pulled back towards
+        it would carry the absurd value into the moments (in every field, when
+        another field is what pulls it back).  So a pulled point is kept between
+        itself and the ``anchor``, which no held value moves: the moments' own
+        mean, or while they have fewer than :data:`YOUNG` points the held
+        points' median (robust to one absurd value).
+        """
+        n, k = self.count_[rows][:, None], self.held_[rows][:, None]
+        held = (np.arange(YOUNG)[None, :] < k)[:, :, None]
+        young = self.young_[rows]
+        mean = self.mean_[rows]
+        var = np.diagonal(self.cov_[rows], axis1=1, axis2=2)
+        centre = (n * mean + np.sum(np.where(held, young, 0.0), axis=1)) / (n + k)
+        spread = n * (var + (mean - centre) ** 2) + np.sum(np.where(held, (young - centre[:, None]) ** 2, 0.0), axis=1)
+        # Until the moments have YOUNG points, all YOUNG are held (a stream holds its first ones).
+        anchor = np.where(n >= YOUNG, mean, np.median(young, axis=1))
+        return centre, spread / (n + k), anchor
+
+    def _judged_young(self, rows):
+        """The held points ``(r, YOUNG, d)`` of streams ``rows`` as the moments of the points after them judge them now.
+
+        Each is judged field by field, as any point before the first model is,
+        and pulled back to the clip distance if it lies beyond it: what
+        winsorising would have learned, had the stream then had the spread it
+        has now.
+        """
+        mean = self.mean_[rows]
+        var = np.diagonal(self.cov_[rows], axis1=1, axis2=2)
+        sd = np.maximum(np.sqrt(var), SPREAD_FLOOR * (np.abs(mean) + 1.0))[:, None, :]
+        young = self.young_[rows]
+        dev = np.clip(young - mean[:, None, :], -Z_LIMIT * sd, Z_LIMIT * sd)
+        distance2 = np.sum((dev / sd) ** 2, axis=2)
+        weight = np.where(distance2 > self.clip_z2_, np.sqrt(self.clip_z2_ / np.maximum(distance2, 1e-300)), 1.0)
+        return np.where(weight[:, :, None] < 1.0, mean[:, None, :] + weight[:, :, None] * dev, young)
+
+    def _judge_youth(self, rows):
+        """Learn the held points of streams ``rows``, in the order they came, as the points after them judge them."""
+        if rows.size == 0:
+            return
+        learned = self._judged_young(rows)
+        for slot in range(YOUNG):  # at most YOUNG passes, each over all the streams judged on this tick
+            take = self.held_[rows] > slot
+            self._add(rows[take], learned[take, slot] - self.mean_[rows[take]])
+        self.held_[rows] = 0
+
+    def _add(self, rows, dev):
+        """Learn one point into the moments of each stream ``rows``, given as its deviation from the stream's mean."""
+        n = self.count_[rows]
         alpha = np.maximum(1.0 / (n + 1.0), 2.0 / (self.span + 1.0))[:, None]
-        self.mean_[rows] = mean + alpha * dev
+        self.mean_[rows] = self.mean_[rows] + alpha * dev
         a3 = alpha[:, :, None]
         outer = dev[:, :, None] * dev[:, None, :]
         outer *= a3

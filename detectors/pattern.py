@@ -23,6 +23,19 @@ different size weigh alike.  They are stored as float32 offsets from each
 stream's first block, which halves the memory traffic; the running sums are
 recomputed exactly every :data:`RESYNC` blocks, so rounding cannot pile up.
 
+A block mean is learned winsorised (at most :data:`BLOCK_STEP` ranges beyond
+the range so far) once the stream has a range, after ``2 * length / block``
+blocks; until then its blocks are learned as they come, and then judged
+(:meth:`PatternDetector._judge_youth`): the highest and the lowest young block
+are read against the range of the others, and one so far beyond it that it
+would own the range (:data:`YOUNG_TOLERANCE`) is learned as winsorising
+would have learned it.  Without that, an absurd *first* value (a 1e300
+before ordinary tens) would own the range for good, so every later distance
+would be nil, and as the origin of the offsets it would leave them nothing
+but rounding (or overflow to infinity).  The young blocks' means are kept in
+float64 until they are judged, so a cut first block hands the origin on
+without loss.
+
 A stream's blocks close on a phase set by its row in the bank (row ``i``
 closes its first block after ``1 + i % block`` points), which spreads the
 work; its scores depend on that phase only through the block boundaries.
@@ -57,6 +70,17 @@ RESYNC = 256
 #: squared forecast error at most this many times the usual one, and a distance at most this many
 #: times the typical one, so one absurd point cannot blind a stream for its whole history.
 BLOCK_STEP, ERROR_CLIP, DISTANCE_CLIP = 0.25, 100.0, 10.0
+#: Young blocks, in patterns (``length / block`` blocks): a stream learns this many block means as they
+#: come, then judges them (:meth:`PatternDetector._judge_youth`) and winsorises every later one.  The
+#: first distance is known at the same block (a match at least a pattern back needs two patterns),
+#: so nothing is read against a range the judgment will change.
+YOUNG_PATTERNS = 2
+#: A young extreme is judged absurd when it lies beyond the other young blocks by more than this many of
+#: their ranges: then they all fit within DISTANCE_FLOOR of the range it would own, so the stream could no
+#: longer tell its ordinary stretches apart (and past ~1e7 ranges float32 offsets from it hold nothing
+#: but rounding).  Ten young block means of ordinary data lie within a few ranges of each other; a
+#: startup value a little off is harmless and is left as it came, bit for bit.
+YOUNG_TOLERANCE = 1.0 / DISTANCE_FLOOR
 
 
 @register
@@ -97,6 +121,7 @@ class PatternDetector(Detector):
     """
 
     name = "pattern"
+    snapshot_added = ("young_blocks_",)
 
     def __init__(self, *, length: int = 20, block: int = 4, history: int = 1024, warmup: int = 60,
                  threshold: float = 0.5):
@@ -133,6 +158,9 @@ class PatternDetector(Detector):
         self.forecast_error_ = np.zeros((S, d))
         self.distance_ = np.zeros(S)
         self.typical_ = np.zeros(S)
+        #: A young stream's block means (not offsets), oldest first, until they are judged (NaN: not
+        #: seen here, as in a stream restored from a snapshot that lacked them: it is not judged).
+        self.young_blocks_ = np.full((S, d, YOUNG_PATTERNS * m), np.nan)
 
     def _score_and_learn(self, X, present):
         if compiled_steps():  # the block kernel over one tick of every row: the same arithmetic
@@ -149,7 +177,7 @@ class PatternDetector(Detector):
             distance[closed] = self._close_blocks(closed)
         if opened.size:
             distance[opened] = self._provisional_distance(opened)
-        ready = self.blocks_ > 2 * (self.length // self.block)
+        ready = self.blocks_ > YOUNG_PATTERNS * (self.length // self.block)
         logp = np.minimum(-distance / np.maximum(self.typical_, DISTANCE_FLOOR), surprise)
         scores = np.where(ready, score_from_logp(logp), 0.0)
         # The typical distance learns a block once the block has been scored against it.
@@ -203,12 +231,12 @@ class PatternDetector(Detector):
         ratio, z2 = np.zeros((T, S)), np.zeros((T, S))
         surprising, ready = np.zeros((T, S), dtype=bool), np.zeros((T, S), dtype=bool)
         distance = np.zeros((T, S))
+        state = (getattr(self, name)[rows] for name in (
+            "block_sum_", "block_fill_", "block_size_", "blocks_", "origin_", "lagged_", "sqdist_", "low_", "high_",
+            "span_", "candidates_", "forecast_", "forecast_error_", "distance_", "typical_", "young_blocks_"))
         pattern_ticks(np.ascontiguousarray(ticks), present, present.any(axis=1), first_row, self.length, self.block,
                       self.history, RESYNC, CANDIDATE_OFFSETS, DISTANCE_FLOOR, TYPICAL_RATE, ERROR_RATE, BLOCK_STEP,
-                      ERROR_CLIP, DISTANCE_CLIP, SPREAD_FLOOR, *(getattr(self, name)[rows] for name in (
-                          "block_sum_", "block_fill_", "block_size_", "blocks_", "origin_", "lagged_", "sqdist_",
-                          "low_", "high_", "span_", "candidates_", "forecast_", "forecast_error_", "distance_",
-                          "typical_")),
+                      ERROR_CLIP, DISTANCE_CLIP, SPREAD_FLOOR, YOUNG_TOLERANCE, *state,
                       ratio, z2, surprising, ready, distance)
         surprise = np.zeros((T, S))
         surprise[surprising] = chi2_logp(z2[surprising], d)
@@ -263,7 +291,8 @@ class PatternDetector(Detector):
         """Block means clipped to ``BLOCK_STEP`` ranges beyond the range so far, once a stream has a range."""
         low, high = self.low_[at], self.high_[at]
         reach = BLOCK_STEP * (high - low)
-        known = (self.blocks_[at] >= 2 * (self.length // self.block))[:, None] & np.isfinite(reach) & (reach > 0)
+        grown = self.blocks_[at] >= YOUNG_PATTERNS * (self.length // self.block)
+        known = grown[:, None] & np.isfinite(reach) & (reach > 0)
         with np.errstate(invalid="ignore", over="ignore"):
             clipped = np.clip(summary, low - reach, high + reach)  # all offsets from the stream's origin
         return np.where(known, clipped, summary)
@@ -288,20 +317,27 @@ class PatternDetector(Detector):
         lagged[:, :, 1:] = lagged[:, :, :-1]
         lagged[:, :, 0] = summary
         blocks = self.blocks_[at] + 1
+        young = np.flatnonzero(blocks <= self.young_blocks_.shape[2])
+        if young.size:  # the block mean itself, not the offset, kept until it is judged
+            self.young_blocks_[rows[young], :, blocks[young] - 1] = (
+                self.block_sum_[rows[young]] / self.block_fill_[rows[young]][:, None])
         # Streams take turns (by row) to recompute their sums exactly.
         due = np.flatnonzero((blocks + rows) % RESYNC == 0)
         if due.size:
             sqdist[due] = _exact_sqdist(lagged[due], m, lags)
         low, high = np.minimum(self.low_[at], summary), np.maximum(self.high_[at], summary)
+        judged = np.flatnonzero(blocks == self.young_blocks_.shape[2])
+        if judged.size:  # before anything is read against the range
+            self._judge_youth(rows, judged, lagged, sqdist, low, high)
         span = np.maximum(high - low, SPREAD_FLOOR * (np.abs(high) + 1.0))
         # Matches must not overlap the newest stretch (lag >= m) and must lie wholly in the past.
         if self.n_features_ == 1:
             total = sqdist[:, 0, m:] / (span**2)
         else:
             total = np.einsum("rcl,rc->rl", sqdist[:, :, m:], 1.0 / span**2)
-        young = np.flatnonzero(blocks < lags + m)
-        if young.size:
-            total[young] = np.where(np.arange(m, lags + 1)[None, :] + m <= blocks[young, None], total[young], np.inf)
+        short = np.flatnonzero(blocks < lags + m)
+        if short.size:
+            total[short] = np.where(np.arange(m, lags + 1)[None, :] + m <= blocks[short, None], total[short], np.inf)
         best = np.argmin(total, axis=1)
         nearest = total[np.arange(len(best)), best]
         best += m
@@ -323,6 +359,49 @@ class PatternDetector(Detector):
         self.block_fill_[at] = 0
         self.block_size_[at] = self.block
         return distance
+
+    def _judge_youth(self, rows, judged, lagged, sqdist, low, high):
+        """Judge the young blocks of ``rows[judged]`` (entries ``judged`` of ``lagged``, ``sqdist``, ``low``,
+        ``high``, updated in place), now that they have a range.
+
+        A young stream learns its block means as they come: its range is not
+        known yet, so nothing can be cut.  Once it has learned
+        :data:`YOUNG_PATTERNS` patterns of blocks, its highest and its lowest
+        block, field by field, are judged against the range of the others:
+        beyond it by more than :data:`YOUNG_TOLERANCE` of those ranges it
+        would own the range, so it is learned as winsorising would have
+        learned it later (:data:`BLOCK_STEP` ranges past the others' extreme),
+        in the range and in the stored blocks, and as one such point is when
+        it comes later.  A cut first block hands the origin on at its cut
+        value, so the offsets are again those of ordinary values; the field's
+        stored blocks are rewritten from the kept means and its running sums
+        recomputed exactly.  A field with nothing to cut is left as it is, bit
+        for bit.
+        """
+        m, lags = self.length // self.block, self.history // self.block
+        where = rows[judged]
+        young = self.young_blocks_[where]                                  # (r, d, n), oldest first
+        ordered = np.sort(young, axis=2)
+        second_low, second_high = ordered[:, :, 1], ordered[:, :, -2]
+        with np.errstate(invalid="ignore", over="ignore"):
+            others = second_high - second_low
+            reach = BLOCK_STEP * others
+            bottom = np.where(ordered[:, :, 0] < second_low - YOUNG_TOLERANCE * others, second_low - reach, -np.inf)
+            top = np.where(ordered[:, :, -1] > second_high + YOUNG_TOLERANCE * others, second_high + reach, np.inf)
+            cut = (np.isfinite(reach) & (reach > 0) & ~np.isnan(young).any(axis=2)
+                   & (np.isfinite(bottom) | np.isfinite(top)))
+        self.young_blocks_[where] = np.nan  # judged once: not needed again
+        r, f = np.nonzero(cut)
+        if not r.size:
+            return
+        means = np.clip(young[r, f], bottom[r, f, None], top[r, f, None])  # (k, n)
+        origin = means[:, 0]  # the first block as learned now (itself, unless it was cut)
+        offsets = means - origin[:, None]
+        i = judged[r]
+        self.origin_[where[r], f] = origin
+        lagged[i, f, :offsets.shape[1]] = offsets[:, ::-1]  # newest first
+        sqdist[i, f] = _exact_sqdist(lagged[i, f][:, None], m, lags)[:, 0]
+        low[i, f], high[i, f] = offsets.min(axis=1), offsets.max(axis=1)
 
 
 def _exact_sqdist(lagged: np.ndarray, m: int, lags: int) -> np.ndarray:

@@ -22,6 +22,18 @@ level model can be learned.
 
 The score reads the squared residual in units of the chosen predictor's
 typical residual as a chi-square with one degree of freedom per field.
+
+**A young stream's first points.**  Clipping needs a typical residual, and
+a new stream has none: its first points are learned as they come, and the
+very first one *is* the level and sets the first errors.  One absurd value
+among them (a 1e300 at power-on) would own the level, the errors and so the
+clip for tens of thousands of points.  So each field keeps a summary of its
+first :data:`YOUTH` points (their highest and lowest value, and the mean,
+spread and range of the others), and once it has learned them its extremes
+are judged against the others (:meth:`SeasonalDetector._judge_youth`): an
+extreme beyond their range by more than :data:`YOUTH_REACH` times it was
+not a value of the stream, and the field's model restarts from the points
+judged normal.  A field without one is left exactly as it learned.
 """
 from __future__ import annotations
 
@@ -45,6 +57,16 @@ MAE_TO_SIGMA = 1.2533141373155003
 MAX_STEP = 6 * 3600.0
 #: The unix epoch fell on a Thursday: add 3 days so that day 0 of the week is a Monday.
 _EPOCH_WEEKDAY = 3
+#: Points a stream learns as they come before its first points are judged: enough for the range of
+#: the others to say what the stream's values look like (the ensemble's records judge theirs after as
+#: many, detectors/novelty.py STEP_AFTER).
+YOUTH = 30
+#: A young extreme is absurd when it lies beyond the range of the other young points by more than this
+#: many times that range.  28 Gaussian points span some 4 sigma, so that is some 16 typical residuals
+#: past the others: the young outliers of a heavy-tailed stream (t with 3 degrees of freedom,
+#: exponential) stay inside, a unit error or a sensor's garbage at power-on lies far beyond.  (A
+#: first value within it is forgotten as the level and errors average on: it never owned the clip.)
+YOUTH_REACH = 4.0
 
 
 def cycle_position(seconds: np.ndarray, period: float, bins: int, offset: float = 0.0):
@@ -101,6 +123,10 @@ class SeasonalDetector(Detector):
 
     name = "seasonal"
     uses_time = True
+    #: Learned state added after snapshots were first written (see detectors/snapshot.py): an older
+    #: snapshot is restored without a summary of its streams' first points, and none of them is judged.
+    snapshot_added = ("young_", "young_high_", "young_low_", "young_mean_", "young_m2_", "young_top_",
+                      "young_bottom_")
 
     def __init__(self, *, level_days: float = 1.0, daily_days: float = 7.0, weekly_days: float = 28.0,
                  error_days: float = 3.0, nominal_step: float = 300.0, warmup: int = 30, threshold: float = 0.5):
@@ -129,6 +155,15 @@ class SeasonalDetector(Detector):
         self.hour_error_visits_ = np.zeros((S, HOURS_PER_DAY), dtype=np.float32)
         self.last_time_ = np.full(S, np.nan)
         self.last_step_ = np.zeros(S)
+        #: Summary of each stream's first YOUTH points (see _judge_youth): how many it holds, each field's
+        #: highest and lowest value, and the mean, sum of squared deviations, highest and lowest of the others.
+        self.young_ = np.zeros(S, dtype=np.int64)
+        self.young_high_ = np.full((S, d), -np.inf)
+        self.young_low_ = np.full((S, d), np.inf)
+        self.young_mean_ = np.zeros((S, d))
+        self.young_m2_ = np.zeros((S, d))
+        self.young_top_ = np.full((S, d), -np.inf)
+        self.young_bottom_ = np.full((S, d), np.inf)
 
     # -- the model ----------------------------------------------------------
     def _positions(self, times):
@@ -216,6 +251,87 @@ class SeasonalDetector(Detector):
         self.last_step_[rows] = np.where(had_time, times - self.last_time_[rows], self.last_step_[rows])
         self.last_time_[rows] = np.where(timed, times, self.last_time_[rows])
         self.count_[rows] = n + 1
+        # Only a summary of all of a stream's points is judged (one restored from an older snapshot is not).
+        young = (n < YOUTH) & (self.young_[rows] == n)
+        if young.any():
+            self._remember_young(rows[young], x[young])
+            grown = rows[young & (n + 1 == YOUTH)]
+            if grown.size:
+                self._judge_youth(grown)
+
+    def _remember_young(self, rows, x):
+        """Add the points ``x`` ``(r, d)`` to the summary of ``rows``' first points.
+
+        The others (all points but the highest and the lowest) only ever
+        grow: a new extreme pushes the old one among them.  So their mean and
+        spread are running sums of values no absurd extreme enters, and need
+        no point stored.
+        """
+        k = self.young_[rows][:, None]
+        high, low = self.young_high_[rows], self.young_low_[rows]
+        # The value that joins the others: the extreme a new one displaces, or the point itself.  With
+        # fewer than 2 points before it every point is an extreme, and the others are none.
+        joining = np.where(x > high, high, np.where(x < low, low, x))
+        joins = k >= 2
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean, m2 = _welford_add(self.young_mean_[rows], self.young_m2_[rows], k - 2.0, joining, joins)
+        self.young_mean_[rows], self.young_m2_[rows] = mean, m2
+        self.young_top_[rows] = np.where(joins, np.maximum(self.young_top_[rows], joining), self.young_top_[rows])
+        self.young_bottom_[rows] = np.where(joins, np.minimum(self.young_bottom_[rows], joining),
+                                            self.young_bottom_[rows])
+        self.young_high_[rows] = np.maximum(high, x)
+        self.young_low_[rows] = np.minimum(low, x)
+        self.young_[rows] += 1
+
+    def _judge_youth(self, rows):
+        """Restart the fields of ``rows`` whose first :data:`YOUTH` points held an absurd extreme.
+
+        Until then a stream had no typical residual to clip by, so its first
+        points were learned as they came: an absurd one moved the level, the
+        errors and the profiles by itself, and made the errors (hence the
+        clip) as absurd, for tens of thousands of points.  Now the others
+        have a range: an extreme beyond it by more than :data:`YOUTH_REACH`
+        times that range (never less than the scale's floor) lies far past
+        what learning lets through once the scale is known (CLIP typical
+        residuals).  Its effect on the model cannot be
+        taken out point by point, so the field restarts from the points
+        judged normal (:meth:`_restart`); a field without such an extreme is
+        left exactly as it learned.
+        """
+        top, bottom = self.young_top_[rows], self.young_bottom_[rows]
+        high, low = self.young_high_[rows], self.young_low_[rows]
+        mean, m2 = self.young_mean_[rows], self.young_m2_[rows]
+        with np.errstate(invalid="ignore", over="ignore"):
+            reach = YOUTH_REACH * np.maximum(top - bottom, SPREAD_FLOOR * (np.abs(mean) + 1.0))
+            too_high, too_low = high > top + reach, low < bottom - reach
+            absurd = (too_high | too_low) & np.isfinite(reach) & np.isfinite(mean)
+            if not absurd.any():
+                return
+            # The normal points: the others and an extreme that is not cut.
+            count = np.full(mean.shape, YOUTH - 2.0)
+            mean, m2 = _welford_add(mean, m2, count, high, ~too_high)
+            count = count + ~too_high
+            mean, m2 = _welford_add(mean, m2, count, low, ~too_low)
+            count = count + ~too_low
+            sigma = np.sqrt(m2 / (count - 1.0))
+        self._restart(rows, absurd, mean, sigma)
+
+    def _restart(self, rows, fields, level, sigma):
+        """Start the ``fields`` ``(r, d)`` of ``rows`` afresh: level ``level``, typical residual from ``sigma``, no shape.
+
+        Every predictor and every hour starts with the same error, so the
+        level alone judges the stream until a shape has been learned again
+        and proves better.  Bin visits are per stream, shared by its fields,
+        and kept: a restarted field's bins learn at the rate of bins that
+        visited, which is never slower than the time rate.
+        """
+        typical = (sigma / MAE_TO_SIGMA)[:, :, None]
+        cut = fields[:, :, None]
+        self.level_[rows] = np.where(fields, level, self.level_[rows])
+        self.error_[rows] = np.where(cut, typical, self.error_[rows])
+        self.hour_error_[rows] = np.where(cut, typical, self.hour_error_[rows])
+        self.daily_[rows] = np.where(cut, 0.0, self.daily_[rows])
+        self.weekly_[rows] = np.where(cut, 0.0, self.weekly_[rows])
 
     @staticmethod
     def _learn_profile(profile, visits, rows, residual, position, dt, memory, bins):
@@ -248,6 +364,19 @@ def _cells(profile, rows, bins):
     """Flat indices ``(r, d)`` of bin ``bins[i]`` of every field of stream ``rows[i]`` in a ``(S, d, B)`` profile."""
     _, d, width = profile.shape
     return (rows[:, None] * d + np.arange(d)[None, :]) * width + bins[:, None]
+
+
+def _welford_add(mean, m2, count, value, add):
+    """Return the mean and the sum of squared deviations of ``count`` values after adding ``value`` where ``add``.
+
+    >>> mean, m2 = _welford_add(np.array([2.0]), np.array([2.0]), np.array([2.0]), np.array([5.0]), np.array([True]))
+    >>> mean.tolist(), m2.tolist()                  # 1, 3 then 5: mean 3, deviations 4 + 0 + 4
+    ([3.0], [8.0])
+    """
+    grown = np.maximum(count + 1.0, 1.0)
+    delta = value - mean
+    moved = mean + delta / grown
+    return np.where(add, moved, mean), np.where(add, m2 + delta * (value - moved), m2)
 
 
 def _rate(dt, tau):

@@ -13,14 +13,46 @@ def embed_series(embed, x, present=None):
 
 
 def test_parts_are_value_change_and_deviation_from_the_past_average():
-    x = np.array([2.0, 4.0, 4.0, 10.0])
+    x = np.array([2.0, 4.0, 5.0, 10.0, 6.0])
     out = embed_series("value+diff+dev", x)
     np.testing.assert_array_equal(out[:, 0], x)
-    np.testing.assert_array_equal(out[:, 1], [0.0, 2.0, 0.0, 6.0])
+    np.testing.assert_array_equal(out[:, 1], [0.0, 2.0, 1.0, 5.0, -4.0])
+    # The average holds the first point until the third restarts it at the median of the three (4),
+    # and the spread at their median deviation from it (1); then it moves by alpha towards each point
+    # (10 is within DEV_LIMIT spreads).
     alpha = 2.0 / 11.0
-    average = [2.0, 2.0, 2.0 + alpha * 2.0]
-    average.append(average[2] + alpha * (4.0 - average[2]))
+    average = [2.0, 2.0, 2.0, 4.0, 4.0 + alpha * 6.0]
     np.testing.assert_allclose(out[:, 2], x - np.array(average), rtol=1e-6)
+
+
+@pytest.mark.parametrize("absurd", [1e300, -1e300, 1e6])
+@pytest.mark.parametrize("at", [0, 1, 2, 3, 10])
+def test_one_absurd_young_value_does_not_own_the_average(absurd, at):
+    """Issue 8: a unit error among a stream's first points (even its first) leaves the deviations ordinary."""
+    rng = np.random.default_rng(3)
+    x = 10.0 + rng.normal(0.0, 0.3, 60)
+    clean = embed_series("diff+dev", x)
+    x[at] = absurd
+    with np.errstate(all="ignore"):
+        out = embed_series("diff+dev", x)
+    # The changes into and out of the absurd value are what they are, and the first three points are
+    # measured from the first (the average holds it until the third restarts it at their median).
+    later = slice(max(at + 2, 3), None)
+    assert np.isfinite(out[later]).all()
+    assert np.abs(out[later, 1]).max() < 3.0, f"deviation {np.abs(out[later, 1]).max():g} after {absurd:g} at {at}"
+    np.testing.assert_allclose(out[30:, 1], clean[30:, 1], atol=0.3)
+
+
+def test_a_stream_that_started_flat_learns_a_new_level():
+    """A stream whose first points are equal has no spread yet: its average must still follow a new level."""
+    out = embed_series("dev", [0.0] * 5 + [100.0] * 400)
+    assert abs(out[-1, 0]) < 1.0, f"still {out[-1, 0]:g} from the average after 400 points at the new level"
+
+
+def test_an_ordinary_high_first_value_is_learned():
+    """The median start only outvotes a first value the next two points disagree with: a rising start is kept."""
+    out = embed_series("dev", [1.0, 2.0, 3.0, 4.0])
+    assert out[3, 0] == pytest.approx(2.0)  # the average restarted at 2, the median of 1, 2, 3
 
 
 def test_features_use_the_present_and_past_only():
