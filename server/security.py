@@ -16,8 +16,9 @@ decorator:
    without one (curl, scripts) is not a browser page.  403.
 4. **Token**: with ``API_TOKEN`` set, mutating requests (and with
    ``READ_ACCESS=TOKEN`` every API read and push stream) need
-   ``Authorization: Bearer <token>`` or the dashboard's session cookie, compared
-   in constant time.  401 with ``WWW-Authenticate``.
+   ``Authorization: Bearer <token>`` or a live session cookie of the dashboard
+   (signed with the token, younger than ``SESSION_HOURS``, not ended by a logout:
+   server/sessions.py), both compared in constant time.  401 with ``WWW-Authenticate``.
 5. **Content type**: a mutating request with a body must say
    ``application/json``: a cross-site form or a no-cors ``fetch`` can only send
    ``text/plain`` and form types.  415.  File uploads (``/api/upload``) take
@@ -37,13 +38,15 @@ import hashlib
 import hmac
 import os
 import socket
-from typing import Any, Mapping
+import time
+from typing import Any, Callable, Mapping
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .concurrency import cooperative
 from .errors import ApiError, error_response
+from .sessions import Revocations, RevokeSessionJob, Session, SessionSigner
 from .validation import parse_json
 
 __all__ = ["COOKIE_NAME", "SAFE_METHODS", "Guard", "client_identity", "init_app"]
@@ -86,9 +89,14 @@ def _host_name(host_header: str) -> str:
 
 
 class Guard:
-    """The security decisions of one app, from its settings."""
+    """The security decisions of one app, from its settings.
 
-    def __init__(self, settings: Mapping[str, Any], bound_host: str | None = None):
+    ``revocations`` tells the sessions ended by a logout (needed with a token); ``clock`` is
+    the time sessions are issued and judged by (tests move it).
+    """
+
+    def __init__(self, settings: Mapping[str, Any], bound_host: str | None = None,
+                 revocations: Revocations | None = None, clock: Callable[[], float] = time.time):
         self.token: str = settings["API_TOKEN"]
         self.read_needs_token = settings["READ_ACCESS"] == "TOKEN"
         if self.read_needs_token and not self.token:
@@ -103,9 +111,11 @@ class Guard:
             self.allowed_hosts.add(bound)
         self.body_timeout: float = settings["BODY_TIMEOUT"]
         self.max_streams: int = settings["MAX_STREAMS_PER_CLIENT"]
-        # The cookie holds a value derived from the token, not the token itself.
-        self._session = (hmac.new(self.token.encode(), b"anomaly dashboard session",
-                                  hashlib.sha256).hexdigest() if self.token else "")
+        # A cookie names a session of its own, signed with a key derived from the token.
+        self.sessions = (SessionSigner(self.token, settings["SESSION_HOURS"] * 3600)
+                         if self.token else None)
+        self.revocations = revocations
+        self.clock = clock
 
     # -- decisions ---------------------------------------------------------------------------
     def host_allowed(self, host_header: str) -> bool:
@@ -118,8 +128,22 @@ class Guard:
     def token_matches(self, candidate: str) -> bool:
         return bool(self.token) and hmac.compare_digest(candidate.encode(), self.token.encode())
 
+    def live_session(self, cookie: str) -> Session | None:
+        """The session ``cookie`` names if it still authenticates: signed with this token,
+        within its lifetime, not revoked.  Anything else (garbage included) is None."""
+        if self.sessions is None:
+            return None
+        session = self.sessions.verify(cookie, self.clock())
+        if session is None or self.revocations is None or self.revocations.is_revoked(session.id):
+            return None
+        return session
+
     def session_matches(self, cookie: str) -> bool:
-        return bool(self._session) and hmac.compare_digest(cookie.encode(), self._session.encode())
+        return self.live_session(cookie) is not None
+
+    def new_session_cookie(self) -> str:
+        """The cookie value of a session issued now (the token has been checked)."""
+        return self.sessions.issue(self.clock())
 
     def authenticated(self) -> bool:
         """The request carries the token (Authorization header) or the dashboard's cookie."""
@@ -135,10 +159,6 @@ class Guard:
             return True
         return self.read_needs_token and (request.path.startswith("/api/")
                                           or request.path in ("/ws", "/metrics"))
-
-    @property
-    def session_value(self) -> str:
-        return self._session
 
     def token_fingerprint(self) -> str | None:
         """A short, stable, non-secret name of the token a request used (None without one)."""
@@ -210,7 +230,9 @@ class _Abort(Exception):
 
 def init_app(app: Flask, hub) -> Guard:
     """Install the checks, the rate limiter and the headers on ``app``; return its guard."""
-    security = Guard(app.config)
+    from .settings import resolve_path
+
+    security = Guard(app.config, revocations=Revocations(resolve_path(app.config["DATABASE"])))
     app.extensions[EXTENSION] = security
 
     @app.errorhandler(_Abort)
@@ -316,13 +338,22 @@ def _login_bp():
         if not security.token_matches(body["token"]):
             return _unauthorized("the token is wrong")
         response = jsonify({"authenticated": True})
-        response.set_cookie(COOKIE_NAME, security.session_value, httponly=True, samesite="Strict",
-                            secure=request.is_secure, path="/")
+        response.set_cookie(COOKIE_NAME, security.new_session_cookie(),
+                            max_age=int(security.sessions.lifetime_s), httponly=True,
+                            samesite="Strict", secure=request.is_secure, path="/")
         return response
 
     @bp.post("/logout")
     def logout():
-        """Forget the dashboard's session cookie."""
+        """End the session the cookie names, on every worker and for good, and drop the cookie.
+
+        Open to anyone (the page must be able to log out of a session that has already
+        expired): only a live session's own cookie can revoke it."""
+        session = guard().live_session(request.cookies.get(COOKIE_NAME, ""))
+        if session is not None:
+            from .services import services
+
+            services().writer.write(RevokeSessionJob(session), current_app.config["WRITE_TIMEOUT"])
         response = jsonify({"authenticated": False})
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict")
         return response

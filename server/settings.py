@@ -189,6 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Who may read /api and the live streams: PUBLIC (anyone who can connect) or TOKEN "
             "(only with the token; needs API_TOKEN). The page, its assets, /health and "
             "/api/openapi.json stay public.", choices=("PUBLIC", "TOKEN")),
+    Setting("SESSION_HOURS", 12.0, float,
+            "Hours a dashboard session (the cookie POST /api/login sets) stays valid after the "
+            "login; POST /api/logout ends it at once, for every worker, and a new API_TOKEN ends "
+            "every session. Applies to sessions already issued.", minimum=0.1, maximum=720.0),
     Setting("ALLOWED_ORIGINS", "", str,
             "Comma-separated extra origins (scheme://host[:port]) allowed to send mutating requests "
             "and to open /ws, besides the server's own origin."),

@@ -34,7 +34,7 @@ def test_prune_keeps_the_newest_points_per_stream_and_events(make_app):
     assert len(newest) == 10 and newest[-1]["id"] == max(p["id"] for p in newest)
     # Counters are running totals: pruning does not lower them.
     assert app.test_client().get("/api/status").get_json()["points"] == 9 * 120
-    assert svc.monitor.prune() == {"points": 0, "anomalies": 0, "events": 0}
+    assert svc.monitor.prune() == {"points": 0, "anomalies": 0, "events": 0, "revoked_sessions": 0}
 
 
 def test_prune_by_age_and_replay_skips_what_is_gone(make_app):
