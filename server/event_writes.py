@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads thi
     from .pipeline.scoring import ScoredBatch
 
 __all__ = ["AcknowledgeJob", "DeleteImportJob", "EventPruneJob", "FlagJob", "ImportFinishedJob", "ScoredEventsJob",
-           "event_batch_push", "events_push", "undo_unfinished_imports", "unfinished_imports", "PUSHED_ANOMALIES"]
+           "event_batch_push", "events_push", "id_strings", "undo_unfinished_imports", "unfinished_imports", "PUSHED_ANOMALIES"]
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,9 @@ def _all_strings(values: np.ndarray) -> bool:
     return values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string"
 
 
-def _strings(values) -> list:
-    """A column of ids as Python str (what a CSV gives already; a live source may give numbers)."""
+def id_strings(values) -> list:
+    """A column of ids as Python str (what a CSV gives already; a live source may give numbers), as
+    they are stored, and so as an event given again is looked up (server/pipeline/duplicates.py)."""
     values = np.asarray(values, dtype=object)
     if _all_strings(values):
         return values.tolist()
@@ -179,7 +180,7 @@ class ScoredEventsJob(WriteJob):
         own = {k: v for k, v in batch.features.items() if k not in left_out}
         truth = batch.features[schema.truth].tolist() if schema.truth else [None] * n
         columns = {
-            "event_id": _strings(batch.features[schema.id]),
+            "event_id": id_strings(batch.features[schema.id]),
             "timestamp": np.asarray(batch.features[schema.timestamp], dtype=float).tolist(),
             "fields": _json_objects(own),
             "risk": batch.risk.astype(int).tolist(),
@@ -197,7 +198,7 @@ class ScoredEventsJob(WriteJob):
             stored = to_row(event, _ANOMALY_COLUMNS)
             self.anomaly_rows.append((*(stored[c] for c in _ANOMALY_COLUMNS), i))
             self.anomalies.append((i, to_json(event)))
-        ids = [_strings(batch.features[e]) for e in schema.entities]
+        ids = [id_strings(batch.features[e]) for e in schema.entities]
         return list(zip(*(columns[c] for c in _PER_EVENT), *ids))
 
     def apply(self, tx: Transaction):

@@ -433,10 +433,15 @@ def _event_schemas() -> dict[str, Any]:
                       "properties": {"schema": {"type": "string"},
                                      "events": {"type": "array", "items": _ref("ScoredEvent")}}},
         "UploadSummary": {"type": "object",
-                          "required": ["schema", "origin", "events", "anomalies", "flagged", "types",
-                                       "severities", "seconds", "anomaly_list", "truncated"],
+                          "required": ["schema", "origin", "events", "duplicates", "anomalies", "flagged",
+                                       "types", "severities", "seconds", "anomaly_list", "truncated"],
                           "properties": {"schema": {"type": "string"}, "origin": {"type": "string"},
-                                         "events": _COUNT, "anomalies": _COUNT, "flagged": _COUNT,
+                                         "events": {**_COUNT, "description": "Events stored: the new ones."},
+                                         "duplicates": {**_COUNT, "description":
+                                                        "Events already stored (same schema and id), or repeating "
+                                                        "an id earlier in the file: skipped, not stored, scored "
+                                                        "or counted."},
+                                         "anomalies": _COUNT, "flagged": _COUNT,
                                          "types": counts, "severities": counts, "seconds": {"type": "number"},
                                          "anomaly_list": {"type": "array", "items": _ref("ScoredEvent"),
                                                           "description": "The first `limit` anomalies."},
@@ -537,7 +542,10 @@ def _event_paths(limit) -> dict[str, Any]:
             "description": "The file is the body (text/csv or JSON lines) or the multipart field "
                            "`file`. Headers may be snake_case or camelCase (session_id, sessionId). "
                            "A missing or mistyped column is a 400 BadFile naming what was expected, "
-                           "what was found and the line; nothing of such a file is stored.",
+                           "what was found and the line; nothing of such a file is stored. An event is "
+                           "stored once: one whose id its schema has stored already (a file sent again, "
+                           "a retried request) is skipped, as is a repeat of an id within the file (the "
+                           "first wins), and counted in `duplicates`.",
             "parameters": [schema_query,
                            {"name": "origin", "in": "query", "required": False,
                             "schema": {"enum": ["upload", "replay"], "default": "upload"}},
@@ -704,15 +712,25 @@ def _paths() -> dict[str, Any]:
         "/api/login": {
             "get": {"summary": "Whether a token guards the server and this request carries it.",
                     "responses": {"200": _json(_ref("LoginState"), "Session state.")}},
-            "post": {"summary": "Exchange the token for the dashboard's session cookie.",
-                     "description": "Sets `anomaly_session` (HttpOnly, SameSite=Strict), which "
-                                    "authenticates like the bearer token.",
+            "post": {"summary": "Exchange the token for a session cookie of the dashboard's own.",
+                     "description": "Sets `anomaly_session` (HttpOnly, SameSite=Strict, Max-Age "
+                                    "SESSION_HOURS): a new session each time, `<id>.<issued>.<mac>` "
+                                    "signed with a key derived from the token. It authenticates like "
+                                    "the bearer token until it is SESSION_HOURS old, its session is "
+                                    "ended by POST /api/logout, or the token changes; then it is "
+                                    "refused with 401 like a missing token.",
                      "requestBody": {"required": True,
                                      "content": {"application/json": {"schema": _ref("LoginRequest")}}},
                      "responses": {"200": _json(_ref("LoginState"), "Logged in; cookie set."),
                                    **_errors(400, 401, 409, 413)}}},
-        "/api/logout": {"post": {"summary": "Clear the dashboard's session cookie.",
-                                 "responses": {"200": _json(_ref("LoginState"), "Cookie cleared.")}}},
+        "/api/logout": {"post": {
+            "summary": "End the session the cookie names, for good, and clear the cookie.",
+            "description": "The session is revoked in the database: the same cookie value sent "
+                           "again, by any client to any worker, before or after a restart, is "
+                           "refused with 401. Other sessions go on. Without a live session "
+                           "cookie (none, expired, malformed) only the cookie is cleared.",
+            "responses": {"200": _json(_ref("LoginState"), "Session ended; cookie cleared."),
+                          **_errors(503)}}},
         "/api/openapi.json": {"get": {"summary": "This description.", "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/api/stream/anomalies": {"get": {
@@ -920,9 +938,12 @@ def spec(windows: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
                            "description": "ANOMALY_API_TOKEN; needed by every mutating request "
                                           "when set, and by reads with READ_ACCESS=TOKEN."},
                 "session": {"type": "apiKey", "in": "cookie", "name": "anomaly_session",
-                            "description": "Set by POST /api/login (the dashboard)."}},
+                            "description": "Set by POST /api/login (the dashboard); valid for "
+                                           "SESSION_HOURS unless POST /api/logout ends it."}},
             "responses": {
-                "Unauthorized": {**error("A token is set and the request lacks it or has a wrong one."),
+                "Unauthorized": {**error("A token is set and the request lacks it or has a wrong one "
+                                         "(a session cookie that is expired, ended by a logout, "
+                                         "malformed or signed with another token counts as none)."),
                                  "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
                 "Forbidden": error("The Origin header names an origin that is not allowed."),
                 "BodyTimeout": error("The request body did not arrive within BODY_TIMEOUT seconds."),

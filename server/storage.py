@@ -20,6 +20,8 @@ Tables
 ``schema_migrations`` which migrations have been applied
 ``alerts``, ``silences``, ``alert_audit``, ``outbox``  see server/alerts/schema.py
 ``feedback``         "not an anomaly" verdicts on anomalies and alerts (server/feedback.py)
+``revoked_sessions`` dashboard sessions ended by a logout, until they may be forgotten
+                     (server/sessions.py)
 """
 from __future__ import annotations
 
@@ -107,6 +109,12 @@ def _migration_entity_1_buckets(db: sqlite_utils.Database) -> None:
     migration_entity_1_buckets(db)
 
 
+def _migration_event_id_index(db: sqlite_utils.Database) -> None:
+    # An event given again (a re-uploaded file, a retried request) is found and not stored twice: event_storage.
+    from .event_storage import migration_event_id_index
+    migration_event_id_index(db)
+
+
 def _migration_amended_by(db: sqlite_utils.Database) -> None:
     # A repeat rule's window completed by a later batch marks its earlier events (issue 9).
     from .event_amendments import migration_amended_by
@@ -133,6 +141,12 @@ def _migration_alert_events_history(db: sqlite_utils.Database) -> None:
     db["points"].create_index(["source", "timestamp"])
 
 
+def _migration_revoked_sessions(db: sqlite_utils.Database) -> None:
+    # A logout ends its session on every worker and after a restart (server/sessions.py).
+    from .sessions import migration_revoked_sessions
+    migration_revoked_sessions(db)
+
+
 #: Ordered (version, name, function) migrations.  Append new ones; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "initial schema", _migration_initial),
@@ -146,6 +160,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (10, "scored events' first entity index without the schema", _migration_entity_1_index),
     (11, "scored events amended by a later batch", _migration_amended_by),
     (12, "scored events' first entity index in buckets of row ids", _migration_entity_1_buckets),
+    (13, "dashboard sessions revoked by a logout", _migration_revoked_sessions),
+    (14, "scored events' ids indexed, each event stored once", _migration_event_id_index),
 ]
 
 

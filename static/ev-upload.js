@@ -1,6 +1,7 @@
 /* The EV view's upload button: sends a CSV or JSON-lines file of sessions to POST /api/upload,
- * shows the bytes going up, then the server's summary (or its error, which names the line),
- * and reloads the table. A file is imported whole or not at all: on an error nothing changed.
+ * shows the bytes going up, then the server's summary (or its error, which names the line):
+ * sessions stored, anomalies found, and sessions skipped as stored before, and reloads the table.
+ * A file is imported whole or not at all: on an error nothing changed.
  */
 (function (AW) {
   'use strict';
@@ -24,6 +25,9 @@
     var parts = [file.name + ':'];
     parts.push(sessions === null ? 'imported' : fmt.count(sessions) + (sessions === 1 ? ' session' : ' sessions'));
     if (anomalies !== null) parts.push('· ' + fmt.count(anomalies) + (anomalies === 1 ? ' anomaly' : ' anomalies') + ' found');
+    // Sessions stored before (the same file again, a retry) are skipped: said only when there are any.
+    var duplicates = firstNumber(body, ['duplicates']);
+    if (duplicates) parts.push('· ' + fmt.count(duplicates) + ' already stored, skipped');
     return parts.join(' ');
   }
 

@@ -9,6 +9,11 @@ A batch is read and scored while the writer copies the one before into its
 table and commits it (:meth:`Ingest.store`), a part of the write that holds
 no GIL.
 
+Each event is stored once: the events of a batch that are stored already (a file
+uploaded again, a retried request, a feed re-sending), queued to be, or repeated in
+it are dropped before it is scored, whatever the source
+(server/pipeline/duplicates.py), and an import's summary counts them.
+
 An import (an uploaded file, a replayed one) is all or nothing: its batches
 are stored under one origin, and if a write fails the ones already stored
 are deleted again; it is marked in progress in the database until its last
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..concurrency import DedicatedThread
+from .duplicates import StoredOnce
 from .event import EventBatch
 
 __all__ = ["ImportSummary", "Ingest", "check_schema_names"]
@@ -88,7 +94,10 @@ class ImportSummary:
 
     schema: str
     origin: str
+    #: Events stored: new ones only.
     events: int = 0
+    #: Events not stored, scored or counted: stored already, or repeating one earlier in the import.
+    duplicates: int = 0
     anomalies: int = 0
     flagged: int = 0
     types: dict = field(default_factory=dict)
@@ -130,8 +139,8 @@ class ImportSummary:
 
     def to_dict(self) -> dict:
         return {"schema": self.schema, "origin": self.origin, "events": self.events,
-                "anomalies": self.anomalies, "flagged": self.flagged, "types": self.types,
-                "severities": self.severities, "seconds": round(self.seconds, 3),
+                "duplicates": self.duplicates, "anomalies": self.anomalies, "flagged": self.flagged,
+                "types": self.types, "severities": self.severities, "seconds": round(self.seconds, 3),
                 "anomaly_list": self.anomaly_list,
                 "truncated": self.anomalies > len(self.anomaly_list)}
 
@@ -149,6 +158,7 @@ class Ingest:
         register_schema_files(self.schema_files)
         self.writer = writer
         self.write_timeout = write_timeout
+        self._stored_once = StoredOnce(self._connect_reader)
         self.flags: dict[str, dict[str, set]] = {}
         self._schemas: dict | None = None
         self._scorers: dict = {}
@@ -183,11 +193,18 @@ class Ingest:
 
         self.flags = flags_by_key(rows)
 
+    def _connect_reader(self):
+        """A read-only connection to the writer's database (where a batch's events are looked for)."""
+        from ..storage import open_reader
+
+        return open_reader(self.writer.path).conn
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
         self._thread.close()
         self._parser.close()
+        self._stored_once.close()
 
     def schema(self, name: str):
         if name not in self.schemas:
@@ -214,7 +231,10 @@ class Ingest:
             for batch in batches:
                 if summary is None:
                     summary = ImportSummary(batch.schema.name, origin)
-                job = self._score_and_queue(batch, origin, whole)
+                job, duplicates = self._score_and_queue(batch, origin, whole)
+                summary.duplicates += duplicates
+                if job is None:
+                    continue  # every event of the batch was stored before
                 jobs.append(job)
                 if pending is not None:
                     self._collect(pending, summary, keep_anomalies)
@@ -251,21 +271,33 @@ class Ingest:
         return self.store(parsed(), origin, keep_anomalies=keep_anomalies, whole=True)
 
     def _score_and_queue(self, batch: EventBatch, origin: str, whole: bool = False):
+        """Drop the batch's events stored before, score the rest and queue them to the writer.
+
+        Returns the queued job (None when no event of the batch was new) and the events dropped.
+        The look-up and the scoring run under the lock, in batch order: a batch's events are
+        looked for among those of every batch queued before it.
+        """
         from ..event_writes import ScoredEventsJob
 
         scorer = self.scorers[batch.schema.name]
         flags = self.flags.get(batch.schema.name, {})
 
         def score():
-            scored = scorer.score(batch.frame)
+            fresh = self._stored_once.fresh(batch)
+            if not len(fresh.batch):
+                return fresh, None
+            scored = scorer.score(fresh.batch.frame)
             scored.mark_flagged(flags)
-            return ScoredEventsJob(scored, origin, whole)
+            return fresh, ScoredEventsJob(scored, origin, whole)
 
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pipeline is shutting down")
-            job = self._thread.run(score)
-            return self.writer.submit(job, timeout=self.write_timeout)
+            fresh, job = self._thread.run(score)
+            if job is not None:
+                job = self.writer.submit(job, timeout=self.write_timeout)
+                self._stored_once.queued(fresh, job)
+            return job, fresh.duplicates
 
     def _wait_staged(self, job) -> None:
         """Wait until the writer has staged ``job``'s rows, or has finished with it (a job that

@@ -34,8 +34,16 @@ def test_the_built_in_ev_feed_runs_under_the_scheduler(server):
     assert status == 200 and body["events"][0]["origin"] == "ev_charging"
 
 
+def _sessions_of_their_own(days: int, seed: int, start: float, tag: str):
+    """Generated sessions with ids of their own: the generator numbers every seed's sessions from
+    S00000000, as the running feed's, and an event whose id is stored already is not stored again."""
+    sessions = EVChargingGenerator(seed=seed, start=start).days(days)
+    sessions["session_id"] = tag + sessions["session_id"]
+    return sessions
+
+
 def test_a_large_csv_upload_streams_through_the_real_server(server, tmp_path):
-    sessions = EVChargingGenerator(seed=3, start=1_800_000_000.0).days(20)
+    sessions = _sessions_of_their_own(20, seed=3, start=1_800_000_000.0, tag="upload-")
     data = sessions.drop(columns=["label"]).to_csv(index=False).encode()
     assert len(data) > 500_000
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
@@ -56,7 +64,7 @@ def test_a_large_csv_upload_streams_through_the_real_server(server, tmp_path):
 
 def test_the_replay_client_sends_a_file_with_a_progress_bar(server, tmp_path):
     path = tmp_path / "day.csv"
-    EVChargingGenerator(seed=4, start=1_900_000_000.0).days(1).to_csv(path, index=False)
+    _sessions_of_their_own(1, seed=4, start=1_900_000_000.0, tag="replay-").to_csv(path, index=False)
     before = _summary(server)["events"]
     done = subprocess.run([sys.executable, "-m", "server.replay", str(path), "--url",
                            f"http://127.0.0.1:{server.port}", "--speed", "max"],

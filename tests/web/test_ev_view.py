@@ -156,6 +156,20 @@ def test_upload_fills_cards_tabs_table_and_detail(ev_page, live_server):
     page.screenshot(path=str(SCREENSHOTS / "ev-uploaded-laptop.png"), full_page=True)
 
 
+def test_the_same_file_again_says_its_sessions_were_stored_before(ev_page, live_server):
+    """Each session is stored once: a file uploaded again stores none, and the panel says how many it skipped."""
+    if not has_upload(live_server):
+        pytest.skip("this server has no POST /api/upload yet (events API)")
+    page, _ = ev_page
+    upload(page, "again")
+    status = page.locator("#ev-upload-message")
+    expect(status).not_to_contain_text("already stored")
+    text, _ = sessions_csv("again")
+    page.set_input_files("#ev-file", files=[{"name": "again.csv", "mimeType": "text/csv", "buffer": text.encode()}])
+    expect(status).to_have_text("again.csv: 0 sessions · 0 anomalies found · 66 already stored, skipped",
+                                timeout=30000)
+
+
 def test_bad_file_is_refused_with_the_servers_reason(ev_page, live_server):
     if not has_upload(live_server):
         pytest.skip("this server has no POST /api/upload yet (events API)")
