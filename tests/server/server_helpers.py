@@ -27,6 +27,15 @@ def services_of(app):
     return app.extensions[EXTENSION]
 
 
+def stored_rows(app, sql: str, params=()) -> list[tuple]:
+    """The rows ``sql`` reads from ``app``'s database, on a reader of its own (closed again)."""
+    reader = services_of(app).reader()
+    try:
+        return [tuple(row) for row in reader.conn.execute(sql, params).fetchall()]
+    finally:
+        reader.close()
+
+
 def shutdown_app(app) -> None:
     services_of(app).shutdown()
 

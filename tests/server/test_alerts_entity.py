@@ -12,7 +12,7 @@ from alert_helpers import WebhookReceiver, receivers_file, store_point
 from server.alerts import subjects as subjects_module
 from server.alerts.service import EXTENSION as ALERTS, PUSHED_EVENT_ALERTS
 from server.pipeline.schema import SchemaError, load_schema, schema_from_data
-from server_helpers import services_of
+from server_helpers import services_of, stored_rows
 
 HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment"
 SESSIONS = [
@@ -47,11 +47,7 @@ def _alerts(client, **query) -> dict:
 
 
 def _db(app, sql: str, params=()):
-    reader = services_of(app).reader()
-    try:
-        return [tuple(row) for row in reader.conn.execute(sql, params).fetchall()]
-    finally:
-        reader.close()
+    return stored_rows(app, sql, params)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from pipeline_helpers import ev_schema  # noqa: E402,F401 -- a fixture
 from server.event_storage import STORED_EVENT_IDS, stored_event_ids  # noqa: E402
 from server.push import replay_events  # noqa: E402
-from server_helpers import build_app, migrated_database, run_ev_feed, services_of, shutdown_app  # noqa: E402
+from server_helpers import (build_app, migrated_database, run_ev_feed, services_of, shutdown_app,  # noqa: E402
+                            stored_rows)
 
 HEADER = "session_id,user_id,charger_id,start_time,duration,energy,payment"
 #: Ordinary sessions of three users, a billing fraud of U1, and two short sessions of U7 within an
@@ -44,11 +45,7 @@ def _view(client) -> dict:
 
 
 def _event_ids(app) -> list[str]:
-    reader = services_of(app).reader()
-    try:
-        return [r[0] for r in reader.conn.execute("SELECT event_id FROM scored_events ORDER BY id")]
-    finally:
-        reader.close()
+    return [r[0] for r in stored_rows(app, "SELECT event_id FROM scored_events ORDER BY id")]
 
 
 def _pushed_batches(app) -> int:

@@ -11,7 +11,7 @@ from server.security import COOKIE_NAME, EXTENSION as GUARD
 from server.sessions import (LONGEST_LIFETIME_S, ForgetRevocationsJob, Revocations,
                              RevokeSessionJob, Session, SessionSigner)
 from server.settings import SettingsError
-from server_helpers import build_app, services_of, shutdown_app
+from server_helpers import build_app, services_of, shutdown_app, stored_rows
 
 TOKEN = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,11 +62,7 @@ def says_authenticated(app, value: str) -> bool:
 
 
 def revoked_ids(app) -> list[str]:
-    reader = services_of(app).reader()
-    try:
-        return [row[0] for row in reader.conn.execute("SELECT id FROM revoked_sessions ORDER BY id")]
-    finally:
-        reader.close()
+    return [row[0] for row in stored_rows(app, "SELECT id FROM revoked_sessions ORDER BY id")]
 
 
 # -- issuing -----------------------------------------------------------------------------------
