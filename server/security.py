@@ -41,7 +41,7 @@ import socket
 import time
 from typing import Any, Callable, Mapping
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .concurrency import cooperative
@@ -138,8 +138,13 @@ class Guard:
             return None
         return session
 
-    def session_matches(self, cookie: str) -> bool:
-        return self.live_session(cookie) is not None
+    def request_session(self) -> Session | None:
+        """The live session this request's cookie names, checked once per request: the guard's check
+        and the audit's name of the caller (:meth:`token_fingerprint`) both ask, and a check reads
+        the database."""
+        if "anomaly_session" not in g:
+            g.anomaly_session = self.live_session(request.cookies.get(COOKIE_NAME, ""))
+        return g.anomaly_session
 
     def new_session_cookie(self) -> str:
         """The cookie value of a session issued now (the token has been checked)."""
@@ -150,7 +155,7 @@ class Guard:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and self.token_matches(credentials.strip()):
             return True
-        return self.session_matches(request.cookies.get(COOKIE_NAME, ""))
+        return self.request_session() is not None
 
     def needs_token(self) -> bool:
         if not self.token or request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
@@ -165,7 +170,7 @@ class Guard:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and self.token_matches(credentials.strip()):
             return "token:" + hashlib.sha256(self.token.encode()).hexdigest()[:12]
-        if self.session_matches(request.cookies.get(COOKIE_NAME, "")):
+        if self.request_session() is not None:
             return "session:" + hashlib.sha256(self.token.encode()).hexdigest()[:12]
         return None
 
@@ -349,7 +354,7 @@ def _login_bp():
 
         Open to anyone (the page must be able to log out of a session that has already
         expired): only a live session's own cookie can revoke it."""
-        session = guard().live_session(request.cookies.get(COOKIE_NAME, ""))
+        session = guard().request_session()
         if session is not None:
             from .services import services
 
