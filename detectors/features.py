@@ -141,8 +141,11 @@ class CausalEmbedding:
         # median deviation from it (the average holds the first point until then): one absurd value among
         # them cannot own the average, or the spread that judges what it learns next.
         third = started & (deviations == 1)
-        centre = _median_of_three(average, self.previous_, X)
-        restart_spread = _median_of_three(np.abs(average - centre), np.abs(self.previous_ - centre), np.abs(X - centre))
+        centre, restart_spread = average, self.spread_
+        if third.any():  # a few ticks of a stream's life: not every tick's work
+            centre = _median_of_three(average, self.previous_, X)
+            restart_spread = _median_of_three(np.abs(average - centre), np.abs(self.previous_ - centre),
+                                              np.abs(X - centre))
         # The average learns winsorised values (at most DEV_LIMIT typical deviations from it), so one
         # absurd value cannot drag it away and make every later deviation look alike.  The floor lets a
         # stream that started flat (no spread yet) learn a new level, slowly at first.

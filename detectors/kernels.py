@@ -821,16 +821,15 @@ def embedding_points(points, previous, average, spread, count, started, alpha, d
                 centre = _median3(avg, previous[f], x)
                 spread[f] = _median3(abs(avg - centre), abs(previous[f] - centre), abs(x - centre))
                 average[f] = centre
-            elif not second:
+            else:
                 learned = x
                 if count[0] >= 2:
                     reach = dev_limit * max(spread[f], spread_floor * (abs(avg) + 1.0))
                     learned = np.minimum(np.maximum(x, avg - reach), avg + reach)
                 if not first:
                     spread[f] = spread[f] + weight * (abs(learned - avg) - spread[f])
-                average[f] = avg + alpha * (learned - avg)
-            else:
-                spread[f] = spread[f] + weight * (abs(x - avg) - spread[f])
+                if not second:  # the second point leaves the average at the first
+                    average[f] = avg + alpha * (learned - avg)
             previous[f] = x
         if not first:
             count[0] += 1
