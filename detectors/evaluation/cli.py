@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .corpora import DATASETS, load_dataset
+from .metrics import composite_f1
 from .nab import write_file_scores, write_results
 from .nab_scoring import PROFILES, score_profiles
 from .references import DEFAULT_ALPHA, T2_RIDGE, T2_WINDOW
 from .report import TABLE_NOTES, failed, format_table, judge_dataset, write_summary
-from .runners import DEFAULT_DETECTOR, REFERENCES, make_runner
+from .runners import DEFAULT_DETECTOR, REFERENCES, EveryRowRunner, make_runner
 
 __all__ = ["add_evaluate_command", "run_evaluation", "DEFAULT_NAB_DIR", "DEFAULT_CORPORA_DIR",
            "DEFAULT_DETECTORS", "EXIT_BAD_INPUT"]
@@ -111,7 +112,7 @@ def run_evaluation(datasets, detectors, *, nab_dir, corpora_dir, out_dir, max_se
             started = time.perf_counter()
             try:
                 outputs = runner.run(series, bar.update)
-                seconds = time.perf_counter() - started
+                seconds = time.perf_counter() - started if runner.timed else float("nan")
                 pooled, per_series = judge_dataset(dataset, runner.name, series, outputs, runner.flag_rule, seconds)
                 if dataset == "nab":
                     pooled.nab, nab_results = _nab_scores(series, outputs, profiles, out_dir, runner.name)
@@ -125,9 +126,11 @@ def run_evaluation(datasets, detectors, *, nab_dir, corpora_dir, out_dir, max_se
                 bar.close()
             dataset_results.append(pooled)
             series_results += per_series
-            runs[runner.name] = outputs
+            if runner.name != EveryRowRunner.name:  # a constant score draws nothing worth plotting
+                runs[runner.name] = outputs
             print(f"  {runner.name}: {seconds:.1f} s, point F1 {pooled.point.f1:.3f}, "
-                  f"event F1 {pooled.event.prf()[2]:.3f}, ROC-AUC {pooled.roc_auc:.3f}", flush=True)
+                  f"event F1 {pooled.event.prf()[2]:.3f}, composite F1 {composite_f1(pooled.point, pooled.event):.3f}, "
+                  f"ROC-AUC {pooled.roc_auc:.3f}", flush=True)
         if plots and runs:
             try:
                 print(f"  plot: {plot_dataset(out_dir / f'{dataset}.png', dataset, series, runs)}", flush=True)

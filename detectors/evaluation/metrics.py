@@ -15,6 +15,12 @@ consecutive label-1 rows.
   rows, as in telemanom's SMAP/MSL protocol: a flagged run that overlaps an
   event is not a false alarm, however long, and many flagged runs inside one
   event count once.
+* :func:`composite_f1` -- the harmonic mean of point-wise precision and
+  event-wise recall (Garg et al., 2021): incidents found, paid for by every
+  normal row flagged.  Unlike the event-wise F1 it cannot be won by flagging
+  everything (one flagged run that covers every event is no false alarm, so
+  flagging every row earns event F1 1.0; its composite F1 is ``2r / (1 + r)``
+  for a labelled share ``r``, as its point F1).
 * :func:`point_adjust` -- the point-adjusted flags (Xu et al., 2018): one flag
   inside an event marks the whole event as flagged.  **This inflates
   scores** (one lucky flag in a 1,000-row event earns 1,000 true positives);
@@ -41,6 +47,7 @@ __all__ = [
     "point_counts",
     "event_counts",
     "point_adjust",
+    "composite_f1",
     "prf",
     "roc_auc",
     "average_precision",
@@ -126,6 +133,20 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     recall = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return precision, recall, f1
+
+
+def composite_f1(point: "Counts", event: "EventCounts") -> float:
+    """The harmonic mean of point-wise precision and event-wise recall; 0 when either is 0 or NaN.
+
+    >>> composite_f1(Counts(tp=2, fp=2, fn=0), EventCounts(detected=1, missed=1, false_alarms=0))
+    0.5
+    >>> composite_f1(Counts(tp=0, fp=0, fn=4), EventCounts(detected=0, missed=2, false_alarms=0))
+    0.0
+    """
+    precision, recall = point.precision, event.prf()[1]
+    if not precision > 0 or not recall > 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
 
 
 def point_counts(labels, flags) -> Counts:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import Counts, EventCounts, average_precision, best_f1, event_counts, point_adjust, point_counts, roc_auc
+from .metrics import (Counts, EventCounts, average_precision, best_f1, composite_f1, event_counts, point_adjust,
+                      point_counts, roc_auc)
 
 __all__ = ["Result", "judge", "judge_dataset", "failed", "format_table", "write_summary", "TABLE_NOTES"]
 
@@ -55,6 +56,7 @@ class Result:
             "flags": self.point.tp + self.point.fp,
             "event_precision": ep, "event_recall": er, "event_f1": ef,
             "events_detected": self.event.detected, "false_alarm_runs": self.event.false_alarms,
+            "composite_f1": composite_f1(self.point, self.event),
             "point_adjusted_f1_inflating": self.point_adjusted.f1,
             "roc_auc": self.roc_auc, "pr_auc": self.pr_auc,
             "oracle_best_f1": self.oracle_f1, "oracle_threshold": self.oracle_threshold,
@@ -126,7 +128,9 @@ def failed(dataset: str, detector: str, series, error: Exception, seconds: float
 TABLE_NOTES = (
     "P/R/F1: point-wise, at the detector's own flags (no labels used to set them).  "
     "ev P/R/F1: event-wise (an event is found by any flag inside it; a flagged run touching no event is "
-    "one false alarm).  PA-F1: point-adjusted F1, INFLATES (one flag counts a whole event).  "
+    "one false alarm; flagging every row earns 1.0).  cF1: composite F1, point precision with event recall "
+    "(flagging every row earns only its point F1).  PA-F1: point-adjusted F1, INFLATES (one flag counts a whole "
+    "event).  every_row: the floor, every judged row flagged.  "
     "ROC, PR: areas under the curves of the scores.  F1*: best point-wise F1 at an ORACLE threshold "
     "chosen with the labels (not reachable by the detector).  Rows of a dataset are pooled over its series."
 )
@@ -141,7 +145,7 @@ def _cell(value, digits: int = 3) -> str:
 def format_table(results) -> str:
     """One line per dataset x detector with every metric and the run time."""
     header = (f"{'dataset':<7} {'detector':<18} {'series':>6} {'P':>6} {'R':>6} {'F1':>6} {'evP':>6} {'evR':>6} "
-              f"{'evF1':>6} {'PA-F1!':>6} {'ROC':>6} {'PR':>6} {'F1*':>6} {'sec':>7} {'rows/s':>8}  flags")
+              f"{'evF1':>6} {'cF1':>6} {'PA-F1!':>6} {'ROC':>6} {'PR':>6} {'F1*':>6} {'sec':>7} {'rows/s':>8}  flags")
     lines = [header]
     for r in results:
         record = r.row()
@@ -149,7 +153,7 @@ def format_table(results) -> str:
             lines.append(f"{r.dataset:<7} {r.detector:<18} {r.n_series:>6}  failed after {r.seconds:.1f} s: {r.error}")
             continue
         cells = [record[k] for k in ("point_precision", "point_recall", "point_f1", "event_precision",
-                                     "event_recall", "event_f1", "point_adjusted_f1_inflating", "roc_auc",
+                                     "event_recall", "event_f1", "composite_f1", "point_adjusted_f1_inflating", "roc_auc",
                                      "pr_auc", "oracle_best_f1")]
         lines.append(f"{r.dataset:<7} {r.detector:<18} {r.n_series:>6} " + " ".join(f"{_cell(c):>6}" for c in cells)
                      + f" {_cell(r.seconds, 1):>7} {_cell(r.rows_per_s, 0):>8}  {r.flag_rule}")

@@ -12,6 +12,9 @@ detector's *own* flags, made without labels:
   as ``python -m detectors score`` writes them.
 * ``t2`` and ``hst`` are the reference lines of :mod:`.references`; they flag
   past the ``1 - alpha`` quantile of their own scores on the warm-up rows.
+* ``every_row`` is the floor: every row flagged, one score for all.  What a
+  detector that knows nothing earns: point F1 ``2r / (1 + r)`` at a labelled
+  share ``r``, event F1 1.0, ROC-AUC 0.5.  An F1 means something beside it.
 
 Series of one field count run as the streams of one bank (see
 :func:`_banks`), so a dataset costs as many ticks as its longest series, not
@@ -29,11 +32,11 @@ from ..registry import make
 from .references import DEFAULT_ALPHA, T2_RIDGE, T2_WINDOW, half_space_trees, rolling_t2, train_quantile_flags
 
 __all__ = ["Output", "Runner", "EngineRunner", "DetectorRunner", "HotellingT2Runner", "HalfSpaceTreesRunner",
-           "make_runner", "DEFAULT_DETECTOR", "REFERENCES"]
+           "EveryRowRunner", "make_runner", "DEFAULT_DETECTOR", "REFERENCES"]
 
 DEFAULT_DETECTOR = "ensemble"
 #: The reference lines, by the name the command line takes.
-REFERENCES = ("t2", "hst")
+REFERENCES = ("t2", "hst", "every_row")
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Runner:
     name = "runner"
     #: How the flags are made, printed beside the results.
     flag_rule = ""
+    #: Whether the run scores rows, so its time is a speed worth printing.
+    timed = True
 
     def run(self, series, progress: Callable[[int], None] | None = None) -> list[Output]:
         """Return one :class:`Output` per series, in order; ``progress(n)`` is told of ticks done."""
@@ -176,6 +181,26 @@ class HalfSpaceTreesRunner(Runner):
         return outputs
 
 
+class EveryRowRunner(Runner):
+    """The floor: every row flagged with one constant score, so the metrics show what knowing nothing earns.
+
+    >>> from detectors.evaluation.corpora import LabelledSeries
+    >>> out = EveryRowRunner().run([LabelledSeries("x", "s", np.zeros(4), np.array([0, 1, 0, 0]), 1)])[0]
+    >>> out.flags.tolist(), out.scores.tolist()
+    ([True, True, True, True], [0.0, 0.0, 0.0, 0.0])
+    """
+
+    name = "every_row"
+    flag_rule = "every row (the floor)"
+    timed = False
+
+    def ticks(self, series) -> int:
+        return 0  # nothing is scored
+
+    def _run_group(self, group, progress):
+        return [Output(np.zeros(s.n_rows), np.ones(s.n_rows, dtype=bool)) for s in group]
+
+
 def make_runner(spec: str, alpha: float = DEFAULT_ALPHA, load_detector=make) -> Runner:
     """Build the runner for ``spec``: ``ensemble``, ``t2``, ``hst``, a registry name or ``module:Class``."""
     if spec == DEFAULT_DETECTOR:
@@ -184,4 +209,6 @@ def make_runner(spec: str, alpha: float = DEFAULT_ALPHA, load_detector=make) -> 
         return HotellingT2Runner(alpha)
     if spec == "hst":
         return HalfSpaceTreesRunner(alpha)
+    if spec == EveryRowRunner.name:
+        return EveryRowRunner()
     return DetectorRunner(load_detector(spec))

@@ -70,7 +70,8 @@ def test_evaluate_scores_every_dataset_with_references_and_writes_results(tmp_pa
     assert "failed" in result.stdout and "univariate" in result.stdout
     # Every metric has a column; the inflating and oracle ones say so in their names.
     for column in ("point_precision", "point_recall", "point_f1", "event_precision", "event_recall", "event_f1",
-                   "point_adjusted_f1_inflating", "roc_auc", "pr_auc", "oracle_best_f1", "seconds", "flag_rule"):
+                   "composite_f1", "point_adjusted_f1_inflating", "roc_auc", "pr_auc", "oracle_best_f1", "seconds",
+                   "flag_rule"):
         assert column in summary.columns
     ok = summary[summary.error.isna()]
     assert ok.roc_auc.between(0, 1).all() and ok.oracle_best_f1.between(0, 1).all()

@@ -12,6 +12,7 @@ from detectors.evaluation.metrics import (
     EventCounts,
     average_precision,
     best_f1,
+    composite_f1,
     event_counts,
     point_adjust,
     point_counts,
@@ -52,6 +53,26 @@ def test_events_at_the_edges_and_flags_everywhere():
     assert event_counts(labels, np.ones(5, int)) == EventCounts(2, 0, 0)
     assert event_counts(labels, np.zeros(5, int)) == EventCounts(0, 2, 0)
     assert event_counts(np.zeros(4, int), np.array([1, 0, 1, 1])) == EventCounts(0, 0, 2)
+
+
+def test_composite_f1_cannot_be_won_by_flagging_every_row():
+    """Event F1 gives flagging everything 1.0; the composite F1 (point precision, event recall) gives its point F1."""
+    labels = np.array([0] * 90 + [1] * 5 + [0] * 3 + [1] * 2)  # 7 % labelled, two events
+    everything = np.ones(len(labels), int)
+    assert event_counts(labels, everything).prf()[2] == 1.0
+    share = labels.mean()
+    assert composite_f1(point_counts(labels, everything), event_counts(labels, everything)) == pytest.approx(
+        2 * share / (1 + share))
+    # One flag in each event, nothing else: precision 1, recall 1.
+    exact = np.zeros(len(labels), int)
+    exact[[92, 98]] = 1
+    assert composite_f1(point_counts(labels, exact), event_counts(labels, exact)) == 1.0
+    # One event of two found with one false flag: precision 1/2, event recall 1/2.
+    half = np.zeros(len(labels), int)
+    half[[10, 92]] = 1
+    assert composite_f1(point_counts(labels, half), event_counts(labels, half)) == pytest.approx(0.5)
+    assert composite_f1(point_counts(labels, np.zeros(len(labels), int)),
+                        event_counts(labels, np.zeros(len(labels), int))) == 0.0
 
 
 def test_point_adjust_fills_only_hit_events_and_keeps_other_flags():

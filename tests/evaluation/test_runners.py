@@ -6,7 +6,8 @@ import pytest
 
 from detectors.engine import Engine
 from detectors.evaluation.corpora import LabelledSeries
-from detectors.evaluation.runners import DetectorRunner, EngineRunner, HotellingT2Runner, make_runner
+from detectors.evaluation.report import judge_dataset
+from detectors.evaluation.runners import DetectorRunner, EngineRunner, EveryRowRunner, HotellingT2Runner, make_runner
 from detectors.registry import make
 
 MEMBERS = ("zscore", "mad")
@@ -68,5 +69,18 @@ def test_make_runner_names():
     assert isinstance(make_runner("ensemble"), EngineRunner)
     assert make_runner("t2").name == "t2" and make_runner("hst").name == "hst"
     assert make_runner("mad").name == "mad"
+    assert isinstance(make_runner("every_row"), EveryRowRunner)
     with pytest.raises(ValueError, match="unknown detector"):
         make_runner("nosuch")
+
+
+def test_the_floor_flags_every_row_and_earns_what_knowing_nothing_earns():
+    series = [labelled("a", 400, spike_at=300), labelled("b", 200, seed=1, spike_at=150)]
+    outputs = EveryRowRunner().run(series)
+    assert all(out.flags.all() and np.ptp(out.scores) == 0 for out in outputs)
+    pooled, _ = judge_dataset("toy", "every_row", series, outputs)
+    share = 2 / sum(s.n_rows - s.warmup for s in series)
+    assert pooled.event.prf()[2] == 1.0  # the event F1's blind spot
+    assert pooled.point.f1 == pytest.approx(2 * share / (1 + share))
+    assert pooled.row()["composite_f1"] == pytest.approx(pooled.point.f1)
+    assert pooled.roc_auc == 0.5
