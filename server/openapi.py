@@ -12,6 +12,7 @@ from detectors.engine import WINDOW_RANGE
 from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
+from .alerts.silences import LATEST_TIME as LATEST_SILENCE_TIME, MAX_SILENCE_S
 from .pipeline.event import EARLIEST_TIME, LATEST_TIME
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
@@ -345,9 +346,10 @@ def _alert_schemas() -> dict[str, Any]:
                      "state": {"enum": ["pending", "active", "expired"]}}
     by = {**_NAME, "description": "Who acts (default: the client's address)."}
     note = {"type": ["string", "null"], "maxLength": 1000}
-    moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e11},
+    moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": LATEST_SILENCE_TIME},
                         {"type": "string", "format": "date-time"}],
-              "description": "Epoch seconds or ISO-8601."}
+              "description": f"Epoch seconds or ISO-8601, either from 0 to {LATEST_SILENCE_TIME:g} "
+                             "epoch seconds."}
     return {
         "Alert": {"type": "object", "required": [k for k in alert_props if k not in ("silenced_by", "anomalies")],
                   "properties": alert_props,
@@ -381,10 +383,12 @@ def _alert_schemas() -> dict[str, Any]:
                         "properties": {"silences": {"type": "array", "items": _ref("Silence")}}},
         "SilenceRequest": {
             "type": "object", "required": ["matchers"], "additionalProperties": False,
-            "description": "Give exactly one of ends_at and duration.",
+            "description": f"Give exactly one of ends_at and duration. A silence lasts at most "
+                           f"{MAX_SILENCE_S:.0f} seconds (366 days) from starts_at (or now): a "
+                           "longer duration or a later ends_at, in either form, is a 400.",
             "properties": {"matchers": matchers, "starts_at": moment, "ends_at": moment,
                            "duration": {"type": "number", "exclusiveMinimum": 0,
-                                        "maximum": 366 * 86400, "description": "Seconds."},
+                                        "maximum": MAX_SILENCE_S, "description": "Seconds."},
                            "by": by, "comment": note},
             "oneOf": [{"required": ["ends_at"], "not": {"required": ["duration"]}},
                       {"required": ["duration"], "not": {"required": ["ends_at"]}}]},

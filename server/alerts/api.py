@@ -23,14 +23,13 @@ from .actions import Acknowledge, CreateSilence, ExpireSilence, NotFound, Resolv
 from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
-from .silences import Silence, parse_matchers
+from .silences import LATEST_TIME, MAX_SILENCE_S, Silence, parse_matchers
 
 __all__ = ["ALERT_COLUMNS", "bp"]
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 
 STATES = ("pending", "firing", "resolved")
-MAX_SILENCE_S = 366 * 86400.0
 ALERT_COLUMNS = ("id", "state", "stream", "entity", "type", "severity", "peak_score", "points",
                  "started_at", "fired_at", "last_anomalous_at", "resolved_at", "resolved_by",
                  "resolution", "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
@@ -65,10 +64,11 @@ def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
 
 
 def _time(body: dict, key: str) -> float | None:
-    """A time in a body: epoch seconds in [0, 1e11] or an ISO-8601 date-time string."""
+    """A time in a body: epoch seconds or an ISO-8601 date-time string, in [0, LATEST_TIME]."""
     if key not in body:
         return None
     value = body[key]
+    limits = f"{key} must be epoch seconds (0 to {LATEST_TIME:g}) or an ISO-8601 date-time"
     if isinstance(value, str):
         try:
             if "T" not in value.upper():  # a date-time, not a date alone
@@ -78,9 +78,11 @@ def _time(body: dict, key: str) -> float | None:
             raise InvalidRequest(f"{key} must be an ISO-8601 date-time, got {value[:40]!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e11:
-        raise InvalidRequest(f"{key} must be epoch seconds (0 to 1e11) or an ISO-8601 date-time")
+        value = moment.timestamp()
+        if not 0 <= value <= LATEST_TIME:  # the same moments as the epoch form
+            raise InvalidRequest(f"{limits} of the same range, got {body[key][:40]!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= LATEST_TIME:
+        raise InvalidRequest(limits)
     return float(value)
 
 
@@ -206,10 +208,14 @@ def create_silence():
         duration = body["duration"]
         if isinstance(duration, bool) or not isinstance(duration, (int, float)) \
                 or not 0 < duration <= MAX_SILENCE_S:
-            raise InvalidRequest(f"duration must be a number of seconds in (0, {MAX_SILENCE_S:g}]")
+            raise InvalidRequest(f"duration must be a number of seconds in (0, {MAX_SILENCE_S:.0f}]")
         ends = begin + float(duration)
     else:
         ends = _time(body, "ends_at")
+        if ends - begin > MAX_SILENCE_S:  # the limit of duration, whichever form the end takes
+            raise InvalidRequest(f"a silence lasts at most {MAX_SILENCE_S:.0f} seconds (366 days): "
+                                 f"ends_at is {ends - begin:.0f} seconds after "
+                                 f"{'starts_at' if starts is not None else 'now'}")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
     silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, actor_of(body),

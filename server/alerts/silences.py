@@ -15,10 +15,14 @@ from typing import Any, Mapping
 from ..validation import InvalidRequest
 from .lifecycle import SEVERITIES, severity_rank
 
-__all__ = ["MATCHER_LABELS", "Silence", "matches", "parse_matchers"]
+__all__ = ["LATEST_TIME", "MATCHER_LABELS", "MAX_SILENCE_S", "Silence", "matches", "parse_matchers"]
 
 MATCHER_LABELS = ("stream", "entity", "type", "severity")
 MAX_VALUES = 100
+#: The longest a silence lasts (from its start to its end), however its end is given.
+MAX_SILENCE_S = 366 * 86400.0
+#: The latest start or end a silence may name, in epoch seconds (about the year 5138).
+LATEST_TIME = 1e11
 
 
 def parse_matchers(raw: Any, where: str = "matchers") -> dict[str, Any]:
