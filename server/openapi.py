@@ -13,7 +13,7 @@ from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
 from .alerts.silences import LATEST_TIME as LATEST_SILENCE_TIME, MAX_SILENCE_S
-from .pipeline.event import EARLIEST_TIME, LATEST_TIME
+from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
@@ -43,6 +43,8 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
          "description": "No control characters; not only white space."}
+_ENTITY_ID = {**_NAME, "maxLength": MAX_ENTITY_ID_LENGTH,
+              "description": "An entity's id (e.g. a user_id), as long as an upload accepts."}
 _SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_]+$"}
 _MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
@@ -492,7 +494,7 @@ def _event_schemas() -> dict[str, Any]:
         "FlagRequest": {"type": "object", "required": ["schema", "entity", "id"],
                         "properties": {"schema": _SCHEMA_NAME, "entity": {**_SCHEMA_NAME,
                                        "description": "An entity key of the schema, e.g. user_id."},
-                                       "id": _NAME, "by": {"type": "string", "maxLength": 64},
+                                       "id": _ENTITY_ID, "by": {"type": "string", "maxLength": 64},
                                        "note": {"type": "string", "maxLength": 500}}},
         "FlagResponse": {"type": "object", "required": ["flag"], "properties": {"flag": _ref("Flag")}},
         "FlagCleared": {"type": "object", "required": ["cleared"], "properties": {"cleared": {"type": "object"}}},
@@ -524,8 +526,8 @@ def _event_filters() -> list[dict]:
 
     return [query("schema", _SCHEMA_NAME, "An event schema (e.g. ev_charging): list its event anomalies."),
             query("type", {"type": "string"}, "Only this anomaly type (with schema)."),
-            query("user_id", _NAME, "Only this entity's events (any entity key of the schema)."),
-            query("charger_id", _NAME, "Only this entity's events (any entity key of the schema)."),
+            query("user_id", _ENTITY_ID, "Only this entity's events (any entity key of the schema)."),
+            query("charger_id", _ENTITY_ID, "Only this entity's events (any entity key of the schema)."),
             query("min_risk", {"type": "integer", "minimum": 0, "maximum": 100}, "Risk at least this."),
             query("acknowledged", {"enum": ["true", "false"]}, "Only (un)acknowledged ones."),
             query("before", {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}, "Row ids below this (paging)."),

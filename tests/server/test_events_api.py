@@ -7,6 +7,7 @@ import json
 import pytest
 
 from server.event_storage import EventReader
+from server.pipeline.event import MAX_ENTITY_ID_LENGTH
 from server.push import replay_events
 from server_helpers import fail_third_event_write, run_ev_feed, services_of, wait_for
 
@@ -75,6 +76,36 @@ def test_bad_files_are_refused_with_what_was_expected_and_nothing_is_stored(app,
     assert message in error["error"] and error["line"] == line
     assert "expected" in error and "found" in error
     assert _stored(app) == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/x-ndjson"])
+def test_an_entity_id_longer_than_flags_take_is_refused_with_its_line_and_field(app, client, content_type):
+    rows = [ORDINARY, ORDINARY.replace("s2", "s3").replace("U2", "U" * 3_000_000)]
+    if content_type == "text/csv":
+        body, line = _csv(*rows), 3  # below the header
+    else:
+        names = HEADER.split(",")
+        body, line = "".join(json.dumps(dict(zip(names, r.split(",")))) + "\n" for r in rows).encode(), 2
+    response = _upload(client, body, content_type=content_type)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["line"] == line and "'user_id'" in error["error"], error["error"][:300]
+    assert f"at most {MAX_ENTITY_ID_LENGTH} characters" in error["error"]
+    assert len(response.data) < 2000  # the id is quoted by its start and length, not whole
+    assert _stored(app) == 0  # whole or nothing
+
+
+def test_the_longest_entity_id_an_upload_takes_can_be_flagged_and_looked_up(client):
+    longest = "U" * MAX_ENTITY_ID_LENGTH
+    flag = {"schema": "ev_charging", "entity": "user_id", "id": longest}
+    assert client.post("/api/flags", json=flag).status_code == 201
+    summary = _upload(client, _csv(ORDINARY.replace("U2", longest))).get_json()
+    assert summary["events"] == 1 and summary["flagged"] == 1
+    events = client.get(f"/api/events?schema=ev_charging&user_id={longest}").get_json()["events"]
+    assert [e["event_id"] for e in events] == ["s2"]
+    answer = client.post("/api/flags", json={**flag, "id": longest + "U"})
+    assert answer.status_code == 400
+    assert f"the limit is {MAX_ENTITY_ID_LENGTH}" in answer.get_json()["error"]
 
 
 def test_a_file_is_imported_whole_or_not_at_all_when_a_write_fails(app, client, monkeypatch):
