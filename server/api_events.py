@@ -325,7 +325,7 @@ def acknowledge(event_id: int):
     if event_id > MAX_ROW_ID:
         raise ApiError(404, f"no anomalous event with id {event_id}")
     try:
-        ack = services().ingest.acknowledge(event_id, by, note)
+        ack = services().ingest.acknowledge(event_id, {**client_identity(), "name": by}, note)
     except LookupError as exc:
         raise ApiError(404, str(exc)) from None
     return jsonify({"id": event_id, "acknowledged": ack})

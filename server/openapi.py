@@ -806,20 +806,23 @@ def _feedback_paths(limit, id_param) -> dict[str, Any]:
                f"alerting on it (for {ACCEPT_POINTS:,} of its points; other streams are unchanged). The "
                "incident's alert, if still open, is resolved with the resolution 'not an anomaly'; "
                "the verdict is stored, audited, and taught again after a restart whose snapshot "
-               "predates it. 409 for a stream the learned detectors do not score (a schema's events).")
+               "predates it. 409 for a stream the learned detectors do not score (a schema's events). "
+               "The same verdict again on the same target is 200 with the verdict stored first: "
+               "nothing is taught or stored twice.")
+    answers = {"200": _json(_ref("FeedbackAnswer"), "Given before: the stored verdict, unchanged."),
+               "201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
+               **_errors(400, 404, 409, 413, 503)}
     return {
         "/api/anomalies/{anomaly_id}/feedback": {"post": {
             "summary": "Not an anomaly: teach a learned stream that this anomalous point was normal.",
             "description": "anomaly_id is the anomaly_id of GET /api/anomalies. " + teaches,
             "parameters": [id_param("anomaly_id")], "requestBody": body,
-            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
-                          **_errors(400, 404, 409, 413, 503)}}},
+            "responses": answers}},
         "/api/incidents/{alert_id}/feedback": {"post": {
             "summary": "Not an anomaly: teach the alert's stream that its anomalous points were normal.",
             "description": "Every stored anomalous point of the alert (up to 1,000) is taught. " + teaches,
             "parameters": [id_param("alert_id")], "requestBody": body,
-            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
-                          **_errors(400, 404, 409, 413, 503)}}},
+            "responses": answers}},
         "/api/feedback": {"get": {
             "summary": "The 'not an anomaly' verdicts given, newest first.",
             "parameters": [{"name": "stream", "in": "query", "required": False, "schema": _NAME},
@@ -882,7 +885,7 @@ def _alert_paths(limit) -> dict[str, Any]:
             "summary": "Expire a silence now.", "parameters": [id_param("silence_id")],
             "responses": {"200": _json(_ref("SilenceAnswer"), "Expired."), **_errors(404, 409, 503)}}},
         "/api/audit": {"get": {
-            "summary": "Every action on alerts and silences, newest first.",
+            "summary": "Every action on alerts, silences and event anomalies (acknowledge), newest first.",
             "parameters": [query("alert_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
                            query("silence_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
                            limit(100, 1000)],

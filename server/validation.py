@@ -19,7 +19,7 @@ from typing import Any
 
 from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 
-__all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
+__all__ = ["InvalidRequest", "Conflict", "NotFound", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
            "parse_severities", "parse_sources", "check_name", "check_entity_id", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID",
            "MAX_TEXT", "actor_of", "check_id", "object_body", "optional_text"]
@@ -50,6 +50,21 @@ class InvalidRequest(ValueError):
 
 class Conflict(InvalidRequest):
     """The request is well formed but does not fit the server's state (answered 409)."""
+
+
+class NotFound(LookupError):
+    """The request names a row (an alert, a silence, an event) that is not there (answered 404)."""
+
+
+def is_client_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the client's mistake (a 4xx answer), not a failure of the server.
+
+    An ApiError is recognised by its status (server/errors.py imports this module's users).
+    """
+    if isinstance(exc, (InvalidRequest, NotFound)):
+        return True
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and 400 <= status < 500
 
 
 @dataclass

@@ -244,7 +244,7 @@ def _audit_rows(clause: str, params: list, limit: int) -> list[dict]:
 
 @bp.get("/audit")
 def audit_log():
-    """Every action on alerts and silences, newest first."""
+    """Every action on alerts, silences and event anomalies (acknowledge), newest first."""
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
     clause, params = [], []
     for key in ("alert_id", "silence_id"):

@@ -160,6 +160,21 @@ def test_flags_and_acknowledgements_persist_across_a_restart(make_app):
     assert again.get("/api/flags").get_json()["flags"] == []
 
 
+def test_a_second_acknowledgement_shows_and_the_audit_log_keeps_both(client):
+    anomaly_id = _upload(client, _csv(FRAUD)).get_json()["anomaly_list"][0]["id"]
+    first = client.post(f"/api/anomalies/{anomaly_id}/acknowledge", json={"by": "bob", "note": "refunded"})
+    second = client.post(f"/api/anomalies/{anomaly_id}/acknowledge", json={"by": "eve", "note": "fine"})
+    assert first.status_code == second.status_code == 200
+    bob, eve = first.get_json()["acknowledged"], second.get_json()["acknowledged"]
+    listed = client.get("/api/anomalies?schema=ev_charging&acknowledged=true").get_json()["anomalies"]
+    assert listed[0]["acknowledged"] == eve  # as an alert shows its latest acknowledgement
+    audit = [e for e in client.get("/api/audit").get_json()["audit"] if e["action"] == "acknowledge"]
+    assert [(e["actor"], e["address"], e["alert_id"]) for e in audit] == [("eve", "127.0.0.1", None),
+                                                                          ("bob", "127.0.0.1", None)]
+    assert audit[1]["detail"] == {"event_id": anomaly_id, "note": "refunded"}
+    assert audit[0]["detail"] == {"event_id": anomaly_id, "note": "fine", "replaces": bob}
+
+
 def test_acknowledging_what_is_no_anomaly_is_404_and_bad_bodies_are_400(client):
     summary = _upload(client, _csv(ORDINARY)).get_json()
     assert summary["anomalies"] == 0
