@@ -13,6 +13,7 @@ from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
 from .alerts.silences import LATEST_TIME as LATEST_SILENCE_TIME, MAX_SILENCE_S
+from .alerts.subjects import MAX_ENTITY_LABEL_LENGTH
 from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
@@ -49,6 +50,7 @@ _SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"
 _MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
 _MATCH_VALUE = {"type": "string", "minLength": 1, "maxLength": 200}
+_MATCH_ENTITY = {**_MATCH_VALUE, "maxLength": MAX_ENTITY_LABEL_LENGTH}
 _SEVERITY_MATCH = {"enum": ["low", "medium", "high", "critical", ">=low", ">=medium", ">=high",
                             ">=critical"]}
 _SEVERITY_FILTER = {"type": "string", "pattern": "^(low|medium|high|critical)(,(low|medium|high|critical))*$",
@@ -309,9 +311,10 @@ def _alert_schemas() -> dict[str, Any]:
     matchers = {"type": "object", "additionalProperties": False, "minProperties": 1,
                 "description": "Label: value, or a list of values (any matches); severity also "
                                "takes '>=high' (that severity or worse).",
-                "properties": {label: {"anyOf": [_MATCH_VALUE, {"type": "array", "items": _MATCH_VALUE,
-                                                               "minItems": 1, "maxItems": 100}]}
-                               for label in ("stream", "entity", "type")}}
+                "properties": {label: {"anyOf": [value, {"type": "array", "items": value,
+                                                         "minItems": 1, "maxItems": 100}]}
+                               for label, value in (("stream", _MATCH_VALUE), ("entity", _MATCH_ENTITY),
+                                                    ("type", _MATCH_VALUE))}}
     matchers["properties"]["severity"] = {"anyOf": [_SEVERITY_MATCH, {
         "type": "array", "items": _SEVERITY_MATCH, "minItems": 1, "maxItems": 100}]}
     alert_props = {
@@ -848,7 +851,8 @@ def _alert_paths(limit) -> dict[str, Any]:
             "summary": "Alerts (one per incident of a stream or entity and an anomaly type), newest first.",
             "description": "pending -> firing -> resolved (ALERT_FOR, ALERT_KEEP_FIRING_FOR); each "
                            "carries its anomalous points' count and peak severity.",
-            "parameters": [query("state", states), query("stream", _NAME), query("entity", _NAME),
+            "parameters": [query("state", states), query("stream", _NAME),
+                           query("entity", {**_NAME, "maxLength": MAX_ENTITY_LABEL_LENGTH}),
                            query("type", _NAME), query("severity", _SEVERITY_FILTER),
                            query("acknowledged", {"enum": ["true", "false"]}),
                            query("since", _EPOCH_OR_ISO, "Started at or after."),

@@ -17,12 +17,13 @@ from flask import Blueprint, current_app, jsonify, request
 from ..api import reader
 from ..errors import ApiError
 from ..exports import parse_format, respond
-from ..validation import (Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
+from ..validation import (MAX_NAME_LENGTH, Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
                           optional_text, parse_event_id, parse_limit, parse_severities, parse_since)
 from .actions import Acknowledge, CreateSilence, ExpireSilence, NotFound, Resolve
 from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
+from .subjects import MAX_ENTITY_LABEL_LENGTH
 from .silences import LATEST_TIME, MAX_SILENCE_S, Silence, parse_matchers
 
 __all__ = ["ALERT_COLUMNS", "bp"]
@@ -96,7 +97,8 @@ def _alert_query(args) -> tuple[str, list]:
     for column in ("stream", "entity", "type"):
         if args.get(column) is not None:
             where.append(f"{column} = ?")
-            params.append(check_name(args[column], column))
+            params.append(check_name(args[column], column,
+                                     MAX_ENTITY_LABEL_LENGTH if column == "entity" else MAX_NAME_LENGTH))
     severities = parse_severities(args.get("severity"))
     if severities:
         where.append(f"severity IN ({','.join('?' * len(severities))})")
