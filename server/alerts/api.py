@@ -64,12 +64,11 @@ def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _time(body: dict, key: str) -> float | None:
-    """A time in a body: epoch seconds or an ISO-8601 date-time string, in [0, LATEST_TIME]."""
+def _moment(body: dict, key: str) -> float | None:
+    """A time in a body, epoch seconds or an ISO-8601 date-time string, as epoch seconds >= 0."""
     if key not in body:
         return None
     value = body[key]
-    limits = f"{key} must be epoch seconds (0 to {LATEST_TIME:g}) or an ISO-8601 date-time"
     if isinstance(value, str):
         try:
             if "T" not in value.upper():  # a date-time, not a date alone
@@ -80,11 +79,21 @@ def _time(body: dict, key: str) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         value = moment.timestamp()
-        if not 0 <= value <= LATEST_TIME:  # the same moments as the epoch form
-            raise InvalidRequest(f"{limits} of the same range, got {body[key][:40]!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= LATEST_TIME:
-        raise InvalidRequest(limits)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise _out_of_range(key)
     return float(value)
+
+
+def _in_range(value: float | None, key: str) -> float | None:
+    """``value`` if no later than LATEST_TIME: the same limit for the epoch and the ISO forms."""
+    if value is not None and value > LATEST_TIME:
+        raise _out_of_range(key)
+    return value
+
+
+def _out_of_range(key: str) -> InvalidRequest:
+    return InvalidRequest(f"{key} must be epoch seconds (0 to {LATEST_TIME:g}) or an ISO-8601 "
+                          "date-time of the same range")
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -202,7 +211,7 @@ def create_silence():
     if not matchers:
         raise InvalidRequest("matchers must name at least one label (stream, entity, type, severity)")
     now = time.time()
-    starts = _time(body, "starts_at")
+    starts = _in_range(_moment(body, "starts_at"), "starts_at")
     begin = now if starts is None else starts
     if ("ends_at" in body) == ("duration" in body):
         raise InvalidRequest("give exactly one of ends_at (a time) or duration (seconds)")
@@ -213,11 +222,12 @@ def create_silence():
             raise InvalidRequest(f"duration must be a number of seconds in (0, {MAX_SILENCE_S:.0f}]")
         ends = begin + float(duration)
     else:
-        ends = _time(body, "ends_at")
+        ends = _moment(body, "ends_at")
         if ends - begin > MAX_SILENCE_S:  # the limit of duration, whichever form the end takes
             raise InvalidRequest(f"a silence lasts at most {MAX_SILENCE_S:.0f} seconds (366 days): "
-                                 f"ends_at is {ends - begin:.0f} seconds after "
+                                 f"ends_at is {(ends - begin) / 86400:.4g} days after "
                                  f"{'starts_at' if starts is not None else 'now'}")
+        _in_range(ends, "ends_at")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
     silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, actor_of(body),

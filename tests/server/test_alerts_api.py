@@ -123,7 +123,7 @@ def test_a_silence_lasts_at_most_a_duration_s_limit_whatever_form_its_end_takes(
     answer = client.post("/api/silences", json={"matchers": {"stream": "a"}, "ends_at": ends_at})
     assert answer.status_code == 400, answer.get_json()
     error = answer.get_json()["error"]
-    assert f"{MAX_SILENCE_S:.0f}" in error or "1e+11" in error, error
+    assert f"a silence lasts at most {MAX_SILENCE_S:.0f} seconds" in error, error
     assert client.get("/api/silences").get_json()["silences"] == []
 
 
@@ -135,6 +135,9 @@ def test_a_silence_starting_later_may_end_a_year_after_its_start(client):
     answer = client.post("/api/silences", json=body)
     assert answer.status_code == 400
     assert "after starts_at" in answer.get_json()["error"]
+    for key, value in (("starts_at", "5200-01-01T00:00:00Z"), ("starts_at", 1e12), ("ends_at", -1)):
+        answer = client.post("/api/silences", json={**body, key: value})
+        assert answer.status_code == 400 and f"{key} must be epoch seconds (0 to 1e+11)" in answer.get_json()["error"]
 
 
 def test_an_acknowledged_alert_is_not_notified_again(make_app, tmp_path):
