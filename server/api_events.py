@@ -30,7 +30,7 @@ from .exports import parse_format, stream
 from .pipeline.schema import BadData, Schema
 from .security import client_identity
 from .services import services
-from .validation import check_name, parse_json, parse_limit
+from .validation import check_entity_id, check_name, parse_json, parse_limit
 
 __all__ = ["UPLOAD_TYPES", "bp", "event_anomalies", "init_app"]
 
@@ -94,7 +94,7 @@ def _entity_filters(schema: Schema) -> dict[str, str]:
     for key in schema.entities:
         value = request.args.get(key)
         if value:
-            filters[key] = check_name(value, key)
+            filters[key] = check_entity_id(value, key)
     return filters
 
 
@@ -284,7 +284,7 @@ def _flag_request() -> tuple[str, str, str, dict]:
         raise ApiError(400, "the body must be a JSON object with schema, entity and id")
     schema = _text(payload, "schema", True, 64)
     entity = _text(payload, "entity", True, 64)
-    entity_id = check_name(payload.get("id"), "id")
+    entity_id = check_entity_id(payload.get("id"), "id")
     return schema, entity, entity_id, payload
 
 
@@ -325,7 +325,7 @@ def acknowledge(event_id: int):
     if event_id > MAX_ROW_ID:
         raise ApiError(404, f"no anomalous event with id {event_id}")
     try:
-        ack = services().ingest.acknowledge(event_id, by, note)
+        ack = services().ingest.acknowledge(event_id, {**client_identity(), "name": by}, note)
     except LookupError as exc:
         raise ApiError(404, str(exc)) from None
     return jsonify({"id": event_id, "acknowledged": ack})

@@ -25,6 +25,7 @@ from .event_storage import ENTITY_COLUMNS, EVENTS_WITH_ACKNOWLEDGEMENTS, column_
 from .events import Event, dumps
 from .pipeline.event import ScoredEvent, sqlite_columns, to_json, to_row
 from .row_ids import keep_next_row_id, next_row_id
+from .validation import NotFound
 from .writer import Transaction, WriteJob
 
 if TYPE_CHECKING:  # it imports pandas (and scipy): the server's start loads this module without them
@@ -359,21 +360,32 @@ class FlagJob(WriteJob):
 
 
 class AcknowledgeJob(WriteJob):
-    """Acknowledge an anomalous event: who, when, a note.  Raises LookupError if there is none."""
+    """Acknowledge an anomalous event: who, when, a note.  Raises NotFound if there is none.
 
-    def __init__(self, event_row: int, by: str, note: str):
+    As for an alert (server/alerts/actions.py), the event shows its latest acknowledgement and
+    the audit log keeps every one, with the acknowledgement it replaced.
+    """
+
+    def __init__(self, event_row: int, actor: dict, note: str):
         super().__init__()
-        self.event_row, self.by, self.note = event_row, by, note
+        self.event_row, self.actor, self.note = event_row, actor, note
 
     def apply(self, tx: Transaction):
-        found = tx.db.conn.execute("SELECT is_anomaly FROM scored_events WHERE id = ?",
-                                   [self.event_row]).fetchone()
+        from .alerts.actions import audit
+
+        conn = tx.db.conn
+        found = conn.execute("SELECT is_anomaly FROM scored_events WHERE id = ?", [self.event_row]).fetchone()
         if found is None or not found[0]:
-            raise LookupError(f"no anomalous event with id {self.event_row}")
-        row = {"event_row": self.event_row, "acknowledged_by": self.by, "acknowledged_at": tx.now,
+            raise NotFound(f"no anomalous event with id {self.event_row}")
+        earlier = conn.execute("SELECT acknowledged_by, acknowledged_at, note FROM acknowledgements "
+                               "WHERE event_row = ?", [self.event_row]).fetchone()
+        by = self.actor["name"]
+        row = {"event_row": self.event_row, "acknowledged_by": by, "acknowledged_at": tx.now,
                "note": self.note}
         tx.db["acknowledgements"].upsert(row, pk="event_row")
-        return {"by": self.by, "at": tx.now, "note": self.note}
+        replaced = {} if earlier is None else {"replaces": dict(zip(("by", "at", "note"), earlier))}
+        audit(tx, self.actor, "acknowledge", detail={"event_id": self.event_row, "note": self.note, **replaced})
+        return {"by": by, "at": tx.now, "note": self.note}
 
 
 def flags_by_key(rows: Iterable[dict]) -> dict[str, dict[str, set]]:

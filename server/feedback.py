@@ -6,7 +6,9 @@ Routes (under /api; the token, Origin and JSON rules of server/security.py apply
 ``POST /api/incidents/<alert_id>/feedback``    an alert: every stored anomalous point of it
 ``GET  /api/feedback?stream=&limit=``          the verdicts given, newest first
 
-The body is ``{"verdict": "not_anomaly", "note": "...", "by": "..."}``.  What happens, in order:
+The body is ``{"verdict": "not_anomaly", "note": "...", "by": "..."}``.  The same verdict given
+again on the same anomaly (or alert) changes nothing: the answer is the verdict stored first
+(200, not 201), and the stream is not taught twice.  What happens the first time, in order:
 
 1. The marked values are read: the anomaly's, or the alert's anomalous points'.
 2. On the engine's own thread, under the monitor's lock, between two ticks or submit slices
@@ -29,11 +31,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .alerts.actions import NotFound, audit
+from .alerts.lifecycle import alert_from_row
 from .alerts.service import EXTENSION as ALERTS
 from .api import reader
 from .errors import ApiError
@@ -53,6 +58,8 @@ bp = Blueprint("feedback", __name__, url_prefix="/api")
 NOT_ANOMALY = "not_anomaly"
 #: The resolution of an alert resolved by that verdict.
 RESOLUTION = "not an anomaly"
+#: The app.extensions key of the lock that lets one verdict at a time be checked, taught and stored.
+LOCK = "feedback.lock"
 #: Most anomalous points of one alert taught at once (the highest and lowest values are what
 #: counts, and an alert's first thousand points hold its shape; a longer one is a level shift).
 MAX_TAUGHT_POINTS = 1000
@@ -139,6 +146,31 @@ def _teach(svc: Services, stream: str, taught: list[dict], job: RecordFeedback) 
     return result
 
 
+def _given(conn: sqlite3.Connection, column: str, target: int) -> sqlite3.Row | None:
+    """The verdict already stored on this anomaly (``anomaly_id``) or alert (``alert_id``).
+
+    A verdict on one of an alert's points names the alert too (the one it resolved): it is not
+    a verdict on the whole alert.
+    """
+    point = "anomaly_id IS NULL AND " if column == "alert_id" else ""
+    return conn.execute(f"SELECT * FROM feedback WHERE {point}{column} = ? AND verdict = ? "
+                        "ORDER BY id LIMIT 1", [target, NOT_ANOMALY]).fetchone()
+
+
+def _give(column: str, target: int, stream: str, taught: list[dict], job: RecordFeedback):
+    """Teach and store a verdict on an anomaly or an alert once; given again, answer the stored one."""
+    with current_app.extensions[LOCK]:  # two clicks at once: the second sees the first's row
+        conn = reader().conn
+        given = _given(conn, column, target)
+        if given is None:
+            return jsonify(_teach(services(), stream, taught, job)), 201
+        alert = None
+        if given["alert_id"] is not None:
+            row = conn.execute("SELECT * FROM alerts WHERE id = ?", [given["alert_id"]]).fetchone()
+            alert = None if row is None else alert_from_row(row).to_dict()
+        return jsonify({"feedback": feedback_from_row(given), "alert": alert}), 200
+
+
 def _verdict() -> tuple[dict, str | None]:
     """The body's actor and note, once its verdict is checked."""
     body = object_body({"verdict", "note", "by"})
@@ -158,10 +190,9 @@ def anomaly_feedback(anomaly_id: int):
     anomaly = reader().anomalies_by_id([anomaly_id]).get(anomaly_id)
     if anomaly is None:
         raise ApiError(404, f"no anomaly with id {anomaly_id} (the anomaly_id of GET /api/anomalies)")
-    svc = services()
     job = RecordFeedback(current_app.extensions[ALERTS].book, actor, note, anomaly["source"],
                          [anomaly["values"]], anomaly_id=anomaly_id, point_id=anomaly["id"])
-    return jsonify(_teach(svc, anomaly["source"], [anomaly["values"]], job)), 201
+    return _give("anomaly_id", anomaly_id, anomaly["source"], [anomaly["values"]], job)
 
 
 @bp.post("/incidents/<int:alert_id>/feedback")
@@ -183,7 +214,7 @@ def alert_feedback(alert_id: int):
     taught = [json.loads(r[0]) for r in rows]
     job = RecordFeedback(current_app.extensions[ALERTS].book, actor, note, alert["stream"], taught,
                          alert_id=alert_id)
-    return jsonify(_teach(services(), alert["stream"], taught, job)), 201
+    return _give("alert_id", alert_id, alert["stream"], taught, job)
 
 
 @bp.get("/feedback")
@@ -232,6 +263,7 @@ def reteach(svc: Services) -> int:
 
 def init_app(app: Flask) -> None:
     """Register the routes (the start-up's last step calls :func:`reteach_at_start`)."""
+    app.extensions[LOCK] = threading.Lock()  # made here, after gevent has patched threading
     app.register_blueprint(bp)
 
 

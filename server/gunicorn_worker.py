@@ -98,11 +98,27 @@ class JsonErrorGeventWorker(GeventWorker):
     def _let_go(self) -> None:
         for greenlet, client in list(self._connections.items()):
             if greenlet not in self._serving:  # idle between requests: end its wait with an EOF
-                try:
-                    client.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
+                _end_reading(client)
         _end_push_clients(getattr(self, "wsgi", None))
+
+
+def _end_reading(client) -> None:
+    """Shut the reading side of a connection so that the greenlet waiting on it reads an EOF.
+
+    Through the operating system's socket, not gevent's: gevent's ``shutdown`` also cancels the
+    waiting read with an error ("File descriptor was closed in another greenlet", EBADF), which
+    gunicorn logs with a traceback for every idle connection of a graceful stop.  An EOF ends the
+    keep-alive wait as the client closing would, quietly.
+    """
+    from gevent.monkey import get_original
+
+    plain = get_original("socket", "socket")(fileno=client.fileno())
+    try:
+        plain.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+    finally:
+        plain.detach()  # the descriptor stays the connection's, closed by gunicorn as usual
 
 
 def _end_push_clients(app) -> None:

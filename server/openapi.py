@@ -12,7 +12,9 @@ from detectors.engine import WINDOW_RANGE
 from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
-from .pipeline.event import EARLIEST_TIME, LATEST_TIME
+from .alerts.silences import LATEST_TIME as LATEST_SILENCE_TIME, MAX_SILENCE_S
+from .alerts.subjects import MAX_ENTITY_LABEL_LENGTH
+from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 from .pipeline.point import json_schema as point_json_schema
 from .settings import SETTINGS_BY_NAME
 from .validation import MAX_EVENT_ID, MAX_FIELDS, MAX_NAME_LENGTH, NAME_PATTERN
@@ -42,10 +44,13 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "pattern": NAME_PATTERN,
          "description": "No control characters; not only white space."}
+_ENTITY_ID = {**_NAME, "maxLength": MAX_ENTITY_ID_LENGTH,
+              "description": "An entity's id (e.g. a user_id), as long as an upload accepts."}
 _SCHEMA_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_]+$"}
 _MAX_ROW_ID = 2**63 - 1
 _EPOCH_OR_ISO = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
 _MATCH_VALUE = {"type": "string", "minLength": 1, "maxLength": 200}
+_MATCH_ENTITY = {**_MATCH_VALUE, "maxLength": MAX_ENTITY_LABEL_LENGTH}
 _SEVERITY_MATCH = {"enum": ["low", "medium", "high", "critical", ">=low", ">=medium", ">=high",
                             ">=critical"]}
 _SEVERITY_FILTER = {"type": "string", "pattern": "^(low|medium|high|critical)(,(low|medium|high|critical))*$",
@@ -306,9 +311,10 @@ def _alert_schemas() -> dict[str, Any]:
     matchers = {"type": "object", "additionalProperties": False, "minProperties": 1,
                 "description": "Label: value, or a list of values (any matches); severity also "
                                "takes '>=high' (that severity or worse).",
-                "properties": {label: {"anyOf": [_MATCH_VALUE, {"type": "array", "items": _MATCH_VALUE,
-                                                               "minItems": 1, "maxItems": 100}]}
-                               for label in ("stream", "entity", "type")}}
+                "properties": {label: {"anyOf": [value, {"type": "array", "items": value,
+                                                         "minItems": 1, "maxItems": 100}]}
+                               for label, value in (("stream", _MATCH_VALUE), ("entity", _MATCH_ENTITY),
+                                                    ("type", _MATCH_VALUE))}}
     matchers["properties"]["severity"] = {"anyOf": [_SEVERITY_MATCH, {
         "type": "array", "items": _SEVERITY_MATCH, "minItems": 1, "maxItems": 100}]}
     alert_props = {
@@ -345,9 +351,10 @@ def _alert_schemas() -> dict[str, Any]:
                      "state": {"enum": ["pending", "active", "expired"]}}
     by = {**_NAME, "description": "Who acts (default: the client's address)."}
     note = {"type": ["string", "null"], "maxLength": 1000}
-    moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e11},
+    moment = {"anyOf": [{"type": "number", "minimum": 0, "maximum": LATEST_SILENCE_TIME},
                         {"type": "string", "format": "date-time"}],
-              "description": "Epoch seconds or ISO-8601."}
+              "description": f"Epoch seconds or ISO-8601, either from 0 to {LATEST_SILENCE_TIME:g} "
+                             "epoch seconds."}
     return {
         "Alert": {"type": "object", "required": [k for k in alert_props if k not in ("silenced_by", "anomalies")],
                   "properties": alert_props,
@@ -381,10 +388,12 @@ def _alert_schemas() -> dict[str, Any]:
                         "properties": {"silences": {"type": "array", "items": _ref("Silence")}}},
         "SilenceRequest": {
             "type": "object", "required": ["matchers"], "additionalProperties": False,
-            "description": "Give exactly one of ends_at and duration.",
+            "description": f"Give exactly one of ends_at and duration. A silence lasts at most "
+                           f"{MAX_SILENCE_S:.0f} seconds (366 days) from starts_at (or now): a "
+                           "longer duration or a later ends_at, in either form, is a 400.",
             "properties": {"matchers": matchers, "starts_at": moment, "ends_at": moment,
                            "duration": {"type": "number", "exclusiveMinimum": 0,
-                                        "maximum": 366 * 86400, "description": "Seconds."},
+                                        "maximum": MAX_SILENCE_S, "description": "Seconds."},
                            "by": by, "comment": note},
             "oneOf": [{"required": ["ends_at"], "not": {"required": ["duration"]}},
                       {"required": ["duration"], "not": {"required": ["ends_at"]}}]},
@@ -488,7 +497,7 @@ def _event_schemas() -> dict[str, Any]:
         "FlagRequest": {"type": "object", "required": ["schema", "entity", "id"],
                         "properties": {"schema": _SCHEMA_NAME, "entity": {**_SCHEMA_NAME,
                                        "description": "An entity key of the schema, e.g. user_id."},
-                                       "id": _NAME, "by": {"type": "string", "maxLength": 64},
+                                       "id": _ENTITY_ID, "by": {"type": "string", "maxLength": 64},
                                        "note": {"type": "string", "maxLength": 500}}},
         "FlagResponse": {"type": "object", "required": ["flag"], "properties": {"flag": _ref("Flag")}},
         "FlagCleared": {"type": "object", "required": ["cleared"], "properties": {"cleared": {"type": "object"}}},
@@ -520,8 +529,8 @@ def _event_filters() -> list[dict]:
 
     return [query("schema", _SCHEMA_NAME, "An event schema (e.g. ev_charging): list its event anomalies."),
             query("type", {"type": "string"}, "Only this anomaly type (with schema)."),
-            query("user_id", _NAME, "Only this entity's events (any entity key of the schema)."),
-            query("charger_id", _NAME, "Only this entity's events (any entity key of the schema)."),
+            query("user_id", _ENTITY_ID, "Only this entity's events (any entity key of the schema)."),
+            query("charger_id", _ENTITY_ID, "Only this entity's events (any entity key of the schema)."),
             query("min_risk", {"type": "integer", "minimum": 0, "maximum": 100}, "Risk at least this."),
             query("acknowledged", {"enum": ["true", "false"]}, "Only (un)acknowledged ones."),
             query("before", {"type": "integer", "minimum": 0, "maximum": _MAX_ROW_ID}, "Row ids below this (paging)."),
@@ -800,20 +809,23 @@ def _feedback_paths(limit, id_param) -> dict[str, Any]:
                f"alerting on it (for {ACCEPT_POINTS:,} of its points; other streams are unchanged). The "
                "incident's alert, if still open, is resolved with the resolution 'not an anomaly'; "
                "the verdict is stored, audited, and taught again after a restart whose snapshot "
-               "predates it. 409 for a stream the learned detectors do not score (a schema's events).")
+               "predates it. 409 for a stream the learned detectors do not score (a schema's events). "
+               "The same verdict again on the same target is 200 with the verdict stored first: "
+               "nothing is taught or stored twice.")
+    answers = {"200": _json(_ref("FeedbackAnswer"), "Given before: the stored verdict, unchanged."),
+               "201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
+               **_errors(400, 404, 409, 413, 503)}
     return {
         "/api/anomalies/{anomaly_id}/feedback": {"post": {
             "summary": "Not an anomaly: teach a learned stream that this anomalous point was normal.",
             "description": "anomaly_id is the anomaly_id of GET /api/anomalies. " + teaches,
             "parameters": [id_param("anomaly_id")], "requestBody": body,
-            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
-                          **_errors(400, 404, 409, 413, 503)}}},
+            "responses": answers}},
         "/api/incidents/{alert_id}/feedback": {"post": {
             "summary": "Not an anomaly: teach the alert's stream that its anomalous points were normal.",
             "description": "Every stored anomalous point of the alert (up to 1,000) is taught. " + teaches,
             "parameters": [id_param("alert_id")], "requestBody": body,
-            "responses": {"201": _json(_ref("FeedbackAnswer"), "Taught and stored."),
-                          **_errors(400, 404, 409, 413, 503)}}},
+            "responses": answers}},
         "/api/feedback": {"get": {
             "summary": "The 'not an anomaly' verdicts given, newest first.",
             "parameters": [{"name": "stream", "in": "query", "required": False, "schema": _NAME},
@@ -839,7 +851,8 @@ def _alert_paths(limit) -> dict[str, Any]:
             "summary": "Alerts (one per incident of a stream or entity and an anomaly type), newest first.",
             "description": "pending -> firing -> resolved (ALERT_FOR, ALERT_KEEP_FIRING_FOR); each "
                            "carries its anomalous points' count and peak severity.",
-            "parameters": [query("state", states), query("stream", _NAME), query("entity", _NAME),
+            "parameters": [query("state", states), query("stream", _NAME),
+                           query("entity", {**_NAME, "maxLength": MAX_ENTITY_LABEL_LENGTH}),
                            query("type", _NAME), query("severity", _SEVERITY_FILTER),
                            query("acknowledged", {"enum": ["true", "false"]}),
                            query("since", _EPOCH_OR_ISO, "Started at or after."),
@@ -876,7 +889,7 @@ def _alert_paths(limit) -> dict[str, Any]:
             "summary": "Expire a silence now.", "parameters": [id_param("silence_id")],
             "responses": {"200": _json(_ref("SilenceAnswer"), "Expired."), **_errors(404, 409, 503)}}},
         "/api/audit": {"get": {
-            "summary": "Every action on alerts and silences, newest first.",
+            "summary": "Every action on alerts, silences and event anomalies (acknowledge), newest first.",
             "parameters": [query("alert_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
                            query("silence_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
                            limit(100, 1000)],

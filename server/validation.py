@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .pipeline.event import EARLIEST_TIME, LATEST_TIME
+from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 
-__all__ = ["InvalidRequest", "Conflict", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
+__all__ = ["InvalidRequest", "Conflict", "NotFound", "SubmittedPoint", "ConfigureRequest", "MAX_NAME_LENGTH",
            "parse_json", "parse_submit", "parse_configure", "parse_limit", "parse_since",
-           "parse_severities", "parse_sources", "check_name", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID",
+           "parse_severities", "parse_sources", "check_name", "check_entity_id", "NAME_PATTERN", "MAX_FIELDS", "MAX_WINDOW", "parse_event_id", "MAX_EVENT_ID",
            "MAX_TEXT", "actor_of", "check_id", "object_body", "optional_text"]
 
 MAX_NAME_LENGTH = 64
@@ -50,6 +50,21 @@ class InvalidRequest(ValueError):
 
 class Conflict(InvalidRequest):
     """The request is well formed but does not fit the server's state (answered 409)."""
+
+
+class NotFound(LookupError):
+    """The request names a row (an alert, a silence, an event) that is not there (answered 404)."""
+
+
+def is_client_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the client's mistake (a 4xx answer), not a failure of the server.
+
+    An ApiError is recognised by its status (server/errors.py imports this module's users).
+    """
+    if isinstance(exc, (InvalidRequest, NotFound)):
+        return True
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and 400 <= status < 500
 
 
 @dataclass
@@ -88,19 +103,25 @@ def parse_json(body: bytes) -> Any:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
 
 
-def check_name(name: Any, where: str) -> str:
-    """A source or field name: a non-empty string of at most 64 printable characters."""
+def check_name(name: Any, where: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """A source or field name: a non-empty string of at most ``limit`` printable characters."""
     if not isinstance(name, str):
         raise InvalidRequest(f"{where} must be a string, got {type(name).__name__}")
     if not name.strip():
         raise InvalidRequest(f"{where} must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequest(f"{where} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if len(name) > limit:
+        raise InvalidRequest(f"{where} is {len(name)} characters long; the limit is {limit}")
     if not _NAME_RE.match(name):
         raise InvalidRequest(f"{where} contains control characters")
     if _SURROGATE.search(name):
         raise InvalidRequest(f"{where} contains a lone surrogate (not Unicode text)")
     return name
+
+
+def check_entity_id(value: Any, where: str) -> str:
+    """An entity's id (e.g. a user_id): a name of up to MAX_ENTITY_ID_LENGTH characters, what an
+    upload accepts."""
+    return check_name(value, where, MAX_ENTITY_ID_LENGTH)
 
 
 def _brief(value: Any) -> str:

@@ -28,6 +28,7 @@ from .concurrency import DedicatedThread
 from .row_ids import keep_next_row_id, next_row_id
 from .scheduler import SchedulerLock
 from .storage import open_writer
+from .validation import is_client_error
 
 __all__ = ["Transaction", "WriteJob", "WriteTimeout", "Writer", "WriterBusy", "WriterError",
            "WriterStopped", "WriterUnavailable"]
@@ -307,8 +308,13 @@ class Writer:
         self.last_commit_s = time.perf_counter() - started
         self.last_error = None
         for job in batch:
-            if job.error is not None:
-                log.warning("writer: %s failed and was rolled back: %s", type(job).__name__, job.error)
+            if job.error is None:
+                continue
+            if is_client_error(job.error):  # answered 4xx to its caller: no fault of the server
+                log.debug("writer: %s refused and rolled back: %s", type(job).__name__, job.error)
+            else:
+                log.warning("writer: %s failed and was rolled back: %s", type(job).__name__, job.error,
+                            exc_info=job.error)
         if events and self.on_commit is not None:
             try:
                 self.on_commit(events)

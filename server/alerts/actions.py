@@ -10,17 +10,12 @@ import json
 from typing import Any
 
 from ..row_ids import keep_next_row_id, next_row_id
-from ..validation import Conflict
+from ..validation import Conflict, NotFound
 from ..writer import Transaction, WriteJob
 from .live import AlertFeed
 from .silences import Silence
 
-
-__all__ = ["Acknowledge", "CreateSilence", "ExpireSilence", "Resolve", "Sweep", "audit"]
-
-
-class NotFound(LookupError):
-    """No alert or silence with that id."""
+__all__ = ["Acknowledge", "CreateSilence", "ExpireSilence", "NotFound", "Resolve", "Sweep", "audit"]
 
 
 def audit(tx: Transaction, actor: dict, action: str, alert_id: int | None = None,

@@ -17,20 +17,20 @@ from flask import Blueprint, current_app, jsonify, request
 from ..api import reader
 from ..errors import ApiError
 from ..exports import parse_format, respond
-from ..validation import (Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
+from ..validation import (MAX_NAME_LENGTH, Conflict, InvalidRequest, actor_of, check_id, check_name, object_body,
                           optional_text, parse_event_id, parse_limit, parse_severities, parse_since)
 from .actions import Acknowledge, CreateSilence, ExpireSilence, NotFound, Resolve
 from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
-from .silences import Silence, parse_matchers
+from .subjects import MAX_ENTITY_LABEL_LENGTH
+from .silences import LATEST_TIME, MAX_SILENCE_S, Silence, parse_matchers
 
 __all__ = ["ALERT_COLUMNS", "bp"]
 
 bp = Blueprint("alerts", __name__, url_prefix="/api")
 
 STATES = ("pending", "firing", "resolved")
-MAX_SILENCE_S = 366 * 86400.0
 ALERT_COLUMNS = ("id", "state", "stream", "entity", "type", "severity", "peak_score", "points",
                  "started_at", "fired_at", "last_anomalous_at", "resolved_at", "resolved_by",
                  "resolution", "acknowledged_at", "acknowledged_by", "ack_note", "notified_at",
@@ -64,8 +64,8 @@ def _choices(raw: str | None, allowed: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _time(body: dict, key: str) -> float | None:
-    """A time in a body: epoch seconds in [0, 1e11] or an ISO-8601 date-time string."""
+def _moment(body: dict, key: str) -> float | None:
+    """A time in a body, epoch seconds or an ISO-8601 date-time string, as epoch seconds >= 0."""
     if key not in body:
         return None
     value = body[key]
@@ -78,10 +78,22 @@ def _time(body: dict, key: str) -> float | None:
             raise InvalidRequest(f"{key} must be an ISO-8601 date-time, got {value[:40]!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e11:
-        raise InvalidRequest(f"{key} must be epoch seconds (0 to 1e11) or an ISO-8601 date-time")
+        value = moment.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise _out_of_range(key)
     return float(value)
+
+
+def _in_range(value: float | None, key: str) -> float | None:
+    """``value`` if no later than LATEST_TIME: the same limit for the epoch and the ISO forms."""
+    if value is not None and value > LATEST_TIME:
+        raise _out_of_range(key)
+    return value
+
+
+def _out_of_range(key: str) -> InvalidRequest:
+    return InvalidRequest(f"{key} must be epoch seconds (0 to {LATEST_TIME:g}) or an ISO-8601 "
+                          "date-time of the same range")
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -94,7 +106,8 @@ def _alert_query(args) -> tuple[str, list]:
     for column in ("stream", "entity", "type"):
         if args.get(column) is not None:
             where.append(f"{column} = ?")
-            params.append(check_name(args[column], column))
+            params.append(check_name(args[column], column,
+                                     MAX_ENTITY_LABEL_LENGTH if column == "entity" else MAX_NAME_LENGTH))
     severities = parse_severities(args.get("severity"))
     if severities:
         where.append(f"severity IN ({','.join('?' * len(severities))})")
@@ -198,7 +211,7 @@ def create_silence():
     if not matchers:
         raise InvalidRequest("matchers must name at least one label (stream, entity, type, severity)")
     now = time.time()
-    starts = _time(body, "starts_at")
+    starts = _in_range(_moment(body, "starts_at"), "starts_at")
     begin = now if starts is None else starts
     if ("ends_at" in body) == ("duration" in body):
         raise InvalidRequest("give exactly one of ends_at (a time) or duration (seconds)")
@@ -206,10 +219,15 @@ def create_silence():
         duration = body["duration"]
         if isinstance(duration, bool) or not isinstance(duration, (int, float)) \
                 or not 0 < duration <= MAX_SILENCE_S:
-            raise InvalidRequest(f"duration must be a number of seconds in (0, {MAX_SILENCE_S:g}]")
+            raise InvalidRequest(f"duration must be a number of seconds in (0, {MAX_SILENCE_S:.0f}]")
         ends = begin + float(duration)
     else:
-        ends = _time(body, "ends_at")
+        ends = _moment(body, "ends_at")
+        if ends - begin > MAX_SILENCE_S:  # the limit of duration, whichever form the end takes
+            raise InvalidRequest(f"a silence lasts at most {MAX_SILENCE_S:.0f} seconds (366 days): "
+                                 f"ends_at is {(ends - begin) / 86400:.4g} days after "
+                                 f"{'starts_at' if starts is not None else 'now'}")
+        _in_range(ends, "ends_at")
         if ends <= max(begin, now):  # well formed; a matter of the server's clock: 409
             raise Conflict("ends_at must be after starts_at and in the future")
     silence = _write(CreateSilence(_alerts().feed, matchers, starts, ends, actor_of(body),
@@ -238,7 +256,7 @@ def _audit_rows(clause: str, params: list, limit: int) -> list[dict]:
 
 @bp.get("/audit")
 def audit_log():
-    """Every action on alerts and silences, newest first."""
+    """Every action on alerts, silences and event anomalies (acknowledge), newest first."""
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
     clause, params = [], []
     for key in ("alert_id", "silence_id"):

@@ -4,7 +4,7 @@
                   its anomalous points' count, peak severity and score, who acknowledged or
                   resolved it, when it was last notified
 ``silences``      matchers (stream, entity, type, severity) with a start and an expiry
-``alert_audit``   every action taken on an alert or a silence: who, when, what
+``alert_audit``   every action taken on an alert, a silence or an event anomaly: who, when, what
 ``outbox``        one row per notification to one receiver, written in the same transaction
                   as the alert change that causes it, deleted some time after its delivery
 """

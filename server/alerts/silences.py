@@ -14,11 +14,18 @@ from typing import Any, Mapping
 
 from ..validation import InvalidRequest
 from .lifecycle import SEVERITIES, severity_rank
+from .subjects import MAX_ENTITY_LABEL_LENGTH
 
-__all__ = ["MATCHER_LABELS", "Silence", "matches", "parse_matchers"]
+__all__ = ["LATEST_TIME", "MATCHER_LABELS", "MAX_SILENCE_S", "Silence", "matches", "parse_matchers"]
 
 MATCHER_LABELS = ("stream", "entity", "type", "severity")
 MAX_VALUES = 100
+#: The longest value of a label: 200 characters, and an event entity's whole ``key=id``.
+MAX_VALUE_LENGTH = {"entity": MAX_ENTITY_LABEL_LENGTH}
+#: The longest a silence lasts (from its start to its end), however its end is given.
+MAX_SILENCE_S = 366 * 86400.0
+#: The latest start or end a silence may name, in epoch seconds (about the year 5138).
+LATEST_TIME = 1e11
 
 
 def parse_matchers(raw: Any, where: str = "matchers") -> dict[str, Any]:
@@ -34,9 +41,10 @@ def parse_matchers(raw: Any, where: str = "matchers") -> dict[str, Any]:
         values = value if isinstance(value, list) else [value]
         if not values or len(values) > MAX_VALUES:
             raise InvalidRequest(f"{where}.{label} must be a string or 1 to {MAX_VALUES} strings")
+        longest = MAX_VALUE_LENGTH.get(label, 200)
         for v in values:
-            if not isinstance(v, str) or not v or len(v) > 200:
-                raise InvalidRequest(f"{where}.{label} values must be strings of 1 to 200 characters")
+            if not isinstance(v, str) or not v or len(v) > longest:
+                raise InvalidRequest(f"{where}.{label} values must be strings of 1 to {longest} characters")
             if label == "severity" and v.removeprefix(">=") not in SEVERITIES:
                 raise InvalidRequest(f"{where}.severity must be one of {', '.join(SEVERITIES)} "
                                      "(or '>=' one of them)")

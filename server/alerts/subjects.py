@@ -42,9 +42,16 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
+from ..pipeline.event import MAX_ENTITY_ID_LENGTH
+from ..validation import MAX_NAME_LENGTH
 from .lifecycle import SEVERITIES, SubjectAnomalies
 
-__all__ = ["anomalies_path", "entity_label", "event_entity", "group_anomalies", "subjects_of"]
+__all__ = ["MAX_ENTITY_LABEL_LENGTH", "anomalies_path", "entity_label", "event_entity",
+           "group_anomalies", "subjects_of"]
+
+#: The longest alert ``entity``: an entity key (a name), ``=``, and the longest id an upload
+#: takes, so that every entity's alert can be filtered and silenced.
+MAX_ENTITY_LABEL_LENGTH = MAX_NAME_LENGTH + 1 + MAX_ENTITY_ID_LENGTH
 
 _ENTITY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.+)", re.DOTALL)
 

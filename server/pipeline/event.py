@@ -49,6 +49,10 @@ def attribute(*, stored: str, schema: Mapping[str, Any], doc: str, default: Any 
 #: Epoch seconds a stored time may take: years 1 to 9999, what an ISO-8601 date can name and
 #: :func:`iso_time` can format.  A time outside is refused where it comes in, not stored to fail reads.
 EARLIEST_TIME, LATEST_TIME = -62135596800.0, 253402300799.0
+#: The longest id of an entity (a user's, a charger's) an event may carry.  An upload refuses a
+#: longer one, and /api/flags and the event filters take up to it: every stored entity can be
+#: flagged and looked up.
+MAX_ENTITY_ID_LENGTH = 256
 
 
 def iso_time(timestamp: float) -> str:

@@ -380,7 +380,8 @@ class Ingest:
                 ids.add(entity_id)
         return row
 
-    def acknowledge(self, event_row: int, by: str, note: str) -> dict:
+    def acknowledge(self, event_row: int, actor: dict, note: str) -> dict:
+        """Acknowledge an anomalous event as ``actor`` (name, address, token); NotFound if none."""
         from ..event_writes import AcknowledgeJob
 
-        return self.writer.write(AcknowledgeJob(event_row, by, note), self.write_timeout)
+        return self.writer.write(AcknowledgeJob(event_row, actor, note), self.write_timeout)

@@ -34,7 +34,7 @@ import numpy as np
 
 from detectors.engine import SEVERITIES
 
-from .event import EARLIEST_TIME, LATEST_TIME
+from .event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 
 # pandas is imported in the functions that type a file's columns: the server's start (which loads
 # this module for BadData) must not pay the half second of importing it.
@@ -249,6 +249,8 @@ class Schema:
                 values = text.to_numpy(dtype=object)
                 if spec.required:
                     self._check(spec, values == "", first_line, "a non-empty value")
+                if spec.name in self.entities:
+                    self._check_entity_ids(spec, values, first_line)
                 out[spec.name] = values
             elif spec.type in ("number", "integer"):
                 values = _floats(text)
@@ -269,6 +271,17 @@ class Schema:
                             "an ISO-8601 date-time, epoch seconds or a time of day HH:MM[:SS]", column)
                 out[spec.name] = values
         return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+    def _check_entity_ids(self, spec: FieldSpec, values: np.ndarray, first_line: int) -> None:
+        """An entity id longer than /api/flags takes could never be flagged: the file is refused."""
+        import pandas as pd
+
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        too_long = lengths > MAX_ENTITY_ID_LENGTH
+        if too_long.any():  # quoted by their start and length, not in full (they may be megabytes)
+            shown = pd.Series([f"{v[:20]}... ({n} characters)" for v, n in zip(values, lengths)])
+            self._check(spec, too_long, first_line,
+                        f"an id of at most {MAX_ENTITY_ID_LENGTH} characters", shown)
 
     def _check(self, spec: FieldSpec, bad, first_line: int, wanted: str, column=None) -> None:
         bad = np.asarray(bad, dtype=bool)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
+
+import pytest
 
 from alert_helpers import WebhookReceiver, receivers_file, store_point
+from server.alerts.silences import MAX_SILENCE_S
 from server_helpers import services_of, wait_for
 
 
@@ -101,12 +105,39 @@ def test_silence_requests_are_checked(client):
              ({"matchers": {"stream": "a"}, "duration": 60, "ends_at": 10}, 400),
              ({"matchers": {"stream": "a"}, "duration": -1}, 400),
              ({"matchers": {"stream": "a"}, "ends_at": "2001-01-01T00:00:00Z"}, 409),
-             ({"matchers": {"stream": "a"}, "ends_at": "2999-01-01T00:00:00Z"}, 201),
+             ({"matchers": {"stream": "a"}, "ends_at": time.time() + 30 * 86400}, 201),
              ({"matchers": {"stream": ["a", "b"], "type": "anomaly"}, "duration": 5}, 201)]
     for body, status in cases:
         answer = client.post("/api/silences", json=body)
         assert answer.status_code == status, (body, answer.get_json())
     assert client.delete("/api/silences/12345").status_code == 404
+
+
+@pytest.mark.parametrize("ends_at", [
+    "9999-12-31T23:59:59Z",  # beyond the epoch form's range too
+    "2999-01-01T00:00:00Z",
+    datetime.fromtimestamp(time.time() + MAX_SILENCE_S + 3600, timezone.utc).isoformat(),
+    time.time() + MAX_SILENCE_S + 3600,
+])
+def test_a_silence_lasts_at_most_a_duration_s_limit_whatever_form_its_end_takes(client, ends_at):
+    answer = client.post("/api/silences", json={"matchers": {"stream": "a"}, "ends_at": ends_at})
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert f"a silence lasts at most {MAX_SILENCE_S:.0f} seconds" in error, error
+    assert client.get("/api/silences").get_json()["silences"] == []
+
+
+def test_a_silence_starting_later_may_end_a_year_after_its_start(client):
+    starts = time.time() + 86400
+    body = {"matchers": {"stream": "a"}, "starts_at": starts, "ends_at": starts + MAX_SILENCE_S}
+    assert client.post("/api/silences", json=body).status_code == 201
+    body["ends_at"] += 60
+    answer = client.post("/api/silences", json=body)
+    assert answer.status_code == 400
+    assert "after starts_at" in answer.get_json()["error"]
+    for key, value in (("starts_at", "5200-01-01T00:00:00Z"), ("starts_at", 1e12), ("ends_at", -1)):
+        answer = client.post("/api/silences", json={**body, key: value})
+        assert answer.status_code == 400 and f"{key} must be epoch seconds (0 to 1e+11)" in answer.get_json()["error"]
 
 
 def test_an_acknowledged_alert_is_not_notified_again(make_app, tmp_path):

@@ -305,3 +305,17 @@ def test_an_entity_alert_still_anomalous_when_for_has_passed_fires(make_app):
     alerts.book.policy.for_s = 0.0  # as if ten minutes had passed, its last anomaly within the hour
     alerts.sweep()
     assert {a["state"] for a in _alerts(client).values()} == {"firing"}
+
+
+def test_the_alert_of_the_longest_entity_id_can_be_filtered_and_silenced(client):
+    from server.alerts.subjects import MAX_ENTITY_LABEL_LENGTH
+    from server.pipeline.event import MAX_ENTITY_ID_LENGTH
+
+    user = "U" * MAX_ENTITY_ID_LENGTH
+    _upload(client, SESSIONS[0].replace("U1", user))
+    entity = f"user_id={user}"
+    assert list(_alerts(client, entity=entity)) == [(entity, "billing_fraud")]
+    silence = {"matchers": {"entity": entity}, "duration": 60}
+    assert client.post("/api/silences", json=silence).status_code == 201
+    answer = client.post("/api/silences", json={**silence, "matchers": {"entity": "U" * (MAX_ENTITY_LABEL_LENGTH + 1)}})
+    assert answer.status_code == 400 and "matchers.entity" in answer.get_json()["error"]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from server.event_storage import EventReader
+from server.pipeline.event import MAX_ENTITY_ID_LENGTH
 from server.push import replay_events
 from server_helpers import fail_third_event_write, run_ev_feed, services_of, wait_for
 
@@ -77,6 +78,36 @@ def test_bad_files_are_refused_with_what_was_expected_and_nothing_is_stored(app,
     assert _stored(app) == 0
 
 
+@pytest.mark.parametrize("content_type", ["text/csv", "application/x-ndjson"])
+def test_an_entity_id_longer_than_flags_take_is_refused_with_its_line_and_field(app, client, content_type):
+    rows = [ORDINARY, ORDINARY.replace("s2", "s3").replace("U2", "U" * 3_000_000)]
+    if content_type == "text/csv":
+        body, line = _csv(*rows), 3  # below the header
+    else:
+        names = HEADER.split(",")
+        body, line = "".join(json.dumps(dict(zip(names, r.split(",")))) + "\n" for r in rows).encode(), 2
+    response = _upload(client, body, content_type=content_type)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["line"] == line and "'user_id'" in error["error"], error["error"][:300]
+    assert f"at most {MAX_ENTITY_ID_LENGTH} characters" in error["error"]
+    assert len(response.data) < 2000  # the id is quoted by its start and length, not whole
+    assert _stored(app) == 0  # whole or nothing
+
+
+def test_the_longest_entity_id_an_upload_takes_can_be_flagged_and_looked_up(client):
+    longest = "U" * MAX_ENTITY_ID_LENGTH
+    flag = {"schema": "ev_charging", "entity": "user_id", "id": longest}
+    assert client.post("/api/flags", json=flag).status_code == 201
+    summary = _upload(client, _csv(ORDINARY.replace("U2", longest))).get_json()
+    assert summary["events"] == 1 and summary["flagged"] == 1
+    events = client.get(f"/api/events?schema=ev_charging&user_id={longest}").get_json()["events"]
+    assert [e["event_id"] for e in events] == ["s2"]
+    answer = client.post("/api/flags", json={**flag, "id": longest + "U"})
+    assert answer.status_code == 400
+    assert f"the limit is {MAX_ENTITY_ID_LENGTH}" in answer.get_json()["error"]
+
+
 def test_a_file_is_imported_whole_or_not_at_all_when_a_write_fails(app, client, monkeypatch):
     import server.event_writes
 
@@ -127,6 +158,21 @@ def test_flags_and_acknowledgements_persist_across_a_restart(make_app):
     assert [e["flagged"] for e in events] == [True, True]
     assert again.delete("/api/flags", json={"schema": "ev_charging", "entity": "user_id", "id": "U2"}).status_code == 200
     assert again.get("/api/flags").get_json()["flags"] == []
+
+
+def test_a_second_acknowledgement_shows_and_the_audit_log_keeps_both(client):
+    anomaly_id = _upload(client, _csv(FRAUD)).get_json()["anomaly_list"][0]["id"]
+    first = client.post(f"/api/anomalies/{anomaly_id}/acknowledge", json={"by": "bob", "note": "refunded"})
+    second = client.post(f"/api/anomalies/{anomaly_id}/acknowledge", json={"by": "eve", "note": "fine"})
+    assert first.status_code == second.status_code == 200
+    bob, eve = first.get_json()["acknowledged"], second.get_json()["acknowledged"]
+    listed = client.get("/api/anomalies?schema=ev_charging&acknowledged=true").get_json()["anomalies"]
+    assert listed[0]["acknowledged"] == eve  # as an alert shows its latest acknowledgement
+    audit = [e for e in client.get("/api/audit").get_json()["audit"] if e["action"] == "acknowledge"]
+    assert [(e["actor"], e["address"], e["alert_id"]) for e in audit] == [("eve", "127.0.0.1", None),
+                                                                          ("bob", "127.0.0.1", None)]
+    assert audit[1]["detail"] == {"event_id": anomaly_id, "note": "refunded"}
+    assert audit[0]["detail"] == {"event_id": anomaly_id, "note": "fine", "replaces": bob}
 
 
 def test_acknowledging_what_is_no_anomaly_is_404_and_bad_bodies_are_400(client):

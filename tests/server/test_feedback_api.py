@@ -105,8 +105,35 @@ def test_feedback_on_an_anomalous_point_resolves_its_incident(app, client):
     assert body["feedback"]["by"] == "127.0.0.1"
     assert body["alert"]["state"] == "resolved" and body["alert"]["resolution"] == "not an anomaly"
     # Feedback on a resolved incident still teaches, and leaves the alert as it was.
-    again = client.post(f"/api/anomalies/{anomaly['anomaly_id']}/feedback", json={"verdict": "not_anomaly"})
+    alert_id = body["alert"]["id"]
+    again = client.post(f"/api/incidents/{alert_id}/feedback", json={"verdict": "not_anomaly"})
     assert again.status_code == 201 and again.get_json()["alert"]["resolved_at"] == body["alert"]["resolved_at"]
+
+
+def _count_teaching(app, monkeypatch) -> list:
+    engine = services_of(app).monitor.engine
+    taught, accept = [], engine.accept_normal
+    monkeypatch.setattr(engine, "accept_normal", lambda *a: taught.append(a) or accept(*a))
+    return taught
+
+
+@pytest.mark.parametrize("target", ["anomaly", "incident"])
+def test_the_same_verdict_again_stores_and_teaches_nothing_new(app, client, monkeypatch, target):
+    assert client.post("/api/submit", json={"source": "fb_twice", "value": 1.0}).status_code == 200
+    store_point(app, "fb_twice", values={"value": 7.0})
+    taught = _count_teaching(app, monkeypatch)
+    if target == "anomaly":
+        [anomaly] = client.get("/api/anomalies?source=fb_twice").get_json()["anomalies"]
+        path = f"/api/anomalies/{anomaly['anomaly_id']}/feedback"
+    else:
+        path = f"/api/incidents/{incidents(client, 'fb_twice')[0]['id']}/feedback"
+    first = client.post(path, json={"verdict": "not_anomaly", "by": "alice", "note": "load test"})
+    again = client.post(path, json={"verdict": "not_anomaly", "by": "bob"})
+    assert first.status_code == 201 and again.status_code == 200, again.get_json()
+    assert again.get_json() == first.get_json()  # the verdict stored first, its alert as it stands
+    assert len(taught) == 1
+    assert [f["id"] for f in client.get("/api/feedback").get_json()["feedback"]] == [first.get_json()["feedback"]["id"]]
+    assert [e["actor"] for e in client.get("/api/audit").get_json()["audit"] if e["action"] == "feedback"] == ["alice"]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -166,5 +193,7 @@ def test_answers_fit_the_openapi_description(app, client):
     alert = incidents(client, "fb_doc")[0]
     answer = client.post(f"/api/incidents/{alert['id']}/feedback", json={"verdict": "not_anomaly", "note": "ok"})
     check("/api/incidents/{alert_id}/feedback", "post", 201, answer.get_json())
+    again = client.post(f"/api/incidents/{alert['id']}/feedback", json={"verdict": "not_anomaly"})
+    check("/api/incidents/{alert_id}/feedback", "post", 200, again.get_json())
     check("/api/feedback", "get", 200, client.get("/api/feedback").get_json())
     check("/api/incidents/{alert_id}", "get", 200, client.get(f"/api/incidents/{alert['id']}").get_json())

@@ -4,8 +4,10 @@ Each starts the real server (gunicorn, one gevent worker) through live_server.py
 """
 from __future__ import annotations
 
+import http.client
 import json
 import socket
+import time
 
 import pytest
 import websocket
@@ -148,3 +150,21 @@ def test_a_second_server_on_the_same_database_refuses_writes_with_a_503(tmp_path
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_graceful_stop_lets_idle_keep_alive_connections_go_without_a_traceback(tmp_path):
+    server = LiveServer(tmp_path, settings={"SCHEDULER": "false"}).start()
+    idle = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=15) for _ in range(3)]
+    try:
+        for conn in idle:
+            conn.request("GET", "/api/streams")
+            assert conn.getresponse().read()  # then idle, kept alive, when SIGTERM comes
+        stopping = time.monotonic()
+        assert server.stop(timeout=30) == 0
+        took = time.monotonic() - stopping
+    finally:
+        for conn in idle:
+            conn.close()
+    log = server.output.read_text(errors="replace")
+    assert "Traceback" not in log and "Socket error" not in log, log[-3000:]
+    assert took < 4.0 and "graceful timeout" not in log.lower(), (took, log[-3000:])

@@ -1,9 +1,13 @@
 """The single writer: group commit, one transaction per batch, bounded queue, isolation of failures."""
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
+
+from server.errors import ApiError
+from server.validation import Conflict, InvalidRequest, NotFound
 
 from server.storage import open_reader
 from server.writer import WriteJob, Writer, WriterBusy, WriterStopped
@@ -84,6 +88,36 @@ def test_a_failing_job_is_rolled_back_alone(writer, db_path):
     assert keys(db_path) == {"good", "other"}
     # The failed job's reserved ids were given back: the ids stay consecutive.
     assert writer._next_ids["events"] == 1 + 3 + 3
+
+
+class Refused(WriteJob):
+    """Raises what it is given, as a job refusing a client's request (or failing) would."""
+
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error_to_raise = error
+
+    def apply(self, tx):
+        raise self.error_to_raise
+
+
+@pytest.mark.parametrize("error", [NotFound("no silence with id 7"), Conflict("already expired"),
+                                   InvalidRequest("bad note"), ApiError(404, "no such thing")])
+def test_a_job_refusing_a_client_is_not_logged_as_a_warning(writer, caplog, error):
+    caplog.set_level(logging.DEBUG, logger="server.writer")
+    with pytest.raises(type(error)):
+        writer.write(Refused(error), 5)
+    records = [r for r in caplog.records if r.name == "server.writer"]
+    assert records and all(r.levelno < logging.WARNING for r in records), records
+    assert str(error) in records[-1].getMessage()
+
+
+def test_a_job_that_fails_is_a_warning_with_its_traceback(writer, caplog):
+    with pytest.raises(ZeroDivisionError):
+        writer.write(Refused(ZeroDivisionError("a bug")), 5)
+    [record] = [r for r in caplog.records if r.name == "server.writer"]
+    assert record.levelno == logging.WARNING and "a bug" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
 
 
 def test_a_tick_is_one_transaction(writer):
@@ -190,3 +224,10 @@ def test_a_deleted_streams_last_ids_are_not_handed_out_again_after_a_restart(db_
         assert _max_ids(db_path)["anomalies"] == 2
     finally:
         restarted.stop()
+
+
+def test_expiring_a_missing_silence_or_acknowledging_a_missing_event_logs_no_warning(client, caplog):
+    assert client.delete("/api/silences/12345").status_code == 404
+    assert client.post("/api/anomalies/999/acknowledge", json={"by": "x"}).status_code == 404
+    noisy = [r for r in caplog.records if r.name == "server.writer" and r.levelno >= logging.WARNING]
+    assert noisy == []
