@@ -892,6 +892,8 @@ def _alert_paths(limit) -> dict[str, Any]:
             "summary": "Every action on alerts, silences and event anomalies (acknowledge), newest first.",
             "parameters": [query("alert_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
                            query("silence_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}),
+                           query("event_anomaly_id", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
+                                 "An event anomaly's id (GET /api/anomalies?schema=): its acknowledgements."),
                            limit(100, 1000)],
             "responses": {"200": _json(_ref("AuditList"), "Audit entries."), **_errors(400)}}},
         "/api/receivers": {"get": {

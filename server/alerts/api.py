@@ -256,13 +256,21 @@ def _audit_rows(clause: str, params: list, limit: int) -> list[dict]:
 
 @bp.get("/audit")
 def audit_log():
-    """Every action on alerts, silences and event anomalies (acknowledge), newest first."""
+    """Every action on alerts, silences and event anomalies (acknowledge), newest first.
+
+    ``alert_id`` and ``silence_id`` filter by their columns; ``event_anomaly_id`` (the id of
+    an event anomaly, as ``/api/anomalies?schema=`` lists it and ``POST
+    /api/anomalies/<id>/acknowledge`` takes it) gives its acknowledgements, which keep the id
+    in their detail.  Not ``anomaly_id``: a numeric stream's anomalies are numbered apart, and
+    their feedback keeps that number.
+    """
     limit = parse_limit(request.args.get("limit"), default=100, maximum=1000)
     clause, params = [], []
-    for key in ("alert_id", "silence_id"):
+    for key, condition in (("alert_id", "alert_id = ?"), ("silence_id", "silence_id = ?"),
+                           ("event_anomaly_id", "action = 'acknowledge' AND json_extract(detail, '$.event_id') = ?")):
         value = parse_event_id(request.args.get(key), key)
         if value is not None:
-            clause.append(f"{key} = ?")
+            clause.append(condition)
             params.append(value)
     return jsonify({"audit": _audit_rows(" AND ".join(clause), params, limit)})
 

@@ -173,6 +173,11 @@ def test_a_second_acknowledgement_shows_and_the_audit_log_keeps_both(client):
                                                                           ("bob", "127.0.0.1", None)]
     assert audit[1]["detail"] == {"event_id": anomaly_id, "note": "refunded"}
     assert audit[0]["detail"] == {"event_id": anomaly_id, "note": "fine", "replaces": bob}
+    # One anomaly's acknowledgements, by its id; another anomaly's id finds none of them.
+    mine = client.get(f"/api/audit?event_anomaly_id={anomaly_id}").get_json()["audit"]
+    assert [e["actor"] for e in mine] == ["eve", "bob"]
+    assert client.get(f"/api/audit?event_anomaly_id={anomaly_id + 1}").get_json()["audit"] == []
+    assert client.get("/api/audit?event_anomaly_id=x").status_code == 400
 
 
 def test_acknowledging_what_is_no_anomaly_is_404_and_bad_bodies_are_400(client):
