@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .stats import SPREAD_FLOOR
+from .stats import SPREAD_FLOOR, floored, median_of_three
 
 __all__ = [
     "EMBED_PARTS",
@@ -143,13 +143,13 @@ class CausalEmbedding:
         third = started & (deviations == 1)
         centre, restart_spread = average, self.spread_
         if third.any():  # a few ticks of a stream's life: not every tick's work
-            centre = _median_of_three(average, self.previous_, X)
-            restart_spread = _median_of_three(np.abs(average - centre), np.abs(self.previous_ - centre),
+            centre = median_of_three(average, self.previous_, X)
+            restart_spread = median_of_three(np.abs(average - centre), np.abs(self.previous_ - centre),
                                               np.abs(X - centre))
         # The average learns winsorised values (at most DEV_LIMIT typical deviations from it), so one
         # absurd value cannot drag it away and make every later deviation look alike.  The floor lets a
         # stream that started flat (no spread yet) learn a new level, slowly at first.
-        reach = DEV_LIMIT * np.maximum(self.spread_, SPREAD_FLOOR * (np.abs(average) + 1.0))
+        reach = DEV_LIMIT * floored(self.spread_, average)
         learned = np.where(deviations >= 2, np.clip(X, average - reach, average + reach), X)
         rate = np.maximum(1.0 / (deviations + 1.0), _SPREAD_RATE)  # the first deviations weigh alike
         learns_spread = keep & started
@@ -317,15 +317,6 @@ def robust_center_scale(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = np.where(flat, spread, scale)
         scale = np.where(scale > tiny, scale, 1.0)
     return center.astype(np.float32), scale.astype(np.float32)
-
-
-def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Elementwise median of three arrays (NaN where any is NaN).
-
-    >>> _median_of_three(np.array([1.0, 5.0]), np.array([1e300, 2.0]), np.array([3.0, -1e300])).tolist()
-    [3.0, 2.0]
-    """
-    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 def _full_median(values: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ import math
 
 import numpy as np
 
+from .stats import median_of_three
+
 __all__ = ["record_ticks", "episode_ticks", "pattern_ticks", "embedding_points", "standardised_points", "sorted_slides",
            "sorted_window_stats", "quartile_spreads", "sliding_distances", "trailing_means", "tree_walks", "lof_points", "lof_fits",
            "lof_reference", "forest_samples",
@@ -70,7 +72,7 @@ _HELPERS = {"record_ticks": ("_learned_tail_logp", "_highest_block", "_winsorise
             "calibrated_points": ("_insertion_sort", "_merge_changes", "_calibration_fit"),
             "sorted_slides": ("_slide",), "sorted_window_stats": ("_slide", "_lower_median_deviation"),
             "forest_samples": ("_half_word",), "sliding_distances": ("_factor_and_solve", "_solve_lanes"),
-            "embedding_points": ("_median3",),
+            "embedding_points": ("median_of_three",),
             "pattern_ticks": ("_field_sqdist", "_judge_pattern_youth")}
 #: Helpers compiled into their callers (numba's ``inline="always"``): the value records' steps, which
 #: record_episode_ticks calls once per tick and stream with some twenty arrays (a call each costs
@@ -818,8 +820,8 @@ def embedding_points(points, previous, average, spread, count, started, alpha, d
             out_average[k, f] = average[f]
             avg = average[f]
             if third:
-                centre = _median3(avg, previous[f], x)
-                spread[f] = _median3(abs(avg - centre), abs(previous[f] - centre), abs(x - centre))
+                centre = median_of_three(avg, previous[f], x)
+                spread[f] = median_of_three(abs(avg - centre), abs(previous[f] - centre), abs(x - centre))
                 average[f] = centre
             else:
                 learned = x
@@ -834,11 +836,6 @@ def embedding_points(points, previous, average, spread, count, started, alpha, d
         if not first:
             count[0] += 1
         started[0] = True
-
-
-def _median3(a, b, c):
-    """The median of three numbers (NaN if one is), as ``features._median_of_three``."""
-    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 @compiled

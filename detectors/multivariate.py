@@ -53,7 +53,7 @@ from threadpoolctl import ThreadpoolController
 from .base import Detector
 from .features import RefitSchedule
 from .registry import register
-from .stats import SPREAD_FLOOR, score_from_logp, z_multiplier
+from .stats import floored, score_from_logp, z_multiplier
 
 __all__ = ["HotellingDetector", "PCAResidualDetector", "chi2_logsf", "oas_shrinkage"]
 
@@ -303,14 +303,14 @@ class JointModelDetector(Detector):
             centre, var = mean.copy(), var.copy()
             centre[holding], var[holding], anchor = self._young_reference(
                 holding if isinstance(rows, slice) else rows[holding])
-        sd = np.maximum(np.sqrt(var), SPREAD_FLOOR * (np.abs(centre) + 1.0))
+        sd = floored(np.sqrt(var), centre)
         # The first few points (only where none are held) have no spread to judge them by: they are learned as
         # they come (only kept finite); later ones at most Z_LIMIT spreads from the mean, so products stay finite.
         limit = np.where(total < YOUNG, 1e100, Z_LIMIT)[:, None] * sd
         dev = np.clip(np.nan_to_num(x - centre), -limit, limit)
         # Before the first model a point is judged field by field against the running variances.
         distance2 = np.where(np.isnan(distance2), np.sum((dev / sd) ** 2, axis=1), distance2)
-        weight = np.where(distance2 > self.clip_z2_, np.sqrt(self.clip_z2_ / np.maximum(distance2, 1e-300)), 1.0)
+        weight = self._pull_back(distance2)
         dev *= np.where(total < YOUNG, 1.0, weight)[:, None]
         if holding.size:
             # Pulled in towards a centre the held points pool into, a point is kept between itself and the anchor
@@ -320,6 +320,10 @@ class JointModelDetector(Detector):
             pulled = np.clip(centre[h] - anchor + dev[h], np.minimum(own, 0.0), np.maximum(own, 0.0))
             dev[h] = np.where(weight[h, None] < 1.0, pulled, own) + (anchor - mean[h])
         self._add(rows, dev)
+
+    def _pull_back(self, distance2):
+        """The factor that pulls a point at squared distance ``distance2`` back to the clip distance (1 within it)."""
+        return np.where(distance2 > self.clip_z2_, np.sqrt(self.clip_z2_ / np.maximum(distance2, 1e-300)), 1.0)
 
     def _young_reference(self, rows):
         """How a point of streams ``rows``, which hold points, is judged: ``(centre, variance, anchor)`` per field.
@@ -357,11 +361,11 @@ class JointModelDetector(Detector):
         """
         mean = self.mean_[rows]
         var = np.diagonal(self.cov_[rows], axis1=1, axis2=2)
-        sd = np.maximum(np.sqrt(var), SPREAD_FLOOR * (np.abs(mean) + 1.0))[:, None, :]
+        sd = floored(np.sqrt(var), mean)[:, None, :]
         young = self.young_[rows]
         dev = np.clip(young - mean[:, None, :], -Z_LIMIT * sd, Z_LIMIT * sd)
         distance2 = np.sum((dev / sd) ** 2, axis=2)
-        weight = np.where(distance2 > self.clip_z2_, np.sqrt(self.clip_z2_ / np.maximum(distance2, 1e-300)), 1.0)
+        weight = self._pull_back(distance2)
         return np.where(weight[:, :, None] < 1.0, mean[:, None, :] + weight[:, :, None] * dev, young)
 
     def _judge_youth(self, rows):
@@ -395,7 +399,7 @@ class JointModelDetector(Detector):
         d = self.n_features_
         mean, cov = self.mean_[rows], self.cov_[rows]
         var = np.diagonal(cov, axis1=1, axis2=2)
-        sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), SPREAD_FLOOR * (np.abs(mean) + 1.0))
+        sd = floored(np.sqrt(np.maximum(var, 0.0)), mean)
         corr = cov / (sd[:, :, None] * sd[:, None, :])
         flat = var <= sd**2 * 0.5  # a constant field: no correlation to learn, unit variance
         corr = np.where(flat[:, :, None] | flat[:, None, :], 0.0, corr)

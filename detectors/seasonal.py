@@ -41,7 +41,7 @@ import numpy as np
 
 from .base import Detector
 from .registry import register
-from .stats import SPREAD_FLOOR, chi2_score, z_multiplier
+from .stats import chi2_score, floored, z_multiplier
 
 __all__ = ["SeasonalDetector", "cycle_position"]
 
@@ -201,7 +201,7 @@ class SeasonalDetector(Detector):
         hourly = np.maximum(self._read(self.hour_error_, rows, day), HOUR_ERROR_FLOOR * error)
         known = self.hour_error_visits_[rows[:, None], np.stack(day[:2], axis=1)].min(axis=1) >= 1.0
         error = np.where((chosen > 0) & known[:, None], hourly, error)
-        return np.maximum(MAE_TO_SIGMA * error, SPREAD_FLOOR * (np.abs(centre) + 1.0))
+        return floored(MAE_TO_SIGMA * error, centre)
 
     def _score_and_learn(self, X, present):
         rows = np.flatnonzero(present)
@@ -302,7 +302,7 @@ class SeasonalDetector(Detector):
         high, low = self.young_high_[rows], self.young_low_[rows]
         mean, m2 = self.young_mean_[rows], self.young_m2_[rows]
         with np.errstate(invalid="ignore", over="ignore"):
-            reach = YOUTH_REACH * np.maximum(top - bottom, SPREAD_FLOOR * (np.abs(mean) + 1.0))
+            reach = YOUTH_REACH * floored(top - bottom, mean)
             too_high, too_low = high > top + reach, low < bottom - reach
             absurd = (too_high | too_low) & np.isfinite(reach) & np.isfinite(mean)
             if not absurd.any():

@@ -108,6 +108,15 @@ def z_multiplier(threshold: float, d: int = 1) -> float:
     return float(np.sqrt(special.chdtri(d, max(p, 1e-300))))  # chi2.isf(p, d), without scipy.stats
 
 
+def median_of_three(a, b, c):
+    """Elementwise median of three numbers or arrays (NaN where any is NaN); plain enough for numba too.
+
+    >>> median_of_three(np.array([1.0, 5.0]), np.array([1e300, 2.0]), np.array([3.0, -1e300])).tolist()
+    [3.0, 2.0]
+    """
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
 def floored(spread: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Return ``spread`` raised to a tiny floor relative to the centre's magnitude."""
     return np.maximum(spread, SPREAD_FLOOR * (np.abs(centre) + 1.0))
