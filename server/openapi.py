@@ -12,7 +12,7 @@ from detectors.engine import WINDOW_RANGE
 from detectors.ensemble import ACCEPT_POINTS
 
 from .alerts.live import TRANSITIONS as ALERT_TRANSITIONS
-from .alerts.silences import LATEST_TIME as LATEST_SILENCE_TIME, MAX_SILENCE_S
+from .alerts.silences import LATEST_SILENCE_TIME, MAX_SILENCE_S
 from .alerts.subjects import MAX_ENTITY_LABEL_LENGTH
 from .pipeline.event import EARLIEST_TIME, LATEST_TIME, MAX_ENTITY_ID_LENGTH
 from .pipeline.point import json_schema as point_json_schema

@@ -24,7 +24,7 @@ from .lifecycle import Alert, alert_from_row
 from .service import EXTENSION, Alerts
 from .live import active_silences, alert_object, covering
 from .subjects import MAX_ENTITY_LABEL_LENGTH
-from .silences import LATEST_TIME, MAX_SILENCE_S, Silence, parse_matchers
+from .silences import LATEST_SILENCE_TIME, MAX_SILENCE_S, Silence, parse_matchers
 
 __all__ = ["ALERT_COLUMNS", "bp"]
 
@@ -85,14 +85,14 @@ def _moment(body: dict, key: str) -> float | None:
 
 
 def _in_range(value: float | None, key: str) -> float | None:
-    """``value`` if no later than LATEST_TIME: the same limit for the epoch and the ISO forms."""
-    if value is not None and value > LATEST_TIME:
+    """``value`` if no later than LATEST_SILENCE_TIME: the same limit for the epoch and the ISO forms."""
+    if value is not None and value > LATEST_SILENCE_TIME:
         raise _out_of_range(key)
     return value
 
 
 def _out_of_range(key: str) -> InvalidRequest:
-    return InvalidRequest(f"{key} must be epoch seconds (0 to {LATEST_TIME:g}) or an ISO-8601 "
+    return InvalidRequest(f"{key} must be epoch seconds (0 to {LATEST_SILENCE_TIME:g}) or an ISO-8601 "
                           "date-time of the same range")
 
 

@@ -16,7 +16,7 @@ from ..validation import InvalidRequest
 from .lifecycle import SEVERITIES, severity_rank
 from .subjects import MAX_ENTITY_LABEL_LENGTH
 
-__all__ = ["LATEST_TIME", "MATCHER_LABELS", "MAX_SILENCE_S", "Silence", "matches", "parse_matchers"]
+__all__ = ["LATEST_SILENCE_TIME", "MATCHER_LABELS", "MAX_SILENCE_S", "Silence", "matches", "parse_matchers"]
 
 MATCHER_LABELS = ("stream", "entity", "type", "severity")
 MAX_VALUES = 100
@@ -25,7 +25,7 @@ MAX_VALUE_LENGTH = {"entity": MAX_ENTITY_LABEL_LENGTH}
 #: The longest a silence lasts (from its start to its end), however its end is given.
 MAX_SILENCE_S = 366 * 86400.0
 #: The latest start or end a silence may name, in epoch seconds (about the year 5138).
-LATEST_TIME = 1e11
+LATEST_SILENCE_TIME = 1e11
 
 
 def parse_matchers(raw: Any, where: str = "matchers") -> dict[str, Any]:
