@@ -268,7 +268,10 @@ def audit_log():
     clause, params = [], []
     for key, condition in (("alert_id", "alert_id = ?"), ("silence_id", "silence_id = ?"),
                            ("event_anomaly_id", "action = 'acknowledge' AND json_extract(detail, '$.event_id') = ?")):
-        value = parse_event_id(request.args.get(key), key)
+        raw = request.args.get(key)
+        if raw is not None and not raw.strip():  # a filter given empty would silently list everything
+            raise InvalidRequest(f"{key} must be an integer id, got an empty value")
+        value = parse_event_id(raw, key)
         if value is not None:
             clause.append(condition)
             params.append(value)

@@ -178,6 +178,9 @@ def test_a_second_acknowledgement_shows_and_the_audit_log_keeps_both(client):
     assert [e["actor"] for e in mine] == ["eve", "bob"]
     assert client.get(f"/api/audit?event_anomaly_id={anomaly_id + 1}").get_json()["audit"] == []
     assert client.get("/api/audit?event_anomaly_id=x").status_code == 400
+    # Given empty (or empty first of several), a filter is refused, not dropped to list every entry.
+    for query in ("event_anomaly_id=", f"event_anomaly_id=&event_anomaly_id={anomaly_id}", "alert_id=%20"):
+        assert client.get(f"/api/audit?{query}").status_code == 400, query
 
 
 def test_acknowledging_what_is_no_anomaly_is_404_and_bad_bodies_are_400(client):
